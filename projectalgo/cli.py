@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from collections.abc import Callable, Sequence
 
+from projectalgo import accounts
+from projectalgo.db import session_scope
 from projectalgo.runtime import services
 from projectalgo.settings import SettingsError
+
+
+class CommandError(Exception):
+    """A refusal to print as one line, with exit code 1."""
 
 
 def _check_config(_args: argparse.Namespace) -> int:
@@ -26,17 +33,65 @@ def _migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
-    "check-config": ("validate the environment and print a one-line summary", _check_config),
-    "migrate": ("apply the database migrations (alembic upgrade head)", _migrate),
-}
+def _read_password() -> str:
+    """From a prompt on a terminal (asked twice), else the first line of stdin; never from an argument."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != password:
+        raise CommandError("the two passwords differ")
+    return password
+
+
+def _create_admin(args: argparse.Namespace) -> int:
+    settings = services().settings
+    password = _read_password()
+    with session_scope(services().engine) as session:
+        user = accounts.create_admin(
+            session,
+            name=args.name,
+            email=args.email,
+            password=password,
+            bcrypt_rounds=settings.bcrypt_rounds,
+            default_uses=settings.invite_default_uses,
+        )
+        code = accounts.own_invitation(session, user.id).code
+    print(f"created admin {user.email}")
+    print(f"invite link: {settings.public_url}/invite/{code}")
+    return 0
+
+
+def _set_role(args: argparse.Namespace) -> int:
+    with session_scope(services().engine) as session:
+        user = accounts.user_by_email(session, args.email)
+        for role in args.add or []:
+            accounts.change_role(session, user=user, role=role, grant=True)
+        for role in args.remove or []:
+            accounts.change_role(session, user=user, role=role, grant=False)
+        print(f"{user.email}: {', '.join(user.roles) or 'no roles'}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m projectalgo")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, (help_text, handler) in COMMANDS.items():
-        commands.add_parser(name, help=help_text).set_defaults(handler=handler)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("check-config", "validate the environment and print a one-line summary", _check_config)
+    command("migrate", "apply the database migrations (alembic upgrade head)", _migrate)
+    create_admin = command(
+        "create-admin", "create an admin (password from a prompt or stdin) and print their invite link", _create_admin
+    )
+    create_admin.add_argument("--email", required=True)
+    create_admin.add_argument("--name", required=True)
+    set_role = command("set-role", "grant or remove roles (member, moderator, admin)", _set_role)
+    set_role.add_argument("--email", required=True)
+    set_role.add_argument("--add", action="append", choices=accounts.ROLES, metavar="ROLE")
+    set_role.add_argument("--remove", action="append", choices=accounts.ROLES, metavar="ROLE")
     return parser
 
 
@@ -47,3 +102,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
+    except (CommandError, accounts.AccountError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1

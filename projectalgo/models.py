@@ -1,5 +1,78 @@
-"""All SQL tables. Alembic migrations in alembic/versions are generated from this metadata."""
+"""All SQL tables. Alembic migrations in alembic/versions are generated from this metadata.
 
-from sqlmodel import SQLModel
+Times are timezone-aware UTC datetimes (`projectalgo.clock.utcnow()`); sqlmodel stores them as UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer
+from sqlmodel import Field, SQLModel
 
 metadata = SQLModel.metadata
+
+ROLES = ("member", "moderator", "admin")
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    # Stored lower-cased, so the unique constraint makes emails unique case-insensitively.
+    email: str = Field(max_length=254, unique=True)
+    password_hash: str = Field(max_length=100)
+    roles: list[str] = Field(default_factory=lambda: ["member"], sa_column=Column(JSON, nullable=False))
+    # users and invitations point at each other: this key is added after both tables exist.
+    invited_with_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("invitations.id", use_alter=True, name="fk_users_invited_with_id"), index=True
+        ),
+    )
+    created_at: datetime
+    last_sign_in_at: datetime | None = None
+    disabled_at: datetime | None = None
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+class Invitation(SQLModel, table=True):
+    __tablename__ = "invitations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64, unique=True)
+    owner_id: int = Field(foreign_key="users.id", index=True)
+    uses_remaining: int = Field(ge=0)
+    created_at: datetime
+    disabled_at: datetime | None = None
+
+
+class LoginSession(SQLModel, table=True):
+    __tablename__ = "login_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # SHA-256 of the random token held by the browser; the token itself is never stored.
+    token_hash: str = Field(max_length=64, unique=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+class FailedLogin(SQLModel, table=True):
+    """One failed sign-in, kept for throttling by email and by client address."""
+
+    __tablename__ = "failed_logins"
+    __table_args__ = (
+        Index("ix_failed_logins_email_at", "email", "attempted_at"),
+        Index("ix_failed_logins_client_at", "client", "attempted_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254)
+    client: str = Field(max_length=64)
+    attempted_at: datetime

@@ -3,11 +3,17 @@
 import reflex as rx
 
 from projectalgo.api import build_api
-from projectalgo.pages.login import login_page
+from projectalgo.pages.dashboard import dashboard_page
+from projectalgo.pages.invite import InviteState, invite_page
+from projectalgo.pages.login import LoginState, LogoutState, login_page, logout_page
 from projectalgo.runtime import services
+from projectalgo.state import AuthState
 
 services()  # fail at start-up, not on the first request, when a setting is wrong
 
 app = rx.App(api_transformer=build_api())
-app.add_page(login_page, route="/", title="ProjectAlgo")
-app.add_page(login_page, route="/login", title="Sign in · ProjectAlgo")
+app.add_page(login_page, route="/", title="ProjectAlgo", on_load=LoginState.open_login)
+app.add_page(login_page, route="/login", title="Sign in · ProjectAlgo", on_load=LoginState.open_login)
+app.add_page(logout_page, route="/logout", title="Sign out · ProjectAlgo", on_load=LogoutState.sign_out)
+app.add_page(invite_page, route="/invite/[code]", title="Join · ProjectAlgo", on_load=InviteState.open_invite)
+app.add_page(dashboard_page, route="/dashboard", title="Dashboard · ProjectAlgo", on_load=AuthState.require_sign_in)

@@ -1,18 +1,61 @@
-"""The shared page frame: a top bar with the product name and the page content below it."""
+"""The shared page frame: a top bar (with the member's own invite link when signed in) above the content."""
 
 import reflex as rx
 
+from projectalgo.state import AuthState
+
+
+def invite_box() -> rx.Component:
+    """The signed-in member's own invite link, how many uses it has left, and a copy button."""
+    return rx.hstack(
+        rx.text("Your invite link", size="1", color_scheme="gray", white_space="nowrap"),
+        rx.code(AuthState.invite_link, id="invite-link", size="1", overflow_wrap="anywhere"),
+        rx.icon_button(
+            rx.icon("copy", size=14),
+            size="1",
+            variant="soft",
+            title="Copy invite link",
+            aria_label="Copy invite link",
+            on_click=[rx.set_clipboard(AuthState.invite_link), rx.toast.success("Invite link copied")],
+        ),
+        rx.badge(
+            "uses left ",
+            AuthState.invite_uses_left,
+            "/",
+            AuthState.invite_uses_default,
+            id="invite-uses",
+            color_scheme="teal",
+            variant="soft",
+        ),
+        align="center",
+        spacing="2",
+        wrap="wrap",
+    )
+
 
 def navbar() -> rx.Component:
-    return rx.hstack(
+    return rx.flex(
         rx.link(
             rx.hstack(rx.image(src="/logo.svg", height="28px", alt=""), rx.heading("ProjectAlgo", size="5")),
             href="/",
             underline="none",
         ),
         rx.spacer(),
+        rx.cond(
+            AuthState.signed_in,
+            rx.flex(
+                invite_box(),
+                rx.text(AuthState.user_name, weight="medium", id="signed-in-name"),
+                rx.link("Sign out", href="/logout"),
+                align="center",
+                gap="4",
+                wrap="wrap",
+            ),
+        ),
         rx.color_mode.button(size="2", variant="ghost"),
         align="center",
+        gap="4",
+        wrap="wrap",
         padding_x="1.5em",
         padding_y="0.75em",
         border_bottom=f"1px solid {rx.color('gray', 5)}",
@@ -25,4 +68,20 @@ def layout(*children: rx.Component) -> rx.Component:
         navbar(),
         rx.container(*children, size="3", padding_y="2em", padding_x="1em"),
         min_height="100vh",
+    )
+
+
+def form_error(message: rx.Var[str]) -> rx.Component:
+    return rx.cond(
+        message != "",
+        rx.callout(message, icon="triangle_alert", color_scheme="red", role="alert", width="100%"),
+    )
+
+
+def labelled_input(label: str, **props: object) -> rx.Component:
+    return rx.vstack(
+        rx.text(label, as_="label", size="2", weight="medium", html_for=props.get("id", props.get("name"))),
+        rx.input(id=props.get("id", props.get("name")), width="100%", **props),
+        spacing="1",
+        width="100%",
     )

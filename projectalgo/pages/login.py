@@ -1,19 +1,90 @@
-"""/login: sign in."""
+"""/login and /logout."""
 
 import reflex as rx
+from sqlmodel import Session
 
-from projectalgo.components.layout import layout
+from projectalgo import accounts
+from projectalgo.components.layout import form_error, labelled_input, layout
+from projectalgo.runtime import services
+from projectalgo.state import AuthState, in_session
+
+HOME = "/dashboard"
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect to another host after sign-in."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return HOME
+
+
+class LoginState(AuthState):
+    error: str = ""
+    notice: str = ""
+
+    @rx.event
+    async def open_login(self) -> rx.event.EventSpec | None:
+        self.error = ""
+        self.notice = "Your account is ready. Sign in." if self.router.url.query_parameters.get("registered") else ""
+        if await self._current_user() is not None:
+            return rx.redirect(safe_next(self.router.url.query_parameters.get("next")))
+        return None
+
+    @rx.event
+    async def sign_in(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+        email, password = str(form.get("email", "")), str(form.get("password", ""))
+        client = self.router.session.client_ip or "unknown"
+        days = services().settings.session_days
+
+        def authenticate(session: Session) -> str:
+            user = accounts.authenticate(session, email=email, password=password, client=client)
+            return accounts.start_session(session, user=user, days=days)
+
+        try:
+            token = await in_session(authenticate)
+        except accounts.AccountError as error:
+            self.error = str(error)
+            return None
+        self.error = ""
+        self.session_token = token
+        return rx.redirect(safe_next(self.router.url.query_parameters.get("next")))
 
 
 def login_page() -> rx.Component:
     return layout(
         rx.card(
-            rx.vstack(
-                rx.heading("Sign in", size="6"),
-                rx.text("ProjectAlgo is for members only. Ask a member for an invite link.", color_scheme="gray"),
-                spacing="3",
+            rx.form(
+                rx.vstack(
+                    rx.heading("Sign in", size="6"),
+                    rx.text("ProjectAlgo is for members only. Ask a member for an invite link.", color_scheme="gray"),
+                    rx.cond(LoginState.notice != "", rx.callout(LoginState.notice, icon="check", color_scheme="green")),
+                    form_error(LoginState.error),
+                    labelled_input("Email", name="email", type="email", auto_complete="email", required=True),
+                    labelled_input(
+                        "Password", name="password", type="password", auto_complete="current-password", required=True
+                    ),
+                    rx.button("Sign in", type="submit", width="100%"),
+                    spacing="3",
+                ),
+                on_submit=LoginState.sign_in,
+                reset_on_submit=False,
             ),
             max_width="28em",
             margin_x="auto",
         )
     )
+
+
+class LogoutState(AuthState):
+    @rx.event
+    async def sign_out(self) -> rx.event.EventSpec:
+        token = self.session_token
+        if token:
+            await in_session(lambda session: accounts.end_session(session, token))
+        self.session_token = ""
+        self._forget_user()
+        return rx.redirect("/login")
+
+
+def logout_page() -> rx.Component:
+    return layout(rx.text("Signing you out…"))

@@ -1,0 +1,118 @@
+"""/invite/<code>: who invited you, how many uses are left, and the registration form."""
+
+import reflex as rx
+from sqlmodel import Session
+
+from projectalgo import accounts
+from projectalgo.components.layout import form_error, labelled_input, layout
+from projectalgo.runtime import services
+from projectalgo.state import AuthState, in_session
+
+
+class InviteState(AuthState):
+    found: bool = False
+    usable: bool = False
+    inviter_name: str = ""
+    uses_remaining: int = 0
+    reason: str = ""
+    error: str = ""
+
+    def _code(self) -> str:
+        return self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
+
+    async def _describe(self) -> None:
+        code = self._code()
+        view = await in_session(lambda session: accounts.describe_invite(session, code))
+        self.found = view is not None
+        self.usable = bool(view and view.usable)
+        self.inviter_name = view.inviter_name if view else ""
+        self.uses_remaining = view.uses_remaining if view else 0
+        self.reason = (
+            view.reason if view else "This invitation link is not valid. Check it with the person who sent it."
+        )
+
+    @rx.event
+    async def open_invite(self) -> None:
+        self.error = ""
+        await self._current_user()
+        await self._describe()
+
+    @rx.event
+    async def register(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+        settings = services().settings
+        code = self._code()
+
+        def register(session: Session) -> None:
+            accounts.register(
+                session,
+                code=code,
+                name=str(form.get("name", "")),
+                email=str(form.get("email", "")),
+                password=str(form.get("password", "")),
+                confirmation=str(form.get("confirmation", "")),
+                bcrypt_rounds=settings.bcrypt_rounds,
+                default_uses=settings.invite_default_uses,
+            )
+
+        try:
+            await in_session(register)
+        except accounts.AccountError as error:
+            self.error = str(error)
+            await self._describe()
+            return None
+        return rx.redirect("/login?registered=1")
+
+
+def registration_form() -> rx.Component:
+    return rx.form(
+        rx.vstack(
+            form_error(InviteState.error),
+            labelled_input("Name", name="name", auto_complete="name", required=True, max_length=100),
+            labelled_input("Email", name="email", type="email", auto_complete="email", required=True),
+            labelled_input(
+                "Password (at least 10 characters)",
+                name="password",
+                type="password",
+                auto_complete="new-password",
+                required=True,
+            ),
+            labelled_input(
+                "Confirm password", name="confirmation", type="password", auto_complete="new-password", required=True
+            ),
+            rx.button("Create account", type="submit", width="100%"),
+            spacing="3",
+        ),
+        on_submit=InviteState.register,
+        reset_on_submit=False,
+    )
+
+
+def invite_page() -> rx.Component:
+    return layout(
+        rx.card(
+            rx.vstack(
+                rx.heading("Join ProjectAlgo", size="6"),
+                rx.cond(
+                    InviteState.usable,
+                    rx.vstack(
+                        rx.text(
+                            InviteState.inviter_name,
+                            " invited you. This invitation has ",
+                            InviteState.uses_remaining,
+                            " use(s) left.",
+                            id="invite-summary",
+                        ),
+                        registration_form(),
+                        width="100%",
+                    ),
+                    rx.vstack(
+                        rx.callout(InviteState.reason, icon="info", color_scheme="amber", id="invite-problem"),
+                        rx.text("Already a member? ", rx.link("Sign in", href="/login"), "."),
+                    ),
+                ),
+                spacing="3",
+            ),
+            max_width="30em",
+            margin_x="auto",
+        )
+    )

@@ -1,0 +1,126 @@
+"""The shared base state: who is signed in, checked against the database on every load and event.
+
+Every public var here reaches the browser. Only the signed-in user's own name, email, roles and invite
+code are public; the user id lives in a backend var (leading underscore) and is never sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import quote
+
+import reflex as rx
+from sqlmodel import Session
+
+from projectalgo import accounts
+from projectalgo.db import session_scope
+from projectalgo.runtime import services
+
+T = TypeVar("T")
+
+
+async def in_session(work: Callable[[Session], T]) -> T:
+    """Run `work` in one committed-or-rolled-back database session, in a thread (off the event loop)."""
+
+    def run() -> T:
+        with session_scope(services().engine) as session:
+            return work(session)
+
+    return await asyncio.to_thread(run)
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    id: int
+    name: str
+    email: str
+    roles: tuple[str, ...]
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    @property
+    def is_moderator(self) -> bool:
+        return "moderator" in self.roles or self.is_admin
+
+
+def login_url(path: str) -> str:
+    """/login, remembering where to come back to (the static build serves pages with a trailing slash)."""
+    path = path.rstrip("/")
+    return f"/login?next={quote(path, safe='')}" if path and path != "/login" else "/login"
+
+
+class AuthState(rx.State):
+    # The browser's own sign-in token; the database holds only its hash. Synced so sign-out reaches every tab.
+    session_token: str = rx.LocalStorage("", name="projectalgo_session", sync=True)
+    user_name: str = ""
+    user_email: str = ""
+    user_roles: list[str] = []
+    invite_code: str = ""
+    invite_uses_left: int = 0
+    invite_uses_default: int = 0
+    _user: CurrentUser | None = None
+
+    @rx.var
+    def signed_in(self) -> bool:
+        return bool(self.user_email)
+
+    @rx.var
+    def is_admin(self) -> bool:
+        return "admin" in self.user_roles
+
+    @rx.var
+    def is_moderator(self) -> bool:
+        return "moderator" in self.user_roles or "admin" in self.user_roles
+
+    @rx.var
+    def invite_link(self) -> str:
+        return f"{services().settings.public_url}/invite/{self.invite_code}" if self.invite_code else ""
+
+    async def _current_user(self) -> CurrentUser | None:
+        """Resolve the browser's token against the database now (a revoked session or disabled user ends here)."""
+        token = self.session_token
+
+        def load(session: Session) -> tuple[CurrentUser, int, str] | None:
+            user = accounts.user_for_session(session, token)
+            if user is None:
+                return None
+            invitation = accounts.own_invitation(session, user.id)
+            current = CurrentUser(user.id, user.name, user.email, tuple(user.roles))
+            return current, (invitation.uses_remaining if invitation else 0), (invitation.code if invitation else "")
+
+        loaded = await in_session(load) if token else None
+        if loaded is None:
+            self._forget_user()
+            return None
+        user, uses_left, code = loaded
+        self._user = user
+        self.user_name, self.user_email, self.user_roles = user.name, user.email, list(user.roles)
+        self.invite_code, self.invite_uses_left = code, uses_left
+        self.invite_uses_default = services().settings.invite_default_uses
+        return user
+
+    def _forget_user(self) -> None:
+        self._user = None
+        self.user_name = self.user_email = self.invite_code = ""
+        self.user_roles = []
+        self.invite_uses_left = 0
+
+    def _to_login(self) -> rx.event.EventSpec:
+        return rx.redirect(login_url(self.router.url.path))
+
+    @rx.event
+    async def require_sign_in(self) -> rx.event.EventSpec | None:
+        """on_load of every members page: send visitors who are not signed in to /login?next=..."""
+        if await self._current_user() is None:
+            return self._to_login()
+        return None
+
+    @rx.event
+    async def load_user(self) -> None:
+        """on_load of public pages: show the signed-in header when there is a sign-in, redirect nobody."""
+        await self._current_user()

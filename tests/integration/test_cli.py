@@ -1,0 +1,65 @@
+"""Operator commands, run as an operator runs them: `python -m projectalgo ...` in a subprocess."""
+
+import subprocess
+import sys
+
+from sqlalchemy import select
+
+from projectalgo import accounts
+from projectalgo.db import session_scope
+from projectalgo.models import User
+from tests.conftest import TEST_SECRET_KEY_BASE
+from tests.factories import PASSWORD
+
+
+def _cli(engine, *args, stdin=""):
+    env = {
+        "DATABASE_URL": str(engine.url),
+        "SECRET_KEY_BASE": TEST_SECRET_KEY_BASE,
+        "BCRYPT_ROUNDS": "4",
+        "PUBLIC_URL": "http://127.0.0.1:9999",
+        "PATH": "/usr/bin:/bin",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "projectalgo", *args], input=stdin, capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_create_admin_reads_the_password_from_stdin_and_prints_the_invite_link(engine):
+    result = _cli(engine, "create-admin", "--email", "Boss@Example.com", "--name", "Boss", stdin=PASSWORD + "\n")
+    assert result.returncode == 0, result.stderr
+    with session_scope(engine) as session:
+        user = session.scalars(select(User)).one()
+        code = accounts.own_invitation(session, user.id).code
+        assert accounts.authenticate(session, email="boss@example.com", password=PASSWORD, client="cli").id == user.id
+    assert user.roles == ["member", "admin"]
+    assert f"invite link: http://127.0.0.1:9999/invite/{code}" in result.stdout
+    assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_create_admin_refuses_a_short_password_and_a_taken_email(engine):
+    short = _cli(engine, "create-admin", "--email", "a@example.com", "--name", "A", stdin="short\n")
+    assert short.returncode == 1 and "at least 10" in short.stderr and "Traceback" not in short.stderr
+    assert _cli(engine, "create-admin", "--email", "a@example.com", "--name", "A", stdin=PASSWORD).returncode == 0
+    taken = _cli(engine, "create-admin", "--email", "A@example.com", "--name", "A", stdin=PASSWORD)
+    assert taken.returncode == 1 and "already exists" in taken.stderr
+
+
+def test_set_role_adds_and_removes_roles(engine):
+    _cli(engine, "create-admin", "--email", "a@example.com", "--name", "A", stdin=PASSWORD)
+    result = _cli(engine, "set-role", "--email", "a@example.com", "--add", "moderator", "--remove", "admin")
+    assert result.returncode == 0 and result.stdout.strip() == "a@example.com: member, moderator"
+    unknown = _cli(engine, "set-role", "--email", "ghost@example.com", "--add", "admin")
+    assert unknown.returncode == 1 and "No user has the email" in unknown.stderr
+
+
+def test_a_bad_setting_stops_with_one_line_naming_it(engine):
+    env_result = subprocess.run(
+        [sys.executable, "-m", "projectalgo", "check-config"],
+        capture_output=True,
+        text=True,
+        env={"BCRYPT_ROUNDS": "lots", "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert env_result.returncode == 2
+    assert env_result.stderr.strip() == "configuration error: BCRYPT_ROUNDS must be a whole number, got 'lots'"
