@@ -7,7 +7,7 @@ import getpass
 import sys
 from collections.abc import Callable, Sequence
 
-from projectalgo import accounts
+from projectalgo import accounts, billing
 from projectalgo.db import session_scope
 from projectalgo.runtime import services
 from projectalgo.settings import SettingsError
@@ -72,6 +72,16 @@ def _set_role(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grant_membership(args: argparse.Namespace) -> int:
+    with session_scope(services().engine) as session:
+        user = accounts.user_by_email(session, args.email)
+        membership = billing.grant(
+            session, user_id=user.id, days=args.days, source="admin", note="granted from the CLI"
+        )
+    print(f"{user.email}: member until {membership.ends_at:%Y-%m-%d %H:%M} UTC")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m projectalgo")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -92,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     set_role.add_argument("--email", required=True)
     set_role.add_argument("--add", action="append", choices=accounts.ROLES, metavar="ROLE")
     set_role.add_argument("--remove", action="append", choices=accounts.ROLES, metavar="ROLE")
+    grant = command("grant-membership", "grant or extend a membership by N days (source: admin)", _grant_membership)
+    grant.add_argument("--email", required=True)
+    grant.add_argument("--days", type=int, default=365)
     return parser
 
 
@@ -102,6 +115,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
-    except (CommandError, accounts.AccountError) as error:
+    except (CommandError, accounts.AccountError, billing.BillingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -76,3 +76,17 @@ class FailedLogin(SQLModel, table=True):
     email: str = Field(max_length=254)
     client: str = Field(max_length=64)
     attempted_at: datetime
+
+
+class Membership(SQLModel, table=True):
+    """One paid (or granted) period; a user's access runs to the latest ends_at."""
+
+    __tablename__ = "memberships"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    starts_at: datetime
+    ends_at: datetime = Field(index=True)
+    source: str = Field(max_length=16)  # "stripe" or "admin"
+    note: str = Field(default="", max_length=200)
+    created_at: datetime

@@ -6,6 +6,7 @@ from projectalgo.api import build_api
 from projectalgo.pages.dashboard import dashboard_page
 from projectalgo.pages.invite import InviteState, invite_page
 from projectalgo.pages.login import LoginState, LogoutState, login_page, logout_page
+from projectalgo.pages.membership import MembershipState, membership_page
 from projectalgo.runtime import services
 from projectalgo.state import AuthState
 
@@ -16,4 +17,7 @@ app.add_page(login_page, route="/", title="ProjectAlgo", on_load=LoginState.open
 app.add_page(login_page, route="/login", title="Sign in · ProjectAlgo", on_load=LoginState.open_login)
 app.add_page(logout_page, route="/logout", title="Sign out · ProjectAlgo", on_load=LogoutState.sign_out)
 app.add_page(invite_page, route="/invite/[code]", title="Join · ProjectAlgo", on_load=InviteState.open_invite)
-app.add_page(dashboard_page, route="/dashboard", title="Dashboard · ProjectAlgo", on_load=AuthState.require_sign_in)
+app.add_page(
+    membership_page, route="/membership", title="Membership · ProjectAlgo", on_load=MembershipState.open_membership
+)
+app.add_page(dashboard_page, route="/dashboard", title="Dashboard · ProjectAlgo", on_load=AuthState.require_member)

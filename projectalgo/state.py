@@ -15,7 +15,7 @@ from urllib.parse import quote
 import reflex as rx
 from sqlmodel import Session
 
-from projectalgo import accounts
+from projectalgo import accounts, billing
 from projectalgo.db import session_scope
 from projectalgo.runtime import services
 
@@ -38,6 +38,7 @@ class CurrentUser:
     name: str
     email: str
     roles: tuple[str, ...]
+    membership_active: bool
 
     @property
     def is_admin(self) -> bool:
@@ -63,6 +64,8 @@ class AuthState(rx.State):
     invite_code: str = ""
     invite_uses_left: int = 0
     invite_uses_default: int = 0
+    membership_exempt: bool = False
+    membership_ends_at: str = ""  # ISO 8601 UTC, shown in the viewer's time zone
     _user: CurrentUser | None = None
 
     @rx.var
@@ -85,40 +88,64 @@ class AuthState(rx.State):
         """Resolve the browser's token against the database now (a revoked session or disabled user ends here)."""
         token = self.session_token
 
-        def load(session: Session) -> tuple[CurrentUser, int, str] | None:
+        def load(session: Session) -> tuple[CurrentUser, billing.MembershipStatus, int, str] | None:
             user = accounts.user_for_session(session, token)
             if user is None:
                 return None
             invitation = accounts.own_invitation(session, user.id)
-            current = CurrentUser(user.id, user.name, user.email, tuple(user.roles))
-            return current, (invitation.uses_remaining if invitation else 0), (invitation.code if invitation else "")
+            membership = billing.status(session, user)
+            current = CurrentUser(user.id, user.name, user.email, tuple(user.roles), membership.active)
+            uses_left, code = (invitation.uses_remaining, invitation.code) if invitation else (0, "")
+            return current, membership, uses_left, code
 
         loaded = await in_session(load) if token else None
         if loaded is None:
             self._forget_user()
             return None
-        user, uses_left, code = loaded
+        user, membership, uses_left, code = loaded
         self._user = user
         self.user_name, self.user_email, self.user_roles = user.name, user.email, list(user.roles)
         self.invite_code, self.invite_uses_left = code, uses_left
         self.invite_uses_default = services().settings.invite_default_uses
+        self.membership_exempt = membership.exempt
+        self.membership_ends_at = membership.ends_at.isoformat() if membership.ends_at else ""
         return user
 
     def _forget_user(self) -> None:
         self._user = None
-        self.user_name = self.user_email = self.invite_code = ""
+        self.user_name = self.user_email = self.invite_code = self.membership_ends_at = ""
         self.user_roles = []
         self.invite_uses_left = 0
+        self.membership_exempt = False
 
     def _to_login(self) -> rx.event.EventSpec:
         return rx.redirect(login_url(self.router.url.path))
 
+    async def _member(self) -> CurrentUser | rx.event.EventSpec:
+        """The signed-in user with an active membership, or where to send them instead.
+
+        Every members-only page load and event starts here, so a revoked session, a disabled user or an
+        ended membership takes effect at the next click, whatever the browser shows.
+        """
+        user = await self._current_user()
+        if user is None:
+            return self._to_login()
+        if not user.membership_active:
+            return rx.redirect("/membership")
+        return user
+
     @rx.event
     async def require_sign_in(self) -> rx.event.EventSpec | None:
-        """on_load of every members page: send visitors who are not signed in to /login?next=..."""
+        """on_load of pages for any signed-in user: send visitors to /login?next=..."""
         if await self._current_user() is None:
             return self._to_login()
         return None
+
+    @rx.event
+    async def require_member(self) -> rx.event.EventSpec | None:
+        """on_load of every members page: visitors go to /login, users without a membership to /membership."""
+        member = await self._member()
+        return None if isinstance(member, CurrentUser) else member
 
     @rx.event
     async def load_user(self) -> None:

@@ -26,8 +26,10 @@ def test_register_sign_in_see_own_invite_and_sign_out(app_server, app_engine, pa
     page.fill("#email", "linus@example.com")
     page.fill("#password", PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/dashboard$"))
-    page.get_by_role("heading", name="Welcome, Linus Member").wait_for()
+    # The dashboard sends a member who has not paid yet to /membership.
+    page.wait_for_url(re.compile(r"/membership/?$"))
+    page.locator("#membership-state").get_by_text("no membership yet").wait_for()
+    assert page.locator("#signed-in-name").inner_text() == "Linus Member"
     link = page.locator("#invite-link").inner_text()
     assert re.fullmatch(rf"{re.escape(app_server.url)}/invite/[\w-]+", link)
     assert page.locator("#invite-uses").inner_text() == "uses left 5/5"

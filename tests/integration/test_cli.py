@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from projectalgo import accounts
 from projectalgo.db import session_scope
-from projectalgo.models import User
+from projectalgo.models import Membership, User
 from tests.conftest import TEST_SECRET_KEY_BASE
 from tests.factories import PASSWORD
 
@@ -63,3 +63,14 @@ def test_a_bad_setting_stops_with_one_line_naming_it(engine):
     )
     assert env_result.returncode == 2
     assert env_result.stderr.strip() == "configuration error: BCRYPT_ROUNDS must be a whole number, got 'lots'"
+
+
+def test_grant_membership_records_an_admin_grant(engine):
+    _cli(engine, "create-admin", "--email", "a@example.com", "--name", "A", stdin=PASSWORD)
+    result = _cli(engine, "grant-membership", "--email", "a@example.com", "--days", "30")
+    assert result.returncode == 0 and "member until" in result.stdout
+    with session_scope(engine) as session:
+        membership = session.scalars(select(Membership)).one()
+    assert (membership.source, (membership.ends_at - membership.starts_at).days) == ("admin", 30)
+    refused = _cli(engine, "grant-membership", "--email", "a@example.com", "--days", "0")
+    assert refused.returncode == 1 and "between 1 and 3650" in refused.stderr
