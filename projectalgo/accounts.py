@@ -38,6 +38,22 @@ class AccountError(ValueError):
 
 
 @dataclass(frozen=True)
+class Actor:
+    """Who is acting, as every context function checks it."""
+
+    user_id: int
+    roles: tuple[str, ...]
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    @property
+    def is_moderator(self) -> bool:
+        return "moderator" in self.roles or self.is_admin
+
+
+@dataclass(frozen=True)
 class InviteView:
     """What the invite page shows about a code."""
 

@@ -7,7 +7,7 @@ import getpass
 import sys
 from collections.abc import Callable, Sequence
 
-from projectalgo import accounts, billing
+from projectalgo import accounts, billing, strategies
 from projectalgo.db import session_scope
 from projectalgo.runtime import services
 from projectalgo.settings import SettingsError
@@ -82,6 +82,21 @@ def _grant_membership(args: argparse.Namespace) -> int:
     return 0
 
 
+def _create_strategy(args: argparse.Namespace) -> int:
+    with session_scope(services().engine) as session:
+        user = accounts.user_by_email(session, args.email)
+        actor = accounts.Actor(user.id, tuple(user.roles))
+        wanted = " ".join(args.account.split())
+        existing = [a.id for a in strategies.list_accounts(session, actor) if a.name == wanted]
+        account_id = existing[0] if existing else strategies.create_account(session, actor, name=wanted).id
+        strategy = strategies.create_strategy(
+            session, actor, account_id=account_id, name=args.name, description=args.description, symbol=args.symbol
+        )
+        issued = strategies.issue_token(session, actor, strategy.id)
+    print(issued.token)  # alone on stdout, for scripts
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m projectalgo")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -105,6 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     grant = command("grant-membership", "grant or extend a membership by N days (source: admin)", _grant_membership)
     grant.add_argument("--email", required=True)
     grant.add_argument("--days", type=int, default=365)
+    create_strategy = command(
+        "create-strategy",
+        "create a strategy (and its account if missing) and print a new token alone",
+        _create_strategy,
+    )
+    create_strategy.add_argument("--email", required=True)
+    create_strategy.add_argument("--account", required=True)
+    create_strategy.add_argument("--name", required=True)
+    create_strategy.add_argument("--description", default="")
+    create_strategy.add_argument("--symbol", default="")
     return parser
 
 
@@ -115,6 +140,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
-    except (CommandError, accounts.AccountError, billing.BillingError) as error:
+    except (CommandError, accounts.AccountError, billing.BillingError, strategies.StrategyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

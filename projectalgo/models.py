@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 metadata = SQLModel.metadata
@@ -90,3 +90,48 @@ class Membership(SQLModel, table=True):
     source: str = Field(max_length=16)  # "stripe" or "admin"
     note: str = Field(default="", max_length=200)
     created_at: datetime
+
+
+class BrokerageAccount(SQLModel, table=True):
+    """A member's account at a broker; strategies trading on it share its wallet (counted once)."""
+
+    __tablename__ = "brokerage_accounts"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_brokerage_accounts_owner_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="users.id", index=True)
+    name: str = Field(max_length=60)
+    exchange: str = Field(default="", max_length=60)
+    notes: str = Field(default="", max_length=500)
+    created_at: datetime
+    archived_at: datetime | None = None
+
+
+class Strategy(SQLModel, table=True):
+    __tablename__ = "strategies"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_strategies_owner_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The owner is the account's owner, kept here too so names are unique per owner and lists need no join.
+    owner_id: int = Field(foreign_key="users.id", index=True)
+    account_id: int = Field(foreign_key="brokerage_accounts.id", index=True)
+    name: str = Field(max_length=60)
+    description: str = Field(default="", max_length=1000)
+    symbol: str = Field(default="", max_length=32)
+    created_at: datetime
+    archived_at: datetime | None = None
+    last_snapshot_at: datetime | None = None
+
+
+class StrategyToken(SQLModel, table=True):
+    """A bot's credential for one strategy. Only its SHA-256 is stored; the token is shown once."""
+
+    __tablename__ = "strategy_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    strategy_id: int = Field(foreign_key="strategies.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=24)
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None

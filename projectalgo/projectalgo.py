@@ -3,10 +3,12 @@
 import reflex as rx
 
 from projectalgo.api import build_api
+from projectalgo.pages.accounts import AccountsState, accounts_page
 from projectalgo.pages.dashboard import dashboard_page
 from projectalgo.pages.invite import InviteState, invite_page
 from projectalgo.pages.login import LoginState, LogoutState, login_page, logout_page
 from projectalgo.pages.membership import MembershipState, membership_page
+from projectalgo.pages.strategies import StrategiesState, strategies_page
 from projectalgo.runtime import services
 from projectalgo.state import AuthState
 
@@ -21,3 +23,7 @@ app.add_page(
     membership_page, route="/membership", title="Membership · ProjectAlgo", on_load=MembershipState.open_membership
 )
 app.add_page(dashboard_page, route="/dashboard", title="Dashboard · ProjectAlgo", on_load=AuthState.require_member)
+app.add_page(accounts_page, route="/accounts", title="Accounts · ProjectAlgo", on_load=AccountsState.open_accounts)
+app.add_page(
+    strategies_page, route="/strategies", title="Strategies · ProjectAlgo", on_load=StrategiesState.open_strategies
+)

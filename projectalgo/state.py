@@ -41,12 +41,8 @@ class CurrentUser:
     membership_active: bool
 
     @property
-    def is_admin(self) -> bool:
-        return "admin" in self.roles
-
-    @property
-    def is_moderator(self) -> bool:
-        return "moderator" in self.roles or self.is_admin
+    def actor(self) -> accounts.Actor:
+        return accounts.Actor(self.id, self.roles)
 
 
 def login_url(path: str) -> str:
@@ -151,3 +147,57 @@ class AuthState(rx.State):
     async def load_user(self) -> None:
         """on_load of public pages: show the signed-in header when there is a sign-in, redirect nobody."""
         await self._current_user()
+
+
+def parse_id(value: object) -> int:
+    """An id sent by the browser; anything tampered becomes an id that matches nothing."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return -1
+
+
+class MemberActionsMixin(rx.State, mixin=True):
+    """For members' pages (subclassing it and AuthState) that change the member's own data:
+    one way to run an action on the server and report its outcome."""
+
+    error: str = ""
+    notice: str = ""
+
+    async def _reload(self, member: CurrentUser) -> None:
+        """Refresh the page's lists for `member` (each page defines it)."""
+        raise NotImplementedError
+
+    async def _act(
+        self,
+        work: Callable[[Session, accounts.Actor], T],
+        done: str,
+        then: Callable[[T], None] | None = None,
+    ) -> rx.event.EventSpec | None:
+        """Check membership on the server, run `work` in one transaction as this member, show the outcome.
+
+        `work` raises a ValueError subclass (the contexts' user-facing errors) to refuse; nothing is written
+        then. On success, `then` receives what `work` returned.
+        """
+        member = await self._member()
+        if not isinstance(member, CurrentUser):
+            return member
+        try:
+            result = await in_session(lambda session: work(session, member.actor))
+        except ValueError as refusal:
+            self.error, self.notice = str(refusal), ""
+        else:
+            self.error, self.notice = "", done
+            if then is not None:
+                then(result)
+        await self._reload(member)
+        return None
+
+    async def _open(self) -> rx.event.EventSpec | None:
+        """on_load: check membership and load the page's lists."""
+        self.error = self.notice = ""
+        member = await self._member()
+        if not isinstance(member, CurrentUser):
+            return member
+        await self._reload(member)
+        return None

@@ -104,3 +104,23 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     engine = make_engine(url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def app_services(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """The app's services (as the Reflex states use them) on this test's fresh database."""
+    from projectalgo.runtime import services
+
+    monkeypatch.setenv("DATABASE_URL", str(engine.url))
+    monkeypatch.setenv("SECRET_KEY_BASE", TEST_SECRET_KEY_BASE)
+    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    monkeypatch.setenv("PUBLIC_URL", "http://127.0.0.1:3999")
+    services.cache_clear()
+    yield services().engine
+    services().engine.dispose()
+    services.cache_clear()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Fast tests first: the browser tests (which also build and start the app) run last."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

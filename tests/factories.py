@@ -6,7 +6,8 @@ import itertools
 
 from sqlalchemy import Engine
 
-from projectalgo import accounts
+from projectalgo import accounts, billing, strategies
+from projectalgo.accounts import Actor
 from projectalgo.db import session_scope
 from projectalgo.models import User
 
@@ -43,3 +44,22 @@ def make_member(
             bcrypt_rounds=4,
             default_uses=5,
         )
+
+
+def actor_of(user: User) -> Actor:
+    return Actor(user.id, tuple(user.roles))
+
+
+def make_strategy(engine: Engine, owner: User, *, name: str = "Trend", account: str = "BitMEX main") -> tuple[int, str]:
+    """A strategy (and its account, made if missing) with one token: returns (strategy id, token)."""
+    actor = actor_of(owner)
+    with session_scope(engine) as session:
+        existing = [a for a in strategies.list_accounts(session, actor) if a.name == account]
+        account_id = existing[0].id if existing else strategies.create_account(session, actor, name=account).id
+        strategy = strategies.create_strategy(session, actor, account_id=account_id, name=name)
+        return strategy.id, strategies.issue_token(session, actor, strategy.id).token
+
+
+def grant_membership(engine: Engine, user: User, days: int = 365) -> None:
+    with session_scope(engine) as session:
+        billing.grant(session, user_id=user.id, days=days, source="admin")

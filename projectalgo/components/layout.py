@@ -33,12 +33,24 @@ def invite_box() -> rx.Component:
     )
 
 
+MEMBER_LINKS = (
+    ("Dashboard", "/dashboard"),
+    ("Strategies", "/strategies"),
+    ("Accounts", "/accounts"),
+    ("Membership", "/membership"),
+)
+
+
 def navbar() -> rx.Component:
     return rx.flex(
         rx.link(
             rx.hstack(rx.image(src="/logo.svg", height="28px", alt=""), rx.heading("ProjectAlgo", size="5")),
             href="/",
             underline="none",
+        ),
+        rx.cond(
+            AuthState.signed_in,
+            rx.flex(*(rx.link(label, href=href, size="2") for label, href in MEMBER_LINKS), gap="3", wrap="wrap"),
         ),
         rx.spacer(),
         rx.cond(
@@ -75,6 +87,13 @@ def form_error(message: rx.Var[str]) -> rx.Component:
     return rx.cond(
         message != "",
         rx.callout(message, icon="triangle_alert", color_scheme="red", role="alert", width="100%"),
+    )
+
+
+def notice(message: rx.Var[str]) -> rx.Component:
+    return rx.cond(
+        message != "",
+        rx.callout(message, icon="check", color_scheme="green", role="status", width="100%"),
     )
 
 

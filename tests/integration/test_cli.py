@@ -5,7 +5,7 @@ import sys
 
 from sqlalchemy import select
 
-from projectalgo import accounts
+from projectalgo import accounts, strategies
 from projectalgo.db import session_scope
 from projectalgo.models import Membership, User
 from tests.conftest import TEST_SECRET_KEY_BASE
@@ -74,3 +74,18 @@ def test_grant_membership_records_an_admin_grant(engine):
     assert (membership.source, (membership.ends_at - membership.starts_at).days) == ("admin", 30)
     refused = _cli(engine, "grant-membership", "--email", "a@example.com", "--days", "0")
     assert refused.returncode == 1 and "between 1 and 3650" in refused.stderr
+
+
+def test_create_strategy_prints_the_token_alone_and_reuses_the_account(engine):
+    _cli(engine, "create-admin", "--email", "a@example.com", "--name", "A", stdin=PASSWORD)
+    first = _cli(engine, "create-strategy", "--email", "a@example.com", "--account", "Main", "--name", "Trend")
+    second = _cli(engine, "create-strategy", "--email", "a@example.com", "--account", "Main", "--name", "Carry")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    token = first.stdout.strip()
+    assert first.stdout == token + "\n" and token.startswith("pa_live_")
+    with session_scope(engine) as session:
+        owner = strategies.resolve_token(session, token)
+        assert owner is not None
+        assert strategies.resolve_token(session, second.stdout.strip()).account_id == owner.account_id
+    taken = _cli(engine, "create-strategy", "--email", "a@example.com", "--account", "Main", "--name", "Trend")
+    assert taken.returncode == 1 and "already have a strategy" in taken.stderr

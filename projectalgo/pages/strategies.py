@@ -1,0 +1,390 @@
+"""/strategies: the member's strategies and their bot tokens (shown once, then only their prefix)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import reflex as rx
+from sqlmodel import Session
+
+from projectalgo import strategies
+from projectalgo.accounts import Actor
+from projectalgo.components.layout import form_error, layout, notice
+from projectalgo.runtime import services
+from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, in_session, parse_id
+
+
+@dataclass
+class TokenRow:
+    id: int
+    prefix: str
+    created_at: str
+    last_used_at: str
+
+
+@dataclass
+class StrategyRow:
+    id: int
+    name: str
+    description: str
+    symbol: str
+    account_id: str
+    account_name: str
+    last_snapshot_at: str
+    archived: bool
+    tokens: list[TokenRow] = field(default_factory=list)
+
+
+@dataclass
+class AccountOption:
+    id: str
+    name: str
+
+
+def _iso(value: object) -> str:
+    return value.isoformat() if value else ""
+
+
+def bot_snippet(public_url: str, token: str) -> str:
+    """The exact request a bot sends, for the member to paste into their bot."""
+    body = {
+        "data": {
+            "last_price": 9321.5,
+            "margin_balance": 10234.12,
+            "wallet_balance": 10011.7,
+            "realised_pnl": 120.5,
+            "positions": 150,
+            "symbol": "XBTUSD",
+            "average_entry_price": 9300.25,
+        }
+    }
+    return (
+        f"curl -X POST {public_url}/api/v1/strategy/ \\\n"
+        f"  -H 'Authorization: Bearer {token}' \\\n"
+        "  -H 'Content-Type: application/json' \\\n"
+        f"  -d '{json.dumps(body)}'"
+    )
+
+
+class StrategiesState(MemberActionsMixin, AuthState):
+    strategies: list[StrategyRow] = []
+    account_options: list[AccountOption] = []
+    # A token just created: shown once, cleared on dismiss and on every page load.
+    new_token: str = ""
+    new_token_strategy: str = ""
+
+    @rx.var
+    def new_token_snippet(self) -> str:
+        return bot_snippet(services().settings.public_url, self.new_token) if self.new_token else ""
+
+    async def _reload(self, member: CurrentUser) -> None:
+        actor = member.actor
+        own, accounts = await in_session(
+            lambda session: (strategies.list_strategies(session, actor), strategies.list_accounts(session, actor))
+        )
+        self.strategies = [
+            StrategyRow(
+                s.id,
+                s.name,
+                s.description,
+                s.symbol,
+                str(s.account_id),
+                s.account_name,
+                _iso(s.last_snapshot_at),
+                s.archived,
+                [TokenRow(t.id, t.prefix, _iso(t.created_at), _iso(t.last_used_at)) for t in s.tokens],
+            )
+            for s in own
+        ]
+        self.account_options = [AccountOption(str(a.id), a.name) for a in accounts if not a.archived]
+
+    @rx.event
+    async def open_strategies(self) -> rx.event.EventSpec | None:
+        self.new_token = self.new_token_strategy = ""
+        return await self._open()
+
+    @rx.event
+    async def create_strategy(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+        name = " ".join(form.get("name", "").split())
+
+        def create(session: Session, actor: Actor) -> str:
+            strategy = strategies.create_strategy(
+                session,
+                actor,
+                account_id=parse_id(form.get("account_id")),
+                name=name,
+                description=form.get("description", ""),
+                symbol=form.get("symbol", ""),
+            )
+            return strategies.issue_token(session, actor, strategy.id).token
+
+        return await self._issue(create, name, f"Strategy {name!r} created.")
+
+    @rx.event
+    async def new_token_for(self, strategy_id: int) -> rx.event.EventSpec | None:
+        row = next((s for s in self.strategies if s.id == parse_id(strategy_id)), None)
+        return await self._issue(
+            lambda session, actor: strategies.issue_token(session, actor, parse_id(strategy_id)).token,
+            row.name if row else "",
+            "New token created. The older ones still work until you revoke them.",
+        )
+
+    async def _issue(
+        self, work: Callable[[Session, Actor], str], strategy_name: str, done: str
+    ) -> rx.event.EventSpec | None:
+        """Run `work`, which returns a new token, and show that token this once."""
+
+        def show(token: str) -> None:
+            self.new_token, self.new_token_strategy = token, strategy_name
+
+        return await self._act(work, done, then=show)
+
+    @rx.event
+    def dismiss_token(self) -> None:
+        self.new_token = self.new_token_strategy = ""
+
+    @rx.event
+    async def update_strategy(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+        return await self._act(
+            lambda session, actor: strategies.update_strategy(
+                session,
+                actor,
+                parse_id(form.get("strategy_id")),
+                account_id=parse_id(form.get("account_id")),
+                name=form.get("name", ""),
+                description=form.get("description", ""),
+                symbol=form.get("symbol", ""),
+            ),
+            "Strategy saved.",
+        )
+
+    @rx.event
+    async def set_archived(self, strategy_id: int, archived: bool) -> rx.event.EventSpec | None:
+        return await self._act(
+            lambda session, actor: strategies.set_strategy_archived(
+                session, actor, parse_id(strategy_id), archived=bool(archived)
+            ),
+            "Strategy archived: its history stays, its tokens are refused." if archived else "Strategy restored.",
+        )
+
+    @rx.event
+    async def revoke_token(self, token_id: int) -> rx.event.EventSpec | None:
+        return await self._act(
+            lambda session, actor: strategies.revoke_token(session, actor, parse_id(token_id)),
+            "Token revoked: bots using it are refused from now on.",
+        )
+
+
+def account_select(default: rx.Var | str = "") -> rx.Component:
+    return rx.select.root(
+        rx.select.trigger(placeholder="Brokerage account", aria_label="Brokerage account", min_width="12em"),
+        rx.select.content(
+            rx.foreach(StrategiesState.account_options, lambda a: rx.select.item(a.name, value=a.id)),
+        ),
+        name="account_id",
+        required=True,
+        default_value=default,
+    )
+
+
+def create_form() -> rx.Component:
+    return rx.form(
+        rx.flex(
+            rx.input(
+                name="name",
+                placeholder="Strategy name",
+                required=True,
+                max_length=60,
+                aria_label="Strategy name",
+                flex="2",
+                min_width="10em",
+            ),
+            account_select(),
+            rx.input(
+                name="symbol",
+                placeholder="Symbol (optional)",
+                max_length=32,
+                aria_label="Symbol",
+                flex="1",
+                min_width="7em",
+            ),
+            rx.input(
+                name="description",
+                placeholder="Description (optional)",
+                max_length=1000,
+                aria_label="Description",
+                flex="3",
+                min_width="10em",
+            ),
+            rx.button("Create strategy", type="submit"),
+            gap="2",
+            wrap="wrap",
+        ),
+        on_submit=StrategiesState.create_strategy,
+        reset_on_submit=True,
+    )
+
+
+def new_token_card() -> rx.Component:
+    return rx.cond(
+        StrategiesState.new_token != "",
+        rx.callout.root(
+            rx.callout.text(
+                rx.text.strong("Token for ", StrategiesState.new_token_strategy),
+                ": copy it now. It is shown only this once; we keep only a hash.",
+            ),
+            rx.flex(
+                rx.code(StrategiesState.new_token, id="new-token", overflow_wrap="anywhere"),
+                rx.button(
+                    "Copy token",
+                    size="1",
+                    on_click=[rx.set_clipboard(StrategiesState.new_token), rx.toast.success("Token copied")],
+                ),
+                gap="2",
+                align="center",
+                wrap="wrap",
+            ),
+            rx.text("Your bot sends:", size="2"),
+            rx.code_block(StrategiesState.new_token_snippet, language="bash", wrap_long_lines=True, width="100%"),
+            rx.button("I have stored it", size="1", variant="soft", on_click=StrategiesState.dismiss_token),
+            color_scheme="amber",
+            width="100%",
+            id="new-token-card",
+        ),
+    )
+
+
+def edit_dialog(strategy: StrategyRow) -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.trigger(rx.button("Edit", size="1", variant="soft")),
+        rx.dialog.content(
+            rx.dialog.title("Edit strategy"),
+            rx.form(
+                rx.vstack(
+                    rx.input(type="hidden", name="strategy_id", value=strategy.id.to_string()),
+                    rx.input(
+                        name="name",
+                        default_value=strategy.name,
+                        required=True,
+                        max_length=60,
+                        aria_label="Name",
+                        width="100%",
+                    ),
+                    account_select(strategy.account_id),
+                    rx.input(
+                        name="symbol", default_value=strategy.symbol, max_length=32, aria_label="Symbol", width="100%"
+                    ),
+                    rx.text_area(
+                        name="description",
+                        default_value=strategy.description,
+                        max_length=1000,
+                        aria_label="Description",
+                        width="100%",
+                    ),
+                    rx.flex(
+                        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
+                        rx.dialog.close(rx.button("Save", type="submit")),
+                        gap="2",
+                        justify="end",
+                        width="100%",
+                    ),
+                ),
+                on_submit=StrategiesState.update_strategy,
+            ),
+        ),
+    )
+
+
+def token_chip(token: TokenRow) -> rx.Component:
+    return rx.flex(
+        rx.code(token.prefix, "…", size="1"),
+        rx.icon_button(
+            rx.icon("x", size=12),
+            size="1",
+            variant="ghost",
+            color_scheme="red",
+            title="Revoke token",
+            aria_label=f"Revoke token {token.prefix}",
+            on_click=StrategiesState.revoke_token(token.id),
+        ),
+        align="center",
+        gap="1",
+    )
+
+
+def strategy_row(strategy: StrategyRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.row_header_cell(
+            rx.text(strategy.name, weight="medium"),
+            rx.cond(strategy.archived, rx.badge("archived", color_scheme="gray", margin_left="0.5em")),
+            rx.text(strategy.description, size="1", color_scheme="gray"),
+        ),
+        rx.table.cell(strategy.account_name),
+        rx.table.cell(strategy.symbol),
+        rx.table.cell(
+            rx.cond(strategy.last_snapshot_at != "", rx.moment(strategy.last_snapshot_at, from_now=True), "never")
+        ),
+        rx.table.cell(rx.flex(rx.foreach(strategy.tokens, token_chip), direction="column", gap="1")),
+        rx.table.cell(
+            rx.flex(
+                edit_dialog(strategy),
+                rx.button("New token", size="1", variant="soft", on_click=StrategiesState.new_token_for(strategy.id)),
+                rx.cond(
+                    strategy.archived,
+                    rx.button(
+                        "Restore", size="1", variant="soft", on_click=StrategiesState.set_archived(strategy.id, False)
+                    ),
+                    rx.button(
+                        "Archive",
+                        size="1",
+                        variant="soft",
+                        color_scheme="gray",
+                        on_click=StrategiesState.set_archived(strategy.id, True),
+                    ),
+                ),
+                gap="2",
+                wrap="wrap",
+            )
+        ),
+    )
+
+
+def strategies_page() -> rx.Component:
+    return layout(
+        rx.vstack(
+            rx.heading("Strategies", size="7"),
+            form_error(StrategiesState.error),
+            notice(StrategiesState.notice),
+            new_token_card(),
+            rx.cond(
+                StrategiesState.account_options.length() > 0,
+                create_form(),
+                rx.text("First add a ", rx.link("brokerage account", href="/accounts"), " for your strategies."),
+            ),
+            rx.cond(
+                StrategiesState.strategies.length() > 0,
+                rx.box(
+                    rx.table.root(
+                        rx.table.header(
+                            rx.table.row(
+                                *(
+                                    rx.table.column_header_cell(h)
+                                    for h in ("Strategy", "Account", "Symbol", "Last snapshot", "Tokens", "")
+                                )
+                            )
+                        ),
+                        rx.table.body(rx.foreach(StrategiesState.strategies, strategy_row)),
+                        width="100%",
+                        id="strategies-table",
+                    ),
+                    overflow_x="auto",
+                    width="100%",
+                ),
+                rx.text("No strategies yet.", color_scheme="gray"),
+            ),
+            spacing="4",
+            width="100%",
+        )
+    )

@@ -1,0 +1,349 @@
+"""Brokerage accounts, strategies and their access tokens.
+
+Every function takes the acting user and refuses what is not theirs: another member's account or
+strategy answers exactly like one that does not exist, so ids reveal nothing. Admins may read
+everything (for support) but change only their own. Plain Python on a SQL session; no Reflex here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from projectalgo.accounts import Actor
+from projectalgo.clock import utcnow
+from projectalgo.models import BrokerageAccount, Strategy, StrategyToken, User
+
+TOKEN_PREFIX = "pa_live_"  # recognisable, so secret scanners can spot a leaked token
+TOKEN_DISPLAY_LENGTH = len(TOKEN_PREFIX) + 6
+NAME_MAX_LENGTH = 60
+SYMBOL_MAX_LENGTH = 32
+
+
+class StrategyError(ValueError):
+    """A request the member can correct; the message is safe to show."""
+
+
+class NotFoundError(StrategyError):
+    """No such account, strategy or token among those the actor may see."""
+
+
+@dataclass(frozen=True)
+class AccountView:
+    id: int
+    name: str
+    exchange: str
+    notes: str
+    strategy_count: int
+    created_at: datetime
+    archived: bool
+
+
+@dataclass(frozen=True)
+class TokenView:
+    id: int
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StrategyView:
+    id: int
+    name: str
+    description: str
+    symbol: str
+    account_id: int
+    account_name: str
+    owner_id: int
+    created_at: datetime
+    last_snapshot_at: datetime | None
+    archived: bool
+    tokens: tuple[TokenView, ...]
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new token: `token` is shown to the member once and never stored."""
+
+    token: str
+    view: TokenView
+
+
+def token_hash(token: str) -> str:
+    # 256 random bits: a plain SHA-256 cannot be reversed by guessing, and needs no key to rotate.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _clean_name(name: str, what: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise StrategyError(f"Please give the {what} a name.")
+    if len(name) > NAME_MAX_LENGTH:
+        raise StrategyError(f"The {what} name must be at most {NAME_MAX_LENGTH} characters long.")
+    return name
+
+
+def _clean_text(value: str, field: str, limit: int) -> str:
+    value = value.strip()
+    if len(value) > limit:
+        raise StrategyError(f"The {field} must be at most {limit} characters long.")
+    return value
+
+
+def _flush_unique(session: Session, message: str) -> None:
+    try:
+        session.flush()
+    except IntegrityError:
+        raise StrategyError(message) from None
+
+
+# Brokerage accounts
+
+
+def _own_account(session: Session, actor: Actor, account_id: int) -> BrokerageAccount:
+    account = session.get(BrokerageAccount, account_id)
+    if account is None or account.owner_id != actor.user_id:
+        raise NotFoundError("No such brokerage account.")
+    return account
+
+
+def create_account(
+    session: Session, actor: Actor, *, name: str, exchange: str = "", notes: str = ""
+) -> BrokerageAccount:
+    account = BrokerageAccount(
+        owner_id=actor.user_id,
+        name=_clean_name(name, "account"),
+        exchange=_clean_text(exchange, "exchange", 60),
+        notes=_clean_text(notes, "notes", 500),
+        created_at=utcnow(),
+    )
+    session.add(account)
+    _flush_unique(session, f"You already have an account named {account.name!r}.")
+    return account
+
+
+def rename_account(session: Session, actor: Actor, account_id: int, *, name: str) -> BrokerageAccount:
+    account = _own_account(session, actor, account_id)
+    account.name = _clean_name(name, "account")
+    session.add(account)
+    _flush_unique(session, f"You already have an account named {account.name!r}.")
+    return account
+
+
+def set_account_archived(session: Session, actor: Actor, account_id: int, *, archived: bool) -> BrokerageAccount:
+    """Archived accounts keep their strategies and history but take no new strategies."""
+    account = _own_account(session, actor, account_id)
+    account.archived_at = utcnow() if archived else None
+    session.add(account)
+    session.flush()
+    return account
+
+
+def delete_account(session: Session, actor: Actor, account_id: int) -> None:
+    account = _own_account(session, actor, account_id)
+    count = session.scalar(select(func.count()).select_from(Strategy).where(Strategy.account_id == account.id))
+    if count:
+        raise StrategyError(
+            f"{account.name!r} still has {count} strateg{'y' if count == 1 else 'ies'}: "
+            "archive the account instead, or move or delete them first."
+        )
+    session.delete(account)
+    session.flush()
+
+
+def list_accounts(session: Session, actor: Actor) -> list[AccountView]:
+    counts = select(Strategy.account_id, func.count().label("n")).group_by(Strategy.account_id).subquery()
+    rows = session.execute(
+        select(BrokerageAccount, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.account_id == BrokerageAccount.id)
+        .where(BrokerageAccount.owner_id == actor.user_id)
+        .order_by(BrokerageAccount.archived_at.is_not(None), func.lower(BrokerageAccount.name))
+    ).all()
+    return [AccountView(a.id, a.name, a.exchange, a.notes, n, a.created_at, a.archived_at is not None) for a, n in rows]
+
+
+# Strategies
+
+
+def _visible_strategy(session: Session, actor: Actor, strategy_id: int, *, to_change: bool) -> Strategy:
+    strategy = session.get(Strategy, strategy_id)
+    if strategy is None or (strategy.owner_id != actor.user_id and (to_change or not actor.is_admin)):
+        raise NotFoundError("No such strategy.")
+    return strategy
+
+
+def _usable_account(session: Session, actor: Actor, account_id: int) -> BrokerageAccount:
+    account = _own_account(session, actor, account_id)
+    if account.archived_at is not None:
+        raise StrategyError(f"The account {account.name!r} is archived; pick another one.")
+    return account
+
+
+def create_strategy(
+    session: Session, actor: Actor, *, account_id: int, name: str, description: str = "", symbol: str = ""
+) -> Strategy:
+    account = _usable_account(session, actor, account_id)
+    strategy = Strategy(
+        owner_id=actor.user_id,
+        account_id=account.id,
+        name=_clean_name(name, "strategy"),
+        description=_clean_text(description, "description", 1000),
+        symbol=_clean_text(symbol, "symbol", SYMBOL_MAX_LENGTH),
+        created_at=utcnow(),
+    )
+    session.add(strategy)
+    _flush_unique(session, f"You already have a strategy named {strategy.name!r}.")
+    return strategy
+
+
+def update_strategy(
+    session: Session, actor: Actor, strategy_id: int, *, account_id: int, name: str, description: str, symbol: str
+) -> Strategy:
+    strategy = _visible_strategy(session, actor, strategy_id, to_change=True)
+    if account_id != strategy.account_id:
+        strategy.account_id = _usable_account(session, actor, account_id).id
+    strategy.name = _clean_name(name, "strategy")
+    strategy.description = _clean_text(description, "description", 1000)
+    strategy.symbol = _clean_text(symbol, "symbol", SYMBOL_MAX_LENGTH)
+    session.add(strategy)
+    _flush_unique(session, f"You already have a strategy named {strategy.name!r}.")
+    return strategy
+
+
+def set_strategy_archived(session: Session, actor: Actor, strategy_id: int, *, archived: bool) -> Strategy:
+    """An archived strategy keeps its history; its tokens stop being accepted until it is restored."""
+    strategy = _visible_strategy(session, actor, strategy_id, to_change=True)
+    strategy.archived_at = utcnow() if archived else None
+    session.add(strategy)
+    session.flush()
+    return strategy
+
+
+def _token_views(session: Session, strategy_ids: list[int]) -> dict[int, list[TokenView]]:
+    tokens: dict[int, list[TokenView]] = {sid: [] for sid in strategy_ids}
+    if strategy_ids:
+        rows = session.scalars(
+            select(StrategyToken)
+            .where(StrategyToken.strategy_id.in_(strategy_ids), StrategyToken.revoked_at.is_(None))
+            .order_by(StrategyToken.id)
+        )
+        for t in rows:
+            tokens[t.strategy_id].append(TokenView(t.id, t.prefix, t.created_at, t.last_used_at))
+    return tokens
+
+
+def _strategy_views(session: Session, query: object) -> list[StrategyView]:
+    rows = session.execute(query).all()
+    tokens = _token_views(session, [s.id for s, _ in rows])
+    return [
+        StrategyView(
+            s.id,
+            s.name,
+            s.description,
+            s.symbol,
+            s.account_id,
+            account_name,
+            s.owner_id,
+            s.created_at,
+            s.last_snapshot_at,
+            s.archived_at is not None,
+            tuple(tokens[s.id]),
+        )
+        for s, account_name in rows
+    ]
+
+
+def list_strategies(session: Session, actor: Actor) -> list[StrategyView]:
+    """The actor's own strategies, active first."""
+    return _strategy_views(
+        session,
+        select(Strategy, BrokerageAccount.name)
+        .join(BrokerageAccount, BrokerageAccount.id == Strategy.account_id)
+        .where(Strategy.owner_id == actor.user_id)
+        .order_by(Strategy.archived_at.is_not(None), func.lower(Strategy.name)),
+    )
+
+
+def get_strategy(session: Session, actor: Actor, strategy_id: int) -> StrategyView:
+    """One strategy the actor owns, or any strategy for an admin."""
+    strategy = _visible_strategy(session, actor, strategy_id, to_change=False)
+    return _strategy_views(
+        session,
+        select(Strategy, BrokerageAccount.name)
+        .join(BrokerageAccount, BrokerageAccount.id == Strategy.account_id)
+        .where(Strategy.id == strategy.id),
+    )[0]
+
+
+# Tokens
+
+
+def issue_token(session: Session, actor: Actor, strategy_id: int) -> IssuedToken:
+    """A new token for the strategy; the others stay valid, so a bot can be switched without downtime."""
+    strategy = _visible_strategy(session, actor, strategy_id, to_change=True)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = StrategyToken(
+        strategy_id=strategy.id, token_hash=token_hash(token), prefix=token[:TOKEN_DISPLAY_LENGTH], created_at=utcnow()
+    )
+    session.add(row)
+    session.flush()
+    return IssuedToken(token, TokenView(row.id, row.prefix, row.created_at, None))
+
+
+def revoke_token(session: Session, actor: Actor, token_id: int) -> None:
+    token = session.get(StrategyToken, token_id)
+    if token is None or token.revoked_at is not None:
+        raise NotFoundError("No such token.")
+    _visible_strategy(session, actor, token.strategy_id, to_change=True)
+    token.revoked_at = utcnow()
+    session.add(token)
+    session.flush()
+
+
+@dataclass(frozen=True)
+class TokenOwner:
+    """What an accepted bot token resolves to."""
+
+    token_id: int
+    strategy_id: int
+    account_id: int
+    owner_id: int
+
+
+def resolve_token(session: Session, token: str) -> TokenOwner | None:
+    """The strategy a bot token may post for, by one lookup on the token hash's unique index.
+
+    Revoked tokens, archived strategies and disabled owners are refused.
+    """
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
+        return None
+    row = session.execute(
+        select(StrategyToken.id, Strategy.id, Strategy.account_id, Strategy.owner_id)
+        .join(Strategy, Strategy.id == StrategyToken.strategy_id)
+        .join(User, User.id == Strategy.owner_id)
+        .where(
+            StrategyToken.token_hash == token_hash(token),
+            StrategyToken.revoked_at.is_(None),
+            Strategy.archived_at.is_(None),
+            User.disabled_at.is_(None),
+        )
+    ).first()
+    return TokenOwner(*row) if row else None
+
+
+def record_use(session: Session, owner: TokenOwner, when: datetime) -> None:
+    """After a stored snapshot: the token's last use and the strategy's last snapshot time."""
+    session.execute(update(StrategyToken).where(StrategyToken.id == owner.token_id).values(last_used_at=when))
+    session.execute(
+        update(Strategy)
+        .where(Strategy.id == owner.strategy_id)
+        .where((Strategy.last_snapshot_at.is_(None)) | (Strategy.last_snapshot_at < when))
+        .values(last_snapshot_at=when)
+    )

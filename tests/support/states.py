@@ -1,0 +1,41 @@
+"""Call Reflex state event handlers directly, as a browser's websocket message would, against a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import reflex as rx
+
+from projectalgo import accounts
+from projectalgo.db import session_scope
+from projectalgo.models import User
+from projectalgo.runtime import services
+
+
+def signed_in_state(state_class: type[rx.State], user: User | None) -> rx.State:
+    """A fresh state tree, signed in as `user` (or anonymous), returning the `state_class` substate."""
+    root = rx.State(_reflex_internal_init=True)
+    state = root.get_substate(state_class.get_full_name().split(".")[1:])
+    if user is not None:
+        with session_scope(services().engine) as session:
+            state.session_token = accounts.start_session(session, user=user, days=1)
+    return state
+
+
+def call(state: rx.State, handler: rx.event.EventHandler, *args: object) -> object:
+    """Run one event handler as Reflex does for a browser event, returning what it returned.
+
+    It runs on its own event loop in a thread: Playwright's sync API keeps a loop running in the main thread.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, handler.fn(state, *args)).result()
+
+
+def browser_view(state: rx.State) -> str:
+    """Everything of the state tree that is sent to the browser, as text."""
+    root = state
+    while root.parent_state is not None:
+        root = root.parent_state
+    return json.dumps(root.dict(), default=str)

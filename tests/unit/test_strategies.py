@@ -1,0 +1,149 @@
+import pytest
+from sqlalchemy import select
+
+from projectalgo import strategies
+from projectalgo.db import session_scope
+from projectalgo.models import BrokerageAccount, Strategy, StrategyToken
+from tests.factories import actor_of, make_admin, make_member, make_strategy
+
+
+def _snapshot_of_tables(engine):
+    with session_scope(engine) as session:
+        return [
+            [tuple(row) for row in session.execute(select(model.__table__)).all()]
+            for model in (BrokerageAccount, Strategy, StrategyToken)
+        ]
+
+
+@pytest.fixture
+def two_members(engine):
+    admin = make_admin(engine)
+    alice = make_member(engine, inviter=admin, name="Alice")
+    bob = make_member(engine, inviter=admin, name="Bob")
+    strategy_id, token = make_strategy(engine, alice)
+    with session_scope(engine) as session:
+        account_id = session.get(Strategy, strategy_id).account_id
+        token_id = session.scalar(select(StrategyToken.id))
+    return {
+        "admin": admin,
+        "alice": alice,
+        "bob": bob,
+        "strategy_id": strategy_id,
+        "account_id": account_id,
+        "token_id": token_id,
+        "token": token,
+    }
+
+
+CHANGES = {
+    "rename_account": lambda s, a, ids: strategies.rename_account(s, a, ids["account_id"], name="Mine now"),
+    "archive_account": lambda s, a, ids: strategies.set_account_archived(s, a, ids["account_id"], archived=True),
+    "delete_account": lambda s, a, ids: strategies.delete_account(s, a, ids["account_id"]),
+    "create_strategy_on_account": lambda s, a, ids: strategies.create_strategy(
+        s, a, account_id=ids["account_id"], name="Sneaky"
+    ),
+    "update_strategy": lambda s, a, ids: strategies.update_strategy(
+        s, a, ids["strategy_id"], account_id=ids["account_id"], name="Mine", description="", symbol=""
+    ),
+    "archive_strategy": lambda s, a, ids: strategies.set_strategy_archived(s, a, ids["strategy_id"], archived=True),
+    "issue_token": lambda s, a, ids: strategies.issue_token(s, a, ids["strategy_id"]),
+    "revoke_token": lambda s, a, ids: strategies.revoke_token(s, a, ids["token_id"]),
+}
+
+
+@pytest.mark.parametrize("action", CHANGES)
+@pytest.mark.parametrize("intruder", ["bob", "admin"])
+def test_nobody_but_the_owner_changes_an_account_or_strategy(engine, two_members, action, intruder):
+    before = _snapshot_of_tables(engine)
+    with pytest.raises(strategies.NotFoundError), session_scope(engine) as session:
+        CHANGES[action](session, actor_of(two_members[intruder]), two_members)
+    assert _snapshot_of_tables(engine) == before
+
+
+def test_others_cannot_read_a_strategy_but_admins_can(engine, two_members):
+    with session_scope(engine) as session:
+        with pytest.raises(strategies.NotFoundError, match="No such strategy"):
+            strategies.get_strategy(session, actor_of(two_members["bob"]), two_members["strategy_id"])
+        assert strategies.list_strategies(session, actor_of(two_members["bob"])) == []
+        assert strategies.list_accounts(session, actor_of(two_members["bob"])) == []
+        seen = strategies.get_strategy(session, actor_of(two_members["admin"]), two_members["strategy_id"])
+        assert seen.owner_id == two_members["alice"].id
+
+
+def test_names_are_unique_per_owner_not_across_owners(engine, two_members):
+    bob = actor_of(two_members["bob"])
+    with session_scope(engine) as session:
+        account = strategies.create_account(session, bob, name="BitMEX main")  # Alice has one named so too
+        strategies.create_strategy(session, bob, account_id=account.id, name="Trend")
+    with pytest.raises(strategies.StrategyError, match="already have an account"), session_scope(engine) as session:
+        strategies.create_account(session, bob, name="  BitMEX   main ")
+    with pytest.raises(strategies.StrategyError, match="already have a strategy"), session_scope(engine) as session:
+        strategies.create_strategy(session, bob, account_id=account.id, name="Trend")
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"name": " "}, "a name"),
+        ({"name": "x" * 61}, "at most 60"),
+        ({"symbol": "S" * 33}, "at most 32"),
+        ({"description": "d" * 1001}, "at most 1000"),
+    ],
+)
+def test_bad_strategy_fields_are_refused(engine, two_members, fields, message):
+    alice = actor_of(two_members["alice"])
+    before = _snapshot_of_tables(engine)
+    with pytest.raises(strategies.StrategyError, match=message), session_scope(engine) as session:
+        strategies.create_strategy(session, alice, account_id=two_members["account_id"], **({"name": "N"} | fields))
+    assert _snapshot_of_tables(engine) == before
+
+
+def test_an_account_with_strategies_cannot_be_deleted_but_can_be_archived(engine, two_members):
+    alice = actor_of(two_members["alice"])
+    with pytest.raises(strategies.StrategyError, match="still has 1 strategy"), session_scope(engine) as session:
+        strategies.delete_account(session, alice, two_members["account_id"])
+    with session_scope(engine) as session:
+        strategies.set_account_archived(session, alice, two_members["account_id"], archived=True)
+        assert strategies.list_accounts(session, alice)[0].archived
+    with pytest.raises(strategies.StrategyError, match="archived"), session_scope(engine) as session:
+        strategies.create_strategy(session, alice, account_id=two_members["account_id"], name="New")
+    with session_scope(engine) as session:
+        empty = strategies.create_account(session, alice, name="Spare")
+    with session_scope(engine) as session:
+        strategies.delete_account(session, alice, empty.id)
+        assert [a.name for a in strategies.list_accounts(session, alice)] == ["BitMEX main"]
+
+
+def test_token_lifecycle(engine, two_members):
+    alice, token = actor_of(two_members["alice"]), two_members["token"]
+    assert token.startswith("pa_live_") and len(token) >= len("pa_live_") + 43  # 256 bits, url-safe
+    with session_scope(engine) as session:
+        first = strategies.resolve_token(session, token)
+        assert (first.strategy_id, first.owner_id) == (two_members["strategy_id"], two_members["alice"].id)
+        stored = session.scalars(select(StrategyToken.token_hash)).all()
+        assert token not in stored and stored == [strategies.token_hash(token)]
+        second = strategies.issue_token(session, alice, two_members["strategy_id"])
+    with session_scope(engine) as session:
+        assert strategies.resolve_token(session, second.token).strategy_id == two_members["strategy_id"]
+        assert strategies.resolve_token(session, token) is not None  # both active: rotation without downtime
+        view = strategies.get_strategy(session, alice, two_members["strategy_id"])
+        assert [t.prefix for t in view.tokens] == [token[:14], second.token[:14]]
+        strategies.revoke_token(session, alice, two_members["token_id"])
+    with session_scope(engine) as session:
+        assert strategies.resolve_token(session, token) is None
+        assert strategies.resolve_token(session, second.token) is not None
+        assert strategies.resolve_token(session, "pa_live_" + "x" * 43) is None
+        assert strategies.resolve_token(session, "") is None
+        with pytest.raises(strategies.NotFoundError):
+            strategies.revoke_token(session, alice, two_members["token_id"])  # already revoked
+
+
+def test_archived_strategies_refuse_their_tokens_until_restored(engine, two_members):
+    alice, token = actor_of(two_members["alice"]), two_members["token"]
+    with session_scope(engine) as session:
+        strategies.set_strategy_archived(session, alice, two_members["strategy_id"], archived=True)
+    with session_scope(engine) as session:
+        assert strategies.resolve_token(session, token) is None
+        strategies.set_strategy_archived(session, alice, two_members["strategy_id"], archived=False)
+    with session_scope(engine) as session:
+        assert strategies.resolve_token(session, token) is not None

@@ -1,0 +1,125 @@
+"""The accounts and strategies pages' events, called directly (bypassing the UI) by the owner and others."""
+
+import pytest
+from sqlalchemy import select
+
+from projectalgo import billing
+from projectalgo.db import session_scope
+from projectalgo.models import BrokerageAccount, Strategy, StrategyToken
+from projectalgo.pages.accounts import AccountsState
+from projectalgo.pages.strategies import StrategiesState
+from tests.factories import make_admin, make_member, make_strategy
+from tests.support.states import browser_view, call, signed_in_state
+
+
+def _tables(engine):
+    with session_scope(engine) as session:
+        return [
+            [tuple(r) for r in session.execute(select(m.__table__)).all()]
+            for m in (BrokerageAccount, Strategy, StrategyToken)
+        ]
+
+
+@pytest.fixture
+def world(app_services):
+    engine = app_services
+    admin = make_admin(engine)
+    alice = make_member(engine, inviter=admin, name="Alice")
+    bob = make_member(engine, inviter=admin, name="Bob")
+    unpaid = make_member(engine, inviter=admin, name="Una")
+    with session_scope(engine) as session:
+        for member in (alice, bob):
+            billing.grant(session, user_id=member.id, days=30, source="admin")
+    strategy_id, token = make_strategy(engine, alice)
+    with session_scope(engine) as session:
+        account_id = session.get(Strategy, strategy_id).account_id
+        token_id = session.scalar(select(StrategyToken.id))
+    return {
+        "engine": engine,
+        "admin": admin,
+        "alice": alice,
+        "bob": bob,
+        "unpaid": unpaid,
+        "strategy_id": strategy_id,
+        "account_id": account_id,
+        "token_id": token_id,
+        "token": token,
+    }
+
+
+ACTIONS = {
+    "rename account": (
+        AccountsState,
+        AccountsState.rename_account,
+        lambda w: [{"account_id": str(w["account_id"]), "name": "Mine"}],
+    ),
+    "archive account": (AccountsState, AccountsState.set_archived, lambda w: [w["account_id"], True]),
+    "delete account": (AccountsState, AccountsState.delete_account, lambda w: [w["account_id"]]),
+    "create strategy on account": (
+        StrategiesState,
+        StrategiesState.create_strategy,
+        lambda w: [{"account_id": str(w["account_id"]), "name": "Sneaky"}],
+    ),
+    "edit strategy": (
+        StrategiesState,
+        StrategiesState.update_strategy,
+        lambda w: [{"strategy_id": str(w["strategy_id"]), "account_id": str(w["account_id"]), "name": "Mine"}],
+    ),
+    "archive strategy": (StrategiesState, StrategiesState.set_archived, lambda w: [w["strategy_id"], True]),
+    "new token": (StrategiesState, StrategiesState.new_token_for, lambda w: [w["strategy_id"]]),
+    "revoke token": (StrategiesState, StrategiesState.revoke_token, lambda w: [w["token_id"]]),
+}
+
+
+def _run(world, who, action):
+    state_class, handler, args = ACTIONS[action]
+    state = signed_in_state(state_class, world[who] if who else None)
+    return state, call(state, handler, *args(world))
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+@pytest.mark.parametrize("who", ["bob", "admin"])
+def test_another_member_or_an_admin_is_refused_and_nothing_changes(world, action, who):
+    before = _tables(world["engine"])
+    state, redirect = _run(world, who, action)
+    assert redirect is None
+    assert state.error.startswith("No such") and state.notice == ""
+    assert _tables(world["engine"]) == before
+    assert "Alice" not in browser_view(state) and world["token"] not in browser_view(state)
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+@pytest.mark.parametrize(("who", "sent_to"), [(None, "/login"), ("unpaid", "/membership")])
+def test_visitors_and_unpaid_members_are_sent_away_and_nothing_changes(world, action, who, sent_to):
+    before = _tables(world["engine"])
+    _, redirect = _run(world, who, action)
+    assert sent_to in str(redirect)
+    assert _tables(world["engine"]) == before
+
+
+def test_the_owner_can_act_and_sees_a_new_token_only_once(world):
+    state = signed_in_state(StrategiesState, world["alice"])
+    call(state, StrategiesState.open_strategies)
+    assert [s.name for s in state.strategies] == ["Trend"]
+    assert world["token"] not in browser_view(state)
+
+    call(state, StrategiesState.new_token_for, world["strategy_id"])
+    new_token = state.new_token
+    assert new_token.startswith("pa_live_") and state.error == ""
+    assert new_token in state.new_token_snippet and "Authorization: Bearer" in state.new_token_snippet
+    assert [t.prefix for t in state.strategies[0].tokens] == [world["token"][:14], new_token[:14]]
+
+    call(state, StrategiesState.open_strategies)  # a reload
+    view = browser_view(state)
+    assert new_token not in view and new_token[:14] in view
+    with session_scope(world["engine"]) as session:
+        assert not any(h in view for h in session.scalars(select(StrategyToken.token_hash)))
+
+    call(state, StrategiesState.revoke_token, world["token_id"])
+    assert state.error == "" and [t.prefix for t in state.strategies[0].tokens] == [new_token[:14]]
+
+
+def test_tampered_ids_are_refused_with_a_message(world):
+    state = signed_in_state(AccountsState, world["alice"])
+    assert call(state, AccountsState.delete_account, "1 OR 1=1") is None
+    assert state.error == "No such brokerage account."
