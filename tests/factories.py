@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from projectalgo import accounts, billing, strategies
 from projectalgo.accounts import Actor
 from projectalgo.db import session_scope
-from projectalgo.models import User
+from projectalgo.models import BrokerageAccount, Strategy, StrategyToken, User
 
 PASSWORD = "correct horse battery"
 _numbers = itertools.count(1)
@@ -63,3 +63,33 @@ def make_strategy(engine: Engine, owner: User, *, name: str = "Trend", account: 
 def grant_membership(engine: Engine, user: User, days: int = 365) -> None:
     with session_scope(engine) as session:
         billing.grant(session, user_id=user.id, days=days, source="admin")
+
+
+def strategy_tables(engine: Engine) -> list[list[tuple]]:
+    """Every row of the accounts, strategies and tokens tables: to check that a refusal changed nothing."""
+    with session_scope(engine) as session:
+        return [
+            [tuple(row) for row in session.execute(select(model.__table__)).all()]
+            for model in (BrokerageAccount, Strategy, StrategyToken)
+        ]
+
+
+def strategy_world(engine: Engine) -> dict:
+    """An admin, members Alice and Bob, and Alice's strategy with one token."""
+    admin = make_admin(engine)
+    alice = make_member(engine, inviter=admin, name="Alice")
+    bob = make_member(engine, inviter=admin, name="Bob")
+    strategy_id, token = make_strategy(engine, alice)
+    with session_scope(engine) as session:
+        account_id = session.get(Strategy, strategy_id).account_id
+        token_id = session.scalar(select(StrategyToken.id).where(StrategyToken.strategy_id == strategy_id))
+    return {
+        "engine": engine,
+        "admin": admin,
+        "alice": alice,
+        "bob": bob,
+        "strategy_id": strategy_id,
+        "account_id": account_id,
+        "token_id": token_id,
+        "token": token,
+    }

@@ -3,36 +3,13 @@ from sqlalchemy import select
 
 from projectalgo import strategies
 from projectalgo.db import session_scope
-from projectalgo.models import BrokerageAccount, Strategy, StrategyToken
-from tests.factories import actor_of, make_admin, make_member, make_strategy
-
-
-def _snapshot_of_tables(engine):
-    with session_scope(engine) as session:
-        return [
-            [tuple(row) for row in session.execute(select(model.__table__)).all()]
-            for model in (BrokerageAccount, Strategy, StrategyToken)
-        ]
+from projectalgo.models import StrategyToken
+from tests.factories import actor_of, strategy_tables, strategy_world
 
 
 @pytest.fixture
 def two_members(engine):
-    admin = make_admin(engine)
-    alice = make_member(engine, inviter=admin, name="Alice")
-    bob = make_member(engine, inviter=admin, name="Bob")
-    strategy_id, token = make_strategy(engine, alice)
-    with session_scope(engine) as session:
-        account_id = session.get(Strategy, strategy_id).account_id
-        token_id = session.scalar(select(StrategyToken.id))
-    return {
-        "admin": admin,
-        "alice": alice,
-        "bob": bob,
-        "strategy_id": strategy_id,
-        "account_id": account_id,
-        "token_id": token_id,
-        "token": token,
-    }
+    return strategy_world(engine)
 
 
 CHANGES = {
@@ -54,10 +31,10 @@ CHANGES = {
 @pytest.mark.parametrize("action", CHANGES)
 @pytest.mark.parametrize("intruder", ["bob", "admin"])
 def test_nobody_but_the_owner_changes_an_account_or_strategy(engine, two_members, action, intruder):
-    before = _snapshot_of_tables(engine)
+    before = strategy_tables(engine)
     with pytest.raises(strategies.NotFoundError), session_scope(engine) as session:
         CHANGES[action](session, actor_of(two_members[intruder]), two_members)
-    assert _snapshot_of_tables(engine) == before
+    assert strategy_tables(engine) == before
 
 
 def test_others_cannot_read_a_strategy_but_admins_can(engine, two_members):
@@ -92,10 +69,10 @@ def test_names_are_unique_per_owner_not_across_owners(engine, two_members):
 )
 def test_bad_strategy_fields_are_refused(engine, two_members, fields, message):
     alice = actor_of(two_members["alice"])
-    before = _snapshot_of_tables(engine)
+    before = strategy_tables(engine)
     with pytest.raises(strategies.StrategyError, match=message), session_scope(engine) as session:
         strategies.create_strategy(session, alice, account_id=two_members["account_id"], **({"name": "N"} | fields))
-    assert _snapshot_of_tables(engine) == before
+    assert strategy_tables(engine) == before
 
 
 def test_an_account_with_strategies_cannot_be_deleted_but_can_be_archived(engine, two_members):

@@ -3,48 +3,21 @@
 import pytest
 from sqlalchemy import select
 
-from projectalgo import billing
 from projectalgo.db import session_scope
-from projectalgo.models import BrokerageAccount, Strategy, StrategyToken
+from projectalgo.models import StrategyToken
 from projectalgo.pages.accounts import AccountsState
 from projectalgo.pages.strategies import StrategiesState
-from tests.factories import make_admin, make_member, make_strategy
+from tests.factories import grant_membership, make_member, strategy_tables, strategy_world
 from tests.support.states import browser_view, call, signed_in_state
-
-
-def _tables(engine):
-    with session_scope(engine) as session:
-        return [
-            [tuple(r) for r in session.execute(select(m.__table__)).all()]
-            for m in (BrokerageAccount, Strategy, StrategyToken)
-        ]
 
 
 @pytest.fixture
 def world(app_services):
-    engine = app_services
-    admin = make_admin(engine)
-    alice = make_member(engine, inviter=admin, name="Alice")
-    bob = make_member(engine, inviter=admin, name="Bob")
-    unpaid = make_member(engine, inviter=admin, name="Una")
-    with session_scope(engine) as session:
-        for member in (alice, bob):
-            billing.grant(session, user_id=member.id, days=30, source="admin")
-    strategy_id, token = make_strategy(engine, alice)
-    with session_scope(engine) as session:
-        account_id = session.get(Strategy, strategy_id).account_id
-        token_id = session.scalar(select(StrategyToken.id))
-    return {
-        "engine": engine,
-        "admin": admin,
-        "alice": alice,
-        "bob": bob,
-        "unpaid": unpaid,
-        "strategy_id": strategy_id,
-        "account_id": account_id,
-        "token_id": token_id,
-        "token": token,
-    }
+    world = strategy_world(app_services)
+    world["unpaid"] = make_member(app_services, inviter=world["admin"], name="Una")
+    for member in (world["alice"], world["bob"]):
+        grant_membership(app_services, member, days=30)
+    return world
 
 
 ACTIONS = {
@@ -80,21 +53,21 @@ def _run(world, who, action):
 @pytest.mark.parametrize("action", ACTIONS)
 @pytest.mark.parametrize("who", ["bob", "admin"])
 def test_another_member_or_an_admin_is_refused_and_nothing_changes(world, action, who):
-    before = _tables(world["engine"])
+    before = strategy_tables(world["engine"])
     state, redirect = _run(world, who, action)
     assert redirect is None
     assert state.error.startswith("No such") and state.notice == ""
-    assert _tables(world["engine"]) == before
+    assert strategy_tables(world["engine"]) == before
     assert "Alice" not in browser_view(state) and world["token"] not in browser_view(state)
 
 
 @pytest.mark.parametrize("action", ACTIONS)
 @pytest.mark.parametrize(("who", "sent_to"), [(None, "/login"), ("unpaid", "/membership")])
 def test_visitors_and_unpaid_members_are_sent_away_and_nothing_changes(world, action, who, sent_to):
-    before = _tables(world["engine"])
+    before = strategy_tables(world["engine"])
     _, redirect = _run(world, who, action)
     assert sent_to in str(redirect)
-    assert _tables(world["engine"]) == before
+    assert strategy_tables(world["engine"]) == before
 
 
 def test_the_owner_can_act_and_sees_a_new_token_only_once(world):
