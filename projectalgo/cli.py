@@ -97,6 +97,17 @@ def _create_strategy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _create_table(_args: argparse.Namespace) -> int:
+    from projectalgo.integrations.dynamodb import DynamoSnapshotStore
+
+    settings = services().settings
+    if not settings.dynamodb_table:
+        raise CommandError("DYNAMODB_TABLE is not set: the embedded SQL snapshot store needs no table")
+    created = DynamoSnapshotStore(settings).create_table()
+    print(f"table {settings.dynamodb_table} {'created' if created else 'already exists'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m projectalgo")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -130,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     create_strategy.add_argument("--name", required=True)
     create_strategy.add_argument("--description", default="")
     create_strategy.add_argument("--symbol", default="")
+    command("create-table", "create the DynamoDB snapshot table (on-demand billing) unless it exists", _create_table)
     return parser
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 metadata = SQLModel.metadata
@@ -135,3 +135,22 @@ class StrategyToken(SQLModel, table=True):
     created_at: datetime
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+class SnapshotRow(SQLModel, table=True):
+    """The embedded snapshot store (integrations/sqlstore.py). Decimals are kept as text: exact on SQLite too."""
+
+    __tablename__ = "snapshots"
+
+    strategy_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("strategies.id"), primary_key=True, autoincrement=False)
+    )
+    at_ms: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    account_id: int
+    last_price: str = Field(max_length=64)
+    margin_balance: str = Field(max_length=64)
+    wallet_balance: str = Field(max_length=64)
+    realised_pnl: str = Field(max_length=64)
+    positions: str = Field(max_length=64)
+    average_entry_price: str = Field(max_length=64)
+    symbol: str = Field(max_length=32)

@@ -8,16 +8,40 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from projectalgo.db import make_engine
+from projectalgo.live import SnapshotHub
+from projectalgo.ratelimit import RateLimiter
 from projectalgo.settings import Settings, load_settings
+from projectalgo.snapshots import SnapshotStore
 
 
 @dataclass(frozen=True)
 class Services:
     settings: Settings
     engine: Engine
+    snapshot_store: SnapshotStore
+    hub: SnapshotHub
+    ingest_limiter: RateLimiter
+
+
+def build_snapshot_store(settings: Settings, engine: Engine) -> SnapshotStore:
+    """DynamoDB when a table is configured, else the embedded store on the SQL database."""
+    if settings.dynamodb_table:
+        from projectalgo.integrations.dynamodb import DynamoSnapshotStore
+
+        return DynamoSnapshotStore(settings)
+    from projectalgo.integrations.sqlstore import SqlSnapshotStore
+
+    return SqlSnapshotStore(engine)
 
 
 @functools.cache
 def services() -> Services:
     settings = load_settings()
-    return Services(settings=settings, engine=make_engine(settings.database_url))
+    engine = make_engine(settings.database_url)
+    return Services(
+        settings=settings,
+        engine=engine,
+        snapshot_store=build_snapshot_store(settings, engine),
+        hub=SnapshotHub(),
+        ingest_limiter=RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst),
+    )

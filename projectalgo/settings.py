@@ -43,6 +43,10 @@ class Settings:
     stripe_js_url: str
     membership_price: Decimal
     membership_currency: str
+    # Snapshot ingestion: per-token rate limit (token bucket) and the origins browsers may post from.
+    ingest_rate_per_second: float
+    ingest_burst: int
+    cors_allowed_origins: tuple[str, ...]
     # Reflex's state manager uses Redis when this is set (several workers).
     redis_url: str | None
 
@@ -101,6 +105,15 @@ def _price(env: Mapping[str, str]) -> Decimal:
     return price
 
 
+def cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """CORS_ALLOWED_ORIGINS: comma-separated origins, or * (the default, as the original API allowed)."""
+    origins = tuple(o.strip().rstrip("/") for o in (_text(env, "CORS_ALLOWED_ORIGINS", default="*")).split(","))
+    for origin in origins:
+        if origin != "*" and not urlparse(origin).netloc:
+            raise SettingsError(f"CORS_ALLOWED_ORIGINS must be * or a comma-separated list of origins, got {origin!r}")
+    return origins
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise SettingsError naming the first bad variable."""
     env = os.environ if env is None else env
@@ -154,5 +167,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stripe_js_url=_url(env, "STRIPE_JS_URL", default="https://js.stripe.com/v3/"),
         membership_price=_price(env),
         membership_currency=currency,
+        ingest_rate_per_second=_integer(env, "INGEST_RATE_PER_SECOND", 10, 1, 100_000),
+        ingest_burst=_integer(env, "INGEST_BURST", 50, 1, 1_000_000),
+        cors_allowed_origins=cors_origins(env),
         redis_url=_text(env, "REFLEX_REDIS_URL"),
     )

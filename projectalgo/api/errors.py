@@ -1,0 +1,30 @@
+"""The API's one error shape: {"error": <code>, "detail": <human text or list>}, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("projectalgo.api")
+
+
+def error_response(status: int, error: str, detail: object, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, exc.detail, getattr(exc, "headers", None))
+
+
+async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    return error_response(422, "invalid", [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()])
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("api.unhandled_error path=%s", request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")

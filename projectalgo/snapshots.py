@@ -1,0 +1,240 @@
+"""Snapshots that trading bots post: validation of the bot contract, the SnapshotStore protocol, and reads.
+
+Plain Python; no Reflex. Numbers stay `Decimal` from the request body to the store, so what a bot sent is
+what is stored (DynamoDB numbers hold up to 38 significant digits).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Protocol
+
+NUMBER_FIELDS = (
+    "last_price",
+    "margin_balance",
+    "wallet_balance",
+    "realised_pnl",
+    "positions",
+    "average_entry_price",
+)
+SYMBOL_MAX_LENGTH = 32
+MAX_SIGNIFICANT_DIGITS = 38
+MAX_FUTURE_SKEW = timedelta(minutes=5)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_BODY_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    strategy_id: int
+    account_id: int
+    at_ms: int  # epoch milliseconds, UTC; with strategy_id, the snapshot's key
+    last_price: Decimal
+    margin_balance: Decimal
+    wallet_balance: Decimal
+    realised_pnl: Decimal
+    positions: Decimal
+    average_entry_price: Decimal
+    symbol: str
+
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromtimestamp(self.at_ms / 1000, tz=UTC)
+
+    @property
+    def unrealised_pnl(self) -> Decimal:
+        return self.margin_balance - self.wallet_balance
+
+    def values(self) -> dict[str, Decimal | str]:
+        return {name: getattr(self, name) for name in (*NUMBER_FIELDS, "symbol")}
+
+
+SNAPSHOT_FIELDS = tuple(f.name for f in fields(Snapshot))
+
+
+@dataclass(frozen=True)
+class SnapshotInput:
+    """A validated body: everything but who it belongs to."""
+
+    at_ms: int | None  # None: the server's time when stored
+    values: Mapping[str, Decimal | str]
+
+    def for_strategy(self, strategy_id: int, account_id: int, at_ms: int) -> Snapshot:
+        return Snapshot(strategy_id=strategy_id, account_id=account_id, at_ms=at_ms, **self.values)
+
+
+class BadBodyError(ValueError):
+    """Not JSON, or not a JSON object: HTTP 400."""
+
+
+class InvalidSnapshotError(ValueError):
+    """Named fields are wrong: HTTP 422 with every problem listed."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class StoreUnavailableError(RuntimeError):
+    """The snapshot store cannot be reached now; nothing was stored. HTTP 503, retry later."""
+
+
+class _NonFinite:
+    """Marks NaN/Infinity literals, which Python's json accepts but JSON does not."""
+
+
+def _parse_json(raw: bytes) -> object:
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_int=Decimal, parse_constant=lambda _: _NonFinite())
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        raise BadBodyError(f"The body is not valid JSON: {error}") from None
+
+
+def _number(name: str, value: object, problems: list[str]) -> Decimal | None:
+    if isinstance(value, str):
+        try:
+            value = Decimal(value.strip())
+        except InvalidOperation:
+            problems.append(f"{name}: must be a number, got {value[:40]!r}")
+            return None
+    if isinstance(value, _NonFinite) or (isinstance(value, Decimal) and not value.is_finite()):
+        problems.append(f"{name}: must be a finite number, not NaN or Infinity")
+        return None
+    if not isinstance(value, Decimal):  # parse_int/parse_float make every JSON number a Decimal
+        problems.append(f"{name}: must be a number, got {type(value).__name__}")
+        return None
+    significant = "".join(map(str, value.as_tuple().digits)).strip("0")
+    if len(significant) > MAX_SIGNIFICANT_DIGITS:
+        problems.append(f"{name}: has more than {MAX_SIGNIFICANT_DIGITS} significant digits")
+        return None
+    if value and not -130 <= value.adjusted() <= 125:
+        problems.append(f"{name}: is out of range (magnitude between 1e-130 and 1e126)")
+        return None
+    return value
+
+
+def _as_datetime(value: object) -> datetime | None:
+    """ISO 8601 (naive means UTC) or epoch seconds / milliseconds (as a number or a numeric string)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return when if when.tzinfo else when.replace(tzinfo=UTC)
+        except ValueError:
+            try:
+                value = Decimal(text)
+            except InvalidOperation:
+                return None
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return None
+    seconds = value / 1000 if abs(value) >= Decimal(10) ** 11 else value  # larger values are milliseconds
+    try:
+        return datetime.fromtimestamp(float(seconds), tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _timestamp(value: object, now: datetime, problems: list[str]) -> int | None:
+    when = _as_datetime(value)
+    if when is None:
+        problems.append("created_at: must be ISO 8601 or epoch seconds/milliseconds")
+    elif when > now + MAX_FUTURE_SKEW:
+        problems.append("created_at: is more than 5 minutes in the future")
+    elif when < EARLIEST:
+        problems.append("created_at: is before the year 2000 (seconds and milliseconds mixed up?)")
+    else:
+        return math.floor(when.timestamp() * 1000)
+    return None
+
+
+def read_body(raw: bytes) -> dict:
+    """The request body as a JSON object, or BadBodyError (400)."""
+    body = _parse_json(raw)
+    if not isinstance(body, dict):
+        raise BadBodyError('The body must be a JSON object like {"data": {...}}.')
+    return body
+
+
+def body_token(body: dict) -> str | None:
+    """The token a bot put in the body (the original contract); the Authorization header is preferred."""
+    data = body.get("data")
+    token = data.get("strategy_access_token") if isinstance(data, dict) else None
+    return token if isinstance(token, str) and token else None
+
+
+def validate(body: dict, now: datetime) -> SnapshotInput:
+    """Check every field of a bot's body; InvalidSnapshotError (422) names every problem."""
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise InvalidSnapshotError(["data: is missing" if data is None else "data: must be an object"])
+    problems: list[str] = []
+    values: dict[str, Decimal | str] = {}
+    for name in NUMBER_FIELDS:
+        if data.get(name) is None:
+            problems.append(f"{name}: is missing")
+        elif (number := _number(name, data[name], problems)) is not None:
+            values[name] = number
+    symbol = data.get("symbol")
+    if symbol is None:
+        problems.append("symbol: is missing")
+    elif not isinstance(symbol, str):
+        problems.append("symbol: must be a string")
+    elif len(symbol.strip()) > SYMBOL_MAX_LENGTH:
+        problems.append(f"symbol: must be at most {SYMBOL_MAX_LENGTH} characters")
+    else:
+        values["symbol"] = symbol.strip()
+    token = data.get("strategy_access_token")
+    if token is not None and not isinstance(token, str):
+        problems.append("strategy_access_token: must be a string")
+    at_ms = _timestamp(data["created_at"], now, problems) if data.get("created_at") is not None else None
+    if problems:
+        raise InvalidSnapshotError(problems)
+    return SnapshotInput(at_ms=at_ms, values=values)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Snapshot]
+    cursor: int | None  # pass back to continue after the last item; None when there is no more
+
+
+class SnapshotStore(Protocol):
+    """Where snapshots live: keyed by (strategy id, time in epoch ms). Reads never scan a whole table."""
+
+    name: str
+
+    def put(self, snapshot: Snapshot) -> Snapshot:
+        """Store durably and return what was stored. If the strategy already has a snapshot at that
+        millisecond, the new one moves to the next free millisecond: nothing is ever overwritten.
+        Raises StoreUnavailableError when the store cannot be reached (then nothing is stored)."""
+        ...
+
+    def latest(self, strategy_id: int) -> Snapshot | None: ...
+
+    def between(
+        self, strategy_id: int, start_ms: int, end_ms: int, *, limit: int = 1000, cursor: int | None = None
+    ) -> Page:
+        """Snapshots with start_ms <= at_ms < end_ms, oldest first, at most `limit` per page."""
+        ...
+
+
+def latest_per_account(store: SnapshotStore, strategy_ids: Iterable[int]) -> dict[int, Snapshot]:
+    """The newest snapshot of each brokerage account, over the given strategies (one read each).
+
+    Strategies sharing an account report the same wallet: the newest report stands for the account.
+    """
+    newest: dict[int, Snapshot] = {}
+    for strategy_id in strategy_ids:
+        snapshot = store.latest(strategy_id)
+        if snapshot and (snapshot.account_id not in newest or snapshot.at_ms > newest[snapshot.account_id].at_ms):
+            newest[snapshot.account_id] = snapshot
+    return newest
+
+
+def epoch_ms(when: datetime) -> int:
+    return math.floor(when.timestamp() * 1000)
