@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 import anyio
 from fastapi import APIRouter, Request
@@ -17,6 +18,10 @@ from projectalgo.runtime import services
 
 log = logging.getLogger("projectalgo.ingest")
 router = APIRouter(tags=["bots"])
+# "Last used" and "last snapshot" are written at most once a second per token: one SQL write per
+# snapshot would halve the embedded store's throughput, and a second is far below what anyone reads.
+RECORD_USE_EVERY_SECONDS = 1.0
+_recorded_at: dict[int, float] = {}
 
 _number = {"oneOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$"}]}
 _error = {"type": "object", "properties": {"error": {"type": "string"}, "detail": {}}}
@@ -124,8 +129,16 @@ def _header_token(request: Request) -> str | None:
 
 
 def _resolve(token: str) -> strategies.TokenOwner | None:
-    with session_scope(services().engine) as session:
-        return strategies.resolve_token(session, token)
+    with services().engine.connect() as connection:
+        return strategies.resolve_token(connection, token)
+
+
+def _record_use_due(owner: strategies.TokenOwner) -> bool:
+    now = time.monotonic()
+    if now - _recorded_at.get(owner.token_id, -RECORD_USE_EVERY_SECONDS) < RECORD_USE_EVERY_SECONDS:
+        return False
+    _recorded_at[owner.token_id] = now
+    return True
 
 
 def _record_use(owner: strategies.TokenOwner, snapshot: snapshots.Snapshot) -> None:
@@ -185,7 +198,8 @@ async def ingest(request: Request) -> JSONResponse:
             "The snapshot store is unreachable; nothing was stored. Retry later.",
             {"Retry-After": "5"},
         )
-    await anyio.to_thread.run_sync(_record_use, owner, stored)
+    if _record_use_due(owner):
+        await anyio.to_thread.run_sync(_record_use, owner, stored)
     await services().hub.publish(stored)
     created_at = stored.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return JSONResponse({"status": True, "strategy_id": stored.strategy_id, "created_at": created_at}, status_code=201)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+from concurrent.futures import Future
 from decimal import Decimal
 
-from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 
 from projectalgo.models import SnapshotRow
 from projectalgo.snapshots import NUMBER_FIELDS, Page, Snapshot, StoreUnavailableError
@@ -41,25 +45,49 @@ class SqlSnapshotStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        dialect = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[engine.dialect.name]
+        self._insert = dialect(_table).on_conflict_do_nothing()
+        # Group commit: a commit costs ~30 inserts, so concurrent puts queue here and whoever holds the
+        # write lock commits everything queued in one transaction. It also keeps SQLite's busy handler,
+        # which backs off by sleeping, out of the way.
+        self._write_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[tuple[Snapshot, Future[Snapshot]]] = []
 
     def put(self, snapshot: Snapshot) -> Snapshot:
-        for _ in range(MAX_SAME_MS_RETRIES):
-            try:
-                with self._engine.begin() as connection:
-                    connection.execute(insert(_table).values(**_row(snapshot)))
-                return snapshot
-            except IntegrityError:
-                if not self._taken(snapshot.strategy_id, snapshot.at_ms):
-                    raise  # not a clash of milliseconds: a broken reference, a bug to surface
-                snapshot = dataclasses.replace(snapshot, at_ms=snapshot.at_ms + 1)
-            except OperationalError as error:
-                raise StoreUnavailableError(f"the SQL snapshot store is unavailable: {error.orig}") from error
-        raise StoreUnavailableError("no free millisecond for this snapshot")
+        done: Future[Snapshot] = Future()
+        with self._queue_lock:
+            self._queue.append((snapshot, done))
+        with self._write_lock:
+            if not done.done():  # nobody has committed it yet: commit it and everything queued with it
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+        return done.result()
 
-    def _taken(self, strategy_id: int, at_ms: int) -> bool:
-        query = select(SnapshotRow.at_ms).where(SnapshotRow.strategy_id == strategy_id, SnapshotRow.at_ms == at_ms)
-        with self._engine.connect() as connection:
-            return connection.execute(query).first() is not None
+    def _commit(self, batch: list[tuple[Snapshot, Future[Snapshot]]]) -> None:
+        try:
+            with self._engine.begin() as connection:
+                stored = [self._insert_one(connection, snapshot) for snapshot, _ in batch]
+        except OperationalError as error:
+            failure = StoreUnavailableError(f"the SQL snapshot store is unavailable: {error.orig}")
+            for _, done in batch:
+                done.set_exception(failure)
+            return
+        except Exception as error:  # noqa: BLE001 - handed to the callers, none of whose snapshots is stored
+            for _, done in batch:
+                done.set_exception(error)
+            return
+        for (_, done), snapshot in zip(batch, stored, strict=True):
+            done.set_result(snapshot)
+
+    def _insert_one(self, connection: Connection, snapshot: Snapshot) -> Snapshot:
+        """Insert at the snapshot's millisecond, or the next free one: nothing is ever overwritten."""
+        for _ in range(MAX_SAME_MS_RETRIES):
+            if connection.execute(self._insert, _row(snapshot)).rowcount == 1:
+                return snapshot
+            snapshot = dataclasses.replace(snapshot, at_ms=snapshot.at_ms + 1)
+        raise StoreUnavailableError("no free millisecond for this snapshot")
 
     def latest(self, strategy_id: int) -> Snapshot | None:
         return self._first(

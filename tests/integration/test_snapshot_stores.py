@@ -1,6 +1,7 @@
 """The SnapshotStore contract, run against both real stores: SQL (SQLite) and DynamoDB Local."""
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
@@ -114,3 +115,19 @@ def test_the_newest_snapshot_stands_for_each_account(store_and_strategies):
     store.put(snap(c, 1_000_000_000_500, wallet="7", account_id=2))
     newest = snapshots.latest_per_account(store, [a, b, c])
     assert {account: s.wallet_balance for account, s in newest.items()} == {1: 12, 2: 7}
+
+
+def test_concurrent_puts_at_the_same_millisecond_all_land_once(store_and_strategies):
+    store, (a, b, _) = store_and_strategies
+
+    def put_many(worker):
+        return [store.put(snap(a if n % 2 else b, 1_700_000_000_000, wallet=f"{worker}.{n}")) for n in range(10)]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        stored = [s for batch in pool.map(put_many, range(16)) for s in batch]
+    for strategy_id in (a, b):
+        kept = store.between(strategy_id, 0, 2**53).items
+        assert len(kept) == 80 and len({s.at_ms for s in kept}) == 80
+        assert sorted(s.wallet_balance for s in kept) == sorted(
+            s.wallet_balance for s in stored if s.strategy_id == strategy_id
+        )
