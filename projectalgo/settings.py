@@ -13,6 +13,8 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import urlparse
 
 ENVIRONMENTS = ("development", "test", "production")
+# Stripe counts these currencies in whole units (or thousandths), not cents; the price is charged in cents.
+NOT_CENT_CURRENCIES = "bhd bif clp djf gnf iqd jod jpy kmf krw kwd lyd mga omr pyg rwf tnd ugx vnd vuv xaf xof xpf"
 DEVELOPMENT_SECRET = "development-only-secret-key-base-change-me-in-production-0123456789"
 
 
@@ -129,10 +131,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     stripe_publishable_key = _text(env, "STRIPE_PUBLISHABLE_KEY")
     if stripe_publishable_key and not stripe_publishable_key.startswith(("pk_test_", "pk_live_")):
         raise SettingsError("STRIPE_PUBLISHABLE_KEY must start with pk_test_ or pk_live_")
+    if bool(stripe_secret_key) != bool(stripe_publishable_key):
+        raise SettingsError("STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY must be set together")
+    if stripe_secret_key and ("_live_" in stripe_secret_key) != ("_live_" in stripe_publishable_key):
+        raise SettingsError("STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY must both be test keys or both live keys")
 
     currency = _text(env, "MEMBERSHIP_CURRENCY", default="usd").lower()
     if len(currency) != 3 or not currency.isalpha():
         raise SettingsError(f"MEMBERSHIP_CURRENCY must be a 3-letter ISO code, got {currency!r}")
+    if currency in NOT_CENT_CURRENCIES.split():
+        raise SettingsError(f"MEMBERSHIP_CURRENCY must be a currency with cents (usd, eur, ...), got {currency!r}")
 
     return Settings(
         app_env=app_env,

@@ -36,6 +36,12 @@ def test_a_dynamodb_table_selects_the_dynamodb_store():
         ({"DYNAMODB_ENDPOINT_URL": "localhost:8000"}, "DYNAMODB_ENDPOINT_URL"),
         ({"AWS_ACCESS_KEY": "only-half"}, "AWS_ACCESS_KEY"),
         ({"STRIPE_SECRET_KEY": "pk_test_wrong_kind"}, "STRIPE_SECRET_KEY"),
+        ({"STRIPE_SECRET_KEY": "sk_test_only_half"}, "STRIPE_PUBLISHABLE_KEY"),
+        (
+            {"STRIPE_SECRET_KEY": "sk_live_a", "STRIPE_PUBLISHABLE_KEY": "pk_test_b"},
+            "both be test keys or both live keys",
+        ),
+        ({"MEMBERSHIP_CURRENCY": "jpy"}, "MEMBERSHIP_CURRENCY"),
         ({"MEMBERSHIP_PRICE": "4.999"}, "MEMBERSHIP_PRICE"),
         ({"MEMBERSHIP_PRICE": "NaN"}, "MEMBERSHIP_PRICE"),
         ({"SECRET_KEY_BASE": "short"}, "SECRET_KEY_BASE"),
