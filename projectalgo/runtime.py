@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from projectalgo.billing import BillingGateway
 from projectalgo.db import make_engine
+from projectalgo.integrations.stripe import StripeGateway
 from projectalgo.settings import Settings, load_settings
 
 
@@ -15,9 +17,15 @@ from projectalgo.settings import Settings, load_settings
 class Services:
     settings: Settings
     engine: Engine
+    # None when STRIPE_SECRET_KEY is unset: the membership page then says payments are not configured.
+    payments: BillingGateway | None
 
 
 @functools.cache
 def services() -> Services:
     settings = load_settings()
-    return Services(settings=settings, engine=make_engine(settings.database_url))
+    return Services(
+        settings=settings,
+        engine=make_engine(settings.database_url),
+        payments=StripeGateway(settings) if settings.stripe_secret_key else None,
+    )

@@ -13,6 +13,10 @@ from projectalgo.migrations import upgrade_to_head
 from tests.support import servers
 
 TEST_SECRET_KEY_BASE = "test-secret-key-base-0123456789abcdef0123456789abcdef"
+# Test-mode Stripe keys for localstripe (it accepts any sk_/pk_ key).
+TEST_STRIPE_SECRET_KEY = "sk_test_projectalgo_localstripe"
+TEST_STRIPE_PUBLISHABLE_KEY = "pk_test_projectalgo_localstripe"
+TEST_STRIPE_WEBHOOK_SECRET = "whsec_test_projectalgo_localstripe"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -49,8 +53,8 @@ def localstripe(server_logs: Path) -> Iterator[servers.Server]:
 
 
 @pytest.fixture(scope="session")
-def app_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The environment of the app under test: its own SQLite file and port, test-speed bcrypt."""
+def app_env(tmp_path_factory: pytest.TempPathFactory, localstripe: servers.Server) -> dict[str, str]:
+    """The environment of the app under test: its own SQLite file and port, test-speed bcrypt, localstripe."""
     port = servers.free_port()
     database_url = f"sqlite:///{tmp_path_factory.mktemp('app-db') / 'app.db'}"
     return {
@@ -60,13 +64,24 @@ def app_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "DATABASE_URL": database_url,
         "SECRET_KEY_BASE": TEST_SECRET_KEY_BASE,
         "BCRYPT_ROUNDS": "4",
+        "STRIPE_SECRET_KEY": TEST_STRIPE_SECRET_KEY,
+        "STRIPE_PUBLISHABLE_KEY": TEST_STRIPE_PUBLISHABLE_KEY,
+        "STRIPE_API_BASE": localstripe.url,
+        "STRIPE_JS_URL": f"{localstripe.url}/js.stripe.com/v3/",
+        "STRIPE_WEBHOOK_SECRET": TEST_STRIPE_WEBHOOK_SECRET,
     }
 
 
 @pytest.fixture(scope="session")
-def app_server(app_env: dict[str, str], server_logs: Path) -> Iterator[servers.Server]:
+def app_server(app_env: dict[str, str], server_logs: Path, localstripe: servers.Server) -> Iterator[servers.Server]:
     upgrade_to_head(app_env["DATABASE_URL"])
-    yield from _run(servers.start_app(server_logs, app_env))
+    server = servers.start_app(server_logs, app_env)
+    try:
+        # localstripe signs and delivers its events (about 1 s late) to the app, as Stripe would.
+        servers.register_stripe_webhook(localstripe, f"{server.url}/api/v1/stripe/webhook", TEST_STRIPE_WEBHOOK_SECRET)
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -10,14 +10,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from projectalgo import __version__
+from projectalgo.api.errors import error_response
 from projectalgo.api.health import router as health_router
+from projectalgo.api.stripe_webhook import router as stripe_webhook_router
 
 log = logging.getLogger("projectalgo.api")
-
-
-def error_response(status: int, error: str, detail: object, headers: dict[str, str] | None = None) -> JSONResponse:
-    """Every API error has this one shape: {"error": <code>, "detail": <human text or list>}."""
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
 async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -46,6 +43,7 @@ def build_api() -> FastAPI:
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(Exception, _unexpected_error)
     api.include_router(health_router)
+    api.include_router(stripe_webhook_router)
 
     # Everything else is served by Reflex's front end; an unknown /api/ path is an API error, not a page.
     @api.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
