@@ -168,7 +168,9 @@ class PaymentOutcome:
 
     status: str  # "granted", "requires_action", "failed", "pending"
     message: str = ""
-    client_secret: str = ""  # only with requires_action: the payer's own PaymentIntent secret for Stripe.js
+    # Only with requires_action: the PaymentIntent to check afterwards, and the payer's own secret for Stripe.js.
+    intent_id: str = ""
+    client_secret: str = ""
 
 
 def amount_in_cents(price: Decimal) -> int:
@@ -329,7 +331,7 @@ def _settle(sessions: Sessions, user_id: int, intent: Intent, client_secret: str
     if status == "succeeded":
         return PaymentOutcome("granted")
     if status == "requires_action":
-        return PaymentOutcome("requires_action", client_secret=client_secret)
+        return PaymentOutcome("requires_action", intent_id=intent.id, client_secret=client_secret)
     if status == "processing":
         return PaymentOutcome(
             "pending", "Your payment is being processed. Your membership starts as soon as Stripe confirms it."

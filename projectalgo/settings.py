@@ -83,13 +83,14 @@ def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: in
     return value
 
 
-def _url(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+def _url(env: Mapping[str, str], name: str, default: str | None = None, *, exact: bool = False) -> str | None:
+    """An http(s) URL; without a trailing slash (a base to append paths to) unless `exact`."""
     value = _text(env, name, default=default)
     if value is not None:
         parsed = urlparse(value)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
-    return value.rstrip("/") if value else value
+    return value.rstrip("/") if value and not exact else value
 
 
 def _price(env: Mapping[str, str]) -> Decimal:
@@ -159,7 +160,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stripe_secret_key=stripe_secret_key,
         stripe_webhook_secret=_text(env, "STRIPE_WEBHOOK_SECRET"),
         stripe_api_base=_url(env, "STRIPE_API_BASE"),
-        stripe_js_url=_url(env, "STRIPE_JS_URL", default="https://js.stripe.com/v3/"),
+        # Kept exactly: Stripe.js lives at .../v3/ (with the slash), and so does localstripe's copy.
+        stripe_js_url=_url(env, "STRIPE_JS_URL", default="https://js.stripe.com/v3/", exact=True),
         membership_price=_price(env),
         membership_currency=currency,
         redis_url=_text(env, "REFLEX_REDIS_URL"),

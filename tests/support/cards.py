@@ -11,6 +11,7 @@ from tests.conftest import TEST_STRIPE_PUBLISHABLE_KEY
 VISA = "4242424242424242"
 DECLINED_AT_SETUP = "4000000000000002"  # localstripe (like Stripe) refuses to set this card up
 DECLINED_AT_CHARGE = "4000000000000341"  # sets up fine, then its charge is declined
+THREE_D_SECURE = "4000002500003155"  # asks for 3-D Secure at set-up and again at payment
 
 
 def enter_card(localstripe_url: str, setup_client_secret: str, number: str) -> requests.Response:
