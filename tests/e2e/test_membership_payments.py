@@ -10,6 +10,7 @@ from sqlalchemy import select
 from projectalgo import billing
 from projectalgo.db import session_scope
 from projectalgo.models import Membership, Payment
+from tests.conftest import TEST_STRIPE_SECRET_KEY
 from tests.factories import PASSWORD, make_admin, make_member
 from tests.support.cards import DECLINED_AT_CHARGE, DECLINED_AT_SETUP, THREE_D_SECURE, VISA
 
@@ -38,6 +39,8 @@ def _rows(engine, model, user_id):
 
 
 def test_a_member_pays_by_card_and_lands_on_the_dashboard(app_server, app_engine, page):
+    frames = []
+    page.on("websocket", lambda socket: socket.on("framereceived", lambda frame: frames.append(str(frame))))
     member = make_member(app_engine, name="Paula Payer")
     _sign_in_to_membership(page, app_server, member.email)
     page.get_by_text("499.00 USD").first.wait_for()
@@ -51,6 +54,10 @@ def test_a_member_pays_by_card_and_lands_on_the_dashboard(app_server, app_engine
     [payment] = _rows(app_engine, Payment, member.id)
     assert (payment.amount, payment.currency, payment.status) == (49_900, "usd", "succeeded")
     assert payment.method == "visa •••• 4242" and payment.membership_id == membership.id
+    # What the server sent this browser: the card set-up's client secret (Stripe's design), nothing else of Stripe's.
+    sent = "".join(frames)
+    assert "seti_" in sent and TEST_STRIPE_SECRET_KEY not in sent
+    assert payment.stripe_payment_intent_id not in sent and "pm_" not in sent
 
     page.goto(f"{app_server.url}/membership")
     page.locator("#membership-state").get_by_text("Paid until").wait_for()
