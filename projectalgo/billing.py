@@ -326,7 +326,9 @@ def check_payment(sessions: Sessions, gateway: BillingGateway, *, user_id: int, 
 
 def _settle(sessions: Sessions, user_id: int, intent: Intent, client_secret: str) -> PaymentOutcome:
     with sessions() as session:
-        apply_intent(session, own_payment(session, user_id=user_id, intent_id=intent.id), intent)
+        applied = apply_intent(session, own_payment(session, user_id=user_id, intent_id=intent.id), intent)
+    if applied == "mismatch":
+        return PaymentOutcome("failed", "This payment does not match the membership price. Please contact an admin.")
     status = intent.payment_status
     if status == "succeeded":
         return PaymentOutcome("granted")

@@ -1,5 +1,6 @@
 """The Stripe gateway and the payment flow against localstripe (a real HTTP server speaking Stripe's API)."""
 
+import dataclasses
 from functools import partial
 
 import pytest
@@ -131,3 +132,19 @@ def test_a_card_set_up_for_someone_else_or_not_completed_is_not_charged(gateway,
         assert pay(setup_id=setup_id).status == "failed"
     with session_scope(engine) as session:
         assert billing.payment_history(session, member.id) == []
+
+
+def test_a_payment_stripe_reports_for_another_amount_than_recorded_is_not_claimed(gateway, localstripe, engine):
+    member = make_member(engine)
+    setup = gateway.card_setup(_set_up_card(gateway, localstripe, member.id, VISA))
+    intent, _ = gateway.create_payment(
+        user_id=member.id, amount=100, currency="usd", payment_method=setup.payment_method, idempotency_key=setup.id
+    )
+    with session_scope(engine) as session:  # the row says the price; Stripe's PaymentIntent says 1.00
+        billing.record_payment(session, user_id=member.id, intent=dataclasses.replace(intent, amount=49_900))
+    gateway.confirm_payment(intent.id)
+    sessions = partial(session_scope, engine)
+    outcome = billing.check_payment(sessions, gateway, user_id=member.id, intent_id=intent.id)
+    assert outcome.status == "failed" and "does not match" in outcome.message
+    with session_scope(engine) as session:
+        assert not billing.status(session, session.get(User, member.id)).active
