@@ -1,21 +1,47 @@
-"""Membership rules: who may see the members' pages, and granting or extending a yearly membership.
+"""Membership rules: who may see the members' pages, granting or extending a yearly membership, and the
+yearly membership payment.
 
-Plain Python on a SQL session; no Reflex here. Stripe payments (see integrations/stripe.py) end in `grant`.
+Plain Python on a SQL session; no Reflex here. Stripe is behind the `BillingGateway` protocol (implemented
+in integrations/stripe.py): this module sees only `Intent` snapshots, whether they come from the Stripe API
+or from a verified webhook, and both paths end in `apply_intent`, which grants once per payment.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from projectalgo.clock import utcnow
-from projectalgo.models import Membership, User
+from projectalgo.models import Membership, Payment, StripeEvent, User
 
 SOURCES = ("stripe", "admin")
 MAX_GRANT_DAYS = 3650
+MEMBERSHIP_DAYS = 365  # what one paid PaymentIntent buys
+# Stripe's PaymentIntent statuses, plus "failed": Stripe reports a declined attempt as
+# requires_payment_method with a last_payment_error.
+PAYMENT_STATUSES = (
+    "requires_payment_method",
+    "requires_confirmation",
+    "requires_action",
+    "processing",
+    "succeeded",
+    "failed",
+    "canceled",
+)
+# The webhook events acted on; any other verified event is acknowledged and recorded only.
+HANDLED_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed")
+DECLINED = "Your card was declined."
+UNAVAILABLE = "Payments are unavailable right now. Please try again in a few minutes."
+
+log = logging.getLogger("projectalgo.billing")
 
 
 class BillingError(ValueError):
@@ -69,3 +95,249 @@ def grant(session: Session, *, user_id: int, days: int, source: str, note: str =
     session.add(membership)
     session.flush()
     return membership
+
+
+# --- Payments -------------------------------------------------------------------------------------------
+
+
+class PaymentUnavailableError(BillingError):
+    """The payment provider could not be reached or refused the request; nothing was charged by us."""
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What the app needs of a Stripe PaymentIntent, read from the API or from a verified webhook."""
+
+    id: str
+    status: str  # Stripe's status
+    amount: int
+    currency: str
+    user_id: str  # metadata["user_id"] as Stripe holds it ("" when missing)
+    failure: str = ""  # last_payment_error.message: Stripe's words, meant for the payer
+
+    @property
+    def payment_status(self) -> str:
+        return "failed" if self.status == "requires_payment_method" and self.failure else self.status
+
+
+@dataclass(frozen=True)
+class CardSetup:
+    """A card the payer entered in Stripe.js and Stripe checked (a Stripe SetupIntent)."""
+
+    id: str
+    status: str
+    user_id: str
+    payment_method: str | None
+    method: str  # e.g. "visa •••• 4242"
+    billing_details: dict[str, str]
+    failure: str = ""
+
+
+class BillingGateway(Protocol):
+    """The payment provider as the membership flow uses it. Calls block (network): run them off the event loop."""
+
+    def start_card_setup(self, *, user_id: int) -> tuple[str, str]:
+        """A new card set-up: its id, and the client secret with which Stripe.js completes it in the browser."""
+
+    def card_setup(self, setup_id: str) -> CardSetup: ...
+
+    def create_payment(
+        self, *, user_id: int, amount: int, currency: str, payment_method: str, idempotency_key: str
+    ) -> tuple[Intent, str]:
+        """A new, unconfirmed PaymentIntent and its client secret (for 3-D Secure in the browser)."""
+
+    def confirm_payment(self, intent_id: str) -> Intent:
+        """Confirm server-side; a declined card comes back as a failed Intent, not as an error."""
+
+    def payment(self, intent_id: str) -> Intent: ...
+
+
+@dataclass(frozen=True)
+class PaymentView:
+    """One line of a user's own payment history."""
+
+    created_at: datetime
+    amount: Decimal
+    currency: str
+    status: str
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """Where a payment attempt stands, for the page: done, needs 3-D Secure, or a message to show."""
+
+    status: str  # "granted", "requires_action", "failed", "pending"
+    message: str = ""
+    # Only with requires_action: the PaymentIntent to check afterwards, and the payer's own secret for Stripe.js.
+    intent_id: str = ""
+    client_secret: str = ""
+
+
+def amount_in_cents(price: Decimal) -> int:
+    return int((price * 100).to_integral_value())
+
+
+def record_payment(
+    session: Session, *, user_id: int, intent: Intent, method: str = "", billing_details: dict[str, str] | None = None
+) -> Payment:
+    """The payment row for a PaymentIntent the app has just created for `user_id` (idempotent)."""
+    payment = _payment_for_intent(session, intent.id)
+    if payment is not None:
+        if payment.user_id != user_id:
+            raise BillingError("That payment belongs to someone else.")
+        return payment
+    now = utcnow()
+    payment = Payment(
+        stripe_payment_intent_id=intent.id,
+        user_id=user_id,
+        amount=intent.amount,
+        currency=intent.currency,
+        status=intent.payment_status,
+        method=method[:64],
+        billing_details=billing_details or {},
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(payment)
+    session.flush()
+    return payment
+
+
+def _payment_for_intent(session: Session, intent_id: str) -> Payment | None:
+    return session.exec(select(Payment).where(Payment.stripe_payment_intent_id == intent_id)).scalars().first()
+
+
+def own_payment(session: Session, *, user_id: int, intent_id: str) -> Payment:
+    """The payment row of `intent_id` if it belongs to `user_id`; never another user's."""
+    payment = _payment_for_intent(session, intent_id)
+    if payment is None or payment.user_id != user_id:
+        raise BillingError("No such payment.")
+    return payment
+
+
+def apply_intent(session: Session, payment: Payment, intent: Intent) -> str:
+    """Bring the payment row up to date with Stripe's view of its PaymentIntent; grant once when it succeeded.
+
+    Returns what happened: "granted", "already_granted", "updated", "unchanged" or "mismatch". A succeeded
+    payment never goes back (events can arrive out of order), and the grant happens only through the
+    conditional UPDATE that sets granted_at, in this same transaction.
+    """
+    now = utcnow()
+    if intent.status == "succeeded":
+        if (intent.amount, intent.currency) != (payment.amount, payment.currency):
+            log.error("billing.amount_mismatch payment=%s intent=%s", payment.id, intent.id)
+            return "mismatch"
+        claimed = session.execute(
+            update(Payment)
+            .where(Payment.id == payment.id, Payment.granted_at.is_(None))
+            .values(status="succeeded", granted_at=now, updated_at=now)
+            .returning(Payment.id)
+        ).first()
+        if claimed is None:
+            return "already_granted"
+        membership = grant(
+            session, user_id=payment.user_id, days=MEMBERSHIP_DAYS, source="stripe", note=f"Stripe payment {intent.id}"
+        )
+        session.execute(update(Payment).where(Payment.id == payment.id).values(membership_id=membership.id))
+        log.info(
+            "billing.membership_granted payment=%s user=%s until=%s", payment.id, payment.user_id, membership.ends_at
+        )
+        return "granted"
+    status = intent.payment_status if intent.payment_status in PAYMENT_STATUSES else payment.status
+    changed = session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id, Payment.status != "succeeded", Payment.status != status)
+        .values(status=status, updated_at=now)
+        .returning(Payment.id)
+    ).first()
+    return "updated" if changed else "unchanged"
+
+
+def handle_stripe_event(session: Session, *, event_id: str, event_type: str, intent: Intent | None) -> str:
+    """Apply one verified Stripe event once. Returns "duplicate", "ignored" or an `apply_intent` outcome.
+
+    The event id is recorded in the same transaction (unique), so a redelivery is a no-op; a concurrent
+    redelivery fails that insert with an IntegrityError, which the caller answers as a duplicate.
+    An event only acts on a PaymentIntent the app created: one with a payment row whose user is the
+    PaymentIntent's metadata user_id. Anything else is acknowledged and ignored.
+    """
+    seen = session.exec(select(StripeEvent.id).where(StripeEvent.event_id == event_id)).first()
+    if seen is not None:
+        return "duplicate"
+    session.add(StripeEvent(event_id=event_id[:255], type=event_type[:100], received_at=utcnow()))
+    session.flush()
+    if event_type not in HANDLED_EVENTS or intent is None:
+        return "ignored"
+    payment = _payment_for_intent(session, intent.id)
+    if payment is None or intent.user_id != str(payment.user_id):
+        log.warning("billing.event_for_unknown_payment event=%s type=%s", event_id, event_type)
+        return "ignored"
+    return apply_intent(session, payment, intent)
+
+
+def payment_history(session: Session, user_id: int) -> list[PaymentView]:
+    """The user's own payments, newest first."""
+    payments = session.exec(
+        select(Payment).where(Payment.user_id == user_id).order_by(Payment.created_at.desc(), Payment.id.desc())
+    ).scalars()
+    return [PaymentView(p.created_at, Decimal(p.amount) / 100, p.currency, p.status) for p in payments]
+
+
+# --- The payment flow (several short transactions around network calls; never a transaction held open
+# while Stripe answers) -----------------------------------------------------------------------------------
+
+Sessions = Callable[[], AbstractContextManager[Session]]
+
+
+def pay_with_card_setup(
+    sessions: Sessions, gateway: BillingGateway, *, user_id: int, setup_id: str, price: Decimal, currency: str
+) -> PaymentOutcome:
+    """Charge one membership to the card of a completed set-up, and grant it if Stripe says it succeeded.
+
+    Blocking. `setup_id` comes from the server (never from the browser); its status is read from Stripe.
+    """
+    setup = gateway.card_setup(setup_id)
+    if setup.user_id != str(user_id) or setup.status != "succeeded" or not setup.payment_method:
+        return PaymentOutcome("failed", setup.failure or "Your card could not be used. Please check it and try again.")
+    # One PaymentIntent per card set-up, even if this runs twice.
+    intent, client_secret = gateway.create_payment(
+        user_id=user_id,
+        amount=amount_in_cents(price),
+        currency=currency,
+        payment_method=setup.payment_method,
+        idempotency_key=f"membership-{user_id}-{setup.id}",
+    )
+    with sessions() as session:
+        record_payment(
+            session, user_id=user_id, intent=intent, method=setup.method, billing_details=setup.billing_details
+        )
+    return _settle(sessions, user_id, gateway.confirm_payment(intent.id), client_secret)
+
+
+def check_payment(sessions: Sessions, gateway: BillingGateway, *, user_id: int, intent_id: str) -> PaymentOutcome:
+    """After Stripe.js returns: retrieve the user's own PaymentIntent from Stripe and settle it. Blocking."""
+    with sessions() as session:
+        own_payment(session, user_id=user_id, intent_id=intent_id)
+    outcome = _settle(sessions, user_id, gateway.payment(intent_id), client_secret="")
+    if outcome.status == "requires_action":
+        return PaymentOutcome("failed", "The payment was not completed. Please try again.")
+    return outcome
+
+
+def _settle(sessions: Sessions, user_id: int, intent: Intent, client_secret: str) -> PaymentOutcome:
+    with sessions() as session:
+        applied = apply_intent(session, own_payment(session, user_id=user_id, intent_id=intent.id), intent)
+    if applied == "mismatch":
+        return PaymentOutcome("failed", "This payment does not match the membership price. Please contact an admin.")
+    status = intent.payment_status
+    if status == "succeeded":
+        return PaymentOutcome("granted")
+    if status == "requires_action":
+        return PaymentOutcome("requires_action", intent_id=intent.id, client_secret=client_secret)
+    if status == "processing":
+        return PaymentOutcome(
+            "pending", "Your payment is being processed. Your membership starts as soon as Stripe confirms it."
+        )
+    return PaymentOutcome(
+        "failed", intent.failure or ("The payment was canceled." if status == "canceled" else DECLINED)
+    )

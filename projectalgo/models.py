@@ -92,6 +92,40 @@ class Membership(SQLModel, table=True):
     created_at: datetime
 
 
+class Payment(SQLModel, table=True):
+    """One Stripe PaymentIntent for a yearly membership, created by the app for one user.
+
+    `granted_at` is set once, by a conditional UPDATE in the transaction that adds the membership, so a
+    PaymentIntent grants exactly one membership whichever path (webhook or retrieve) sees it succeed first.
+    """
+
+    __tablename__ = "payments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    stripe_payment_intent_id: str = Field(max_length=255, unique=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    amount: int  # in the currency's minor unit (cents)
+    currency: str = Field(max_length=3)
+    status: str = Field(max_length=32)  # see billing.PAYMENT_STATUSES
+    method: str = Field(default="", max_length=64)  # e.g. "visa •••• 4242"
+    billing_details: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    membership_id: int | None = Field(default=None, foreign_key="memberships.id")
+    granted_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class StripeEvent(SQLModel, table=True):
+    """A verified Stripe webhook event, kept so that a redelivery is recognised and not applied twice."""
+
+    __tablename__ = "stripe_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=255, unique=True)
+    type: str = Field(max_length=100)
+    received_at: datetime
+
+
 class BrokerageAccount(SQLModel, table=True):
     """A member's account at a broker; strategies trading on it share its wallet (counted once)."""
 

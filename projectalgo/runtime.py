@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from projectalgo.billing import BillingGateway
 from projectalgo.db import make_engine
+from projectalgo.integrations.stripe import StripeGateway
 from projectalgo.live import SnapshotHub
 from projectalgo.ratelimit import RateLimiter
 from projectalgo.settings import Settings, load_settings
@@ -21,6 +23,8 @@ class Services:
     snapshot_store: SnapshotStore
     hub: SnapshotHub
     ingest_limiter: RateLimiter
+    # None when STRIPE_SECRET_KEY is unset: the membership page then says payments are not configured.
+    payments: BillingGateway | None
 
 
 def build_snapshot_store(settings: Settings, engine: Engine) -> SnapshotStore:
@@ -44,4 +48,5 @@ def services() -> Services:
         snapshot_store=build_snapshot_store(settings, engine),
         hub=SnapshotHub(),
         ingest_limiter=RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst),
+        payments=StripeGateway(settings) if settings.stripe_secret_key else None,
     )

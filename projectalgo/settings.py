@@ -13,6 +13,8 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import urlparse
 
 ENVIRONMENTS = ("development", "test", "production")
+# Stripe counts these currencies in whole units (or thousandths), not cents; the price is charged in cents.
+NOT_CENT_CURRENCIES = "bhd bif clp djf gnf iqd jod jpy kmf krw kwd lyd mga omr pyg rwf tnd ugx vnd vuv xaf xof xpf"
 DEVELOPMENT_SECRET = "development-only-secret-key-base-change-me-in-production-0123456789"
 
 
@@ -85,13 +87,14 @@ def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: in
     return value
 
 
-def _url(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+def _url(env: Mapping[str, str], name: str, default: str | None = None, *, exact: bool = False) -> str | None:
+    """An http(s) URL; without a trailing slash (a base to append paths to) unless `exact`."""
     value = _text(env, name, default=default)
     if value is not None:
         parsed = urlparse(value)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
-    return value.rstrip("/") if value else value
+    return value.rstrip("/") if value and not exact else value
 
 
 def _price(env: Mapping[str, str]) -> Decimal:
@@ -142,10 +145,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     stripe_publishable_key = _text(env, "STRIPE_PUBLISHABLE_KEY")
     if stripe_publishable_key and not stripe_publishable_key.startswith(("pk_test_", "pk_live_")):
         raise SettingsError("STRIPE_PUBLISHABLE_KEY must start with pk_test_ or pk_live_")
+    if bool(stripe_secret_key) != bool(stripe_publishable_key):
+        raise SettingsError("STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY must be set together")
+    if stripe_secret_key and ("_live_" in stripe_secret_key) != ("_live_" in stripe_publishable_key):
+        raise SettingsError("STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY must both be test keys or both live keys")
 
     currency = _text(env, "MEMBERSHIP_CURRENCY", default="usd").lower()
     if len(currency) != 3 or not currency.isalpha():
         raise SettingsError(f"MEMBERSHIP_CURRENCY must be a 3-letter ISO code, got {currency!r}")
+    if currency in NOT_CENT_CURRENCIES.split():
+        raise SettingsError(f"MEMBERSHIP_CURRENCY must be a currency with cents (usd, eur, ...), got {currency!r}")
 
     return Settings(
         app_env=app_env,
@@ -164,7 +173,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stripe_secret_key=stripe_secret_key,
         stripe_webhook_secret=_text(env, "STRIPE_WEBHOOK_SECRET"),
         stripe_api_base=_url(env, "STRIPE_API_BASE"),
-        stripe_js_url=_url(env, "STRIPE_JS_URL", default="https://js.stripe.com/v3/"),
+        # Kept exactly: Stripe.js lives at .../v3/ (with the slash), and so does localstripe's copy.
+        stripe_js_url=_url(env, "STRIPE_JS_URL", default="https://js.stripe.com/v3/", exact=True),
         membership_price=_price(env),
         membership_currency=currency,
         ingest_rate_per_second=_integer(env, "INGEST_RATE_PER_SECOND", 10, 1, 100_000),

@@ -16,6 +16,10 @@ from projectalgo.migrations import upgrade_to_head
 from tests.support import servers
 
 TEST_SECRET_KEY_BASE = "test-secret-key-base-0123456789abcdef0123456789abcdef"
+# Test-mode Stripe keys for localstripe (it accepts any sk_/pk_ key).
+TEST_STRIPE_SECRET_KEY = "sk_test_projectalgo_localstripe"
+TEST_STRIPE_PUBLISHABLE_KEY = "pk_test_projectalgo_localstripe"
+TEST_STRIPE_WEBHOOK_SECRET = "whsec_test_projectalgo_localstripe"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -70,14 +74,23 @@ def _start_app(env: dict[str, str], server_logs: Path, name: str) -> Iterator[se
 
 
 @pytest.fixture(scope="session")
-def app_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The main app under test: embedded defaults (SQLite, the SQL snapshot store)."""
-    return _app_env(tmp_path_factory, "app")
+def app_env(tmp_path_factory: pytest.TempPathFactory, localstripe: servers.Server) -> dict[str, str]:
+    """The main app under test: embedded defaults (SQLite, the SQL snapshot store), payments on localstripe."""
+    return _app_env(tmp_path_factory, "app") | {
+        "STRIPE_SECRET_KEY": TEST_STRIPE_SECRET_KEY,
+        "STRIPE_PUBLISHABLE_KEY": TEST_STRIPE_PUBLISHABLE_KEY,
+        "STRIPE_API_BASE": localstripe.url,
+        "STRIPE_JS_URL": f"{localstripe.url}/js.stripe.com/v3/",
+        "STRIPE_WEBHOOK_SECRET": TEST_STRIPE_WEBHOOK_SECRET,
+    }
 
 
 @pytest.fixture(scope="session")
-def app_server(app_env: dict[str, str], server_logs: Path) -> Iterator[servers.Server]:
-    yield from _start_app(app_env, server_logs, "app")
+def app_server(app_env: dict[str, str], server_logs: Path, localstripe: servers.Server) -> Iterator[servers.Server]:
+    for server in _start_app(app_env, server_logs, "app"):
+        # localstripe signs and delivers its events (about 1 s late) to the app, as Stripe would.
+        servers.register_stripe_webhook(localstripe, f"{server.url}/api/v1/stripe/webhook", TEST_STRIPE_WEBHOOK_SECRET)
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from projectalgo import __version__
 from projectalgo.api import errors
 from projectalgo.api.health import router as health_router
 from projectalgo.api.ingest import router as ingest_router
+from projectalgo.api.stripe_webhook import router as stripe_webhook_router
 
 
 def build_api() -> FastAPI:
@@ -27,6 +28,7 @@ def build_api() -> FastAPI:
     api.add_exception_handler(Exception, errors.unexpected_error)
     api.include_router(health_router)
     api.include_router(ingest_router)
+    api.include_router(stripe_webhook_router)
 
     # Everything else is served by Reflex's front end; an unknown /api/ path is an API error, not a page.
     @api.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)

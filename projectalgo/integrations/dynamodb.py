@@ -7,6 +7,7 @@ the key, so rotating a bot's token keeps its history. Calls block: callers run t
 from __future__ import annotations
 
 import dataclasses
+import threading
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -53,7 +54,8 @@ class DynamoSnapshotStore:
 
     def __init__(self, settings: Settings) -> None:
         # Short timeouts and no hidden retries: a bot gets a quick 503 and retries itself.
-        config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1, "mode": "standard"})
+        # (`max_attempts` would count retries after the first try; `total_max_attempts` counts all tries.)
+        config = Config(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 1, "mode": "standard"})
         credentials = (
             {"aws_access_key_id": settings.aws_access_key, "aws_secret_access_key": settings.aws_secret_key}
             if settings.aws_access_key
@@ -68,6 +70,8 @@ class DynamoSnapshotStore:
         )
         self._table_name = settings.dynamodb_table
         self._table = self._resource.Table(settings.dynamodb_table)
+        self._in_doubt: list[tuple[int, int, str]] = []  # (strategy_id, at_ms, snapshot_id) answered 503
+        self._in_doubt_lock = threading.Lock()
 
     def create_table(self) -> bool:
         """Create the table (on-demand billing) unless it exists; True when it was created."""
@@ -105,7 +109,8 @@ class DynamoSnapshotStore:
             raise
 
     def put(self, snapshot: Snapshot) -> Snapshot:
-        # A unique id per snapshot tells our own earlier attempt apart from another snapshot at the same key.
+        self._settle_in_doubt()
+        # A unique id per snapshot tells our own write apart from another snapshot at the same key.
         snapshot_id = uuid.uuid4().hex
         for _ in range(MAX_SAME_MS_RETRIES):
             item = {
@@ -123,13 +128,47 @@ class DynamoSnapshotStore:
                 if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
             except StoreUnavailableError as error:
-                # The request may have been applied before the answer was lost: look before saying "not stored".
-                if isinstance(error.__cause__, AMBIGUOUS_ERRORS) and self._holder(snapshot) == snapshot_id:
-                    return snapshot
+                if isinstance(error.__cause__, AMBIGUOUS_ERRORS):
+                    return self._resolve_ambiguous(snapshot, snapshot_id, error)
                 raise
             # Another snapshot holds this millisecond (botocore does not retry, so it is not ours).
             snapshot = dataclasses.replace(snapshot, at_ms=snapshot.at_ms + 1)
         raise StoreUnavailableError("no free millisecond for this snapshot")
+
+    def _resolve_ambiguous(self, snapshot: Snapshot, snapshot_id: str, error: StoreUnavailableError) -> Snapshot:
+        """The write may have been applied before its answer was lost: look before saying "not stored".
+
+        When DynamoDB cannot even be asked, the caller is told "not stored" (503), so the write, if it did
+        land, is remembered and deleted as soon as DynamoDB answers again.
+        """
+        try:
+            if self._holder(snapshot) == snapshot_id:
+                return snapshot
+        except StoreUnavailableError:
+            with self._in_doubt_lock:
+                self._in_doubt.append((snapshot.strategy_id, snapshot.at_ms, snapshot_id))
+        raise error
+
+    def _settle_in_doubt(self) -> None:
+        """Delete the writes answered "not stored" that may have landed (only if they are ours)."""
+        while self._in_doubt:
+            with self._in_doubt_lock:
+                if not self._in_doubt:
+                    return
+                strategy_id, at_ms, snapshot_id = self._in_doubt[0]
+            try:
+                self._call(
+                    self._table.delete_item,
+                    Key={"strategy_id": strategy_id, "at_ms": at_ms},
+                    ConditionExpression="snapshot_id = :mine",
+                    ExpressionAttributeValues={":mine": snapshot_id},
+                )
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+            with self._in_doubt_lock:
+                if (strategy_id, at_ms, snapshot_id) in self._in_doubt:  # another thread may have settled it
+                    self._in_doubt.remove((strategy_id, at_ms, snapshot_id))
 
     def _holder(self, snapshot: Snapshot) -> str | None:
         key = {"strategy_id": snapshot.strategy_id, "at_ms": snapshot.at_ms}

@@ -1,23 +1,156 @@
-"""/membership: the price, what it gives, and the signed-in user's own membership."""
+"""/membership: the price, what it gives, the signed-in user's own membership and payments, and paying by card.
+
+Paying (see integrations/stripe.py for why in this order): "Pay" makes a card set-up on the server; Stripe.js
+(assets/payments.js) completes it with the card field; the server then charges the price to that card and
+grants the year if Stripe says it succeeded. When Stripe asks for 3-D Secure, Stripe.js completes it and the
+server reads the PaymentIntent back from Stripe. The Stripe ids stay in backend vars; the client secrets only
+travel inside the script calls to this payer's browser.
+"""
+
+import asyncio
+import json
+from collections.abc import Callable
+from functools import partial
 
 import reflex as rx
 
-from projectalgo.components.layout import layout
+from projectalgo import __version__, billing
+from projectalgo.components.layout import form_error, layout
+from projectalgo.db import session_scope
 from projectalgo.runtime import services
-from projectalgo.state import AuthState
+from projectalgo.state import AuthState, CurrentUser, in_session
+
+CARD_ELEMENT_ID = "card-element"
+STATUS_LABELS = {"succeeded": "Paid", "failed": "Declined", "processing": "Processing", "canceled": "Canceled"}
+
+
+def _payments_js(call: str) -> str:
+    """JavaScript that runs `call` on assets/payments.js (an ES module, fetched once by the browser)."""
+    return f'import("/payments.js?v={__version__}").then((payments) => payments.{call})'
+
+
+def _browser_error(result: object) -> str:
+    """The message Stripe.js reported, if any (shown to this browser only; never trusted for anything else)."""
+    error = result.get("error") if isinstance(result, dict) else None
+    return str(error)[:300] if error else ""
 
 
 class MembershipState(AuthState):
     price: str = ""
     currency: str = ""
+    payments_configured: bool = False
+    paying: bool = False
+    pay_error: str = ""
+    pay_notice: str = ""
+    # The user's own payments, newest first: date (ISO 8601), amount, status.
+    payments: list[dict[str, str]] = []
+    _setup_id: str = ""
+    _intent_id: str = ""
 
     @rx.event
     async def open_membership(self) -> rx.event.EventSpec | None:
-        if await self._current_user() is None:
+        user = await self._current_user()
+        if user is None:
             return self._to_login()
         settings = services().settings
         self.price, self.currency = f"{settings.membership_price:,.2f}", settings.membership_currency.upper()
+        self.payments_configured = services().payments is not None
+        self.paying, self.pay_error, self.pay_notice = False, "", ""
+        self._setup_id = self._intent_id = ""
+        await self._load_payments(user)
+        if not self.payments_configured or self.membership_exempt:
+            return None
+        mount = f"mountCard({json.dumps(settings.stripe_js_url)}, {json.dumps(settings.stripe_publishable_key)}, "
+        return rx.call_script(
+            _payments_js(f"{mount}{json.dumps('#' + CARD_ELEMENT_ID)})"), callback=MembershipState.card_field_ready
+        )
+
+    @rx.event
+    def card_field_ready(self, result: dict) -> None:
+        self.pay_error = _browser_error(result)
+
+    @rx.event
+    async def start_payment(self) -> rx.event.EventSpec | None:
+        user = await self._current_user()
+        if user is None:
+            return self._to_login()
+        gateway = services().payments
+        if gateway is None or self.membership_exempt or self.paying:
+            return None
+        self.pay_error = self.pay_notice = ""
+        try:
+            self._setup_id, secret = await asyncio.to_thread(gateway.start_card_setup, user_id=user.id)
+        except billing.BillingError as error:
+            self.pay_error = str(error)
+            return None
+        self.paying = True
+        return rx.call_script(_payments_js(f"setUpCard({json.dumps(secret)})"), callback=MembershipState.card_set_up)
+
+    @rx.event
+    async def card_set_up(self, result: dict) -> rx.event.EventSpec | None:
+        """Stripe.js finished the card set-up started here: charge the card (the set-up id is the server's own)."""
+        setup_id, self._setup_id = self._setup_id, ""
+        user = await self._current_user()
+        if user is None:
+            return self._to_login()
+        if not setup_id:
+            return None  # nothing was started from this page: a stale or forged call
+        if error := _browser_error(result):
+            return await self._show(user, billing.PaymentOutcome("failed", error))  # e.g. Stripe declined the card
+        settings = services().settings
+        outcome = await self._run(
+            billing.pay_with_card_setup,
+            user_id=user.id,
+            setup_id=setup_id,
+            price=settings.membership_price,
+            currency=settings.membership_currency,
+        )
+        return await self._show(user, outcome)
+
+    @rx.event
+    async def payment_returned(self, _result: dict) -> rx.event.EventSpec | None:
+        """Stripe.js finished 3-D Secure: read this user's PaymentIntent back from Stripe, whatever the browser says."""
+        intent_id, self._intent_id = self._intent_id, ""
+        user = await self._current_user()
+        if user is None:
+            return self._to_login()
+        if not intent_id:
+            return None
+        return await self._show(user, await self._run(billing.check_payment, user_id=user.id, intent_id=intent_id))
+
+    async def _run(self, flow: Callable[..., billing.PaymentOutcome], **kwargs: object) -> billing.PaymentOutcome:
+        gateway = services().payments
+        if gateway is None:
+            return billing.PaymentOutcome("failed", "Payments are not configured on this server.")
+        sessions = partial(session_scope, services().engine)
+        try:
+            return await asyncio.to_thread(flow, sessions, gateway, **kwargs)
+        except billing.BillingError as error:
+            return billing.PaymentOutcome("failed", str(error))
+
+    async def _show(self, user: CurrentUser, outcome: billing.PaymentOutcome) -> rx.event.EventSpec | None:
+        if outcome.status == "granted":
+            self.paying = False
+            return rx.redirect("/dashboard")
+        if outcome.status == "requires_action":
+            self._intent_id = outcome.intent_id
+            script = _payments_js(f"confirmPayment({json.dumps(outcome.client_secret)})")
+            return rx.call_script(script, callback=MembershipState.payment_returned)
+        self.paying = False
+        self.pay_error, self.pay_notice = (outcome.message, "") if outcome.status == "failed" else ("", outcome.message)
+        await self._load_payments(user)
         return None
+
+    async def _load_payments(self, user: CurrentUser) -> None:
+        history = await in_session(lambda session: billing.payment_history(session, user.id))
+        self.payments = [
+            {
+                "date": view.created_at.isoformat(),
+                "amount": f"{view.amount:,.2f} {view.currency.upper()}",
+                "status": STATUS_LABELS.get(view.status, "Not completed"),
+            }
+            for view in history
+        ]
 
 
 def membership_summary() -> rx.Component:
@@ -43,17 +176,113 @@ def membership_summary() -> rx.Component:
     )
 
 
+def pay_form() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading(
+                rx.cond(AuthState.membership_ends_at != "", "Add a year", "Pay for a year"),
+                size="4",
+            ),
+            rx.text(
+                "Enter your card. It goes straight to Stripe; paying while a membership runs adds a year to its end.",
+                color_scheme="gray",
+                size="2",
+            ),
+            rx.box(
+                id=CARD_ELEMENT_ID,
+                width="100%",
+                padding="0.75em",
+                border=f"1px solid {rx.color('gray', 6)}",
+                border_radius="var(--radius-2)",
+            ),
+            form_error(MembershipState.pay_error),
+            rx.cond(
+                MembershipState.pay_notice != "",
+                rx.callout(MembershipState.pay_notice, icon="info", color_scheme="blue", width="100%"),
+            ),
+            rx.button(
+                "Pay ",
+                MembershipState.price,
+                " ",
+                MembershipState.currency,
+                on_click=MembershipState.start_payment,
+                loading=MembershipState.paying,
+                width="100%",
+            ),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
+def payment_section() -> rx.Component:
+    return rx.cond(
+        AuthState.membership_exempt,
+        rx.fragment(),
+        rx.cond(
+            MembershipState.payments_configured,
+            pay_form(),
+            rx.callout(
+                "Payments are not configured on this server yet. Ask an admin to grant your membership.",
+                icon="info",
+                color_scheme="gray",
+                id="payments-not-configured",
+                width="100%",
+            ),
+        ),
+    )
+
+
+def payment_history() -> rx.Component:
+    return rx.cond(
+        MembershipState.payments.length() > 0,
+        rx.vstack(
+            rx.heading("Your payments", size="4"),
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        rx.table.column_header_cell("Date"),
+                        rx.table.column_header_cell("Amount"),
+                        rx.table.column_header_cell("Status"),
+                    )
+                ),
+                rx.table.body(
+                    rx.foreach(
+                        MembershipState.payments,
+                        lambda payment: rx.table.row(
+                            rx.table.cell(rx.moment(payment["date"], format="LL, HH:mm", local=True)),
+                            rx.table.cell(payment["amount"]),
+                            rx.table.cell(payment["status"]),
+                        ),
+                    )
+                ),
+                id="payments",
+                width="100%",
+            ),
+            spacing="2",
+            width="100%",
+        ),
+    )
+
+
 def membership_page() -> rx.Component:
     return layout(
         rx.vstack(
             rx.heading("Membership", size="7"),
             rx.text(
-                "A yearly membership (",
+                "A yearly membership costs ",
                 rx.text.strong(MembershipState.price, " ", MembershipState.currency),
-                " per year) gives you the live dashboard of your strategies, their history and charts, "
-                "and an invite link for the people you trust.",
+                " and gives you:",
+            ),
+            rx.unordered_list(
+                rx.list_item("the live dashboard of your strategies, updated as your bots post;"),
+                rx.list_item("their history and charts;"),
+                rx.list_item("an invite link for the people you trust."),
             ),
             membership_summary(),
+            payment_section(),
+            payment_history(),
             spacing="4",
             width="100%",
         )

@@ -139,6 +139,12 @@ def start_localstripe(log_dir: Path) -> Server:
     return start_server("localstripe", command, url, port_open(port), log_dir, timeout=30)
 
 
+def register_stripe_webhook(localstripe: Server, url: str, secret: str) -> None:
+    """Have localstripe deliver every event, signed with `secret`, to `url`."""
+    response = requests.post(f"{localstripe.url}/_config/webhooks/app", data={"url": url, "secret": secret}, timeout=5)
+    response.raise_for_status()
+
+
 def start_app(log_dir: Path, env: Mapping[str, str], name: str = "app") -> Server:
     """The app as README command 1 runs it: `reflex run --env prod`, one port for pages, websocket and API.
 

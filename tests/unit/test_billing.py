@@ -1,11 +1,13 @@
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from projectalgo import accounts, billing
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
-from projectalgo.models import User
+from projectalgo.models import Membership, Payment, User
 from tests.factories import make_admin, make_member
 
 
@@ -65,3 +67,136 @@ def test_bad_grants_are_refused(engine, change, message):
     with session_scope(engine) as session, pytest.raises(billing.BillingError, match=message):
         billing.grant(session, **({"user_id": member.id, "days": 30, "source": "admin"} | change))
     assert not _status(engine, member.id).active
+
+
+# --- Payments: one PaymentIntent grants exactly one membership, whatever order things arrive in -----------
+
+PRICE_CENTS = 49_900
+
+
+def _intent(intent_id, user_id, status="succeeded", **change):
+    fields = {"amount": PRICE_CENTS, "currency": "usd", "user_id": str(user_id), "failure": ""} | change
+    return billing.Intent(id=intent_id, status=status, **fields)
+
+
+def _paying_member(engine, intent_id):
+    member = make_member(engine)
+    with session_scope(engine) as session:
+        billing.record_payment(
+            session,
+            user_id=member.id,
+            intent=_intent(intent_id, member.id, "requires_confirmation"),
+            method="visa •••• 4242",
+            billing_details={"postal_code": "12345"},
+        )
+    return member
+
+
+def _memberships(engine, user_id):
+    with session_scope(engine) as session:
+        return session.exec(select(Membership).where(Membership.user_id == user_id)).scalars().all()
+
+
+def _payment(engine, intent_id):
+    with session_scope(engine) as session:
+        return session.exec(select(Payment).where(Payment.stripe_payment_intent_id == intent_id)).scalars().one()
+
+
+def _event(engine, event_id, event_type, intent):
+    with session_scope(engine) as session:
+        return billing.handle_stripe_event(session, event_id=event_id, event_type=event_type, intent=intent)
+
+
+def test_the_price_is_charged_in_cents():
+    assert billing.amount_in_cents(Decimal("499.00")) == 49_900
+    assert billing.amount_in_cents(Decimal("0.07")) == 7
+
+
+def test_a_succeeded_payment_grants_365_days_once_and_records_the_membership(engine):
+    member = _paying_member(engine, "pi_once")
+    with session_scope(engine) as session:
+        payment = billing.own_payment(session, user_id=member.id, intent_id="pi_once")
+        assert billing.apply_intent(session, payment, _intent("pi_once", member.id)) == "granted"
+    with session_scope(engine) as session:
+        payment = billing.own_payment(session, user_id=member.id, intent_id="pi_once")
+        assert billing.apply_intent(session, payment, _intent("pi_once", member.id)) == "already_granted"
+    [membership] = _memberships(engine, member.id)
+    assert membership.ends_at - membership.starts_at == timedelta(days=365) and membership.source == "stripe"
+    payment = _payment(engine, "pi_once")
+    assert payment.status == "succeeded" and payment.granted_at and payment.membership_id == membership.id
+    assert payment.method == "visa •••• 4242" and payment.billing_details == {"postal_code": "12345"}
+
+
+def test_paying_while_active_extends_from_the_current_end(engine):
+    member = _paying_member(engine, "pi_extend")
+    with session_scope(engine) as session:
+        first = billing.grant(session, user_id=member.id, days=30, source="admin")
+    assert _event(engine, "evt_extend", "payment_intent.succeeded", _intent("pi_extend", member.id)) == "granted"
+    assert _status(engine, member.id).ends_at == first.ends_at + timedelta(days=365)
+
+
+def test_webhook_events_are_applied_once_and_never_undo_a_success(engine):
+    member = _paying_member(engine, "pi_events")
+    succeeded = _intent("pi_events", member.id)
+    failed = _intent("pi_events", member.id, "requires_payment_method", failure="Your card was declined.")
+    assert _event(engine, "evt_1", "payment_intent.succeeded", succeeded) == "granted"
+    assert _event(engine, "evt_1", "payment_intent.succeeded", succeeded) == "duplicate"
+    assert _event(engine, "evt_2", "payment_intent.succeeded", succeeded) == "already_granted"
+    assert _event(engine, "evt_3", "payment_intent.payment_failed", failed) == "unchanged"
+    assert len(_memberships(engine, member.id)) == 1
+    assert _payment(engine, "pi_events").status == "succeeded"
+
+
+def test_a_failure_is_recorded_and_a_later_success_still_grants(engine):
+    member = _paying_member(engine, "pi_retry")
+    failed = _intent("pi_retry", member.id, "requires_payment_method", failure="Your card was declined.")
+    assert _event(engine, "evt_f", "payment_intent.payment_failed", failed) == "updated"
+    assert _payment(engine, "pi_retry").status == "failed"
+    assert not _memberships(engine, member.id)
+    assert _event(engine, "evt_s", "payment_intent.succeeded", _intent("pi_retry", member.id)) == "granted"
+
+
+@pytest.mark.parametrize(
+    ("event_type", "change"),
+    [
+        ("payment_intent.succeeded", {"id": "pi_not_ours"}),  # no payment row: not a PaymentIntent we created
+        ("payment_intent.succeeded", {"user_id": "999999"}),  # metadata names another user than the row's
+        ("payment_intent.succeeded", {"user_id": ""}),
+        ("charge.refunded", {}),  # an event type the app does not act on
+    ],
+)
+def test_events_for_payments_we_did_not_create_are_ignored(engine, event_type, change):
+    member = _paying_member(engine, "pi_ours")
+    intent = _intent("pi_ours", member.id)
+    intent = billing.Intent(**(vars(intent) | change))
+    assert _event(engine, "evt_x", event_type, intent) == "ignored"
+    assert _event(engine, "evt_x", event_type, intent) == "duplicate"
+    assert not _memberships(engine, member.id)
+
+
+def test_a_success_for_another_amount_grants_nothing(engine):
+    member = _paying_member(engine, "pi_cheap")
+    cheap = _intent("pi_cheap", member.id, amount=100)
+    assert _event(engine, "evt_cheap", "payment_intent.succeeded", cheap) == "mismatch"
+    assert not _memberships(engine, member.id) and _payment(engine, "pi_cheap").granted_at is None
+
+
+def test_a_payment_is_only_ever_another_users_by_its_own_row(engine):
+    member = _paying_member(engine, "pi_mine")
+    other = make_member(engine)
+    with session_scope(engine) as session, pytest.raises(billing.BillingError, match="No such payment"):
+        billing.own_payment(session, user_id=other.id, intent_id="pi_mine")
+    with session_scope(engine) as session, pytest.raises(billing.BillingError, match="someone else"):
+        billing.record_payment(session, user_id=other.id, intent=_intent("pi_mine", other.id))
+    with session_scope(engine) as session:
+        assert billing.payment_history(session, other.id) == []
+        [view] = billing.payment_history(session, member.id)
+    assert (view.amount, view.currency, view.status) == (Decimal("499.00"), "usd", "requires_confirmation")
+
+
+def test_the_history_lists_the_users_payments_newest_first(engine):
+    member = _paying_member(engine, "pi_old")
+    with session_scope(engine) as session:
+        billing.record_payment(session, user_id=member.id, intent=_intent("pi_new", member.id, "processing"))
+        history = billing.payment_history(session, member.id)
+    assert [view.status for view in history] == ["processing", "requires_confirmation"]

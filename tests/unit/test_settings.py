@@ -36,6 +36,12 @@ def test_a_dynamodb_table_selects_the_dynamodb_store():
         ({"DYNAMODB_ENDPOINT_URL": "localhost:8000"}, "DYNAMODB_ENDPOINT_URL"),
         ({"AWS_ACCESS_KEY": "only-half"}, "AWS_ACCESS_KEY"),
         ({"STRIPE_SECRET_KEY": "pk_test_wrong_kind"}, "STRIPE_SECRET_KEY"),
+        ({"STRIPE_SECRET_KEY": "sk_test_only_half"}, "STRIPE_PUBLISHABLE_KEY"),
+        (
+            {"STRIPE_SECRET_KEY": "sk_live_a", "STRIPE_PUBLISHABLE_KEY": "pk_test_b"},
+            "both be test keys or both live keys",
+        ),
+        ({"MEMBERSHIP_CURRENCY": "jpy"}, "MEMBERSHIP_CURRENCY"),
         ({"MEMBERSHIP_PRICE": "4.999"}, "MEMBERSHIP_PRICE"),
         ({"MEMBERSHIP_PRICE": "NaN"}, "MEMBERSHIP_PRICE"),
         ({"SECRET_KEY_BASE": "short"}, "SECRET_KEY_BASE"),
@@ -51,3 +57,12 @@ def test_production_refuses_the_development_secret():
     with pytest.raises(SettingsError):
         load_settings({"APP_ENV": "production", "SECRET_KEY_BASE": DEVELOPMENT_SECRET})
     assert load_settings({"APP_ENV": "production", "SECRET_KEY_BASE": "x" * 40}).is_production
+
+
+def test_the_stripe_js_url_is_kept_exactly_and_api_bases_lose_their_trailing_slash():
+    settings = load_settings(
+        {"STRIPE_API_BASE": "http://127.0.0.1:8420/", "STRIPE_JS_URL": "http://127.0.0.1:8420/js.stripe.com/v3/"}
+    )
+    assert settings.stripe_api_base == "http://127.0.0.1:8420"
+    assert settings.stripe_js_url == "http://127.0.0.1:8420/js.stripe.com/v3/"
+    assert load_settings({}).stripe_js_url == "https://js.stripe.com/v3/"

@@ -1,0 +1,150 @@
+"""The Stripe gateway and the payment flow against localstripe (a real HTTP server speaking Stripe's API)."""
+
+import dataclasses
+from functools import partial
+
+import pytest
+from sqlalchemy import select
+
+from projectalgo import billing
+from projectalgo.db import session_scope
+from projectalgo.integrations.stripe import StripeGateway
+from projectalgo.models import Membership, Payment, User
+from projectalgo.settings import load_settings
+from tests.factories import make_member
+from tests.support.cards import DECLINED_AT_CHARGE, DECLINED_AT_SETUP, VISA, enter_card
+
+
+@pytest.fixture(scope="module")
+def settings(app_env):
+    return load_settings(app_env)
+
+
+@pytest.fixture(scope="module")
+def gateway(settings):
+    return StripeGateway(settings)
+
+
+def _set_up_card(gateway, localstripe, user_id, number):
+    setup_id, secret = gateway.start_card_setup(user_id=user_id)
+    assert secret.startswith(f"{setup_id}_secret_")
+    enter_card(localstripe.url, secret, number)
+    return setup_id
+
+
+def test_a_card_set_up_in_the_browser_is_read_back_server_side(gateway, localstripe):
+    setup = gateway.card_setup(_set_up_card(gateway, localstripe, 7, VISA))
+    assert (setup.status, setup.user_id) == ("succeeded", "7")
+    assert setup.payment_method.startswith("pm_")
+    assert setup.method == "visa •••• 4242"
+    assert setup.billing_details == {"postal_code": "12345"}
+
+
+def test_a_card_stripe_declines_at_set_up_never_becomes_a_payment_method(gateway, localstripe):
+    setup_id, secret = gateway.start_card_setup(user_id=7)
+    response = enter_card(localstripe.url, secret, DECLINED_AT_SETUP)
+    assert response.status_code == 402 and response.json()["error"]["message"] == "Your card was declined."
+    setup = gateway.card_setup(setup_id)
+    assert setup.status != "succeeded"
+
+
+def test_a_payment_intent_is_created_for_the_price_and_confirmed(gateway, localstripe):
+    setup = gateway.card_setup(_set_up_card(gateway, localstripe, 8, VISA))
+    intent, secret = gateway.create_payment(
+        user_id=8, amount=49_900, currency="usd", payment_method=setup.payment_method, idempotency_key="k-" + setup.id
+    )
+    assert secret.startswith(f"{intent.id}_secret_")
+    assert (intent.status, intent.amount, intent.currency, intent.user_id) == (
+        "requires_confirmation",
+        49_900,
+        "usd",
+        "8",
+    )
+    assert gateway.confirm_payment(intent.id).status == "succeeded"
+    assert gateway.payment(intent.id).payment_status == "succeeded"
+
+
+def test_a_declined_charge_comes_back_as_a_failed_intent_with_stripes_message(gateway, localstripe):
+    setup = gateway.card_setup(_set_up_card(gateway, localstripe, 9, DECLINED_AT_CHARGE))
+    intent, _ = gateway.create_payment(
+        user_id=9, amount=49_900, currency="usd", payment_method=setup.payment_method, idempotency_key="k-" + setup.id
+    )
+    failed = gateway.confirm_payment(intent.id)
+    assert (failed.payment_status, failed.failure) == ("failed", "Your card was declined.")
+
+
+def test_stripe_errors_become_a_readable_refusal(gateway):
+    with pytest.raises(billing.PaymentUnavailableError, match="unavailable right now"):
+        gateway.payment("pi_does_not_exist")
+
+
+def test_paying_with_a_set_up_card_grants_one_membership_and_checking_again_changes_nothing(
+    gateway, localstripe, engine, settings
+):
+    member = make_member(engine)
+    sessions = partial(session_scope, engine)
+    setup_id = _set_up_card(gateway, localstripe, member.id, VISA)
+    pay = partial(billing.pay_with_card_setup, sessions, gateway, price=settings.membership_price, currency="usd")
+    assert pay(user_id=member.id, setup_id=setup_id) == billing.PaymentOutcome("granted")
+    with session_scope(engine) as session:
+        payment = session.exec(select(Payment).where(Payment.user_id == member.id)).scalars().one()
+        assert (payment.amount, payment.currency, payment.status) == (49_900, "usd", "succeeded")
+        assert payment.method == "visa •••• 4242" and payment.granted_at is not None
+    intent_id = payment.stripe_payment_intent_id
+    check = partial(billing.check_payment, sessions, gateway, intent_id=intent_id)
+    assert check(user_id=member.id) == billing.PaymentOutcome("granted")
+    with pytest.raises(billing.BillingError, match="No such payment"):
+        check(user_id=make_member(engine).id)
+    with session_scope(engine) as session:
+        assert len(session.exec(select(Membership).where(Membership.user_id == member.id)).scalars().all()) == 1
+
+
+def test_a_declined_charge_is_recorded_and_grants_nothing(gateway, localstripe, engine, settings):
+    member = make_member(engine)
+    setup_id = _set_up_card(gateway, localstripe, member.id, DECLINED_AT_CHARGE)
+    outcome = billing.pay_with_card_setup(
+        partial(session_scope, engine),
+        gateway,
+        user_id=member.id,
+        setup_id=setup_id,
+        price=settings.membership_price,
+        currency="usd",
+    )
+    assert outcome == billing.PaymentOutcome("failed", "Your card was declined.")
+    with session_scope(engine) as session:
+        assert [p.status for p in billing.payment_history(session, member.id)] == ["failed"]
+        assert not billing.status(session, session.get(User, member.id)).active
+
+
+def test_a_card_set_up_for_someone_else_or_not_completed_is_not_charged(gateway, localstripe, engine, settings):
+    member = make_member(engine)
+    pay = partial(
+        billing.pay_with_card_setup,
+        partial(session_scope, engine),
+        gateway,
+        user_id=member.id,
+        price=settings.membership_price,
+        currency="usd",
+    )
+    someone_elses = _set_up_card(gateway, localstripe, member.id + 1000, VISA)
+    unfinished, _ = gateway.start_card_setup(user_id=member.id)
+    for setup_id in (someone_elses, unfinished):
+        assert pay(setup_id=setup_id).status == "failed"
+    with session_scope(engine) as session:
+        assert billing.payment_history(session, member.id) == []
+
+
+def test_a_payment_stripe_reports_for_another_amount_than_recorded_is_not_claimed(gateway, localstripe, engine):
+    member = make_member(engine)
+    setup = gateway.card_setup(_set_up_card(gateway, localstripe, member.id, VISA))
+    intent, _ = gateway.create_payment(
+        user_id=member.id, amount=100, currency="usd", payment_method=setup.payment_method, idempotency_key=setup.id
+    )
+    with session_scope(engine) as session:  # the row says the price; Stripe's PaymentIntent says 1.00
+        billing.record_payment(session, user_id=member.id, intent=dataclasses.replace(intent, amount=49_900))
+    gateway.confirm_payment(intent.id)
+    sessions = partial(session_scope, engine)
+    outcome = billing.check_payment(sessions, gateway, user_id=member.id, intent_id=intent.id)
+    assert outcome.status == "failed" and "does not match" in outcome.message
+    with session_scope(engine) as session:
+        assert not billing.status(session, session.get(User, member.id)).active
