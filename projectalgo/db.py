@@ -11,7 +11,10 @@ from sqlmodel import Session
 
 def make_engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
-        engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 30})
+        # Enough pooled connections for the worker threads: a new SQLite connection costs its pragmas.
+        engine = create_engine(
+            database_url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20, max_overflow=20
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
