@@ -7,7 +7,7 @@ to the Reflex tabs allowed to see it (see the dashboard pages).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from projectalgo.snapshots import Snapshot
 
@@ -31,3 +31,34 @@ class SnapshotHub:
                 await subscriber(snapshot)
             except Exception:
                 log.exception("live.subscriber_failed strategy_id=%s", snapshot.strategy_id)
+
+
+class Watchers:
+    """Which browser tabs show which strategies. A tab is added only after its page checked that its user
+    may see them, and a snapshot is pushed to these tabs and no others.
+
+    In-process: with one worker (the default) every tab's websocket is here. Several workers behind Redis
+    need this registry shared too (the production round).
+    """
+
+    def __init__(self) -> None:
+        self._by_strategy: dict[int, dict[str, type]] = {}
+        self._by_tab: dict[str, set[int]] = {}
+
+    def watch(self, client_token: str, state: type, strategy_ids: Iterable[int]) -> None:
+        """The tab now shows these strategies through `state` (and stops showing what it showed before)."""
+        self.forget(client_token)
+        ids = set(strategy_ids)
+        self._by_tab[client_token] = ids
+        for strategy_id in ids:
+            self._by_strategy.setdefault(strategy_id, {})[client_token] = state
+
+    def forget(self, client_token: str) -> None:
+        for strategy_id in self._by_tab.pop(client_token, ()):
+            tabs = self._by_strategy.get(strategy_id, {})
+            tabs.pop(client_token, None)
+            if not tabs:
+                self._by_strategy.pop(strategy_id, None)
+
+    def of(self, strategy_id: int) -> list[tuple[str, type]]:
+        return list(self._by_strategy.get(strategy_id, {}).items())

@@ -1,20 +1,45 @@
 """Composition root: reads the settings once, builds the API and registers the pages."""
 
+import asyncio
+import logging
+
 import reflex as rx
 
 from projectalgo.api import build_api
 from projectalgo.pages.accounts import AccountsState, accounts_page
-from projectalgo.pages.dashboard import dashboard_page
+from projectalgo.pages.dashboard import DashboardState, dashboard_page
 from projectalgo.pages.invite import InviteState, invite_page
 from projectalgo.pages.login import LoginState, LogoutState, login_page, logout_page
 from projectalgo.pages.membership import MembershipState, membership_page
 from projectalgo.pages.strategies import StrategiesState, strategies_page
 from projectalgo.runtime import services
-from projectalgo.state import AuthState
+from projectalgo.snapshots import Snapshot
 
+log = logging.getLogger("projectalgo.live")
 services()  # fail at start-up, not on the first request, when a setting is wrong
 
 app = rx.App(api_transformer=build_api())
+_pushes: set[asyncio.Task] = set()  # running pushes, kept so they are not garbage-collected
+
+
+async def _push_to_tab(client_token: str, state: type[rx.State], snapshot: Snapshot) -> None:
+    try:
+        async with app.modify_state(rx.BaseStateToken(ident=client_token, cls=state)) as root:
+            live = await root.get_state(state)
+            live._apply_snapshot(snapshot)
+    except Exception:
+        log.exception("live.push_failed strategy_id=%s", snapshot.strategy_id)
+
+
+async def push_snapshot(snapshot: Snapshot) -> None:
+    """Send a stored snapshot to the tabs showing its strategy, without delaying the bot's answer."""
+    for client_token, state in services().watchers.of(snapshot.strategy_id):
+        task = asyncio.create_task(_push_to_tab(client_token, state, snapshot))
+        _pushes.add(task)
+        task.add_done_callback(_pushes.discard)
+
+
+services().hub.subscribe(push_snapshot)
 app.add_page(login_page, route="/", title="ProjectAlgo", on_load=LoginState.open_login)
 app.add_page(login_page, route="/login", title="Sign in · ProjectAlgo", on_load=LoginState.open_login)
 app.add_page(logout_page, route="/logout", title="Sign out · ProjectAlgo", on_load=LogoutState.sign_out)
@@ -22,7 +47,7 @@ app.add_page(invite_page, route="/invite/[code]", title="Join · ProjectAlgo", o
 app.add_page(
     membership_page, route="/membership", title="Membership · ProjectAlgo", on_load=MembershipState.open_membership
 )
-app.add_page(dashboard_page, route="/dashboard", title="Dashboard · ProjectAlgo", on_load=AuthState.require_member)
+app.add_page(dashboard_page, route="/dashboard", title="Dashboard · ProjectAlgo", on_load=DashboardState.open_dashboard)
 app.add_page(accounts_page, route="/accounts", title="Accounts · ProjectAlgo", on_load=AccountsState.open_accounts)
 app.add_page(
     strategies_page, route="/strategies", title="Strategies · ProjectAlgo", on_load=StrategiesState.open_strategies

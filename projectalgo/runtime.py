@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from projectalgo.billing import BillingGateway
 from projectalgo.db import make_engine
 from projectalgo.integrations.stripe import StripeGateway
-from projectalgo.live import SnapshotHub
+from projectalgo.live import SnapshotHub, Watchers
 from projectalgo.ratelimit import RateLimiter
 from projectalgo.settings import Settings, load_settings
 from projectalgo.snapshots import SnapshotStore
@@ -22,6 +22,7 @@ class Services:
     engine: Engine
     snapshot_store: SnapshotStore
     hub: SnapshotHub
+    watchers: Watchers
     ingest_limiter: RateLimiter
     # None when STRIPE_SECRET_KEY is unset: the membership page then says payments are not configured.
     payments: BillingGateway | None
@@ -47,6 +48,7 @@ def services() -> Services:
         engine=engine,
         snapshot_store=build_snapshot_store(settings, engine),
         hub=SnapshotHub(),
+        watchers=Watchers(),
         ingest_limiter=RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst),
         payments=StripeGateway(settings) if settings.stripe_secret_key else None,
     )

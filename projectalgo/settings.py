@@ -45,6 +45,8 @@ class Settings:
     stripe_js_url: str
     membership_price: Decimal
     membership_currency: str
+    # A strategy is "stale" when its last snapshot is older than this.
+    stale_after_minutes: int
     # Snapshot ingestion: per-token rate limit (token bucket) and the origins browsers may post from.
     ingest_rate_per_second: float
     ingest_burst: int
@@ -177,6 +179,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stripe_js_url=_url(env, "STRIPE_JS_URL", default="https://js.stripe.com/v3/", exact=True),
         membership_price=_price(env),
         membership_currency=currency,
+        stale_after_minutes=_integer(env, "STALE_AFTER_MINUTES", 10, 1, 10_080),
         ingest_rate_per_second=_integer(env, "INGEST_RATE_PER_SECOND", 10, 1, 100_000),
         ingest_burst=_integer(env, "INGEST_BURST", 50, 1, 1_000_000),
         cors_allowed_origins=cors_origins(env),

@@ -216,6 +216,10 @@ class SnapshotStore(Protocol):
 
     def latest(self, strategy_id: int) -> Snapshot | None: ...
 
+    def recent(self, strategy_id: int, before_ms: int, *, limit: int) -> list[Snapshot]:
+        """Up to `limit` snapshots with at_ms < before_ms, newest first (tables, the value before a window)."""
+        ...
+
     def between(
         self, strategy_id: int, start_ms: int, end_ms: int, *, limit: int = 1000, cursor: int | None = None
     ) -> Page:

@@ -179,10 +179,15 @@ class DynamoSnapshotStore:
         return self._call(self._table.query, ConsistentRead=True, **kwargs)
 
     def latest(self, strategy_id: int) -> Snapshot | None:
-        items = self._query(KeyConditionExpression=Key("strategy_id").eq(strategy_id), ScanIndexForward=False, Limit=1)[
-            "Items"
-        ]
-        return _item_to_snapshot(items[0]) if items else None
+        return next(iter(self.recent(strategy_id, 2**62, limit=1)), None)
+
+    def recent(self, strategy_id: int, before_ms: int, *, limit: int) -> list[Snapshot]:
+        items = self._query(
+            KeyConditionExpression=Key("strategy_id").eq(strategy_id) & Key("at_ms").lt(before_ms),
+            ScanIndexForward=False,
+            Limit=limit,
+        )["Items"]
+        return [_item_to_snapshot(item) for item in items]
 
     def between(
         self, strategy_id: int, start_ms: int, end_ms: int, *, limit: int = 1000, cursor: int | None = None

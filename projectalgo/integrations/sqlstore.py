@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import Future
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Select, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -90,33 +90,32 @@ class SqlSnapshotStore:
         raise StoreUnavailableError("no free millisecond for this snapshot")
 
     def latest(self, strategy_id: int) -> Snapshot | None:
-        return self._first(
-            select(SnapshotRow).where(SnapshotRow.strategy_id == strategy_id).order_by(SnapshotRow.at_ms.desc())
+        return next(iter(self.recent(strategy_id, 2**62, limit=1)), None)
+
+    def recent(self, strategy_id: int, before_ms: int, *, limit: int) -> list[Snapshot]:
+        return self._read(
+            select(SnapshotRow)
+            .where(SnapshotRow.strategy_id == strategy_id, SnapshotRow.at_ms < before_ms)
+            .order_by(SnapshotRow.at_ms.desc())
+            .limit(limit)
         )
 
     def between(
         self, strategy_id: int, start_ms: int, end_ms: int, *, limit: int = 1000, cursor: int | None = None
     ) -> Page:
         lower = start_ms if cursor is None else max(start_ms, cursor + 1)
-        query = (
+        rows = self._read(
             select(SnapshotRow)
             .where(SnapshotRow.strategy_id == strategy_id, SnapshotRow.at_ms >= lower, SnapshotRow.at_ms < end_ms)
             .order_by(SnapshotRow.at_ms)
             .limit(limit + 1)
         )
-        try:
-            with self._engine.connect() as connection:
-                rows = [_snapshot(SnapshotRow(**row._mapping)) for row in connection.execute(query)]
-        except OperationalError as error:
-            raise StoreUnavailableError(f"the SQL snapshot store is unavailable: {error.orig}") from error
-        more = len(rows) > limit
         items = rows[:limit]
-        return Page(items, items[-1].at_ms if more else None)
+        return Page(items, items[-1].at_ms if len(rows) > limit else None)
 
-    def _first(self, query: object) -> Snapshot | None:
+    def _read(self, query: Select) -> list[Snapshot]:
         try:
             with self._engine.connect() as connection:
-                row = connection.execute(query.limit(1)).first()
+                return [_snapshot(SnapshotRow(**row._mapping)) for row in connection.execute(query)]
         except OperationalError as error:
             raise StoreUnavailableError(f"the SQL snapshot store is unavailable: {error.orig}") from error
-        return _snapshot(SnapshotRow(**row._mapping)) if row else None

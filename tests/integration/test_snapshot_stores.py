@@ -131,3 +131,13 @@ def test_concurrent_puts_at_the_same_millisecond_all_land_once(store_and_strateg
         assert sorted(s.wallet_balance for s in kept) == sorted(
             s.wallet_balance for s in stored if s.strategy_id == strategy_id
         )
+
+
+def test_recent_snapshots_come_newest_first_before_a_time(store_and_strategies):
+    store, (a, b, _) = store_and_strategies
+    for n in range(5):
+        store.put(snap(a, 1_700_000_000_000 + n, wallet=str(n)))
+    store.put(snap(b, 1_700_000_000_003))
+    assert [s.wallet_balance for s in store.recent(a, 1_700_000_000_004, limit=3)] == [3, 2, 1]
+    assert store.recent(a, 1_700_000_000_000, limit=3) == []
+    assert store.latest(a).wallet_balance == 4

@@ -1,0 +1,246 @@
+"""Pure chart and figure code: snapshots in, numbers and plotly figure dicts out. No Reflex, no I/O.
+
+Times are epoch milliseconds (UTC) throughout; the browser turns them into the viewer's local time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+RANGES = {"24H": DAY_MS, "7D": 7 * DAY_MS, "30D": 30 * DAY_MS, "1Y": 365 * DAY_MS, "All": None}
+DEFAULT_RANGE = "24H"
+MAX_POINTS = 2000  # per trace: more is invisible on a screen and slow to draw
+
+
+def status(last_snapshot_ms: int | None, now_ms: int, stale_after_ms: int) -> str:
+    """live / stale / never, from the age of the strategy's last snapshot."""
+    if last_snapshot_ms is None:
+        return "never"
+    return "live" if now_ms - last_snapshot_ms <= stale_after_ms else "stale"
+
+
+def combined_equity(wallet_by_account: Mapping[int, Decimal]) -> Decimal:
+    """Each brokerage account counts once, however many strategies report for it."""
+    return sum(wallet_by_account.values(), Decimal(0))
+
+
+@dataclass(frozen=True)
+class Change:
+    amount: Decimal
+    percent: Decimal | None  # None when the start is zero
+
+
+def change(start: Decimal, end: Decimal) -> Change:
+    return Change(end - start, (end - start) / start * 100 if start else None)
+
+
+def equity_series(
+    readings: Mapping[int, Sequence[tuple[int, Decimal]]],
+    before_start: Mapping[int, Decimal],
+    start_ms: int,
+    end_ms: int,
+    bucket_ms: int = HOUR_MS,
+) -> list[tuple[int, Decimal]]:
+    """Combined wallet balance per bucket (an hour by default) from start_ms to end_ms: each account's last
+    reading in the bucket, carried forward into buckets without one.
+
+    `readings` holds each account's (at_ms, wallet) in the window, oldest first; `before_start` each
+    account's last wallet before the window. An account with nothing yet contributes nothing to an
+    hour: it is never filled with a value from its future.
+    """
+    first_bucket = start_ms - start_ms % bucket_ms
+    carried = dict(before_start)
+    cursors = dict.fromkeys(readings, 0)
+    series: list[tuple[int, Decimal]] = []
+    for bucket in range(first_bucket, end_ms, bucket_ms):
+        for account, account_readings in readings.items():
+            i = cursors[account]
+            while i < len(account_readings) and account_readings[i][0] < bucket + bucket_ms:
+                carried[account] = account_readings[i][1]
+                i += 1
+            cursors[account] = i
+        if carried:
+            series.append((bucket, combined_equity(carried)))
+    return series
+
+
+def equity_at_start(
+    readings: Mapping[int, Sequence[tuple[int, Decimal]]], before_start: Mapping[int, Decimal]
+) -> Decimal:
+    """The combined balance a window's PnL is measured from: each account's value at the start, or, for
+    an account that first reported during the window, its first report (so a new account is not profit)."""
+    start = dict(before_start)
+    for account, account_readings in readings.items():
+        if account not in start and account_readings:
+            start[account] = account_readings[0][1]
+    return combined_equity(start)
+
+
+def drawdown(values: Iterable[Decimal | float]) -> list[float]:
+    """Drawdown from the running peak, as a fraction (0 at a new peak, -0.25 a quarter below it)."""
+    result, peak = [], None
+    for value in values:
+        value = float(value)
+        peak = value if peak is None or value > peak else peak
+        result.append(value / peak - 1 if peak > 0 else 0.0)
+    return result
+
+
+def downsample(points: Sequence[tuple[int, float]], max_points: int = MAX_POINTS) -> list[tuple[int, float]]:
+    """At most `max_points`, keeping each bucket's first, last, lowest and highest point (in time order),
+    so peaks, troughs and the ends survive."""
+    if len(points) <= max_points:
+        return list(points)
+    buckets = max(1, max_points // 4)
+    size = len(points) / buckets
+    kept: list[tuple[int, float]] = []
+    for b in range(buckets):
+        chunk = points[int(b * size) : int((b + 1) * size)]
+        if not chunk:
+            continue
+        chosen = {
+            0,
+            len(chunk) - 1,
+            min(range(len(chunk)), key=lambda i: chunk[i][1]),
+            max(range(len(chunk)), key=lambda i: chunk[i][1]),
+        }
+        kept.extend(chunk[i] for i in sorted(chosen))
+    return kept
+
+
+@dataclass(frozen=True)
+class Point:
+    """One moment of a strategy, as its charts draw it."""
+
+    at_ms: int
+    wallet: float
+    margin: float
+    realised_pnl: float
+    last_price: float
+    average_entry_price: float
+    positions: float
+
+    @property
+    def unrealised_pnl(self) -> float:
+        return self.margin - self.wallet
+
+
+# The strategy figure: five stacked panels sharing the time axis. Trace order is the tail's contract.
+STRATEGY_TRACES = (
+    ("Wallet balance", "wallet", 1),
+    ("Margin balance", "margin", 1),
+    ("Unrealised PnL", "unrealised_pnl", 2),
+    ("Realised PnL", "realised_pnl", 2),
+    ("Last price", "last_price", 3),
+    ("Average entry", "average_entry_price", 3),
+    ("Position", "positions", 4),
+    ("Drawdown", "drawdown", 5),
+)
+PANELS = ("Balance (USD)", "PnL (USD)", "Price", "Position", "Drawdown")
+
+
+def _axis_layout(panels: Sequence[str]) -> dict:
+    layout: dict = {}
+    gap = 0.04
+    height = (1 - gap * (len(panels) - 1)) / len(panels)
+    for n, title in enumerate(panels, start=1):
+        top = 1 - (n - 1) * (height + gap)
+        suffix = "" if n == 1 else str(n)
+        layout[f"yaxis{suffix}"] = {
+            "domain": [top - height, top],
+            "title": {"text": title},
+            "automargin": True,
+            **({"tickformat": ".1%"} if title == "Drawdown" else {}),
+        }
+        layout[f"xaxis{suffix}"] = {
+            "type": "date",
+            "anchor": f"y{suffix}",
+            "showticklabels": n == len(panels),
+            **({} if n == 1 else {"matches": "x"}),
+        }
+    return layout
+
+
+def strategy_figure(points: Sequence[Point], seq: int) -> dict:
+    """Every panel of a strategy page; `seq` is the live sequence the figure is current up to."""
+    dd = drawdown(p.margin for p in points)
+    data = []
+    for name, field, panel in STRATEGY_TRACES:
+        ys = dd if field == "drawdown" else [getattr(p, field) for p in points]
+        suffix = "" if panel == 1 else str(panel)
+        series = downsample(list(zip((p.at_ms for p in points), ys, strict=True)))
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": name,
+                "xaxis": f"x{suffix}",
+                "yaxis": f"y{suffix}",
+                "x": [x for x, _ in series],
+                "y": [y for _, y in series],
+                **({"line": {"shape": "hv"}} if field in ("positions", "average_entry_price") else {}),
+            }
+        )
+    layout = {
+        "height": 900,
+        "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
+        "showlegend": True,
+        "legend": {"orientation": "h", "y": 1.04},
+        "hovermode": "x unified",
+        **_axis_layout(PANELS),
+    }
+    return {"data": data, "layout": layout, "seq": seq}
+
+
+def strategy_tail(point: Point, peak_margin: float, seq: int) -> dict:
+    """The new point of every trace, in STRATEGY_TRACES order, for a live update."""
+    dd = point.margin / peak_margin - 1 if peak_margin > 0 else 0.0
+    ys = [dd if field == "drawdown" else getattr(point, field) for _, field, _ in STRATEGY_TRACES]
+    return {"seq": seq, "points": [[i, point.at_ms, y] for i, y in enumerate(ys)]}
+
+
+def equity_figure(series: Sequence[tuple[int, Decimal]], seq: int, title: str) -> dict:
+    points = downsample([(at, float(v)) for at, v in series])
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "Wallet balance",
+                "line": {"shape": "hv"},
+                "x": [x for x, _ in points],
+                "y": [y for _, y in points],
+                "fill": "tozeroy",
+            }
+        ],
+        "layout": {
+            "height": 320,
+            "margin": {"l": 60, "r": 20, "t": 30, "b": 40},
+            "title": {"text": title},
+            "xaxis": {"type": "date"},
+            "yaxis": {"tickprefix": "$", "tickformat": ",.2f", "automargin": True},
+        },
+        "seq": seq,
+    }
+
+
+def equity_tail(bucket_ms: int, equity: Decimal, seq: int) -> dict:
+    """The current bucket's combined balance: the chart replaces its last point if the bucket is the same."""
+    return {"seq": seq, "points": [[0, bucket_ms, float(equity)]]}
+
+
+def iso_time(ms: int) -> str:
+    """ISO 8601 UTC, for the browser to show in the viewer's time zone."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
+
+
+def money(value: Decimal | float | None) -> str:
+    if value is None:
+        return "—"
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.2f}"

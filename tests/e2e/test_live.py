@@ -1,0 +1,76 @@
+"""The live dashboard in chromium: a bot posts, the owner's open tabs update at once, nobody else's."""
+
+import re
+import time
+
+import pytest
+import requests
+
+from tests.factories import grant_membership, make_member, make_strategy
+
+pytestmark = pytest.mark.e2e
+BODY = {
+    "last_price": 9321.5,
+    "margin_balance": 10234.12,
+    "wallet_balance": 10011.7,
+    "realised_pnl": 120.5,
+    "positions": 150,
+    "symbol": "XBTUSD",
+    "average_entry_price": 9300.25,
+}
+
+
+def _post(url, token, **values):
+    answer = requests.post(
+        f"{url}/api/v1/strategy/",
+        json={"data": BODY | values},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+
+
+def _frames(page) -> list[str]:
+    """Every websocket frame this page receives from now on."""
+    received: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: received.append(str(payload))))
+    return received
+
+
+def test_a_post_updates_the_owners_dashboard_within_two_seconds_and_nobody_elses(
+    app_server, app_engine, browser, sign_in, page
+):
+    owner = make_member(app_engine, email="owner-live@example.com")
+    grant_membership(app_engine, owner)
+    shared_a, token_a = make_strategy(app_engine, owner, name="Trend", account="Main")
+    _, token_b = make_strategy(app_engine, owner, name="Carry", account="Main")  # same account: counted once
+    _, token_c = make_strategy(app_engine, owner, name="Grid", account="Side")
+    _post(app_server.url, token_a, wallet_balance=1000)
+    _post(app_server.url, token_c, wallet_balance=500)
+
+    other = make_member(app_engine, email="other-live@example.com")
+    grant_membership(app_engine, other)
+    other_context = browser.new_context()
+    other_page = other_context.new_page()
+    other_frames = _frames(other_page)
+    other_page.goto(f"{app_server.url}/login")
+    other_page.fill("#email", "other-live@example.com")
+    other_page.fill("#password", "correct horse battery")
+    other_page.get_by_role("button", name="Sign in").click()
+    other_page.wait_for_url(re.compile(r"/dashboard/?$"))
+
+    sign_in("owner-live@example.com")
+    page.locator("#equity").get_by_text("$1,500.00").wait_for()
+    assert page.locator(f"#status-{shared_a}").inner_text() == "live"
+
+    started = time.monotonic()
+    _post(app_server.url, token_b, wallet_balance=1234.56)  # the shared account's newest wallet
+    page.locator("#equity").get_by_text("$1,734.56").wait_for(timeout=2000)
+    assert time.monotonic() - started < 2
+    page.wait_for_function("document.querySelector('#equity-chart').dataset.seq === '1'", timeout=2000)
+    assert page.url.endswith(("/dashboard", "/dashboard/"))  # no reload happened
+
+    time.sleep(0.5)
+    assert "1234.56" not in "".join(other_frames) and "1,734.56" not in "".join(other_frames)
+    assert other_page.locator("#equity").inner_text() == "—"
+    other_context.close()
