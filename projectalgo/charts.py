@@ -215,7 +215,6 @@ def equity_figure(series: Sequence[tuple[int, Decimal]], seq: int, title: str) -
                 "line": {"shape": "hv"},
                 "x": [x for x, _ in points],
                 "y": [y for _, y in points],
-                "fill": "tozeroy",
             }
         ],
         "layout": {

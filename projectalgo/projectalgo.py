@@ -12,6 +12,7 @@ from projectalgo.pages.invite import InviteState, invite_page
 from projectalgo.pages.login import LoginState, LogoutState, login_page, logout_page
 from projectalgo.pages.membership import MembershipState, membership_page
 from projectalgo.pages.strategies import StrategiesState, strategies_page
+from projectalgo.pages.strategy import StrategyPageState, strategy_page
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot
 
@@ -51,4 +52,10 @@ app.add_page(dashboard_page, route="/dashboard", title="Dashboard · ProjectAlgo
 app.add_page(accounts_page, route="/accounts", title="Accounts · ProjectAlgo", on_load=AccountsState.open_accounts)
 app.add_page(
     strategies_page, route="/strategies", title="Strategies · ProjectAlgo", on_load=StrategiesState.open_strategies
+)
+app.add_page(
+    strategy_page,
+    route="/strategies/[strategy_id]",
+    title="Strategy · ProjectAlgo",
+    on_load=StrategyPageState.open_strategy,
 )

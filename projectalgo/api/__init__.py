@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from projectalgo import __version__
 from projectalgo.api import errors
+from projectalgo.api.downloads import router as downloads_router
 from projectalgo.api.health import router as health_router
 from projectalgo.api.ingest import router as ingest_router
 from projectalgo.api.stripe_webhook import router as stripe_webhook_router
@@ -28,6 +29,7 @@ def build_api() -> FastAPI:
     api.add_exception_handler(Exception, errors.unexpected_error)
     api.include_router(health_router)
     api.include_router(ingest_router)
+    api.include_router(downloads_router)
     api.include_router(stripe_webhook_router)
 
     # Everything else is served by Reflex's front end; an unknown /api/ path is an API error, not a page.

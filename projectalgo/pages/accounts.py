@@ -99,7 +99,7 @@ def add_account_form() -> rx.Component:
                 min_width="8em",
             ),
             rx.button("Add account", type="submit"),
-            gap="2",
+            spacing="2",
             wrap="wrap",
         ),
         on_submit=AccountsState.add_account,
@@ -118,7 +118,7 @@ def rename_dialog(account: AccountRow) -> rx.Component:
                 rx.flex(
                     rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
                     rx.dialog.close(rx.button("Save", type="submit")),
-                    gap="2",
+                    spacing="2",
                     justify="end",
                     margin_top="1em",
                 ),
@@ -156,7 +156,7 @@ def account_row(account: AccountRow) -> rx.Component:
                     color_scheme="red",
                     on_click=AccountsState.delete_account(account.id),
                 ),
-                gap="2",
+                spacing="2",
                 wrap="wrap",
             )
         ),

@@ -204,7 +204,7 @@ def dashboard_page() -> rx.Component:
                 width="100%",
                 align="center",
                 wrap="wrap",
-                gap="3",
+                spacing="3",
             ),
             equity_card(),
             rx.card(

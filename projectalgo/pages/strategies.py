@@ -219,7 +219,7 @@ def create_form() -> rx.Component:
                 min_width="10em",
             ),
             rx.button("Create strategy", type="submit"),
-            gap="2",
+            spacing="2",
             wrap="wrap",
         ),
         on_submit=StrategiesState.create_strategy,
@@ -242,7 +242,7 @@ def new_token_card() -> rx.Component:
                     size="1",
                     on_click=[rx.set_clipboard(StrategiesState.new_token), rx.toast.success("Token copied")],
                 ),
-                gap="2",
+                spacing="2",
                 align="center",
                 wrap="wrap",
             ),
@@ -286,7 +286,7 @@ def edit_dialog(strategy: StrategyRow) -> rx.Component:
                     rx.flex(
                         rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
                         rx.dialog.close(rx.button("Save", type="submit")),
-                        gap="2",
+                        spacing="2",
                         justify="end",
                         width="100%",
                     ),
@@ -310,14 +310,14 @@ def token_chip(token: TokenRow) -> rx.Component:
             on_click=StrategiesState.revoke_token(token.id),
         ),
         align="center",
-        gap="1",
+        spacing="1",
     )
 
 
 def strategy_row(strategy: StrategyRow) -> rx.Component:
     return rx.table.row(
         rx.table.row_header_cell(
-            rx.text(strategy.name, weight="medium"),
+            rx.link(strategy.name, href=f"/strategies/{strategy.id}", weight="medium"),
             rx.cond(strategy.archived, rx.badge("archived", color_scheme="gray", margin_left="0.5em")),
             rx.text(strategy.description, size="1", color_scheme="gray"),
         ),
@@ -326,7 +326,7 @@ def strategy_row(strategy: StrategyRow) -> rx.Component:
         rx.table.cell(
             rx.cond(strategy.last_snapshot_at != "", rx.moment(strategy.last_snapshot_at, from_now=True), "never")
         ),
-        rx.table.cell(rx.flex(rx.foreach(strategy.tokens, token_chip), direction="column", gap="1")),
+        rx.table.cell(rx.flex(rx.foreach(strategy.tokens, token_chip), direction="column", spacing="1")),
         rx.table.cell(
             rx.flex(
                 edit_dialog(strategy),
@@ -344,7 +344,7 @@ def strategy_row(strategy: StrategyRow) -> rx.Component:
                         on_click=StrategiesState.set_archived(strategy.id, True),
                     ),
                 ),
-                gap="2",
+                spacing="2",
                 wrap="wrap",
             )
         ),

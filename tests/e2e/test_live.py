@@ -2,10 +2,16 @@
 
 import re
 import time
+from decimal import Decimal
 
 import pytest
 import requests
 
+from projectalgo.clock import utcnow
+from projectalgo.db import session_scope
+from projectalgo.integrations.sqlstore import SqlSnapshotStore
+from projectalgo.models import Strategy
+from projectalgo.snapshots import NUMBER_FIELDS, Snapshot, epoch_ms
 from tests.factories import grant_membership, make_member, make_strategy
 
 pytestmark = pytest.mark.e2e
@@ -74,3 +80,49 @@ def test_a_post_updates_the_owners_dashboard_within_two_seconds_and_nobody_elses
     assert "1234.56" not in "".join(other_frames) and "1,734.56" not in "".join(other_frames)
     assert other_page.locator("#equity").inner_text() == "—"
     other_context.close()
+
+
+def test_the_strategy_page_and_dashboard_in_two_tabs_both_update_and_page_through_snapshots(
+    app_server, app_engine, sign_in, page
+):
+    owner = make_member(app_engine, email="two-tabs@example.com")
+    grant_membership(app_engine, owner)
+    strategy_id, token = make_strategy(app_engine, owner, name="Momentum", account="Main")
+    store, now = SqlSnapshotStore(app_engine), epoch_ms(utcnow())
+    with session_scope(app_engine) as session:
+        account_id = session.get(Strategy, strategy_id).account_id
+    for n in range(55):  # history, written straight to the app's store (a bot's rate limit is 50 at once)
+        values = dict.fromkeys(NUMBER_FIELDS, Decimal(1000 + n))
+        store.put(Snapshot(strategy_id, account_id, now - (55 - n) * 1000, **values, symbol="XBTUSD"))
+    sign_in("two-tabs@example.com")
+    dashboard_tab = page
+    strategy_tab = page.context.new_page()
+    strategy_tab.goto(f"{app_server.url}/strategies/{strategy_id}")
+    strategy_tab.get_by_role("heading", name="Momentum").wait_for()
+    strategy_tab.locator("#latest-wallet").get_by_text("$1,054.00").wait_for()
+    assert strategy_tab.locator("#snapshot-table tbody tr").count() == 50
+    strategy_tab.get_by_role("button", name="Older").click()
+    strategy_tab.get_by_text("Page 2").wait_for()
+    assert strategy_tab.locator("#snapshot-table tbody tr").count() == 5
+
+    started = time.monotonic()
+    _post(app_server.url, token, wallet_balance=2000, margin_balance=2100)
+    strategy_tab.locator("#latest-wallet").get_by_text("$2,000.00").wait_for(timeout=2000)
+    strategy_tab.locator("#latest-unrealised").get_by_text("$100.00").wait_for(timeout=2000)
+    dashboard_tab.locator("#equity").get_by_text("$2,000.00").wait_for(timeout=2000)
+    strategy_tab.wait_for_function("document.querySelector('#strategy-chart').dataset.seq === '1'", timeout=2000)
+    assert time.monotonic() - started < 2
+    strategy_tab.locator("#show-new").click()
+    strategy_tab.get_by_text("Page 1").wait_for()
+    assert "$2,000.00" in strategy_tab.locator("#snapshot-table tbody tr").first.inner_text()
+
+
+def test_another_members_strategy_page_shows_nothing(app_server, app_engine, sign_in, page):
+    owner = make_member(app_engine)
+    strategy_id, _ = make_strategy(app_engine, owner, name="Secret sauce")
+    intruder = make_member(app_engine, email="intruder@example.com")
+    grant_membership(app_engine, intruder)
+    sign_in("intruder@example.com")
+    page.goto(f"{app_server.url}/strategies/{strategy_id}")
+    page.get_by_text("No such strategy.").wait_for()
+    assert "Secret sauce" not in page.content()

@@ -47,7 +47,8 @@ def test_a_member_pays_by_card_and_lands_on_the_dashboard(app_server, app_engine
     _enter_card(page, VISA)
     page.get_by_role("button", name="Pay 499.00 USD").click()
     page.wait_for_url(re.compile(r"/dashboard/?$"))
-    page.get_by_role("heading", name="Welcome, Paula Payer").wait_for()
+    page.get_by_role("heading", name="Dashboard").wait_for()
+    assert page.locator("#signed-in-name").inner_text() == "Paula Payer"
 
     [membership] = _rows(app_engine, Membership, member.id)
     assert membership.source == "stripe" and membership.ends_at - membership.starts_at == timedelta(days=365)

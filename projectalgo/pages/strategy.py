@@ -1,0 +1,381 @@
+"""/strategies/<id>: one strategy's charts (balances, PnL, price, position, drawdown), latest figures and
+its snapshots, newest first, paged and downloadable as CSV. Live: each stored snapshot updates the open tab.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import anyio
+import reflex as rx
+
+from projectalgo import charts, dashboard, exports, strategies
+from projectalgo.clock import utcnow
+from projectalgo.components.layout import layout
+from projectalgo.components.live_chart import live_chart
+from projectalgo.pages.dashboard import range_picker, status_badge
+from projectalgo.runtime import services
+from projectalgo.snapshots import Snapshot, epoch_ms
+from projectalgo.state import AuthState, CurrentUser, in_session, parse_id
+
+PAGE_SIZE = 50
+
+
+@dataclass
+class SnapshotLine:
+    at: str  # ISO 8601 UTC
+    wallet: str
+    margin: str
+    unrealised: str
+    realised: str
+    positions: str
+    average_entry: str
+    last_price: str
+
+
+def _line(snapshot: Snapshot) -> SnapshotLine:
+    return SnapshotLine(
+        charts.iso_time(snapshot.at_ms),
+        charts.money(snapshot.wallet_balance),
+        charts.money(snapshot.margin_balance),
+        charts.money(snapshot.unrealised_pnl),
+        charts.money(snapshot.realised_pnl),
+        f"{snapshot.positions:,f}",
+        f"{snapshot.average_entry_price:,f}",
+        f"{snapshot.last_price:,f}",
+    )
+
+
+class StrategyLiveState(AuthState):
+    """The small, live part of a strategy page: what each stored snapshot changes."""
+
+    wallet: str = "—"
+    margin: str = "—"
+    unrealised: str = "—"
+    realised: str = "—"
+    position: str = "—"
+    status: str = "never"
+    last_update: str = ""
+    unseen: int = 0  # snapshots stored since the table was loaded
+    tail: dict = {}
+    _strategy_id: int = 0
+    _peak_margin: float = 0.0
+    _seq: int = 0
+
+    def _show_latest(self, snapshot: Snapshot | None) -> None:
+        if snapshot is None:
+            return
+        self.wallet, self.margin = charts.money(snapshot.wallet_balance), charts.money(snapshot.margin_balance)
+        self.unrealised, self.realised = charts.money(snapshot.unrealised_pnl), charts.money(snapshot.realised_pnl)
+        self.position = f"{snapshot.positions:,f} {snapshot.symbol}".strip()
+        self.last_update = charts.iso_time(snapshot.at_ms)
+
+    def _apply_snapshot(self, snapshot: Snapshot) -> None:
+        """A new snapshot of this tab's strategy (pushed by the live hub)."""
+        if snapshot.strategy_id != self._strategy_id:
+            return
+        point = dashboard.point(snapshot)
+        self._peak_margin = max(self._peak_margin, point.margin)
+        self._seq += 1
+        self.tail = charts.strategy_tail(point, self._peak_margin, self._seq)
+        self._show_latest(snapshot)
+        self.status = "live"
+        self.unseen += 1
+
+
+class StrategyPageState(AuthState):
+    found: bool = True
+    name: str = ""
+    description: str = ""
+    account_name: str = ""
+    symbol: str = ""
+    range_key: str = charts.DEFAULT_RANGE
+    figure: dict = {}
+    lines: list[SnapshotLine] = []
+    page: int = 1
+    has_more: bool = False
+    _strategy_id: int = 0
+    _page_ends: list[int] = []  # before_ms of each page shown so far
+    _next_before: int = 0  # before_ms of the next older page
+
+    def _route_id(self) -> int:
+        return parse_id(self.router.url.path.rstrip("/").rsplit("/", 1)[-1])
+
+    async def _load(self, member: CurrentUser) -> None:
+        """Check the member may see this strategy (owner, or admin), then send the figure and the first page."""
+        strategy_id, actor = self._route_id(), member.actor
+        try:
+            view = await in_session(lambda session: strategies.get_strategy(session, actor, strategy_id))
+        except strategies.NotFoundError:
+            self.found, self.figure, self.lines = False, {}, []
+            services().watchers.forget(self.router.session.client_token)
+            return
+        self.found, self._strategy_id = True, view.id
+        self.name, self.description, self.account_name, self.symbol = (
+            view.name,
+            view.description,
+            view.account_name,
+            view.symbol,
+        )
+        store = services().snapshot_store
+        now = epoch_ms(utcnow())
+        win = dashboard.window(self.range_key, now, epoch_ms(view.created_at))
+        snapshots = await anyio.to_thread.run_sync(dashboard.snapshots_in, store, view.id, win)
+        points = [dashboard.point(s) for s in snapshots]
+        latest = await anyio.to_thread.run_sync(store.latest, view.id)
+
+        live = await self.get_state(StrategyLiveState)
+        live._strategy_id = view.id
+        live._peak_margin = max((p.margin for p in points), default=0.0)
+        live._show_latest(latest)
+        stale_ms = services().settings.stale_after_minutes * 60_000
+        live.status = charts.status(latest.at_ms if latest else None, now, stale_ms)
+        self.figure = charts.strategy_figure(points, live._seq)
+        await self._first_page(live)
+        services().watchers.watch(self.router.session.client_token, StrategyLiveState, [view.id])
+
+    async def _first_page(self, live: StrategyLiveState) -> None:
+        self._page_ends, self.page = [], 1
+        await self._read_page(2**62)
+        live.unseen = 0
+
+    async def _read_page(self, before_ms: int) -> None:
+        store, strategy_id = services().snapshot_store, self._strategy_id
+        found = await anyio.to_thread.run_sync(lambda: store.recent(strategy_id, before_ms, limit=PAGE_SIZE + 1))
+        self._page_ends = [*self._page_ends[: self.page - 1], before_ms]
+        self.lines = [_line(s) for s in found[:PAGE_SIZE]]
+        self.has_more = len(found) > PAGE_SIZE
+        self._next_before = found[PAGE_SIZE - 1].at_ms if self.has_more else 0
+
+    @rx.event
+    async def open_strategy(self) -> rx.event.EventSpec | None:
+        member = await self._member()
+        if not isinstance(member, CurrentUser):
+            return member
+        self.range_key = charts.DEFAULT_RANGE
+        await self._load(member)
+        return None
+
+    @rx.event
+    async def set_range(self, range_key: str | list[str]) -> rx.event.EventSpec | None:
+        self.range_key = (
+            range_key if isinstance(range_key, str) and range_key in charts.RANGES else charts.DEFAULT_RANGE
+        )
+        return await self.resync()
+
+    @rx.event
+    async def resync(self) -> rx.event.EventSpec | None:
+        member = await self._member()
+        if not isinstance(member, CurrentUser):
+            return member
+        await self._load(member)
+        return None
+
+    @rx.event
+    async def newer_page(self) -> rx.event.EventSpec | None:
+        member = await self._member()
+        if not isinstance(member, CurrentUser):
+            return member
+        if self.page > 1:
+            self.page -= 1
+            await self._read_page(self._page_ends[self.page - 1])
+        return None
+
+    @rx.event
+    async def older_page(self) -> rx.event.EventSpec | None:
+        member = await self._member()
+        if not isinstance(member, CurrentUser):
+            return member
+        if self.has_more and self._next_before:
+            self.page += 1
+            await self._read_page(self._next_before)
+        return None
+
+    @rx.event
+    async def show_newest(self) -> rx.event.EventSpec | None:
+        member = await self._member()
+        if not isinstance(member, CurrentUser):
+            return member
+        await self._first_page(await self.get_state(StrategyLiveState))
+        return None
+
+    @rx.event
+    async def download_csv(self) -> rx.event.EventSpec | None:
+        """A link valid for a minute, for this user, strategy and the chosen range."""
+        member = await self._member()
+        if not isinstance(member, CurrentUser):
+            return member
+        strategy_id, actor = self._route_id(), member.actor
+        try:
+            view = await in_session(lambda session: strategies.get_strategy(session, actor, strategy_id))
+        except strategies.NotFoundError:
+            return rx.redirect("/strategies")
+        now = epoch_ms(utcnow())
+        win = dashboard.window(self.range_key, now, epoch_ms(view.created_at))
+        link = exports.signed_link(
+            services().settings.secret_key_base,
+            user_id=member.id,
+            strategy_id=view.id,
+            start_ms=win.start_ms,
+            end_ms=win.end_ms,
+            now_s=int(time.time()),
+        )
+        return rx.download(url=link)
+
+
+def figure_card(label: str, value: rx.Var[str], id_: str) -> rx.Component:
+    return rx.card(rx.text(label, size="1", color_scheme="gray"), rx.text(value, size="4", weight="bold", id=id_))
+
+
+def latest_figures() -> rx.Component:
+    live = StrategyLiveState
+    return rx.grid(
+        figure_card("Wallet balance", live.wallet, "latest-wallet"),
+        figure_card("Margin balance", live.margin, "latest-margin"),
+        figure_card("Unrealised PnL", live.unrealised, "latest-unrealised"),
+        figure_card("Realised PnL", live.realised, "latest-realised"),
+        figure_card("Position", live.position, "latest-position"),
+        columns=rx.breakpoints(initial="2", sm="3", md="5"),
+        spacing="3",
+        width="100%",
+    )
+
+
+def snapshot_table() -> rx.Component:
+    headers = ("Time", "Wallet", "Margin", "Unrealised", "Realised", "Position", "Avg entry", "Last price")
+    return rx.vstack(
+        rx.flex(
+            rx.heading("Snapshots", size="4"),
+            rx.spacer(),
+            rx.cond(
+                StrategyLiveState.unseen > 0,
+                rx.button(
+                    StrategyLiveState.unseen,
+                    " new — show",
+                    size="1",
+                    variant="soft",
+                    on_click=StrategyPageState.show_newest,
+                    id="show-new",
+                ),
+            ),
+            rx.button(
+                rx.icon("download", size=14),
+                "CSV",
+                size="1",
+                variant="soft",
+                on_click=StrategyPageState.download_csv,
+                id="download-csv",
+            ),
+            width="100%",
+            align="center",
+            spacing="2",
+        ),
+        rx.box(
+            rx.table.root(
+                rx.table.header(rx.table.row(*(rx.table.column_header_cell(h) for h in headers))),
+                rx.table.body(
+                    rx.foreach(
+                        StrategyPageState.lines,
+                        lambda line: rx.table.row(
+                            rx.table.cell(rx.moment(line.at, format="YYYY-MM-DD HH:mm:ss", local=True)),
+                            *(
+                                rx.table.cell(getattr(line, f))
+                                for f in (
+                                    "wallet",
+                                    "margin",
+                                    "unrealised",
+                                    "realised",
+                                    "positions",
+                                    "average_entry",
+                                    "last_price",
+                                )
+                            ),
+                        ),
+                    )
+                ),
+                width="100%",
+                size="1",
+                id="snapshot-table",
+            ),
+            overflow_x="auto",
+            width="100%",
+        ),
+        rx.flex(
+            rx.button(
+                "Newer",
+                size="1",
+                variant="soft",
+                disabled=StrategyPageState.page <= 1,
+                on_click=StrategyPageState.newer_page,
+            ),
+            rx.text("Page ", StrategyPageState.page, size="2"),
+            rx.button(
+                "Older",
+                size="1",
+                variant="soft",
+                disabled=~StrategyPageState.has_more,
+                on_click=StrategyPageState.older_page,
+            ),
+            spacing="3",
+            align="center",
+        ),
+        width="100%",
+        spacing="3",
+    )
+
+
+def strategy_page() -> rx.Component:
+    return layout(
+        rx.cond(
+            StrategyPageState.found,
+            rx.vstack(
+                rx.flex(
+                    rx.vstack(
+                        rx.heading(StrategyPageState.name, size="7", id="strategy-name"),
+                        rx.text(
+                            StrategyPageState.account_name,
+                            " · ",
+                            StrategyPageState.symbol,
+                            size="2",
+                            color_scheme="gray",
+                        ),
+                        spacing="1",
+                    ),
+                    rx.box(status_badge(StrategyLiveState.status), id="strategy-status"),
+                    rx.spacer(),
+                    range_picker(StrategyPageState.range_key, StrategyPageState.set_range),
+                    width="100%",
+                    align="center",
+                    wrap="wrap",
+                    spacing="3",
+                ),
+                rx.text(StrategyPageState.description),
+                rx.text(
+                    "Last update ",
+                    rx.cond(
+                        StrategyLiveState.last_update != "",
+                        rx.moment(StrategyLiveState.last_update, format="YYYY-MM-DD HH:mm:ss", local=True),
+                        "never",
+                    ),
+                    size="2",
+                    color_scheme="gray",
+                    id="strategy-last-update",
+                ),
+                latest_figures(),
+                rx.card(
+                    live_chart(
+                        figure=StrategyPageState.figure,
+                        tail=StrategyLiveState.tail,
+                        on_resync=StrategyPageState.resync,
+                        id="strategy-chart",
+                    ),
+                    width="100%",
+                ),
+                snapshot_table(),
+                spacing="4",
+                width="100%",
+            ),
+            rx.callout("No such strategy.", icon="info", color_scheme="amber"),
+        )
+    )
