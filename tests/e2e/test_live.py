@@ -126,3 +126,18 @@ def test_another_members_strategy_page_shows_nothing(app_server, app_engine, sig
     page.goto(f"{app_server.url}/strategies/{strategy_id}")
     page.get_by_text("No such strategy.").wait_for()
     assert "Secret sauce" not in page.content()
+
+
+def test_the_csv_button_downloads_the_chosen_range(app_server, app_engine, sign_in, page):
+    owner = make_member(app_engine, email="csv-button@example.com")
+    grant_membership(app_engine, owner)
+    strategy_id, token = make_strategy(app_engine, owner, name="Exported")
+    _post(app_server.url, token, wallet_balance=4321)
+    sign_in("csv-button@example.com")
+    page.goto(f"{app_server.url}/strategies/{strategy_id}")
+    page.locator("#latest-wallet").get_by_text("$4,321.00").wait_for()
+    with page.expect_download() as download:
+        page.locator("#download-csv").click()
+    content = download.value.path().read_text()
+    assert content.splitlines()[0].startswith("time_utc,last_price") and ",4321," in content
+    assert download.value.suggested_filename == "Exported-snapshots.csv"

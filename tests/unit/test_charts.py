@@ -1,0 +1,77 @@
+from decimal import Decimal
+
+from projectalgo import charts
+
+H = charts.HOUR_MS
+D = Decimal
+
+
+def test_combined_equity_counts_each_account_once():
+    # Two strategies on account 1 (their newest report stands for it) and one on account 2.
+    latest_by_account = {1: D("1234.56"), 2: D("500")}
+    assert charts.combined_equity(latest_by_account) == D("1734.56")
+
+
+def test_the_hourly_series_carries_values_forward_and_never_back():
+    start, end = 10 * H, 15 * H
+    readings = {
+        1: [(10 * H + 5, D(100)), (10 * H + 50, D(110)), (13 * H + 1, D(130))],
+        2: [(12 * H + 7, D(50))],  # account 2 only starts reporting in the third hour
+    }
+    series = charts.equity_series(readings, {}, start, end)
+    assert series == [(10 * H, D(110)), (11 * H, D(110)), (12 * H, D(160)), (13 * H, D(180)), (14 * H, D(180))]
+
+
+def test_a_value_from_before_the_window_is_carried_in():
+    series = charts.equity_series({1: [(12 * H, D(120))]}, {1: D(90), 2: D(10)}, 10 * H, 13 * H)
+    assert series == [(10 * H, D(100)), (11 * H, D(100)), (12 * H, D(130))]
+
+
+def test_pnl_and_percent_change_measure_new_accounts_from_their_first_report():
+    readings = {1: [(11 * H, D(1100))], 2: [(12 * H, D(500)), (13 * H, D(550))]}
+    start = charts.equity_at_start(readings, {1: D(1000)})
+    assert start == D(1500)  # account 1 from before the window, account 2 from its first report
+    moved = charts.change(start, D(1100) + D(550))
+    assert (moved.amount, moved.percent) == (D(150), D(10))
+    assert charts.change(D(0), D(5)).percent is None
+
+
+def test_drawdown_from_the_running_peak():
+    assert charts.drawdown([100, 120, 90, 60, 130, 65]) == [0.0, 0.0, -0.25, -0.5, 0.0, -0.5]
+    assert charts.drawdown([0, -5]) == [0.0, 0.0]
+
+
+def test_downsampling_keeps_the_ends_and_each_buckets_extremes():
+    points = [(t, float((t * 37) % 101)) for t in range(10_000)]
+    points[4321] = (4321, 1e6)
+    points[7777] = (7777, -1e6)
+    kept = charts.downsample(points, 2000)
+    assert len(kept) <= 2000
+    assert kept[0] == points[0] and kept[-1] == points[-1]
+    assert (4321, 1e6) in kept and (7777, -1e6) in kept
+    assert [t for t, _ in kept] == sorted(t for t, _ in kept)
+    assert charts.downsample(points[:50], 2000) == points[:50]
+
+
+def test_status_is_live_stale_or_never():
+    ten_minutes = 10 * 60_000
+    assert charts.status(None, 1_000_000, ten_minutes) == "never"
+    assert charts.status(1_000_000 - ten_minutes, 1_000_000, ten_minutes) == "live"
+    assert charts.status(1_000_000 - ten_minutes - 1, 1_000_000, ten_minutes) == "stale"
+
+
+def test_the_strategy_figure_and_its_tail_share_the_trace_order():
+    points = [charts.Point(at, 100 + at, 110 + at, 5, 9000, 8900, 2) for at in (1000, 2000, 3000)]
+    figure = charts.strategy_figure(points, seq=7)
+    names = [trace["name"] for trace in figure["data"]]
+    assert names == [name for name, _, _ in charts.STRATEGY_TRACES] and figure["seq"] == 7
+    assert figure["data"][2]["y"] == [10, 10, 10]  # unrealised = margin - wallet
+    tail = charts.strategy_tail(charts.Point(4000, 50, 60, 5, 9000, 8900, 2), peak_margin=120, seq=8)
+    assert tail["seq"] == 8 and [p[0] for p in tail["points"]] == list(range(len(names)))
+    assert tail["points"][-1] == [7, 4000, 60 / 120 - 1]
+
+
+def test_money_formatting():
+    assert charts.money(D("1234.5")) == "$1,234.50"
+    assert charts.money(D("-3")) == "-$3.00"
+    assert charts.money(None) == "—"
