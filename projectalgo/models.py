@@ -188,3 +188,18 @@ class SnapshotRow(SQLModel, table=True):
     positions: str = Field(max_length=64)
     average_entry_price: str = Field(max_length=64)
     symbol: str = Field(max_length=32)
+
+
+class AuditEntry(SQLModel, table=True):
+    """One admin action, done or refused: who, what, to whom, when and why."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(index=True)
+    actor_id: int | None = Field(default=None, foreign_key="users.id")  # None: not signed in
+    action: str = Field(max_length=64)
+    target_user_id: int | None = Field(default=None, foreign_key="users.id")
+    target: str = Field(default="", max_length=200)
+    reason: str = Field(default="", max_length=500)
+    outcome: str = Field(max_length=16)  # "done" or "refused"

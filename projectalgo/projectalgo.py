@@ -7,6 +7,7 @@ import reflex as rx
 
 from projectalgo.api import build_api
 from projectalgo.pages.accounts import AccountsState, accounts_page
+from projectalgo.pages.admin import AdminState, admin_page
 from projectalgo.pages.dashboard import DashboardState, dashboard_page
 from projectalgo.pages.invite import InviteState, invite_page
 from projectalgo.pages.login import LoginState, LogoutState, login_page, logout_page
@@ -59,3 +60,4 @@ app.add_page(
     title="Strategy · ProjectAlgo",
     on_load=StrategyPageState.open_strategy,
 )
+app.add_page(admin_page, route="/admin", title="Admin · ProjectAlgo", on_load=AdminState.open_admin)

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from projectalgo.billing import BillingGateway
 from projectalgo.db import make_engine
+from projectalgo.ingest_stats import IngestStats
 from projectalgo.integrations.stripe import StripeGateway
 from projectalgo.live import SnapshotHub, Watchers
 from projectalgo.ratelimit import RateLimiter
@@ -24,6 +25,7 @@ class Services:
     hub: SnapshotHub
     watchers: Watchers
     ingest_limiter: RateLimiter
+    ingest_stats: IngestStats
     # None when STRIPE_SECRET_KEY is unset: the membership page then says payments are not configured.
     payments: BillingGateway | None
 
@@ -50,5 +52,6 @@ def services() -> Services:
         hub=SnapshotHub(),
         watchers=Watchers(),
         ingest_limiter=RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst),
+        ingest_stats=IngestStats(),
         payments=StripeGateway(settings) if settings.stripe_secret_key else None,
     )

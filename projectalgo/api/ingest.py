@@ -149,22 +149,27 @@ def _record_use(owner: strategies.TokenOwner, snapshot: snapshots.Snapshot) -> N
         log.exception("ingest.record_use_failed strategy_id=%s", owner.strategy_id)
 
 
+def _refused(status: int, error: str, detail: object, headers: dict[str, str] | None = None) -> JSONResponse:
+    services().ingest_stats.count(error)
+    return error_response(status, error, detail, headers)
+
+
 async def ingest(request: Request) -> JSONResponse:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        return error_response(415, "unsupported_media_type", "Send the snapshot as Content-Type: application/json.")
+        return _refused(415, "unsupported_media_type", "Send the snapshot as Content-Type: application/json.")
     try:
         raw = await _read_limited(request)
     except _TooLargeError:
-        return error_response(413, "too_large", f"The body must be at most {snapshots.MAX_BODY_BYTES} bytes.")
+        return _refused(413, "too_large", f"The body must be at most {snapshots.MAX_BODY_BYTES} bytes.")
     try:
         body = snapshots.read_body(raw)
     except snapshots.BadBodyError as error:
-        return error_response(400, "bad_request", str(error))
+        return _refused(400, "bad_request", str(error))
 
     token = _header_token(request) or snapshots.body_token(body)
     if token is None:
-        return error_response(
+        return _refused(
             401,
             "missing_token",
             "Send the strategy token as Authorization: Bearer <token> or data.strategy_access_token.",
@@ -172,11 +177,11 @@ async def ingest(request: Request) -> JSONResponse:
     owner = await anyio.to_thread.run_sync(_resolve, token)
     if owner is None:
         log.info("ingest.refused reason=unknown_token prefix=%s", token[: strategies.TOKEN_DISPLAY_LENGTH])
-        return error_response(401, "invalid_token", "This token is unknown or has been revoked.")
+        return _refused(401, "invalid_token", "This token is unknown or has been revoked.")
 
     wait = services().ingest_limiter.acquire(owner.token_id)
     if wait:
-        return error_response(
+        return _refused(
             429, "rate_limited", "Too many snapshots for this token; slow down.", {"Retry-After": str(math.ceil(wait))}
         )
 
@@ -184,7 +189,7 @@ async def ingest(request: Request) -> JSONResponse:
     try:
         accepted = snapshots.validate(body, now)
     except snapshots.InvalidSnapshotError as error:
-        return error_response(422, "invalid_snapshot", error.problems)
+        return _refused(422, "invalid_snapshot", error.problems)
 
     snapshot = accepted.for_strategy(owner.strategy_id, owner.account_id, accepted.at_ms or snapshots.epoch_ms(now))
     store = services().snapshot_store
@@ -192,7 +197,7 @@ async def ingest(request: Request) -> JSONResponse:
         stored = await anyio.to_thread.run_sync(store.put, snapshot)
     except snapshots.StoreUnavailableError as error:
         log.warning("ingest.store_unavailable strategy_id=%s error=%s", owner.strategy_id, error)
-        return error_response(
+        return _refused(
             503,
             "store_unavailable",
             "The snapshot store is unreachable; nothing was stored. Retry later.",
@@ -200,6 +205,7 @@ async def ingest(request: Request) -> JSONResponse:
         )
     if _record_use_due(owner):
         await anyio.to_thread.run_sync(_record_use, owner, stored)
+    services().ingest_stats.count("accepted")
     await services().hub.publish(stored)
     created_at = stored.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return JSONResponse({"status": True, "strategy_id": stored.strategy_id, "created_at": created_at}, status_code=201)

@@ -50,7 +50,12 @@ def navbar() -> rx.Component:
         ),
         rx.cond(
             AuthState.signed_in,
-            rx.flex(*(rx.link(label, href=href, size="2") for label, href in MEMBER_LINKS), spacing="3", wrap="wrap"),
+            rx.flex(
+                *(rx.link(label, href=href, size="2") for label, href in MEMBER_LINKS),
+                rx.cond(AuthState.is_moderator, rx.link("Admin", href="/admin", size="2")),
+                spacing="3",
+                wrap="wrap",
+            ),
         ),
         rx.spacer(),
         rx.cond(

@@ -1,0 +1,349 @@
+"""The admin's tools: users and roles, invitations, memberships, payments, strategies and the audit log.
+
+Every function takes the acting user and checks the role first: admins may change, moderators may read
+users and strategies, nobody else anything. Every change is written to the audit log in the same
+transaction; a refusal is recorded by `record_refusal` in its own (the refused one is rolled back).
+Plain Python on a SQL session; no Reflex here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlmodel import Session
+
+from projectalgo import accounts, billing
+from projectalgo.accounts import Actor
+from projectalgo.clock import utcnow
+from projectalgo.models import (
+    AuditEntry,
+    BrokerageAccount,
+    Invitation,
+    LoginSession,
+    Membership,
+    Payment,
+    Strategy,
+    User,
+)
+
+MAX_INVITE_USES = 10_000
+PAGE_SIZE = 25
+
+
+class AdminError(ValueError):
+    """Bad input or a rule that forbids the change; the message is safe to show."""
+
+
+class NotAllowedError(AdminError):
+    """The actor's role does not allow this."""
+
+
+def _require_admin(actor: Actor | None) -> Actor:
+    if actor is None or not actor.is_admin:
+        raise NotAllowedError("Only admins may do this.")
+    return actor
+
+
+def _require_moderator(actor: Actor | None) -> Actor:
+    if actor is None or not actor.is_moderator:
+        raise NotAllowedError("Only moderators and admins may see this.")
+    return actor
+
+
+def _audit(session: Session, actor: Actor, action: str, user: User | None, target: str, reason: str) -> None:
+    session.add(
+        AuditEntry(
+            at=utcnow(),
+            actor_id=actor.user_id,
+            action=action,
+            target_user_id=user.id if user else None,
+            target=target[:200],
+            reason=reason.strip()[:500],
+            outcome="done",
+        )
+    )
+
+
+def record_refusal(session: Session, actor: Actor | None, action: str, target: str) -> None:
+    """A refused admin action (e.g. a member calling an admin event directly), for the audit log."""
+    session.add(
+        AuditEntry(
+            at=utcnow(),
+            actor_id=actor.user_id if actor else None,
+            action=action,
+            target=target[:200],
+            outcome="refused",
+        )
+    )
+
+
+def _user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise AdminError("No such user.")
+    return user
+
+
+# Users
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: int
+    name: str
+    email: str
+    roles: tuple[str, ...]
+    membership_ends_at: datetime | None
+    created_at: datetime
+    last_sign_in_at: datetime | None
+    disabled: bool
+
+
+def list_users(session: Session, actor: Actor | None, *, search: str = "", page: int = 1) -> tuple[list[UserRow], int]:
+    """One page of users matching `search` (name or email), and how many match in all."""
+    _require_moderator(actor)
+    query = select(User)
+    if search.strip():
+        pattern = f"%{search.strip().lower()}%"
+        query = query.where(or_(func.lower(User.name).like(pattern), User.email.like(pattern)))
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    users = session.scalars(query.order_by(User.id).offset((max(page, 1) - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    ends = dict(
+        session.execute(
+            select(Membership.user_id, func.max(Membership.ends_at))
+            .where(Membership.user_id.in_([u.id for u in users]))
+            .group_by(Membership.user_id)
+        ).all()
+    )
+    rows = [
+        UserRow(
+            u.id,
+            u.name,
+            u.email,
+            tuple(u.roles),
+            ends.get(u.id),
+            u.created_at,
+            u.last_sign_in_at,
+            u.disabled_at is not None,
+        )
+        for u in users
+    ]
+    return rows, total
+
+
+def _admin_count(session: Session) -> int:
+    users = session.scalars(select(User).where(User.disabled_at.is_(None))).all()
+    return sum(u.has_role("admin") for u in users)
+
+
+def set_role(session: Session, actor: Actor | None, *, user_id: int, role: str, grant: bool, reason: str = "") -> User:
+    actor = _require_admin(actor)
+    if role not in ("moderator", "admin"):
+        raise AdminError("Only the moderator and admin roles are managed here.")
+    user = _user(session, user_id)
+    if role == "admin" and not grant:
+        if user.id == actor.user_id:
+            raise AdminError("You cannot remove your own admin role; ask another admin.")
+        if user.has_role("admin") and _admin_count(session) <= 1:
+            raise AdminError("The last admin cannot be demoted.")
+    accounts.change_role(session, user=user, role=role, grant=grant)
+    _audit(session, actor, f"{'grant' if grant else 'remove'} {role}", user, user.email, reason)
+    return user
+
+
+def set_disabled(session: Session, actor: Actor | None, *, user_id: int, disabled: bool, reason: str = "") -> User:
+    """A disabled user's sessions end at once and their bots' tokens stop being accepted; their data stays."""
+    actor = _require_admin(actor)
+    user = _user(session, user_id)
+    if user.id == actor.user_id:
+        raise AdminError("You cannot disable yourself.")
+    now = utcnow()
+    user.disabled_at = now if disabled else None
+    session.add(user)
+    if disabled:
+        session.execute(
+            update(LoginSession)
+            .where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    _audit(session, actor, "disable user" if disabled else "enable user", user, user.email, reason)
+    return user
+
+
+# Invitations
+
+
+@dataclass(frozen=True)
+class InviteRow:
+    id: int
+    code: str
+    owner_name: str
+    owner_email: str
+    uses_remaining: int
+    registrations: int
+    disabled: bool
+
+
+def list_invites(session: Session, actor: Actor | None) -> list[InviteRow]:
+    _require_admin(actor)
+    registrations = select(User.invited_with_id, func.count().label("n")).group_by(User.invited_with_id).subquery()
+    rows = session.execute(
+        select(Invitation, User.name, User.email, func.coalesce(registrations.c.n, 0))
+        .join(User, User.id == Invitation.owner_id)
+        .outerjoin(registrations, registrations.c.invited_with_id == Invitation.id)
+        .order_by(Invitation.id)
+    ).all()
+    return [
+        InviteRow(i.id, i.code, name, email, i.uses_remaining, n, i.disabled_at is not None)
+        for i, name, email, n in rows
+    ]
+
+
+def _invitation(session: Session, invitation_id: int) -> Invitation:
+    invitation = session.get(Invitation, invitation_id)
+    if invitation is None:
+        raise AdminError("No such invitation.")
+    return invitation
+
+
+def _check_uses(uses: int) -> int:
+    if not 0 <= uses <= MAX_INVITE_USES:
+        raise AdminError(f"Uses must be between 0 and {MAX_INVITE_USES}.")
+    return uses
+
+
+def set_invite_uses(session: Session, actor: Actor | None, *, invitation_id: int, uses: int, reason: str = "") -> None:
+    actor = _require_admin(actor)
+    invitation = _invitation(session, invitation_id)
+    before = invitation.uses_remaining
+    invitation.uses_remaining = _check_uses(uses)
+    session.add(invitation)
+    owner = session.get(User, invitation.owner_id)
+    _audit(session, actor, f"invite uses {before} -> {uses}", owner, invitation.code, reason)
+
+
+def set_invite_disabled(
+    session: Session, actor: Actor | None, *, invitation_id: int, disabled: bool, reason: str = ""
+) -> None:
+    actor = _require_admin(actor)
+    invitation = _invitation(session, invitation_id)
+    invitation.disabled_at = utcnow() if disabled else None
+    session.add(invitation)
+    owner = session.get(User, invitation.owner_id)
+    _audit(session, actor, "disable invite" if disabled else "enable invite", owner, invitation.code, reason)
+
+
+def create_invite(session: Session, actor: Actor | None, *, user_id: int, uses: int, reason: str = "") -> Invitation:
+    actor = _require_admin(actor)
+    owner = _user(session, user_id)
+    invitation = Invitation(
+        code=accounts.new_invite_code(), owner_id=owner.id, uses_remaining=_check_uses(uses), created_at=utcnow()
+    )
+    session.add(invitation)
+    session.flush()
+    _audit(session, actor, f"create invite ({uses} uses)", owner, invitation.code, reason)
+    return invitation
+
+
+# Memberships and payments
+
+
+def grant_membership(session: Session, actor: Actor | None, *, user_id: int, days: int, reason: str = "") -> Membership:
+    actor = _require_admin(actor)
+    user = _user(session, user_id)
+    if not 1 <= days <= billing.MAX_GRANT_DAYS:
+        raise AdminError(f"Days must be between 1 and {billing.MAX_GRANT_DAYS}.")
+    membership = billing.grant(session, user_id=user.id, days=days, source="admin", note=reason)
+    _audit(session, actor, f"grant membership {days} days", user, user.email, reason)
+    return membership
+
+
+def end_membership(session: Session, actor: Actor | None, *, user_id: int, reason: str = "") -> None:
+    """Ends the user's membership now (every period still running or yet to come)."""
+    actor = _require_admin(actor)
+    user = _user(session, user_id)
+    if not reason.strip():
+        raise AdminError("Give a reason for ending a membership.")
+    now = utcnow()
+    session.execute(
+        update(Membership).where(Membership.user_id == user.id, Membership.ends_at > now).values(ends_at=now)
+    )
+    session.execute(
+        update(Membership).where(Membership.user_id == user.id, Membership.starts_at > now).values(starts_at=now)
+    )
+    _audit(session, actor, "end membership", user, user.email, reason)
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    created_at: datetime
+    user_email: str
+    amount: int
+    currency: str
+    status: str
+    stripe_id: str
+
+
+def list_payments(session: Session, actor: Actor | None, *, limit: int = 200) -> list[PaymentRow]:
+    _require_admin(actor)
+    rows = session.execute(
+        select(Payment, User.email).join(User, User.id == Payment.user_id).order_by(Payment.id.desc()).limit(limit)
+    ).all()
+    return [
+        PaymentRow(p.created_at, email, p.amount, p.currency, p.status, p.stripe_payment_intent_id) for p, email in rows
+    ]
+
+
+# Strategies
+
+
+@dataclass(frozen=True)
+class StrategyRow:
+    id: int
+    name: str
+    owner_email: str
+    account_name: str
+    last_snapshot_at: datetime | None
+    archived: bool
+
+
+def list_strategies(session: Session, actor: Actor | None) -> list[StrategyRow]:
+    _require_moderator(actor)
+    rows = session.execute(
+        select(Strategy, User.email, BrokerageAccount.name)
+        .join(User, User.id == Strategy.owner_id)
+        .join(BrokerageAccount, BrokerageAccount.id == Strategy.account_id)
+        .order_by(Strategy.id)
+    ).all()
+    return [
+        StrategyRow(s.id, s.name, email, account, s.last_snapshot_at, s.archived_at is not None)
+        for s, email, account in rows
+    ]
+
+
+# Audit log
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    reason: str
+    outcome: str
+
+
+def audit_log(session: Session, actor: Actor | None, *, limit: int = 100) -> list[AuditRow]:
+    _require_admin(actor)
+    entries = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)).all()
+    emails = dict(
+        session.execute(
+            select(User.id, User.email).where(User.id.in_({e.actor_id for e in entries if e.actor_id}))
+        ).all()
+    )
+    return [
+        AuditRow(e.at, emails.get(e.actor_id, "anonymous"), e.action, e.target, e.reason, e.outcome) for e in entries
+    ]

@@ -1,0 +1,567 @@
+"""/admin: users and roles, invitations, memberships and payments, strategies and the audit log.
+
+Admins only; moderators see users and strategies read-only. Each event checks the role on the server
+(admin.py); a refused call — say, a member calling an admin event directly — is recorded in the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import reflex as rx
+from sqlmodel import Session
+
+from projectalgo import admin, charts
+from projectalgo.accounts import Actor
+from projectalgo.clock import utcnow
+from projectalgo.components.layout import form_error, layout, notice
+from projectalgo.pages.dashboard import status_badge
+from projectalgo.runtime import services
+from projectalgo.snapshots import epoch_ms
+from projectalgo.state import AuthState, in_session, parse_id
+
+
+@dataclass
+class UserLine:
+    id: int
+    name: str
+    email: str
+    roles: str
+    is_moderator: bool
+    is_admin: bool
+    membership_ends_at: str
+    created_at: str
+    last_sign_in_at: str
+    disabled: bool
+
+
+@dataclass
+class InviteLine:
+    id: int
+    code: str
+    owner: str
+    uses_remaining: int
+    registrations: int
+    disabled: bool
+
+
+@dataclass
+class PaymentLine:
+    created_at: str
+    user_email: str
+    amount: str
+    status: str
+    stripe_id: str
+
+
+@dataclass
+class StrategyLine:
+    id: int
+    name: str
+    owner_email: str
+    account_name: str
+    last_snapshot_at: str
+    status: str
+
+
+@dataclass
+class AuditLine:
+    at: str
+    actor: str
+    action: str
+    target: str
+    reason: str
+    outcome: str
+
+
+@dataclass
+class Figure:
+    outcome: str
+    count: int
+
+
+def _iso(value: object) -> str:
+    return value.isoformat() if value else ""
+
+
+class AdminState(AuthState):
+    error: str = ""
+    notice: str = ""
+    search: str = ""
+    page: int = 1
+    total_users: int = 0
+    users: list[UserLine] = []
+    invites: list[InviteLine] = []
+    payments: list[PaymentLine] = []
+    strategies: list[StrategyLine] = []
+    ingest_figures: list[Figure] = []
+    audit: list[AuditLine] = []
+
+    async def _actor(self) -> Actor | None:
+        user = await self._current_user()
+        return user.actor if user else None
+
+    async def _reload(self, actor: Actor) -> None:
+        """Everything this actor may see: moderators users and strategies, admins all of it."""
+        search, page = self.search, self.page
+        settings = services().settings
+
+        def read(session: Session) -> None:
+            rows, self.total_users = admin.list_users(session, actor, search=search, page=page)
+            self.users = [
+                UserLine(
+                    u.id,
+                    u.name,
+                    u.email,
+                    ", ".join(u.roles),
+                    "moderator" in u.roles,
+                    "admin" in u.roles,
+                    _iso(u.membership_ends_at),
+                    _iso(u.created_at),
+                    _iso(u.last_sign_in_at),
+                    u.disabled,
+                )
+                for u in rows
+            ]
+            now, stale = epoch_ms(utcnow()), settings.stale_after_minutes * 60_000
+            self.strategies = [
+                StrategyLine(
+                    s.id,
+                    s.name,
+                    s.owner_email,
+                    s.account_name,
+                    _iso(s.last_snapshot_at),
+                    "archived"
+                    if s.archived
+                    else charts.status(epoch_ms(s.last_snapshot_at) if s.last_snapshot_at else None, now, stale),
+                )
+                for s in admin.list_strategies(session, actor)
+            ]
+            if actor.is_admin:
+                self.invites = [
+                    InviteLine(
+                        i.id, i.code, f"{i.owner_name} <{i.owner_email}>", i.uses_remaining, i.registrations, i.disabled
+                    )
+                    for i in admin.list_invites(session, actor)
+                ]
+                self.payments = [
+                    PaymentLine(
+                        _iso(p.created_at),
+                        p.user_email,
+                        f"{p.amount / 100:,.2f} {p.currency.upper()}",
+                        p.status,
+                        p.stripe_id,
+                    )
+                    for p in admin.list_payments(session, actor)
+                ]
+                self.audit = [
+                    AuditLine(_iso(a.at), a.actor, a.action, a.target, a.reason, a.outcome)
+                    for a in admin.audit_log(session, actor)
+                ]
+
+        await in_session(read)
+        self.ingest_figures = [Figure(k, v) for k, v in services().ingest_stats.last_hour().items()]
+
+    async def _refuse(self, actor: Actor | None, action: str, target: str) -> rx.event.EventSpec:
+        await in_session(lambda session: admin.record_refusal(session, actor, action, target))
+        self._clear()
+        return rx.redirect("/dashboard" if actor else "/login?next=%2Fadmin")
+
+    def _clear(self) -> None:
+        self.users, self.invites, self.payments, self.strategies, self.audit = [], [], [], [], []
+        self.ingest_figures, self.total_users = [], 0
+
+    async def _act(
+        self, action: str, target: str, work: Callable[[Session, Actor], object], done: str
+    ) -> rx.event.EventSpec | None:
+        """Run one admin change as the signed-in user; refusals by role are audited and end the visit."""
+        actor = await self._actor()
+        try:
+            await in_session(lambda session: work(session, actor))
+        except admin.NotAllowedError:
+            return await self._refuse(actor, action, target)
+        except ValueError as problem:
+            self.error, self.notice = str(problem), ""
+        else:
+            self.error, self.notice = "", done
+        await self._reload(actor)
+        return None
+
+    @rx.event
+    async def open_admin(self) -> rx.event.EventSpec | None:
+        actor = await self._actor()
+        self.error = self.notice = ""
+        if actor is None:
+            return self._to_login()
+        if not actor.is_moderator:
+            return await self._refuse(actor, "open admin page", "/admin")
+        self._clear()
+        await self._reload(actor)
+        return None
+
+    @rx.event
+    async def search_users(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+        actor = await self._actor()
+        if actor is None or not actor.is_moderator:
+            return await self._refuse(actor, "search users", "")
+        self.search, self.page = str(form.get("search", ""))[:100], 1
+        await self._reload(actor)
+        return None
+
+    @rx.event
+    async def change_page(self, step: int) -> rx.event.EventSpec | None:
+        actor = await self._actor()
+        if actor is None or not actor.is_moderator:
+            return await self._refuse(actor, "page users", "")
+        last = max(1, -(-self.total_users // admin.PAGE_SIZE))
+        self.page = min(max(1, self.page + parse_id(step)), last)
+        await self._reload(actor)
+        return None
+
+    @rx.event
+    async def set_role(self, user_id: int, role: str, grant: bool) -> rx.event.EventSpec | None:
+        uid, role, grant = parse_id(user_id), str(role), bool(grant)
+        return await self._act(
+            f"{'grant' if grant else 'remove'} {role}",
+            f"user {uid}",
+            lambda session, actor: admin.set_role(session, actor, user_id=uid, role=role, grant=grant),
+            f"Role {role} {'granted' if grant else 'removed'}.",
+        )
+
+    @rx.event
+    async def set_disabled(self, user_id: int, disabled: bool) -> rx.event.EventSpec | None:
+        uid, disabled = parse_id(user_id), bool(disabled)
+        return await self._act(
+            "disable user" if disabled else "enable user",
+            f"user {uid}",
+            lambda session, actor: admin.set_disabled(session, actor, user_id=uid, disabled=disabled),
+            "User disabled: their sessions ended and their bots are refused." if disabled else "User enabled.",
+        )
+
+    @rx.event
+    async def grant_membership(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+        uid, days, reason = parse_id(form.get("user_id")), parse_id(form.get("days")), str(form.get("reason", ""))
+        return await self._act(
+            "grant membership",
+            f"user {uid}",
+            lambda session, actor: admin.grant_membership(session, actor, user_id=uid, days=days, reason=reason),
+            f"Membership extended by {days} days.",
+        )
+
+    @rx.event
+    async def end_membership(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+        uid, reason = parse_id(form.get("user_id")), str(form.get("reason", ""))
+        return await self._act(
+            "end membership",
+            f"user {uid}",
+            lambda session, actor: admin.end_membership(session, actor, user_id=uid, reason=reason),
+            "Membership ended.",
+        )
+
+    @rx.event
+    async def set_invite_uses(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+        iid, reason = parse_id(form.get("invitation_id")), str(form.get("reason", ""))
+        uses = parse_id(form.get("uses"))
+        return await self._act(
+            "set invite uses",
+            f"invitation {iid}",
+            lambda session, actor: admin.set_invite_uses(session, actor, invitation_id=iid, uses=uses, reason=reason),
+            "Invitation updated.",
+        )
+
+    @rx.event
+    async def set_invite_disabled(self, invitation_id: int, disabled: bool) -> rx.event.EventSpec | None:
+        iid, disabled = parse_id(invitation_id), bool(disabled)
+        return await self._act(
+            "disable invite" if disabled else "enable invite",
+            f"invitation {iid}",
+            lambda session, actor: admin.set_invite_disabled(session, actor, invitation_id=iid, disabled=disabled),
+            "Invitation disabled." if disabled else "Invitation enabled.",
+        )
+
+    @rx.event
+    async def create_invite(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+        uid, uses, reason = parse_id(form.get("user_id")), parse_id(form.get("uses")), str(form.get("reason", ""))
+        return await self._act(
+            "create invite",
+            f"user {uid}",
+            lambda session, actor: admin.create_invite(session, actor, user_id=uid, uses=uses, reason=reason),
+            "Invitation created.",
+        )
+
+
+def _when(value: rx.Var[str]) -> rx.Component:
+    return rx.cond(value != "", rx.moment(value, format="YYYY-MM-DD HH:mm", local=True), "—")
+
+
+def _table(headers: tuple[str, ...], rows: rx.Var, row: Callable, id_: str) -> rx.Component:
+    return rx.box(
+        rx.table.root(
+            rx.table.header(rx.table.row(*(rx.table.column_header_cell(h) for h in headers))),
+            rx.table.body(rx.foreach(rows, row)),
+            size="1",
+            width="100%",
+            id=id_,
+        ),
+        overflow_x="auto",
+        width="100%",
+    )
+
+
+def _small_form(on_submit: rx.EventHandler, *fields: rx.Component, label: str) -> rx.Component:
+    return rx.form(
+        rx.flex(*fields, rx.button(label, size="1", type="submit"), spacing="1", wrap="wrap", align="center"),
+        on_submit=on_submit,
+        reset_on_submit=True,
+    )
+
+
+def role_buttons(user: UserLine) -> rx.Component:
+    def toggle(has: rx.Var[bool], role: str) -> rx.Component:
+        return rx.cond(
+            has,
+            rx.button(
+                f"Remove {role}",
+                size="1",
+                variant="soft",
+                color_scheme="gray",
+                on_click=AdminState.set_role(user.id, role, False),
+            ),
+            rx.button(f"Make {role}", size="1", variant="soft", on_click=AdminState.set_role(user.id, role, True)),
+        )
+
+    return rx.flex(
+        toggle(user.is_moderator, "moderator"),
+        toggle(user.is_admin, "admin"),
+        rx.cond(
+            user.disabled,
+            rx.button("Enable", size="1", variant="soft", on_click=AdminState.set_disabled(user.id, False)),
+            rx.button(
+                "Disable", size="1", variant="soft", color_scheme="red", on_click=AdminState.set_disabled(user.id, True)
+            ),
+        ),
+        _small_form(
+            AdminState.grant_membership,
+            rx.input(type="hidden", name="user_id", value=user.id.to_string()),
+            rx.input(
+                name="days",
+                type="number",
+                default_value="365",
+                min=1,
+                max=3650,
+                width="5em",
+                size="1",
+                aria_label="Days",
+            ),
+            rx.input(name="reason", placeholder="reason", width="8em", size="1", aria_label="Reason"),
+            label="Grant days",
+        ),
+        _small_form(
+            AdminState.end_membership,
+            rx.input(type="hidden", name="user_id", value=user.id.to_string()),
+            rx.input(name="reason", placeholder="reason", width="8em", size="1", aria_label="Reason to end"),
+            label="End membership",
+        ),
+        spacing="1",
+        wrap="wrap",
+    )
+
+
+def user_row(user: UserLine) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(user.name, rx.cond(user.disabled, rx.badge("disabled", color_scheme="red", margin_left="4px"))),
+        rx.table.cell(user.email),
+        rx.table.cell(user.roles),
+        rx.table.cell(_when(user.membership_ends_at)),
+        rx.table.cell(_when(user.created_at)),
+        rx.table.cell(_when(user.last_sign_in_at)),
+        rx.cond(AuthState.is_admin, rx.table.cell(role_buttons(user))),
+        id=f"user-{user.id}",
+    )
+
+
+def users_section() -> rx.Component:
+    return rx.vstack(
+        rx.form(
+            rx.flex(
+                rx.input(name="search", placeholder="Search name or email", aria_label="Search users"),
+                rx.button("Search", type="submit"),
+                spacing="2",
+            ),
+            on_submit=AdminState.search_users,
+        ),
+        _table(
+            ("Name", "Email", "Roles", "Member until", "Created", "Last sign-in", ""),
+            AdminState.users,
+            user_row,
+            "users-table",
+        ),
+        rx.flex(
+            rx.button("Previous", size="1", variant="soft", on_click=AdminState.change_page(-1)),
+            rx.text("Page ", AdminState.page, " · ", AdminState.total_users, " users", size="2"),
+            rx.button("Next", size="1", variant="soft", on_click=AdminState.change_page(1)),
+            spacing="3",
+            align="center",
+        ),
+        width="100%",
+    )
+
+
+def invite_row(invite: InviteLine) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.code(invite.code, size="1")),
+        rx.table.cell(invite.owner),
+        rx.table.cell(invite.uses_remaining, id=f"invite-uses-{invite.id}"),
+        rx.table.cell(invite.registrations),
+        rx.table.cell(
+            rx.flex(
+                _small_form(
+                    AdminState.set_invite_uses,
+                    rx.input(type="hidden", name="invitation_id", value=invite.id.to_string()),
+                    rx.input(
+                        name="uses",
+                        type="number",
+                        min=0,
+                        max=10_000,
+                        width="5em",
+                        size="1",
+                        aria_label=f"Uses for {invite.code}",
+                    ),
+                    rx.input(name="reason", placeholder="reason", width="8em", size="1", aria_label="Reason"),
+                    label="Set uses",
+                ),
+                rx.cond(
+                    invite.disabled,
+                    rx.button(
+                        "Enable", size="1", variant="soft", on_click=AdminState.set_invite_disabled(invite.id, False)
+                    ),
+                    rx.button(
+                        "Disable",
+                        size="1",
+                        variant="soft",
+                        color_scheme="red",
+                        on_click=AdminState.set_invite_disabled(invite.id, True),
+                    ),
+                ),
+                spacing="2",
+                wrap="wrap",
+            )
+        ),
+    )
+
+
+def invites_section() -> rx.Component:
+    return rx.vstack(
+        _table(("Code", "Owner", "Uses left", "Registrations", ""), AdminState.invites, invite_row, "invites-table"),
+        rx.text("Extra invitation for a user:", size="2"),
+        _small_form(
+            AdminState.create_invite,
+            rx.select.root(
+                rx.select.trigger(placeholder="User", aria_label="Invitation owner"),
+                rx.select.content(
+                    rx.foreach(AdminState.users, lambda u: rx.select.item(u.email, value=u.id.to_string()))
+                ),
+                name="user_id",
+            ),
+            rx.input(
+                name="uses",
+                type="number",
+                default_value="5",
+                min=0,
+                max=10_000,
+                width="5em",
+                size="1",
+                aria_label="Uses",
+            ),
+            rx.input(name="reason", placeholder="reason", width="10em", size="1", aria_label="Reason"),
+            label="Create invitation",
+        ),
+        width="100%",
+    )
+
+
+def payments_section() -> rx.Component:
+    return _table(
+        ("Date", "User", "Amount", "Status", "Stripe id"),
+        AdminState.payments,
+        lambda p: rx.table.row(
+            rx.table.cell(_when(p.created_at)),
+            rx.table.cell(p.user_email),
+            rx.table.cell(p.amount),
+            rx.table.cell(p.status),
+            rx.table.cell(rx.code(p.stripe_id, size="1")),
+        ),
+        "payments-table",
+    )
+
+
+def strategies_section() -> rx.Component:
+    return rx.vstack(
+        rx.flex(
+            rx.text("Ingestion, last hour:", size="2", weight="medium"),
+            rx.foreach(AdminState.ingest_figures, lambda f: rx.badge(f.outcome, ": ", f.count, variant="soft")),
+            spacing="2",
+            wrap="wrap",
+            id="ingest-figures",
+        ),
+        _table(
+            ("Strategy", "Owner", "Account", "Last snapshot", "Status"),
+            AdminState.strategies,
+            lambda s: rx.table.row(
+                rx.table.cell(rx.link(s.name, href=f"/strategies/{s.id}")),
+                rx.table.cell(s.owner_email),
+                rx.table.cell(s.account_name),
+                rx.table.cell(_when(s.last_snapshot_at)),
+                rx.table.cell(status_badge(s.status)),
+            ),
+            "admin-strategies-table",
+        ),
+        width="100%",
+    )
+
+
+def audit_section() -> rx.Component:
+    return _table(
+        ("When", "Who", "What", "To", "Reason", "Outcome"),
+        AdminState.audit,
+        lambda a: rx.table.row(
+            rx.table.cell(_when(a.at)),
+            rx.table.cell(a.actor),
+            rx.table.cell(a.action),
+            rx.table.cell(a.target),
+            rx.table.cell(a.reason),
+            rx.table.cell(a.outcome),
+        ),
+        "audit-table",
+    )
+
+
+def admin_page() -> rx.Component:
+    sections = [("users", "Users", users_section()), ("strategies", "Strategies", strategies_section())]
+    admin_only = [
+        ("invites", "Invites", invites_section()),
+        ("payments", "Payments", payments_section()),
+        ("audit", "Audit log", audit_section()),
+    ]
+    return layout(
+        rx.vstack(
+            rx.heading("Admin", size="7"),
+            rx.cond(
+                ~AuthState.is_admin, rx.text("Moderators see users and strategies, read-only.", color_scheme="gray")
+            ),
+            form_error(AdminState.error),
+            notice(AdminState.notice),
+            rx.tabs.root(
+                rx.tabs.list(
+                    *(rx.tabs.trigger(label, value=key) for key, label, _ in sections),
+                    *(rx.cond(AuthState.is_admin, rx.tabs.trigger(label, value=key)) for key, label, _ in admin_only),
+                ),
+                *(rx.tabs.content(body, value=key, padding_top="1em") for key, _, body in sections + admin_only),
+                default_value="users",
+                width="100%",
+            ),
+            spacing="4",
+            width="100%",
+        )
+    )
