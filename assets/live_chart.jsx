@@ -36,6 +36,16 @@ export function LiveChart({ figure, tail, onResync, id }) {
                                { responsive: true, displaylogo: false });
   }, [figure]);
 
+  // Follow the light/dark switch: the theme changes the page's text colour, the chart takes it over.
+  useEffect(() => {
+    const observer = new MutationObserver(() => {
+      const chart = element.current;
+      if (chart && chart.layout) Plotly.relayout(chart, { "font.color": getComputedStyle(chart).color });
+    });
+    observer.observe(document.documentElement, { attributes: true, attributeFilter: ["class", "style"] });
+    return () => observer.disconnect();
+  }, []);
+
   useEffect(() => {
     if (!tail || !tail.points) return;
     const state = drawn.current;
