@@ -35,7 +35,10 @@ async def _push_to_tab(client_token: str, state: type[rx.State], snapshot: Snaps
 
 async def push_snapshot(snapshot: Snapshot) -> None:
     """Send a stored snapshot to the tabs showing its strategy, without delaying the bot's answer."""
+    connected = app.event_namespace.token_to_sid if app.event_namespace else {}
     for client_token, state in services().watchers.of(snapshot.strategy_id):
+        if client_token not in connected:
+            continue  # a closed tab: touching its state would only keep it alive in memory
         task = asyncio.create_task(_push_to_tab(client_token, state, snapshot))
         _pushes.add(task)
         task.add_done_callback(_pushes.discard)
