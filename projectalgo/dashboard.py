@@ -68,14 +68,9 @@ def snapshots_in(store: SnapshotStore, strategy_id: int, win: Window) -> list[Sn
 class Equity:
     """The combined balance over a member's brokerage accounts, for the dashboard."""
 
-    wallet_by_account: dict[int, Decimal]  # each account's latest wallet balance
-    latest_ms: int | None  # the newest snapshot counted
+    latest: dict[int, tuple[int, Decimal]]  # each account's newest (at_ms, wallet balance)
     start: Decimal  # what the window's change is measured from
     series: list[tuple[int, Decimal]]
-
-    @property
-    def total(self) -> Decimal:
-        return charts.combined_equity(self.wallet_by_account)
 
 
 def equity(store: SnapshotStore, strategy_accounts: Sequence[tuple[int, int]], win: Window) -> Equity:
@@ -98,8 +93,7 @@ def equity(store: SnapshotStore, strategy_accounts: Sequence[tuple[int, int]], w
         latest.setdefault(account_id, reading)
     before_start = {account: wallet for account, (_, wallet) in before.items()}
     return Equity(
-        wallet_by_account={account: wallet for account, (_, wallet) in latest.items()},
-        latest_ms=max((at for at, _ in latest.values()), default=None),
+        latest=latest,
         start=charts.equity_at_start(readings, before_start),
         series=charts.equity_series(readings, before_start, win.start_ms, win.end_ms, win.bucket_ms),
     )

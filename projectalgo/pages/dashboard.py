@@ -46,21 +46,23 @@ class DashboardLiveState(AuthState):
     _seq: int = 0
 
     def _show(self, equity: dashboard.Equity, win: dashboard.Window, rows: list[StatusRow], accounts: dict) -> int:
-        self._wallets = {
-            account: (equity.latest_ms or 0, wallet) for account, wallet in equity.wallet_by_account.items()
-        }
+        self._wallets = dict(equity.latest)
         self._start, self._bucket_ms, self._accounts = equity.start, win.bucket_ms, accounts
         self.range_label, self.statuses = win.key, rows
-        self._refresh_numbers(equity.latest_ms)
+        self._refresh_numbers()
         return self._seq
 
-    def _refresh_numbers(self, latest_ms: int | None) -> None:
-        total = charts.combined_equity({a: w for a, (_, w) in self._wallets.items()})
+    def _total(self) -> Decimal:
+        return charts.combined_equity({account: wallet for account, (_, wallet) in self._wallets.items()})
+
+    def _refresh_numbers(self) -> None:
+        total = self._total()
         moved = charts.change(self._start, total)
         self.equity = charts.money(total) if self._wallets else "—"
         self.change = charts.money(moved.amount) if self._wallets else "—"
         self.change_up = moved.amount >= 0
         self.percent = f"{moved.percent:+.2f}%" if moved.percent is not None and self._wallets else "—"
+        latest_ms = max((at for at, _ in self._wallets.values()), default=None)
         self.last_update = charts.iso_time(latest_ms) if latest_ms else ""
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
@@ -71,9 +73,9 @@ class DashboardLiveState(AuthState):
         if account not in self._wallets or self._wallets[account][0] <= snapshot.at_ms:
             self._wallets[account] = (snapshot.at_ms, snapshot.wallet_balance)
         self._seq += 1
-        self._refresh_numbers(max(at for at, _ in self._wallets.values()))
-        total = charts.combined_equity({a: w for a, (_, w) in self._wallets.items()})
-        self.tail = charts.equity_tail(snapshot.at_ms - snapshot.at_ms % self._bucket_ms, total, self._seq)
+        self._refresh_numbers()
+        bucket = snapshot.at_ms - snapshot.at_ms % self._bucket_ms
+        self.tail = charts.equity_tail(bucket, self._total(), self._seq)
         self.statuses = [
             StatusRow(r.id, r.name, r.account, "live", snapshot.at_ms) if r.id == snapshot.strategy_id else r
             for r in self.statuses
