@@ -10,7 +10,7 @@ import threading
 from concurrent.futures import Future
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, select, tuple_
+from sqlalchemy import Connection, Engine, Row, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -47,7 +47,7 @@ def _row(snapshot: Snapshot) -> dict[str, object]:
     }
 
 
-def _snapshot(row: SnapshotRow | RollupRow) -> Snapshot:
+def _snapshot(row: SnapshotRow | Row) -> Snapshot:
     return Snapshot(
         strategy_id=row.strategy_id,
         account_id=row.account_id,
@@ -68,7 +68,8 @@ def _rollup_row(key: RollupKey, rollup: Rollup) -> dict[str, object]:
     }
 
 
-def _rollup(row: RollupRow) -> Rollup:
+def _rollup(row: Row) -> Rollup:
+    """From a snapshot_rollups result row (building a RollupRow model would cost more than the query)."""
     return Rollup(
         bucket_ms=row.bucket_ms,
         last=_snapshot(row),
@@ -148,9 +149,8 @@ class SqlSnapshotStore:
         query = select(RollupRow).where(tuple_(*_ROLLUP_KEY).in_(keys)).with_for_update()
         changed = []
         for row in connection.execute(query):
-            stored = RollupRow(**row._mapping)
-            key = (stored.strategy_id, stored.resolution, stored.bucket_ms)
-            current = _rollup(stored)
+            key = (row.strategy_id, row.resolution, row.bucket_ms)
+            current = _rollup(row)
             merged = merge_rollups(current, folded[key])
             if merged != current:
                 changed.append(_rollup_row(key, merged))
@@ -171,7 +171,7 @@ class SqlSnapshotStore:
         )
         try:
             with self._engine.connect() as connection:
-                return [_rollup(RollupRow(**row._mapping)) for row in connection.execute(query)]
+                return [_rollup(row) for row in connection.execute(query)]
         except OperationalError as error:
             raise StoreUnavailableError(f"the SQL snapshot store is unavailable: {error.orig}") from error
 
