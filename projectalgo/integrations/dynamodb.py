@@ -283,7 +283,8 @@ class DynamoSnapshotStore:
             if not _is_conditional_failure(error):
                 raise
             # The stored `last` is newer. This low-level answer is not converted to Python types.
-            stored = {name: TypeDeserializer().deserialize(value) for name, value in error.response["Item"].items()}
+            deserialize = TypeDeserializer().deserialize
+            stored = {name: deserialize(value) for name, value in error.response["Item"].items()}
         for name, (condition, widens) in EXTREMES.items():
             if widens(stored[name], getattr(rollup, name)):
                 self._widen(item_key, name, condition, getattr(rollup, name))

@@ -139,10 +139,10 @@ class SqlSnapshotStore:
     def _merge_rollups(self, connection: Connection, folded: dict[RollupKey, Rollup]) -> None:
         """Merge buckets folded in memory into the stored ones: three statements for the whole batch.
 
-        Insert-if-missing, then read every bucket locked (FOR UPDATE on PostgreSQL; SQLite's write lock is
-        already held), then write the merges that change something. A bucket another process created in
-        between is read and merged, and one we just inserted merges with itself to no change, because
-        merging is idempotent. Sorted keys give every writer the same lock order.
+        Insert-if-missing, then read every bucket locked (FOR UPDATE on PostgreSQL; on SQLite the inserts
+        already took the database's write lock), then write the merges that change something. A bucket
+        another process created in between is read and merged, and one we just inserted merges with itself
+        to no change, because merging is idempotent. Sorted keys give every writer the same lock order.
         """
         keys = sorted(folded)
         connection.execute(self._insert_rollup, [_rollup_row(key, folded[key]) for key in keys])
