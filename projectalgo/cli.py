@@ -7,7 +7,7 @@ import getpass
 import sys
 from collections.abc import Callable, Sequence
 
-from projectalgo import accounts, billing, strategies
+from projectalgo import accounts, billing, snapshots, strategies
 from projectalgo.db import session_scope
 from projectalgo.runtime import services
 from projectalgo.settings import SettingsError
@@ -103,8 +103,19 @@ def _create_table(_args: argparse.Namespace) -> int:
     settings = services().settings
     if not settings.dynamodb_table:
         raise CommandError("DYNAMODB_TABLE is not set: the embedded SQL snapshot store needs no table")
-    created = DynamoSnapshotStore(settings).create_table()
-    print(f"table {settings.dynamodb_table} {'created' if created else 'already exists'}")
+    for table, created in DynamoSnapshotStore(settings).create_tables().items():
+        print(f"table {table} {'created' if created else 'already exists'}")
+    return 0
+
+
+def _rebuild_rollups(args: argparse.Namespace) -> int:
+    store = services().snapshot_store
+    with session_scope(services().engine) as session:
+        strategy_ids = args.strategy or strategies.all_strategy_ids(session)
+    for strategy_id in strategy_ids:
+        # Both stores have rebuild_rollups; it is an operator's repair, not part of the SnapshotStore protocol.
+        buckets = store.rebuild_rollups(strategy_id)
+        print(f"strategy {strategy_id}: {buckets} roll-up buckets rebuilt")
     return 0
 
 
@@ -141,7 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
     create_strategy.add_argument("--name", required=True)
     create_strategy.add_argument("--description", default="")
     create_strategy.add_argument("--symbol", default="")
-    command("create-table", "create the DynamoDB snapshot table (on-demand billing) unless it exists", _create_table)
+    command(
+        "create-table",
+        "create the DynamoDB snapshot and roll-up tables (on-demand billing) unless they exist",
+        _create_table,
+    )
+    rebuild = command(
+        "rebuild-rollups",
+        "recompute the hourly/daily roll-ups from the stored snapshots (safe while bots post)",
+        _rebuild_rollups,
+    )
+    rebuild.add_argument("--strategy", type=int, action="append", metavar="ID", help="default: every strategy")
     return parser
 
 
@@ -152,6 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
-    except (CommandError, accounts.AccountError, billing.BillingError, strategies.StrategyError) as error:
+    except (
+        CommandError,
+        accounts.AccountError,
+        billing.BillingError,
+        strategies.StrategyError,
+        snapshots.StoreUnavailableError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

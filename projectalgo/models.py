@@ -203,3 +203,30 @@ class AuditEntry(SQLModel, table=True):
     target: str = Field(default="", max_length=200)
     reason: str = Field(default="", max_length=500)
     outcome: str = Field(max_length=16)  # "done" or "refused"
+
+
+class RollupRow(SQLModel, table=True):
+    """A roll-up of the embedded snapshot store: one UTC hour or day of a strategy, holding its newest snapshot
+    and the wallet/margin extremes (snapshots.Rollup). Decimals as text like SnapshotRow, so extremes are
+    compared as Decimals in Python, never as text in SQL."""
+
+    __tablename__ = "snapshot_rollups"
+
+    strategy_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("strategies.id"), primary_key=True, autoincrement=False)
+    )
+    resolution: str = Field(primary_key=True, max_length=8)  # "hour" or "day"
+    bucket_ms: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))  # the newest snapshot's
+    account_id: int
+    last_price: str = Field(max_length=64)
+    margin_balance: str = Field(max_length=64)
+    wallet_balance: str = Field(max_length=64)
+    realised_pnl: str = Field(max_length=64)
+    positions: str = Field(max_length=64)
+    average_entry_price: str = Field(max_length=64)
+    symbol: str = Field(max_length=32)
+    wallet_min: str = Field(max_length=64)
+    wallet_max: str = Field(max_length=64)
+    margin_min: str = Field(max_length=64)
+    margin_max: str = Field(max_length=64)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -27,6 +27,7 @@ MAX_SIGNIFICANT_DIGITS = 38
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_BODY_BYTES = 16 * 1024
+ALL_TIME_END_MS = 2**53  # past any at_ms a bot can send
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,25 @@ class Page:
     cursor: int | None  # pass back to continue after the last item; None when there is no more
 
 
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+ROLLUP_RESOLUTIONS = {"hour": HOUR_MS, "day": DAY_MS}
+RollupKey = tuple[int, str, int]  # (strategy_id, resolution, bucket_ms)
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One UTC bucket of a strategy's snapshots: the newest one, and the wallet/margin extremes over all of them
+    (so a coarse chart keeps drawdowns and peaks)."""
+
+    bucket_ms: int  # floor(at_ms / bucket size) * bucket size
+    last: Snapshot  # the snapshot with the greatest at_ms in the bucket
+    wallet_min: Decimal
+    wallet_max: Decimal
+    margin_min: Decimal
+    margin_max: Decimal
+
+
 class SnapshotStore(Protocol):
     """Where snapshots live: keyed by (strategy id, time in epoch ms). Reads never scan a whole table."""
 
@@ -226,6 +246,10 @@ class SnapshotStore(Protocol):
         """Snapshots with start_ms <= at_ms < end_ms, oldest first, at most `limit` per page."""
         ...
 
+    def rollups(self, strategy_id: int, resolution: str, start_ms: int, end_ms: int) -> list[Rollup]:
+        """The "hour" or "day" buckets with start_ms <= bucket_ms < end_ms, oldest first; `put` keeps them."""
+        ...
+
 
 def latest_per_account(store: SnapshotStore, strategy_ids: Iterable[int]) -> dict[int, Snapshot]:
     """The newest snapshot of each brokerage account, over the given strategies (one read each).
@@ -242,3 +266,71 @@ def latest_per_account(store: SnapshotStore, strategy_ids: Iterable[int]) -> dic
 
 def epoch_ms(when: datetime) -> int:
     return math.floor(when.timestamp() * 1000)
+
+
+def bucket_size(resolution: str) -> int:
+    """Milliseconds per bucket; ValueError for an unknown resolution."""
+    try:
+        return ROLLUP_RESOLUTIONS[resolution]
+    except KeyError:
+        raise ValueError(
+            f"unknown roll-up resolution {resolution!r}; use one of {sorted(ROLLUP_RESOLUTIONS)}"
+        ) from None
+
+
+def bucket_start(at_ms: int, resolution: str) -> int:
+    """The start of the UTC bucket holding at_ms."""
+    size = bucket_size(resolution)
+    return at_ms // size * size
+
+
+def merge_rollups(old: Rollup, new: Rollup) -> Rollup:
+    """Both buckets' snapshots in one: the later `last`, the wider extremes.
+
+    Commutative and idempotent (merging a roll-up into itself changes nothing), so a store can merge the same
+    contribution twice, or in any order, and still end with the right bucket.
+    """
+    if (old.bucket_ms, old.last.strategy_id) != (new.bucket_ms, new.last.strategy_id):
+        raise ValueError("only roll-ups of the same strategy and bucket merge")
+    return Rollup(
+        bucket_ms=old.bucket_ms,
+        last=new.last if new.last.at_ms > old.last.at_ms else old.last,
+        wallet_min=min(old.wallet_min, new.wallet_min),
+        wallet_max=max(old.wallet_max, new.wallet_max),
+        margin_min=min(old.margin_min, new.margin_min),
+        margin_max=max(old.margin_max, new.margin_max),
+    )
+
+
+def fold_rollup(existing: Rollup | None, snapshot: Snapshot, resolution: str) -> Rollup:
+    """The bucket after `snapshot` joins it (an older snapshot arriving late moves only the extremes)."""
+    alone = Rollup(
+        bucket_ms=bucket_start(snapshot.at_ms, resolution),
+        last=snapshot,
+        wallet_min=snapshot.wallet_balance,
+        wallet_max=snapshot.wallet_balance,
+        margin_min=snapshot.margin_balance,
+        margin_max=snapshot.margin_balance,
+    )
+    return alone if existing is None else merge_rollups(existing, alone)
+
+
+def fold_rollups(snapshots: Iterable[Snapshot]) -> dict[RollupKey, Rollup]:
+    """Every bucket, at every resolution, that these snapshots touch, folded in memory."""
+    folded: dict[RollupKey, Rollup] = {}
+    for snapshot in snapshots:
+        for resolution in ROLLUP_RESOLUTIONS:
+            key = (snapshot.strategy_id, resolution, bucket_start(snapshot.at_ms, resolution))
+            folded[key] = fold_rollup(folded.get(key), snapshot, resolution)
+    return folded
+
+
+def all_snapshots(store: SnapshotStore, strategy_id: int) -> Iterator[Snapshot]:
+    """Every snapshot of a strategy, oldest first, page by page (for rebuilding its roll-ups)."""
+    cursor = None
+    while True:
+        page = store.between(strategy_id, 0, ALL_TIME_END_MS, limit=1000, cursor=cursor)
+        yield from page.items
+        if page.cursor is None:
+            return
+        cursor = page.cursor

@@ -348,3 +348,8 @@ def record_use(session: Session, owner: TokenOwner, when: datetime) -> None:
         .where((Strategy.last_snapshot_at.is_(None)) | (Strategy.last_snapshot_at < when))
         .values(last_snapshot_at=when)
     )
+
+
+def all_strategy_ids(session: Session) -> list[int]:
+    """Every strategy, archived ones too (operator commands only: no owner check)."""
+    return list(session.scalars(select(Strategy.id).order_by(Strategy.id)))

@@ -2,11 +2,19 @@
 
 Reads are Query calls on the key with LastEvaluatedKey paging, never Scan. The token is not part of
 the key, so rotating a bot's token keeps its history. Calls block: callers run them in a thread.
+
+Roll-ups live in a second table, `<table>-rollups`, keyed by (series = "<strategy_id>#<resolution>",
+bucket_ms). They are written after the snapshot is stored, with conditional UpdateItem calls that only
+ever move `last` forward and widen the extremes, so concurrent writers in any order end at the same
+bucket. A failed roll-up write is logged (`rollup.write_failed`) and the snapshot still counts as stored;
+`python -m projectalgo rebuild-rollups` recomputes roll-ups from the snapshots.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import operator
 import threading
 import uuid
 from collections.abc import Callable
@@ -14,11 +22,24 @@ from decimal import Decimal
 
 import boto3
 from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError
 
 from projectalgo.settings import Settings
-from projectalgo.snapshots import NUMBER_FIELDS, Page, Snapshot, StoreUnavailableError
+from projectalgo.snapshots import (
+    NUMBER_FIELDS,
+    Page,
+    Rollup,
+    RollupKey,
+    Snapshot,
+    StoreUnavailableError,
+    all_snapshots,
+    bucket_size,
+    fold_rollups,
+)
+
+log = logging.getLogger("projectalgo.rollups")  # this module logs only roll-up events
 
 MAX_SAME_MS_RETRIES = 1000
 # Errors that mean "cannot be served now" rather than "this request is wrong".
@@ -34,6 +55,15 @@ UNAVAILABLE_CODES = {
 # Failures after the request was sent: it may or may not have been applied.
 AMBIGUOUS_ERRORS = (ReadTimeoutError, ConnectionClosedError)
 
+# Each extreme of a roll-up and the comparison "stored <op> new" under which a new value widens it, as a
+# DynamoDB condition and in Python.
+EXTREMES = {
+    "wallet_min": (">", operator.gt),
+    "wallet_max": ("<", operator.lt),
+    "margin_min": (">", operator.gt),
+    "margin_max": ("<", operator.lt),
+}
+
 
 def _unavailable(error: Exception) -> StoreUnavailableError:
     return StoreUnavailableError(f"DynamoDB is unavailable: {type(error).__name__}: {error}")
@@ -47,6 +77,32 @@ def _item_to_snapshot(item: dict) -> Snapshot:
         symbol=item["symbol"],
         **{name: Decimal(item[name]) for name in NUMBER_FIELDS},
     )
+
+
+def _series(strategy_id: int, resolution: str) -> str:
+    return f"{strategy_id}#{resolution}"
+
+
+def _item_to_rollup(strategy_id: int, item: dict) -> Rollup:
+    return Rollup(
+        bucket_ms=int(item["bucket_ms"]),
+        last=_item_to_snapshot({**item, "strategy_id": strategy_id}),
+        **{name: Decimal(item[name]) for name in EXTREMES},
+    )
+
+
+def _last_fields(snapshot: Snapshot) -> dict[str, object]:
+    """The attributes a roll-up takes from its newest snapshot."""
+    return {
+        "at_ms": snapshot.at_ms,
+        "account_id": snapshot.account_id,
+        "symbol": snapshot.symbol,
+        **{name: getattr(snapshot, name) for name in NUMBER_FIELDS},
+    }
+
+
+def _is_conditional_failure(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
 class DynamoSnapshotStore:
@@ -70,22 +126,33 @@ class DynamoSnapshotStore:
         )
         self._table_name = settings.dynamodb_table
         self._table = self._resource.Table(settings.dynamodb_table)
+        self.rollup_table_name = f"{settings.dynamodb_table}-rollups"
+        self._rollup_table = self._resource.Table(self.rollup_table_name)
         self._in_doubt: list[tuple[int, int, str]] = []  # (strategy_id, at_ms, snapshot_id) answered 503
         self._in_doubt_lock = threading.Lock()
 
     def create_table(self) -> bool:
-        """Create the table (on-demand billing) unless it exists; True when it was created."""
+        """Create the snapshot and roll-up tables unless they exist; True when either was created."""
+        return any(self.create_tables().values())
+
+    def create_tables(self) -> dict[str, bool]:
+        """Create each missing table (on-demand billing): {table name: created now}."""
+        return {
+            self._table_name: self._create(self._table_name, ("strategy_id", "N"), ("at_ms", "N")),
+            self.rollup_table_name: self._create(self.rollup_table_name, ("series", "S"), ("bucket_ms", "N")),
+        }
+
+    def _create(self, name: str, partition: tuple[str, str], sort: tuple[str, str]) -> bool:
         client = self._resource.meta.client
         try:
             client.create_table(
-                TableName=self._table_name,
+                TableName=name,
                 KeySchema=[
-                    {"AttributeName": "strategy_id", "KeyType": "HASH"},
-                    {"AttributeName": "at_ms", "KeyType": "RANGE"},
+                    {"AttributeName": partition[0], "KeyType": "HASH"},
+                    {"AttributeName": sort[0], "KeyType": "RANGE"},
                 ],
                 AttributeDefinitions=[
-                    {"AttributeName": "strategy_id", "AttributeType": "N"},
-                    {"AttributeName": "at_ms", "AttributeType": "N"},
+                    {"AttributeName": attribute, "AttributeType": kind} for attribute, kind in (partition, sort)
                 ],
                 BillingMode="PAY_PER_REQUEST",
             )
@@ -93,7 +160,7 @@ class DynamoSnapshotStore:
             if error.response["Error"]["Code"] == "ResourceInUseException":
                 return False
             raise
-        client.get_waiter("table_exists").wait(TableName=self._table_name, WaiterConfig={"Delay": 1})
+        client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
         return True
 
     @staticmethod
@@ -109,6 +176,16 @@ class DynamoSnapshotStore:
             raise
 
     def put(self, snapshot: Snapshot) -> Snapshot:
+        stored = self._put_snapshot(snapshot)
+        try:
+            for key, rollup in fold_rollups([stored]).items():
+                self._merge_rollup(key, rollup)
+        except Exception:
+            # The snapshot is stored: the bot must not retry it. rebuild_rollups repairs the bucket.
+            log.exception("rollup.write_failed strategy_id=%s at_ms=%s", stored.strategy_id, stored.at_ms)
+        return stored
+
+    def _put_snapshot(self, snapshot: Snapshot) -> Snapshot:
         self._settle_in_doubt()
         # A unique id per snapshot tells our own write apart from another snapshot at the same key.
         snapshot_id = uuid.uuid4().hex
@@ -174,6 +251,84 @@ class DynamoSnapshotStore:
         key = {"strategy_id": snapshot.strategy_id, "at_ms": snapshot.at_ms}
         item = self._call(self._table.get_item, Key=key, ConsistentRead=True, ProjectionExpression="snapshot_id")
         return item["Item"]["snapshot_id"] if "Item" in item else None
+
+    def _merge_rollup(self, key: RollupKey, rollup: Rollup) -> None:
+        """Merge a bucket folded in memory into the stored one: one UpdateItem, plus one per extreme it widens.
+
+        The first update replaces the `last` fields only when they are newer (an older snapshot arriving
+        late fails its condition and changes nothing), starts the extremes of a new bucket, and returns the
+        bucket either way. Each extreme the rollup widens then gets its own update, conditional on still
+        widening it: one condition per field is what lets min and max move independently, and a bucket
+        holding steady (the common case) costs a single write.
+        """
+        strategy_id, resolution, bucket_ms = key
+        fields = _last_fields(rollup.last) | {name: getattr(rollup, name) for name in EXTREMES}
+        alias = {name: f"f{n}" for n, name in enumerate(fields)}  # every name aliased: no reserved-word clash
+        set_last = [f"#{alias[name]} = :{alias[name]}" for name in fields if name not in EXTREMES]
+        start_extremes = [f"#{alias[name]} = if_not_exists(#{alias[name]}, :{alias[name]})" for name in EXTREMES]
+        at_ms = alias["at_ms"]
+        item_key = {"series": _series(strategy_id, resolution), "bucket_ms": bucket_ms}
+        try:
+            stored = self._call(
+                self._rollup_table.update_item,
+                Key=item_key,
+                UpdateExpression="SET " + ", ".join(set_last + start_extremes),
+                ConditionExpression=f"attribute_not_exists(#{at_ms}) OR #{at_ms} < :{at_ms}",
+                ExpressionAttributeNames={f"#{short}": name for name, short in alias.items()},
+                ExpressionAttributeValues={f":{short}": fields[name] for name, short in alias.items()},
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )["Attributes"]
+        except ClientError as error:
+            if not _is_conditional_failure(error):
+                raise
+            # The stored `last` is newer. This low-level answer is not converted to Python types.
+            deserialize = TypeDeserializer().deserialize
+            stored = {name: deserialize(value) for name, value in error.response["Item"].items()}
+        for name, (condition, widens) in EXTREMES.items():
+            if widens(stored[name], getattr(rollup, name)):
+                self._widen(item_key, name, condition, getattr(rollup, name))
+
+    def _widen(self, item_key: dict, name: str, condition: str, value: Decimal) -> None:
+        try:
+            self._call(
+                self._rollup_table.update_item,
+                Key=item_key,
+                UpdateExpression="SET #extreme = :value",
+                ConditionExpression=f"#extreme {condition} :value",
+                ExpressionAttributeNames={"#extreme": name},
+                ExpressionAttributeValues={":value": value},
+            )
+        except ClientError as error:
+            if not _is_conditional_failure(error):  # else another writer has already gone further
+                raise
+
+    def rollups(self, strategy_id: int, resolution: str, start_ms: int, end_ms: int) -> list[Rollup]:
+        bucket_size(resolution)  # an unknown resolution is a ValueError, not an empty chart
+        if end_ms <= start_ms:
+            return []
+        kwargs: dict[str, object] = {
+            "KeyConditionExpression": Key("series").eq(_series(strategy_id, resolution))
+            & Key("bucket_ms").between(start_ms, end_ms - 1)
+        }
+        found: list[Rollup] = []
+        while True:  # a Query answers at most 1 MB: a few thousand buckets
+            answer = self._call(self._rollup_table.query, ConsistentRead=True, **kwargs)
+            found += [_item_to_rollup(strategy_id, item) for item in answer["Items"]]
+            if "LastEvaluatedKey" not in answer:
+                return found
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def rebuild_rollups(self, strategy_id: int) -> int:
+        """Recompute a strategy's roll-ups from its snapshots and merge them in; the number of buckets.
+
+        Repairs buckets a failed roll-up write left behind, and fills them for snapshots stored before
+        roll-ups existed. Safe while bots post: a merge never undoes another writer's.
+        """
+        folded = fold_rollups(all_snapshots(self, strategy_id))
+        for key, rollup in folded.items():
+            self._merge_rollup(key, rollup)
+        return len(folded)
 
     def _query(self, **kwargs: object) -> dict:
         return self._call(self._table.query, ConsistentRead=True, **kwargs)

@@ -1,4 +1,7 @@
-"""The embedded SnapshotStore on the app's SQL database: the default when no DynamoDB table is configured."""
+"""The embedded SnapshotStore on the app's SQL database: the default when no DynamoDB table is configured.
+
+Roll-ups (snapshot_rollups) are kept in the transaction that inserts the snapshots: both or neither.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,30 @@ import threading
 from concurrent.futures import Future
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, Select, select
+from sqlalchemy import Connection, Engine, Row, Select, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 
-from projectalgo.models import SnapshotRow
-from projectalgo.snapshots import NUMBER_FIELDS, Page, Snapshot, StoreUnavailableError
+from projectalgo.models import RollupRow, SnapshotRow
+from projectalgo.snapshots import (
+    NUMBER_FIELDS,
+    Page,
+    Rollup,
+    RollupKey,
+    Snapshot,
+    StoreUnavailableError,
+    all_snapshots,
+    bucket_size,
+    fold_rollups,
+    merge_rollups,
+)
 
 MAX_SAME_MS_RETRIES = 1000
+REBUILD_CHUNK = 500  # buckets per transaction: a few thousand bound parameters at most
 _table = SnapshotRow.__table__
+_rollups = RollupRow.__table__
+_ROLLUP_KEY = (_rollups.c.strategy_id, _rollups.c.resolution, _rollups.c.bucket_ms)
 
 
 def _row(snapshot: Snapshot) -> dict[str, object]:
@@ -30,7 +47,7 @@ def _row(snapshot: Snapshot) -> dict[str, object]:
     }
 
 
-def _snapshot(row: SnapshotRow) -> Snapshot:
+def _snapshot(row: SnapshotRow | Row) -> Snapshot:
     return Snapshot(
         strategy_id=row.strategy_id,
         account_id=row.account_id,
@@ -40,13 +57,43 @@ def _snapshot(row: SnapshotRow) -> Snapshot:
     )
 
 
+def _rollup_row(key: RollupKey, rollup: Rollup) -> dict[str, object]:
+    _, resolution, bucket_ms = key  # the strategy is the last snapshot's
+    extremes = ("wallet_min", "wallet_max", "margin_min", "margin_max")
+    return {
+        **_row(rollup.last),
+        "resolution": resolution,
+        "bucket_ms": bucket_ms,
+        **{name: str(getattr(rollup, name)) for name in extremes},
+    }
+
+
+def _rollup(row: Row) -> Rollup:
+    """From a snapshot_rollups result row (building a RollupRow model would cost more than the query)."""
+    return Rollup(
+        bucket_ms=row.bucket_ms,
+        last=_snapshot(row),
+        wallet_min=Decimal(row.wallet_min),
+        wallet_max=Decimal(row.wallet_max),
+        margin_min=Decimal(row.margin_min),
+        margin_max=Decimal(row.margin_max),
+    )
+
+
 class SqlSnapshotStore:
     name = "sql"
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         dialect = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[engine.dialect.name]
-        self._insert = dialect(_table).on_conflict_do_nothing()
+        # RETURNING says whether the row went in (psycopg reports no rowcount for ON CONFLICT DO NOTHING).
+        self._insert = dialect(_table).on_conflict_do_nothing().returning(_table.c.at_ms)
+        self._insert_rollup = dialect(_rollups).on_conflict_do_nothing()
+        upsert = dialect(_rollups)
+        self._upsert_rollup = upsert.on_conflict_do_update(
+            index_elements=list(_ROLLUP_KEY),
+            set_={column.name: upsert.excluded[column.name] for column in _rollups.c if column not in _ROLLUP_KEY},
+        )
         # Group commit: a commit costs ~30 inserts, so concurrent puts queue here and whoever holds the
         # write lock commits everything queued in one transaction. It also keeps SQLite's busy handler,
         # which backs off by sleeping, out of the way.
@@ -69,6 +116,7 @@ class SqlSnapshotStore:
         try:
             with self._engine.begin() as connection:
                 stored = [self._insert_one(connection, snapshot) for snapshot, _ in batch]
+                self._merge_rollups(connection, fold_rollups(stored))
         except OperationalError as error:
             failure = StoreUnavailableError(f"the SQL snapshot store is unavailable: {error.orig}")
             for _, done in batch:
@@ -84,10 +132,66 @@ class SqlSnapshotStore:
     def _insert_one(self, connection: Connection, snapshot: Snapshot) -> Snapshot:
         """Insert at the snapshot's millisecond, or the next free one: nothing is ever overwritten."""
         for _ in range(MAX_SAME_MS_RETRIES):
-            if connection.execute(self._insert, _row(snapshot)).rowcount == 1:
+            if connection.execute(self._insert, _row(snapshot)).first() is not None:
                 return snapshot
             snapshot = dataclasses.replace(snapshot, at_ms=snapshot.at_ms + 1)
         raise StoreUnavailableError("no free millisecond for this snapshot")
+
+    def _merge_rollups(self, connection: Connection, folded: dict[RollupKey, Rollup]) -> None:
+        """Merge buckets folded in memory into the stored ones: three statements for the whole batch.
+
+        Insert-if-missing, then read every bucket locked (FOR UPDATE on PostgreSQL; on SQLite the inserts
+        already took the database's write lock), then write the merges that change something. A bucket
+        another process created in between is read and merged, and one we just inserted merges with itself
+        to no change, because merging is idempotent. Sorted keys give every writer the same lock order.
+        """
+        keys = sorted(folded)
+        connection.execute(self._insert_rollup, [_rollup_row(key, folded[key]) for key in keys])
+        query = select(RollupRow).where(tuple_(*_ROLLUP_KEY).in_(keys)).with_for_update()
+        changed = []
+        for row in connection.execute(query):
+            key = (row.strategy_id, row.resolution, row.bucket_ms)
+            current = _rollup(row)
+            merged = merge_rollups(current, folded[key])
+            if merged != current:
+                changed.append(_rollup_row(key, merged))
+        if changed:
+            connection.execute(self._upsert_rollup, changed)
+
+    def rollups(self, strategy_id: int, resolution: str, start_ms: int, end_ms: int) -> list[Rollup]:
+        bucket_size(resolution)  # an unknown resolution is a ValueError, not an empty chart
+        query = (
+            select(RollupRow)
+            .where(
+                RollupRow.strategy_id == strategy_id,
+                RollupRow.resolution == resolution,
+                RollupRow.bucket_ms >= start_ms,
+                RollupRow.bucket_ms < end_ms,
+            )
+            .order_by(RollupRow.bucket_ms)
+        )
+        try:
+            with self._engine.connect() as connection:
+                return [_rollup(row) for row in connection.execute(query)]
+        except OperationalError as error:
+            raise StoreUnavailableError(f"the SQL snapshot store is unavailable: {error.orig}") from error
+
+    def rebuild_rollups(self, strategy_id: int) -> int:
+        """Recompute a strategy's roll-ups from its snapshots and merge them in; the number of buckets.
+
+        Only ever needed for snapshots stored before roll-ups existed (here a snapshot and its roll-ups
+        commit together). Safe while bots post: a merge never undoes another writer's.
+        """
+        folded = fold_rollups(all_snapshots(self, strategy_id))
+        keys = sorted(folded)
+        try:
+            for start in range(0, len(keys), REBUILD_CHUNK):
+                chunk = {key: folded[key] for key in keys[start : start + REBUILD_CHUNK]}
+                with self._write_lock, self._engine.begin() as connection:
+                    self._merge_rollups(connection, chunk)
+        except OperationalError as error:
+            raise StoreUnavailableError(f"the SQL snapshot store is unavailable: {error.orig}") from error
+        return len(folded)
 
     def latest(self, strategy_id: int) -> Snapshot | None:
         return next(iter(self.recent(strategy_id, 2**62, limit=1)), None)
@@ -116,6 +220,6 @@ class SqlSnapshotStore:
     def _read(self, query: Select) -> list[Snapshot]:
         try:
             with self._engine.connect() as connection:
-                return [_snapshot(SnapshotRow(**row._mapping)) for row in connection.execute(query)]
+                return [_snapshot(row) for row in connection.execute(query)]
         except OperationalError as error:
             raise StoreUnavailableError(f"the SQL snapshot store is unavailable: {error.orig}") from error

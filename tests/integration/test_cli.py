@@ -7,18 +7,21 @@ from sqlalchemy import select
 
 from projectalgo import accounts, strategies
 from projectalgo.db import session_scope
+from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Membership, User
 from tests.conftest import TEST_SECRET_KEY_BASE
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, make_member, make_strategy
+from tests.integration.test_snapshot_stores import HOUR, MIDNIGHT, all_rollups, snap
 
 
-def _cli(engine, *args, stdin=""):
+def _cli(engine, *args, stdin="", extra_env=None):
     env = {
         "DATABASE_URL": str(engine.url),
         "SECRET_KEY_BASE": TEST_SECRET_KEY_BASE,
         "BCRYPT_ROUNDS": "4",
         "PUBLIC_URL": "http://127.0.0.1:9999",
         "PATH": "/usr/bin:/bin",
+        **(extra_env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "projectalgo", *args], input=stdin, capture_output=True, text=True, env=env, timeout=60
@@ -89,3 +92,36 @@ def test_create_strategy_prints_the_token_alone_and_reuses_the_account(engine):
         assert strategies.resolve_token(session, second.stdout.strip()).account_id == owner.account_id
     taken = _cli(engine, "create-strategy", "--email", "a@example.com", "--account", "Main", "--name", "Trend")
     assert taken.returncode == 1 and "already have a strategy" in taken.stderr
+
+
+def test_rebuild_rollups_fills_them_from_stored_snapshots(engine):
+    member = make_member(engine)
+    ids = [make_strategy(engine, member, name=name)[0] for name in ("A", "B")]
+    store = SqlSnapshotStore(engine)
+    for strategy_id in ids:
+        for hour in range(3):
+            store.put(snap(strategy_id, MIDNIGHT + hour * HOUR))
+    expected = {strategy_id: all_rollups(store, strategy_id, "hour") for strategy_id in ids}
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM snapshot_rollups")
+    one = _cli(engine, "rebuild-rollups", "--strategy", str(ids[1]))
+    assert one.returncode == 0, one.stderr
+    assert one.stdout == f"strategy {ids[1]}: 4 roll-up buckets rebuilt\n"  # three hours, one day
+    assert all_rollups(store, ids[0], "hour") == []
+    every = _cli(engine, "rebuild-rollups")
+    assert every.stdout.splitlines() == [f"strategy {n}: 4 roll-up buckets rebuilt" for n in ids]
+    assert {strategy_id: all_rollups(store, strategy_id, "hour") for strategy_id in ids} == expected
+
+
+def test_create_table_creates_the_snapshot_and_rollup_tables_once(engine, dynamodb_local):
+    dynamodb = {
+        "DYNAMODB_TABLE": "clitable",
+        "DYNAMODB_ENDPOINT_URL": dynamodb_local.url,
+        "AWS_ACCESS_KEY": "test",
+        "AWS_SECRET_KEY": "test",
+    }
+    first = _cli(engine, "create-table", extra_env=dynamodb)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == ["table clitable created", "table clitable-rollups created"]
+    again = _cli(engine, "create-table", extra_env=dynamodb)
+    assert again.stdout.splitlines() == ["table clitable already exists", "table clitable-rollups already exists"]

@@ -1,5 +1,6 @@
 """POST /api/v1/strategy/ through real HTTP to the running app, on the embedded store and on DynamoDB."""
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -89,6 +90,19 @@ def test_a_bot_may_send_its_own_time(target):
     assert times == ["2026-01-02T03:04:05+00:00", "2026-01-02T03:04:05.678000+00:00"]
 
 
+def test_a_posted_snapshot_lands_in_its_hourly_and_daily_rollups(target):
+    _, strategy_id, token = target.new_strategy()
+    posts = [("2026-01-02T03:04:05.678Z", 7), ("2026-01-02T03:50:00Z", 5), ("2026-01-02T03:10:00Z", 9)]  # last: late
+    for created_at, wallet in posts:
+        response = target.post({"data": BODY | {"created_at": created_at, "wallet_balance": wallet}}, token)
+        assert response.status_code == 201
+    newest = target.store.latest(strategy_id)
+    for resolution in ("hour", "day"):
+        [bucket] = target.store.rollups(strategy_id, resolution, 0, 2**53)
+        assert bucket.last == newest
+        assert (bucket.wallet_min, bucket.wallet_max) == (5, 9)
+
+
 def test_unknown_revoked_and_missing_tokens_get_401(target):
     member, strategy_id, token = target.new_strategy()
     missing = target.post({"data": BODY})
@@ -146,18 +160,15 @@ def test_bodies_that_are_not_json_objects_too_large_or_not_json_typed(target):
 
 def test_one_token_over_its_rate_gets_429_with_retry_after(target):
     _, strategy_id, token = target.new_strategy()
-    with requests.Session() as http:
-        answers = [
-            http.post(
-                f"{target.url}/api/v1/strategy/",
-                json={"data": BODY},
-                timeout=10,
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            for _ in range(70)
-        ]
+
+    def post(_n):
+        return target.post({"data": BODY}, token)
+
+    # All at once: posted one after another, a slow store would let the bucket refill (10 a second) in time.
+    with ThreadPoolExecutor(max_workers=60) as pool:
+        answers = list(pool.map(post, range(120)))
     limited = [a for a in answers if a.status_code == 429]
-    assert limited, "70 posts at once must exceed a burst of 50"
+    assert limited, "120 posts at once must exceed a burst of 50"
     assert all(int(a.headers["Retry-After"]) >= 1 and a.json()["error"] == "rate_limited" for a in limited)
     assert {a.status_code for a in answers} == {201, 429}
     assert target.count(strategy_id) == sum(a.status_code == 201 for a in answers)

@@ -1,10 +1,13 @@
 """The SnapshotStore contract, run against both real stores: SQL (SQLite) and DynamoDB Local."""
 
 import itertools
+import random
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from projectalgo import snapshots
 from projectalgo.integrations.dynamodb import DynamoSnapshotStore
@@ -141,3 +144,160 @@ def test_recent_snapshots_come_newest_first_before_a_time(store_and_strategies):
     assert [s.wallet_balance for s in store.recent(a, 1_700_000_000_004, limit=3)] == [3, 2, 1]
     assert store.recent(a, 1_700_000_000_000, limit=3) == []
     assert store.latest(a).wallet_balance == 4
+
+
+HOUR, DAY = snapshots.HOUR_MS, snapshots.DAY_MS
+MIDNIGHT = 1_700_006_400_000  # 2023-11-15 00:00 UTC
+
+
+def expected_rollups(stored, resolution):
+    """The roll-ups by their definition, computed the slow way."""
+    size = snapshots.ROLLUP_RESOLUTIONS[resolution]
+    buckets = defaultdict(list)
+    for snapshot in stored:
+        buckets[snapshot.at_ms // size * size].append(snapshot)
+    return [
+        snapshots.Rollup(
+            bucket_ms=bucket,
+            last=max(members, key=lambda s: s.at_ms),
+            wallet_min=min(s.wallet_balance for s in members),
+            wallet_max=max(s.wallet_balance for s in members),
+            margin_min=min(s.margin_balance for s in members),
+            margin_max=max(s.margin_balance for s in members),
+        )
+        for bucket, members in sorted(buckets.items())
+    ]
+
+
+def all_rollups(store, strategy_id, resolution):
+    return store.rollups(strategy_id, resolution, 0, snapshots.ALL_TIME_END_MS)
+
+
+def test_rollups_hold_each_buckets_last_snapshot_and_extremes(store_and_strategies):
+    store, (a, b, _) = store_and_strategies
+    rng = random.Random(7)
+    stored = {a: [], b: []}
+    # Three days, a few snapshots in some hours; values chosen so text order and number order disagree.
+    times = sorted(MIDNIGHT + day * DAY + hour * HOUR + rng.randrange(HOUR) for day in range(3) for hour in (0, 5, 23))
+    for at_ms in times + [t + 1000 for t in times[::2]]:
+        for strategy_id in (a, b):
+            wallet = str(rng.choice(["9", "10", "-5", "-40", "100.5", "0.000001"]) if strategy_id == a else 1)
+            margin = str(rng.randrange(-50, 50)) + "." + str(rng.randrange(100))
+            stored[strategy_id].append(store.put(snap(strategy_id, at_ms, wallet=wallet, margin_balance=margin)))
+    for strategy_id in (a, b):  # two strategies never mix
+        for resolution in ("hour", "day"):
+            assert all_rollups(store, strategy_id, resolution) == expected_rollups(stored[strategy_id], resolution)
+    assert len(all_rollups(store, a, "day")) == 3 and len(all_rollups(store, a, "hour")) == 9
+
+
+def test_an_older_snapshot_arriving_late_moves_the_extremes_not_last(store_and_strategies):
+    store, (a, _, _) = store_and_strategies
+    newest = store.put(snap(a, MIDNIGHT + 2 * HOUR + 500, wallet="10", margin_balance="20"))
+    store.put(snap(a, MIDNIGHT + 2 * HOUR + 100, wallet="9", margin_balance="200"))  # late: older, more extreme
+    for resolution in ("hour", "day"):
+        [bucket] = all_rollups(store, a, resolution)
+        assert bucket.last == newest
+        assert (bucket.wallet_min, bucket.wallet_max, bucket.margin_min, bucket.margin_max) == (9, 10, 20, 200)
+
+
+def test_rollup_ranges_are_half_open_and_ascending(store_and_strategies):
+    store, (a, b, _) = store_and_strategies
+    for hour in (4, 0, 3, 1, 2):  # stored out of order
+        store.put(snap(a, MIDNIGHT + hour * HOUR + 7))
+    store.put(snap(b, MIDNIGHT + HOUR))
+    buckets = store.rollups(a, "hour", MIDNIGHT + HOUR, MIDNIGHT + 4 * HOUR)
+    assert [r.bucket_ms for r in buckets] == [MIDNIGHT + HOUR, MIDNIGHT + 2 * HOUR, MIDNIGHT + 3 * HOUR]
+    assert [r.last.at_ms for r in buckets] == [MIDNIGHT + h * HOUR + 7 for h in (1, 2, 3)]
+    assert store.rollups(a, "hour", MIDNIGHT + HOUR + 1, MIDNIGHT + 2 * HOUR) == []  # a bucket starts inside or not
+    assert store.rollups(a, "day", MIDNIGHT, MIDNIGHT) == []
+    assert [r.bucket_ms for r in store.rollups(a, "day", MIDNIGHT - DAY, MIDNIGHT + 1)] == [MIDNIGHT]
+    with pytest.raises(ValueError, match="unknown roll-up resolution"):
+        store.rollups(a, "minute", 0, MIDNIGHT)
+
+
+def test_concurrent_puts_into_one_bucket_keep_the_newest_and_the_extremes(store_and_strategies):
+    store, (a, _, _) = store_and_strategies
+    rng = random.Random(11)
+    # 160 distinct milliseconds in one hour, posted in shuffled order by 16 threads.
+    at = rng.sample(range(MIDNIGHT + 5 * HOUR, MIDNIGHT + 6 * HOUR), 160)
+    bodies = [(t, f"{rng.randrange(-(10**6), 10**6)}.{n}", str(rng.randrange(1, 10**4))) for n, t in enumerate(at)]
+
+    def put_many(worker):
+        return [store.put(snap(a, t, wallet=w, margin_balance=m)) for t, w, m in bodies[worker::16]]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        stored = [s for batch in pool.map(put_many, range(16)) for s in batch]
+    assert sorted(s.at_ms for s in stored) == sorted(at)  # none moved: each millisecond was free
+    for resolution in ("hour", "day"):
+        assert all_rollups(store, a, resolution) == expected_rollups(stored, resolution)
+
+
+def test_rebuilding_rollups_changes_nothing_that_is_right(store_and_strategies):
+    store, (a, _, _) = store_and_strategies
+    stored = [store.put(snap(a, MIDNIGHT + n * 7 * HOUR, wallet=str(n))) for n in range(10)]
+    before = all_rollups(store, a, "hour")
+    assert store.rebuild_rollups(a) == 10 + 3  # ten hours over three days
+    assert all_rollups(store, a, "hour") == before == expected_rollups(stored, "hour")
+    assert all_rollups(store, a, "day") == expected_rollups(stored, "day")
+
+
+@pytest.mark.parametrize("store_and_strategies", ["sql"], indirect=True)
+def test_sql_a_snapshot_and_its_rollups_are_stored_together_or_not_at_all(store_and_strategies, engine):
+    store, (a, _, _) = store_and_strategies
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE snapshot_rollups")
+    with pytest.raises(snapshots.StoreUnavailableError, match="no such table"):
+        store.put(snap(a, MIDNIGHT))
+    assert store.latest(a) is None
+
+
+@pytest.mark.parametrize("store_and_strategies", ["sql"], indirect=True)
+def test_sql_rebuild_fills_rollups_for_snapshots_stored_before_rollups_existed(store_and_strategies, engine):
+    store, (a, b, _) = store_and_strategies
+    stored = [store.put(snap(a, MIDNIGHT + n * 5 * HOUR + n, wallet=str(-n))) for n in range(12)]
+    store.put(snap(b, MIDNIGHT))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM snapshot_rollups")  # as after migrating a database with history
+    assert store.rebuild_rollups(a) == 12 + 3
+    assert all_rollups(store, a, "hour") == expected_rollups(stored, "hour")
+    assert all_rollups(store, a, "day") == expected_rollups(stored, "day")
+    assert all_rollups(store, b, "day") == []  # rebuilt for the strategy asked only
+
+
+@pytest.mark.parametrize("store_and_strategies", ["dynamodb"], indirect=True)
+def test_dynamodb_a_failed_rollup_write_is_logged_the_snapshot_stands_and_rebuild_repairs(store_and_strategies, caplog):
+    store, (a, _, _) = store_and_strategies
+    first = store.put(snap(a, MIDNIGHT, wallet="5"))
+    events = store._resource.meta.client.meta.events
+
+    def unreachable(**_kwargs):
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+
+    events.register("before-call.dynamodb.UpdateItem", unreachable)  # roll-ups only: snapshots use PutItem
+    try:
+        second = store.put(snap(a, MIDNIGHT + 10, wallet="1"))
+    finally:
+        events.unregister("before-call.dynamodb.UpdateItem", unreachable)
+    assert store.latest(a) == second  # stored and answered as stored
+    assert [r.message for r in caplog.records if r.name == "projectalgo.rollups"] == [
+        f"rollup.write_failed strategy_id={a} at_ms={MIDNIGHT + 10}"
+    ]
+    assert all_rollups(store, a, "hour")[0].last == first  # the bucket missed the second snapshot
+    assert store.rebuild_rollups(a) == 2
+    assert all_rollups(store, a, "hour") == expected_rollups([first, second], "hour")
+
+
+@pytest.mark.parametrize("store_and_strategies", ["dynamodb"], indirect=True)
+def test_dynamodb_rollups_read_every_query_page(store_and_strategies):
+    store, (a, _, _) = store_and_strategies
+    stored = [store.put(snap(a, MIDNIGHT + hour * HOUR)) for hour in range(7)]
+    pages = []
+
+    def small_pages(params, **_kwargs):  # a real page holds up to 1 MB; make pages of 2 buckets
+        if params["TableName"] == store.rollup_table_name:
+            params["Limit"] = 2
+            pages.append(params.get("ExclusiveStartKey"))
+
+    store._resource.meta.client.meta.events.register("provide-client-params.dynamodb.Query", small_pages)
+    assert all_rollups(store, a, "hour") == expected_rollups(stored, "hour")
+    assert len(pages) == 4

@@ -145,3 +145,67 @@ def test_latest_per_account_counts_each_account_once():
     store = Store({1: snap(1, 10, 1000, 5), 2: snap(2, 10, 2000, 7), 3: snap(3, 20, 1500, 11)})
     newest = snapshots.latest_per_account(store, [1, 2, 3, 4])
     assert {account: s.wallet_balance for account, s in newest.items()} == {10: 7, 20: 11}
+
+
+def _at(at_ms, wallet, margin="0", strategy_id=1):
+    return snapshots.Snapshot(
+        strategy_id=strategy_id,
+        account_id=1,
+        at_ms=at_ms,
+        symbol="XBTUSD",
+        last_price=Decimal(1),
+        margin_balance=Decimal(margin),
+        wallet_balance=Decimal(wallet),
+        realised_pnl=Decimal(0),
+        positions=Decimal(0),
+        average_entry_price=Decimal(0),
+    )
+
+
+def test_buckets_start_on_the_utc_hour_and_day():
+    at = snapshots.epoch_ms(datetime(2026, 11, 25, 13, 59, 59, 999_000, tzinfo=UTC))
+    assert snapshots.bucket_start(at, "hour") == snapshots.epoch_ms(datetime(2026, 11, 25, 13, tzinfo=UTC))
+    assert snapshots.bucket_start(at, "day") == snapshots.epoch_ms(datetime(2026, 11, 25, tzinfo=UTC))
+    assert snapshots.bucket_start(at + 1, "hour") == at + 1  # 14:00:00.000 starts the next hour
+    assert snapshots.ROLLUP_RESOLUTIONS == {"hour": 3_600_000, "day": 86_400_000}
+    with pytest.raises(ValueError, match="unknown roll-up resolution 'week'"):
+        snapshots.bucket_start(at, "week")
+
+
+def test_a_late_older_snapshot_widens_the_extremes_but_does_not_replace_last():
+    bucket = snapshots.fold_rollup(None, _at(2000, wallet="10", margin="-5"), "hour")
+    bucket = snapshots.fold_rollup(bucket, _at(3000, wallet="9", margin="-40"), "hour")  # "9" > "10" as text
+    bucket = snapshots.fold_rollup(bucket, _at(1000, wallet="100", margin="-4"), "hour")  # arrives late
+    assert bucket.last.at_ms == 3000
+    assert (bucket.wallet_min, bucket.wallet_max, bucket.margin_min, bucket.margin_max) == (9, 100, -40, -4)
+    assert bucket.bucket_ms == 0
+
+
+def test_merging_is_commutative_and_idempotent_so_a_store_may_merge_twice():
+    one = snapshots.fold_rollup(None, _at(1000, wallet="3"), "day")
+    two = snapshots.fold_rollup(None, _at(2000, wallet="1.5"), "day")
+    both = snapshots.merge_rollups(one, two)
+    assert both == snapshots.merge_rollups(two, one)
+    assert snapshots.merge_rollups(both, both) == both
+    assert snapshots.merge_rollups(both, one) == both
+    with pytest.raises(ValueError, match="same strategy and bucket"):
+        snapshots.merge_rollups(one, snapshots.fold_rollup(None, _at(snapshots.DAY_MS, wallet="1"), "day"))
+    with pytest.raises(ValueError, match="same strategy and bucket"):
+        snapshots.merge_rollups(one, snapshots.fold_rollup(None, _at(1000, wallet="1", strategy_id=2), "day"))
+
+
+def test_fold_rollups_covers_every_resolution_and_strategy():
+    folded = snapshots.fold_rollups(
+        [_at(10, "1"), _at(snapshots.HOUR_MS + 10, "2"), _at(20, "5", strategy_id=2), _at(5, "0.5")]
+    )
+    assert sorted(folded) == [
+        (1, "day", 0),
+        (1, "hour", 0),
+        (1, "hour", snapshots.HOUR_MS),
+        (2, "day", 0),
+        (2, "hour", 0),
+    ]
+    assert folded[1, "day", 0].last.at_ms == snapshots.HOUR_MS + 10
+    assert (folded[1, "day", 0].wallet_min, folded[1, "day", 0].wallet_max) == (Decimal("0.5"), 2)
+    assert (folded[1, "hour", 0].last.at_ms, folded[1, "hour", 0].wallet_min) == (10, Decimal("0.5"))
+    assert folded[2, "hour", 0].wallet_max == 5
