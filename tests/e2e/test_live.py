@@ -141,3 +141,30 @@ def test_the_csv_button_downloads_the_chosen_range(app_server, app_engine, sign_
     content = download.value.path().read_text()
     assert content.splitlines()[0].startswith("time_utc,last_price") and ",4321," in content
     assert download.value.suggested_filename == "Exported-snapshots.csv"
+
+
+def test_every_range_draws_from_roll_ups_and_keeps_updating_live(app_server, app_engine, sign_in, page):
+    owner = make_member(app_engine, email="ranges@example.com")
+    grant_membership(app_engine, owner)
+    strategy_id, token = make_strategy(app_engine, owner, name="Long haul")
+    store, now = SqlSnapshotStore(app_engine), epoch_ms(utcnow())
+    with session_scope(app_engine) as session:
+        account_id = session.get(Strategy, strategy_id).account_id
+    for day in range(400):  # more than a year of history, one snapshot every 6 hours
+        for quarter in range(4):
+            at = now - (400 - day) * 86_400_000 + quarter * 21_600_000
+            values = dict.fromkeys(NUMBER_FIELDS, Decimal(1000 + day))
+            store.put(Snapshot(strategy_id, account_id, at, **values, symbol="XBTUSD"))
+    sign_in("ranges@example.com")
+    for key in ("7D", "30D", "1Y", "All"):
+        page.get_by_role("radio", name=key).click()
+        page.locator("#pnl").locator("xpath=..").get_by_text(f"Profit/Loss {key}").wait_for()
+        page.locator("#equity-chart").get_by_text(f"Wallet balance — {key}").wait_for()
+    page.goto(f"{app_server.url}/strategies/{strategy_id}")
+    page.get_by_role("radio", name="1Y").click()
+    page.wait_for_timeout(500)
+    points = page.evaluate("document.querySelector('#strategy-chart').data[0].x.length")
+    assert 300 <= points <= 400  # one point a day from the daily roll-ups
+    _post(app_server.url, token, wallet_balance=5555)
+    page.wait_for_function("document.querySelector('#strategy-chart').dataset.seq === '1'", timeout=2000)
+    assert page.evaluate("document.querySelector('#strategy-chart').data[0].y.at(-1)") == 5555
