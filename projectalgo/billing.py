@@ -257,12 +257,11 @@ def handle_stripe_event(session: Session, *, event_id: str, event_type: str, int
     """Apply one verified Stripe event once. Returns "duplicate", "ignored" or an `apply_intent` outcome.
 
     The event id is recorded in the same transaction (unique), so a redelivery is a no-op; a concurrent
-    redelivery fails that insert with an IntegrityError, which the caller answers as a duplicate.
-    An event only acts on a PaymentIntent the app created: one with a payment row whose user is the
-    PaymentIntent's metadata user_id. Anything else is acknowledged and ignored.
+    redelivery fails that insert with an IntegrityError, after which `event_recorded` tells the caller whether
+    it was a duplicate. An event only acts on a PaymentIntent the app created: one with a payment row whose
+    user is the PaymentIntent's metadata user_id. Anything else is acknowledged and ignored.
     """
-    seen = session.exec(select(StripeEvent.id).where(StripeEvent.event_id == event_id)).first()
-    if seen is not None:
+    if event_recorded(session, event_id):
         return "duplicate"
     session.add(StripeEvent(event_id=event_id[:255], type=event_type[:100], received_at=utcnow()))
     session.flush()
@@ -273,6 +272,11 @@ def handle_stripe_event(session: Session, *, event_id: str, event_type: str, int
         log.warning("billing.event_for_unknown_payment event=%s type=%s", event_id, event_type)
         return "ignored"
     return apply_intent(session, payment, intent)
+
+
+def event_recorded(session: Session, event_id: str) -> bool:
+    """Whether the webhook event `event_id` has been applied (its row is committed)."""
+    return session.exec(select(StripeEvent.id).where(StripeEvent.event_id == event_id[:255])).first() is not None
 
 
 def payment_history(session: Session, user_id: int) -> list[PaymentView]:
