@@ -40,6 +40,7 @@ PAYMENT_STATUSES = (
 HANDLED_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed")
 DECLINED = "Your card was declined."
 UNAVAILABLE = "Payments are unavailable right now. Please try again in a few minutes."
+BROKEN = "Payments are not working because of a problem on our side. It has been logged; please tell an admin."
 
 log = logging.getLogger("projectalgo.billing")
 
@@ -101,7 +102,16 @@ def grant(session: Session, *, user_id: int, days: int, source: str, note: str =
 
 
 class PaymentUnavailableError(BillingError):
-    """The payment provider could not be reached or refused the request; nothing was charged by us."""
+    """The payment provider could not be reached or did not answer in time: a temporary failure.
+
+    Stripe may still have carried out the request (its answer was lost): after a confirmation, ask Stripe
+    for the PaymentIntent's status before telling the payer anything.
+    """
+
+
+class PaymentProviderError(BillingError):
+    """The payment provider refused the request itself (a wrong key, a missing permission, an invalid request):
+    a fault on our side that trying again will not fix."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ server reads the PaymentIntent back from Stripe. The Stripe ids stay in backend 
 travel inside the script calls to this payer's browser.
 """
 
-import asyncio
 import json
 from collections.abc import Callable
 from functools import partial
@@ -17,7 +16,7 @@ import reflex as rx
 from projectalgo import __version__, billing
 from projectalgo.components.layout import form_error, layout
 from projectalgo.db import session_scope
-from projectalgo.runtime import services
+from projectalgo.runtime import in_stripe_thread, services
 from projectalgo.state import AuthState, CurrentUser, in_session
 
 CARD_ELEMENT_ID = "card-element"
@@ -79,7 +78,7 @@ class MembershipState(AuthState):
             return None
         self.pay_error = self.pay_notice = ""
         try:
-            self._setup_id, secret = await asyncio.to_thread(gateway.start_card_setup, user_id=user.id)
+            self._setup_id, secret = await in_stripe_thread(partial(gateway.start_card_setup, user_id=user.id))
         except billing.BillingError as error:
             self.pay_error = str(error)
             return None
@@ -124,7 +123,7 @@ class MembershipState(AuthState):
             return billing.PaymentOutcome("failed", "Payments are not configured on this server.")
         sessions = partial(session_scope, services().engine)
         try:
-            return await asyncio.to_thread(flow, sessions, gateway, **kwargs)
+            return await in_stripe_thread(partial(flow, sessions, gateway, **kwargs))
         except billing.BillingError as error:
             return billing.PaymentOutcome("failed", str(error))
 

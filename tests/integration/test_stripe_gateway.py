@@ -1,6 +1,8 @@
 """The Stripe gateway and the payment flow against localstripe (a real HTTP server speaking Stripe's API)."""
 
 import dataclasses
+import logging
+import time
 from functools import partial
 
 import pytest
@@ -8,11 +10,13 @@ from sqlalchemy import select
 
 from projectalgo import billing
 from projectalgo.db import session_scope
+from projectalgo.integrations import stripe as stripe_integration
 from projectalgo.integrations.stripe import StripeGateway
 from projectalgo.models import Membership, Payment, User
 from projectalgo.settings import load_settings
 from tests.factories import make_member
 from tests.support.cards import DECLINED_AT_CHARGE, DECLINED_AT_SETUP, VISA, enter_card
+from tests.support.network import closed_port_url, silent_server
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +77,37 @@ def test_a_declined_charge_comes_back_as_a_failed_intent_with_stripes_message(ga
     assert (failed.payment_status, failed.failure) == ("failed", "Your card was declined.")
 
 
-def test_stripe_errors_become_a_readable_refusal(gateway):
-    with pytest.raises(billing.PaymentUnavailableError, match="unavailable right now"):
-        gateway.payment("pi_does_not_exist")
+def test_a_request_stripe_refuses_is_logged_as_an_error_and_not_called_temporary(gateway, settings, caplog):
+    caplog.set_level(logging.WARNING, logger="projectalgo.stripe")
+    unauthenticated = StripeGateway(dataclasses.replace(settings, stripe_secret_key="sk_"))  # localstripe: 401
+    for refused in (lambda: gateway.payment("pi_does_not_exist"), lambda: unauthenticated.payment("pi_x")):
+        with pytest.raises(billing.PaymentProviderError, match="problem on our side"):
+            refused()
+    assert [(r.levelname, r.getMessage().split()[1]) for r in caplog.records] == [
+        ("ERROR", "error=InvalidRequestError"),
+        ("ERROR", "error=AuthenticationError"),
+    ]
+
+
+def test_a_stripe_that_cannot_be_reached_is_a_temporary_failure_logged_as_a_warning(settings, caplog):
+    caplog.set_level(logging.WARNING, logger="projectalgo.stripe")
+    unreachable = StripeGateway(dataclasses.replace(settings, stripe_api_base=closed_port_url()))
+    with pytest.raises(billing.PaymentUnavailableError, match="try again in a few minutes"):
+        unreachable.payment("pi_x")
+    [record] = caplog.records
+    assert record.levelname == "WARNING" and "error=APIConnectionError" in record.getMessage()
+
+
+def test_a_stripe_that_never_answers_gives_up_after_the_timeout_and_one_retry(settings, monkeypatch):
+    assert stripe_integration.TIMEOUT_SECONDS <= 15 and stripe_integration.RETRIES <= 1  # not 80 s, 3 times
+    monkeypatch.setattr(stripe_integration, "TIMEOUT_SECONDS", 1.0)
+    with silent_server() as silent:
+        hanging = StripeGateway(dataclasses.replace(settings, stripe_api_base=silent.url))
+        started = time.monotonic()
+        with pytest.raises(billing.PaymentUnavailableError):
+            hanging.payment("pi_x")
+        assert time.monotonic() - started < 5
+        assert silent.connections == 1 + stripe_integration.RETRIES
 
 
 def test_paying_with_a_set_up_card_grants_one_membership_and_checking_again_changes_nothing(
