@@ -114,3 +114,10 @@ def test_an_admin_is_never_asked_to_pay(app_server, app_engine, page):
     _sign_in_to_membership(page, app_server, admin.email)
     page.locator("#membership-state").get_by_text("never need to pay").wait_for()
     assert page.get_by_role("button", name=re.compile("^Pay")).count() == 0
+
+
+def test_when_the_payment_script_cannot_load_the_page_says_so(app_server, app_engine, page):
+    page.route(re.compile(r"/payments\.js"), lambda route: route.abort())
+    member = make_member(app_engine)
+    _sign_in_to_membership(page, app_server, member.email)
+    page.get_by_role("alert").get_by_text("The payment script could not be loaded.").wait_for()
