@@ -17,12 +17,13 @@ from projectalgo import billing
 from projectalgo.api import build_api
 from projectalgo.db import session_scope
 from projectalgo.integrations.stripe import StripeGateway
-from projectalgo.models import Membership, Payment, StripeEvent
+from projectalgo.models import Membership, Payment
 from projectalgo.runtime import services
 from projectalgo.settings import load_settings
 from tests.conftest import TEST_SECRET_KEY_BASE, TEST_STRIPE_WEBHOOK_SECRET
 from tests.factories import make_member
 from tests.support.cards import DECLINED_AT_CHARGE, VISA, enter_card
+from tests.support.webhooks import wait_for_recorded_event
 
 PATH = "/api/v1/stripe/webhook"
 
@@ -175,15 +176,6 @@ def test_a_get_is_not_a_route_and_answers_json(app_server):
     assert response.status_code == 404 and response.json()["error"] == "not_found"
 
 
-def _wait_for(check, seconds=20.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.2)
-    raise AssertionError("the webhook's effect did not show up in time")
-
-
 @pytest.mark.parametrize(("card", "granted"), [(VISA, True), (DECLINED_AT_CHARGE, False)])
 def test_localstripes_own_signed_webhook_settles_a_payment_confirmed_elsewhere(
     app_server, app_engine, app_env, localstripe, card, granted
@@ -200,16 +192,9 @@ def test_localstripes_own_signed_webhook_settles_a_payment_confirmed_elsewhere(
     with session_scope(app_engine) as session:
         billing.record_payment(session, user_id=member.id, intent=intent)
     gateway.confirm_payment(intent.id)
-    if granted:
-        _wait_for(lambda: _memberships(app_engine, member.id))
-        assert _payment_row(app_engine, intent.id).status == "succeeded"
-    else:
-        _wait_for(lambda: _payment_row(app_engine, intent.id).status == "failed")
-        assert not _memberships(app_engine, member.id)
-    with session_scope(app_engine) as session:
-        recorded = session.exec(select(StripeEvent.type).order_by(StripeEvent.id.desc())).scalars().first()
-    assert recorded == ("payment_intent.succeeded" if granted else "payment_intent.payment_failed")
-    time.sleep(1.5)  # any late redelivery would have arrived by now
+    event_type = "payment_intent.succeeded" if granted else "payment_intent.payment_failed"
+    wait_for_recorded_event(app_engine, localstripe.url, intent.id, event_type)
+    assert _payment_row(app_engine, intent.id).status == ("succeeded" if granted else "failed")
     assert len(_memberships(app_engine, member.id)) == (1 if granted else 0)
 
 
