@@ -87,12 +87,14 @@ def grant(session: Session, *, user_id: int, days: int, source: str, note: str =
     """Add `days` of membership, from the current end when one is still running, else from now.
 
     Callers that must not grant twice for the same payment hold a unique key in the same transaction.
+    The user's row stays locked until the transaction ends, so two grants for one user never both start from
+    the same end (on PostgreSQL; SQLite ignores the lock and lets one transaction write at a time).
     """
     if source not in SOURCES:
         raise BillingError(f"Unknown membership source {source!r}.")
     if not 1 <= days <= MAX_GRANT_DAYS:
         raise BillingError(f"Days must be between 1 and {MAX_GRANT_DAYS}.")
-    if session.get(User, user_id) is None:
+    if session.exec(select(User.id).where(User.id == user_id).with_for_update()).first() is None:
         raise BillingError("That user does not exist.")
     now = utcnow()
     current_end = membership_end(session, user_id)
