@@ -302,7 +302,7 @@ def handle_stripe_event(session: Session, *, event_id: str, event_type: str, int
 
 
 def event_recorded(session: Session, event_id: str) -> bool:
-    """Whether the webhook event `event_id` has been applied (its row is committed)."""
+    """Whether the webhook event `event_id` has been recorded, and so applied."""
     return session.exec(select(StripeEvent.id).where(StripeEvent.event_id == event_id[:255])).first() is not None
 
 
@@ -390,10 +390,9 @@ def settle_open_payments(sessions: Sessions, gateway: BillingGateway, *, user_id
         ).all()
     outcomes = []
     for intent_id in intent_ids:
-        intent = _read_back(gateway, intent_id)
-        outcomes.append(
-            PaymentOutcome("pending", IN_DOUBT) if intent is None else _settle(sessions, user_id, intent, "")
-        )
+        if (intent := _read_back(gateway, intent_id)) is None:
+            return PaymentOutcome("pending", IN_DOUBT)  # the others would wait for Stripe in vain too
+        outcomes.append(_settle(sessions, user_id, intent, client_secret=""))
     if pending := [outcome for outcome in outcomes if outcome.status == "pending"]:
         return pending[0]
     if any(outcome.status == "granted" for outcome in outcomes):
