@@ -38,8 +38,21 @@ PAYMENT_STATUSES = (
 )
 # The webhook events acted on; any other verified event is acknowledged and recorded only.
 HANDLED_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed")
+# Payments whose outcome Stripe may still change without the payer doing anything more here.
+OPEN_STATUSES = ("requires_confirmation", "requires_action", "processing")
+OPEN_PAYMENTS_CHECKED = 5  # the newest open payments of a user read back from Stripe, within:
+OPEN_PAYMENTS_DAYS = 7
 DECLINED = "Your card was declined."
 UNAVAILABLE = "Payments are unavailable right now. Please try again in a few minutes."
+BROKEN = "Payments are not working because of a problem on our side. It has been logged; please tell an admin."
+PROCESSING = (
+    "Your payment is being processed. Your membership starts as soon as Stripe confirms it; please do not pay again."
+)
+IN_DOUBT = (
+    "We could not find out from Stripe whether your payment went through. Please do not pay again: "
+    "this page shows the result as soon as Stripe answers."
+)
+EARLIER_GRANTED = "An earlier payment of yours went through: your membership is active."
 
 log = logging.getLogger("projectalgo.billing")
 
@@ -74,12 +87,14 @@ def grant(session: Session, *, user_id: int, days: int, source: str, note: str =
     """Add `days` of membership, from the current end when one is still running, else from now.
 
     Callers that must not grant twice for the same payment hold a unique key in the same transaction.
+    The user's row stays locked until the transaction ends, so two grants for one user never both start from
+    the same end (on PostgreSQL; SQLite ignores the lock and lets one transaction write at a time).
     """
     if source not in SOURCES:
         raise BillingError(f"Unknown membership source {source!r}.")
     if not 1 <= days <= MAX_GRANT_DAYS:
         raise BillingError(f"Days must be between 1 and {MAX_GRANT_DAYS}.")
-    if session.get(User, user_id) is None:
+    if session.exec(select(User.id).where(User.id == user_id).with_for_update()).first() is None:
         raise BillingError("That user does not exist.")
     now = utcnow()
     current_end = membership_end(session, user_id)
@@ -101,7 +116,16 @@ def grant(session: Session, *, user_id: int, days: int, source: str, note: str =
 
 
 class PaymentUnavailableError(BillingError):
-    """The payment provider could not be reached or refused the request; nothing was charged by us."""
+    """The payment provider could not be reached or did not answer in time: a temporary failure.
+
+    Stripe may still have carried out the request (its answer was lost): after a confirmation, ask Stripe
+    for the PaymentIntent's status before telling the payer anything.
+    """
+
+
+class PaymentProviderError(BillingError):
+    """The payment provider refused the request itself (a wrong key, a missing permission, an invalid request):
+    a fault on our side that trying again will not fix."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +171,10 @@ class BillingGateway(Protocol):
         """A new, unconfirmed PaymentIntent and its client secret (for 3-D Secure in the browser)."""
 
     def confirm_payment(self, intent_id: str) -> Intent:
-        """Confirm server-side; a declined card comes back as a failed Intent, not as an error."""
+        """Confirm server-side; a declined card comes back as a failed Intent, not as an error.
+
+        PaymentUnavailableError does not mean nothing was charged: read the PaymentIntent back.
+        """
 
     def payment(self, intent_id: str) -> Intent: ...
 
@@ -166,7 +193,7 @@ class PaymentView:
 class PaymentOutcome:
     """Where a payment attempt stands, for the page: done, needs 3-D Secure, or a message to show."""
 
-    status: str  # "granted", "requires_action", "failed", "pending"
+    status: str  # "granted", "requires_action", "failed", "pending" (may still be charged: do not pay again)
     message: str = ""
     # Only with requires_action: the PaymentIntent to check afterwards, and the payer's own secret for Stripe.js.
     intent_id: str = ""
@@ -257,12 +284,11 @@ def handle_stripe_event(session: Session, *, event_id: str, event_type: str, int
     """Apply one verified Stripe event once. Returns "duplicate", "ignored" or an `apply_intent` outcome.
 
     The event id is recorded in the same transaction (unique), so a redelivery is a no-op; a concurrent
-    redelivery fails that insert with an IntegrityError, which the caller answers as a duplicate.
-    An event only acts on a PaymentIntent the app created: one with a payment row whose user is the
-    PaymentIntent's metadata user_id. Anything else is acknowledged and ignored.
+    redelivery fails that insert with an IntegrityError, after which `event_recorded` tells the caller whether
+    it was a duplicate. An event only acts on a PaymentIntent the app created: one with a payment row whose
+    user is the PaymentIntent's metadata user_id. Anything else is acknowledged and ignored.
     """
-    seen = session.exec(select(StripeEvent.id).where(StripeEvent.event_id == event_id)).first()
-    if seen is not None:
+    if event_recorded(session, event_id):
         return "duplicate"
     session.add(StripeEvent(event_id=event_id[:255], type=event_type[:100], received_at=utcnow()))
     session.flush()
@@ -273,6 +299,11 @@ def handle_stripe_event(session: Session, *, event_id: str, event_type: str, int
         log.warning("billing.event_for_unknown_payment event=%s type=%s", event_id, event_type)
         return "ignored"
     return apply_intent(session, payment, intent)
+
+
+def event_recorded(session: Session, event_id: str) -> bool:
+    """Whether the webhook event `event_id` has been recorded, and so applied."""
+    return session.exec(select(StripeEvent.id).where(StripeEvent.event_id == event_id[:255])).first() is not None
 
 
 def payment_history(session: Session, user_id: int) -> list[PaymentView]:
@@ -295,7 +326,10 @@ def pay_with_card_setup(
     """Charge one membership to the card of a completed set-up, and grant it if Stripe says it succeeded.
 
     Blocking. `setup_id` comes from the server (never from the browser); its status is read from Stripe.
+    Nothing is charged while an earlier payment of the user may still go through (see `settle_open_payments`).
     """
+    if (earlier := settle_open_payments(sessions, gateway, user_id=user_id)) is not None:
+        return earlier
     setup = gateway.card_setup(setup_id)
     if setup.user_id != str(user_id) or setup.status != "succeeded" or not setup.payment_method:
         return PaymentOutcome("failed", setup.failure or "Your card could not be used. Please check it and try again.")
@@ -307,21 +341,71 @@ def pay_with_card_setup(
         payment_method=setup.payment_method,
         idempotency_key=f"membership-{user_id}-{setup.id}",
     )
+    # Recorded before confirming: whatever happens next, a payment Stripe takes is one the app can settle.
     with sessions() as session:
         record_payment(
             session, user_id=user_id, intent=intent, method=setup.method, billing_details=setup.billing_details
         )
-    return _settle(sessions, user_id, gateway.confirm_payment(intent.id), client_secret)
+    try:
+        confirmed = gateway.confirm_payment(intent.id)
+    except PaymentUnavailableError as error:
+        # The confirmation may have reached Stripe although its answer did not reach us: ask Stripe.
+        confirmed = _read_back(gateway, intent.id)
+        if confirmed is None:
+            return PaymentOutcome("pending", IN_DOUBT)
+        if confirmed.status == "requires_confirmation":  # it never reached Stripe: nothing was charged
+            return PaymentOutcome("failed", str(error))
+    return _settle(sessions, user_id, confirmed, client_secret)
 
 
 def check_payment(sessions: Sessions, gateway: BillingGateway, *, user_id: int, intent_id: str) -> PaymentOutcome:
     """After Stripe.js returns: retrieve the user's own PaymentIntent from Stripe and settle it. Blocking."""
     with sessions() as session:
         own_payment(session, user_id=user_id, intent_id=intent_id)
-    outcome = _settle(sessions, user_id, gateway.payment(intent_id), client_secret="")
+    intent = _read_back(gateway, intent_id)
+    if intent is None:  # 3-D Secure may have completed: the payer must not pay again before we know
+        return PaymentOutcome("pending", IN_DOUBT)
+    outcome = _settle(sessions, user_id, intent, client_secret="")
     if outcome.status == "requires_action":
         return PaymentOutcome("failed", "The payment was not completed. Please try again.")
     return outcome
+
+
+def settle_open_payments(sessions: Sessions, gateway: BillingGateway, *, user_id: int) -> PaymentOutcome | None:
+    """Read the user's recent open payments back from Stripe and settle them. Blocking.
+
+    For when Stripe's answer never reached the app (a lost answer to a confirmation, a 3-D Secure page closed
+    before it reported, a payment still processing) and no webhook told it either. Only PaymentIntents the app
+    created for this user are read, by the ids on the user's own rows. Returns "pending" when one of them may
+    still be charged (Stripe says processing, or could not be asked): no other payment may start then;
+    "granted" when one went through; None when nothing is open.
+    """
+    since = utcnow() - timedelta(days=OPEN_PAYMENTS_DAYS)
+    with sessions() as session:
+        intent_ids = session.scalars(
+            select(Payment.stripe_payment_intent_id)
+            .where(Payment.user_id == user_id, Payment.status.in_(OPEN_STATUSES), Payment.created_at >= since)
+            .order_by(Payment.created_at.desc(), Payment.id.desc())
+            .limit(OPEN_PAYMENTS_CHECKED)
+        ).all()
+    outcomes = []
+    for intent_id in intent_ids:
+        if (intent := _read_back(gateway, intent_id)) is None:
+            return PaymentOutcome("pending", IN_DOUBT)  # the others would wait for Stripe in vain too
+        outcomes.append(_settle(sessions, user_id, intent, client_secret=""))
+    if pending := [outcome for outcome in outcomes if outcome.status == "pending"]:
+        return pending[0]
+    if any(outcome.status == "granted" for outcome in outcomes):
+        return PaymentOutcome("granted", EARLIER_GRANTED)
+    return None
+
+
+def _read_back(gateway: BillingGateway, intent_id: str) -> Intent | None:
+    """Stripe's current view of a PaymentIntent, or None when Stripe cannot be reached."""
+    try:
+        return gateway.payment(intent_id)
+    except PaymentUnavailableError:
+        return None
 
 
 def _settle(sessions: Sessions, user_id: int, intent: Intent, client_secret: str) -> PaymentOutcome:
@@ -335,9 +419,7 @@ def _settle(sessions: Sessions, user_id: int, intent: Intent, client_secret: str
     if status == "requires_action":
         return PaymentOutcome("requires_action", intent_id=intent.id, client_secret=client_secret)
     if status == "processing":
-        return PaymentOutcome(
-            "pending", "Your payment is being processed. Your membership starts as soon as Stripe confirms it."
-        )
+        return PaymentOutcome("pending", PROCESSING)
     return PaymentOutcome(
         "failed", intent.failure or ("The payment was canceled." if status == "canceled" else DECLINED)
     )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import Engine
 
@@ -15,6 +19,18 @@ from projectalgo.live import SnapshotHub, Watchers
 from projectalgo.ratelimit import RateLimiter
 from projectalgo.settings import Settings, load_settings
 from projectalgo.snapshots import SnapshotStore
+
+T = TypeVar("T")
+# Work that calls Stripe (each call up to integrations.stripe.TIMEOUT_SECONDS, plus a retry) runs on threads of
+# its own, this many at a time: a slow Stripe makes payers wait in line instead of holding the threads that
+# database work runs on (asyncio.to_thread's default executor: 6 threads on 2 cores).
+STRIPE_THREADS = 8
+_stripe_threads = ThreadPoolExecutor(max_workers=STRIPE_THREADS, thread_name_prefix="stripe")
+
+
+async def in_stripe_thread(work: Callable[[], T]) -> T:
+    """Run blocking `work` that calls Stripe off the event loop, on the Stripe threads."""
+    return await asyncio.get_running_loop().run_in_executor(_stripe_threads, work)
 
 
 @dataclass(frozen=True)

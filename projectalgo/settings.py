@@ -152,6 +152,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if stripe_secret_key and ("_live_" in stripe_secret_key) != ("_live_" in stripe_publishable_key):
         raise SettingsError("STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY must both be test keys or both live keys")
 
+    stripe_webhook_secret = _text(env, "STRIPE_WEBHOOK_SECRET")
+    if app_env == "production" and stripe_secret_key and not stripe_webhook_secret:
+        # Without the webhook a payment whose answer the app missed is only settled when its payer comes back.
+        raise SettingsError("STRIPE_WEBHOOK_SECRET must be set in production when STRIPE_SECRET_KEY is")
+
     currency = _text(env, "MEMBERSHIP_CURRENCY", default="usd").lower()
     if len(currency) != 3 or not currency.isalpha():
         raise SettingsError(f"MEMBERSHIP_CURRENCY must be a 3-letter ISO code, got {currency!r}")
@@ -173,7 +178,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         aws_secret_key=aws_secret_key,
         stripe_publishable_key=stripe_publishable_key,
         stripe_secret_key=stripe_secret_key,
-        stripe_webhook_secret=_text(env, "STRIPE_WEBHOOK_SECRET"),
+        stripe_webhook_secret=stripe_webhook_secret,
         stripe_api_base=_url(env, "STRIPE_API_BASE"),
         # Kept exactly: Stripe.js lives at .../v3/ (with the slash), and so does localstripe's copy.
         stripe_js_url=_url(env, "STRIPE_JS_URL", default="https://js.stripe.com/v3/", exact=True),

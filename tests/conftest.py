@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 
 from projectalgo.db import make_engine
 from projectalgo.migrations import upgrade_to_head
@@ -160,6 +162,30 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     engine = make_engine(url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres(server_logs: Path) -> Iterator[servers.Server]:
+    """A PostgreSQL server for the behaviour SQLite cannot show (row locks between concurrent transactions)."""
+    # Not under pytest's temp folder: as root, PostgreSQL runs as another user, who cannot enter that one.
+    with tempfile.TemporaryDirectory(prefix="projectalgo-pg-") as data_dir:
+        yield from _run(servers.start_postgres(server_logs, Path(data_dir)))
+
+
+@pytest.fixture
+def pg_engine(postgres: servers.Server) -> Iterator[Engine]:
+    """A fresh, migrated PostgreSQL database for one test."""
+    name = f"test_{uuid.uuid4().hex}"
+    admin = create_engine(f"{postgres.url}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    upgrade_to_head(f"{postgres.url}/{name}")
+    engine = make_engine(f"{postgres.url}/{name}")
+    yield engine
+    engine.dispose()
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE "{name}"')
+    admin.dispose()
 
 
 @pytest.fixture

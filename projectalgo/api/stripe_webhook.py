@@ -1,7 +1,8 @@
 """POST /api/v1/stripe/webhook: Stripe's events, verified on the raw body, each applied once.
 
 Only payment_intent.succeeded and payment_intent.payment_failed act, and only on a PaymentIntent this app
-created (billing.handle_stripe_event). Unset STRIPE_WEBHOOK_SECRET turns the route off (404).
+created (billing.handle_stripe_event). Unset STRIPE_WEBHOOK_SECRET turns the route off (404). When the database
+fails, the answer is a 503: Stripe delivers the event again later (it retries for days).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from projectalgo import billing
 from projectalgo.api.errors import error_response
@@ -22,6 +23,7 @@ from projectalgo.runtime import services
 router = APIRouter()
 log = logging.getLogger("projectalgo.api.stripe")
 MAX_BODY_BYTES = 1_000_000  # Stripe's events are a few kB
+RETRY_AFTER_SECONDS = 60
 
 
 @router.post("/api/v1/stripe/webhook", tags=["billing"])
@@ -39,16 +41,29 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     except WebhookError as error:
         log.warning("stripe.webhook_refused reason=%s", error.code)
         return error_response(400, error.code, str(error))
-    outcome = await anyio.to_thread.run_sync(_apply, event)
+    try:
+        outcome = await anyio.to_thread.run_sync(_apply, event)
+    except SQLAlchemyError:
+        log.exception("stripe.webhook_database_error event=%s type=%s", event.id, event.type)
+        return error_response(
+            503,
+            "database_unavailable",
+            "The event could not be recorded right now; send it again later.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     log.info("stripe.webhook event=%s type=%s outcome=%s", event.id, event.type, outcome)
     return JSONResponse({"received": True, "outcome": outcome})
 
 
 def _apply(event: WebhookEvent) -> str:
+    engine = services().engine
     try:
-        with session_scope(services().engine) as session:
+        with session_scope(engine) as session:
             return billing.handle_stripe_event(session, event_id=event.id, event_type=event.type, intent=event.intent)
     except IntegrityError:
-        # A concurrent delivery of the same event committed first (stripe_events.event_id is unique);
-        # this transaction rolled back whole, so nothing was applied twice.
-        return "duplicate"
+        # This transaction rolled back whole. A concurrent delivery of the same event committing first
+        # (stripe_events.event_id is unique) makes it a duplicate; any other conflict is an error to retry.
+        with session_scope(engine) as session:
+            if billing.event_recorded(session, event.id):
+                return "duplicate"
+        raise

@@ -1,7 +1,8 @@
 """Stripe behind billing.BillingGateway (card set-ups, membership PaymentIntents), and webhook verification.
 
 One `stripe.StripeClient` built from Settings, never the global `stripe.api_key`; STRIPE_API_BASE points it at
-another API host (localstripe in the tests). Every call blocks on the network: callers run them in a thread.
+another API host (localstripe in the tests). Every call blocks on the network: callers run them on the Stripe
+threads (runtime.in_stripe_thread).
 
 Why a card set-up first: the card is entered in Stripe.js (its data go from the browser to Stripe, never to
 this server) and confirmed as a SetupIntent, which is where Stripe declines a bad card. The server then
@@ -20,10 +21,25 @@ from typing import Any
 
 import stripe
 
-from projectalgo.billing import DECLINED, UNAVAILABLE, CardSetup, Intent, PaymentUnavailableError
+from projectalgo.billing import (
+    BROKEN,
+    DECLINED,
+    UNAVAILABLE,
+    BillingError,
+    CardSetup,
+    Intent,
+    PaymentProviderError,
+    PaymentUnavailableError,
+)
 from projectalgo.settings import Settings
 
 log = logging.getLogger("projectalgo.stripe")
+# A payer waits for these calls, and so does a worker thread: a slow Stripe answers "unavailable" within about
+# TIMEOUT * (RETRIES + 1) seconds instead of stripe-python's default 80 s * 3.
+TIMEOUT_SECONDS = 12.0
+RETRIES = 1  # stripe-python adds idempotency keys, so POST retries are safe
+# Worth trying again later; anything else Stripe refuses (authentication, permission, invalid request) is ours.
+TEMPORARY = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError)
 
 
 class StripeGateway:
@@ -33,7 +49,8 @@ class StripeGateway:
         self._client = stripe.StripeClient(
             settings.stripe_secret_key,
             base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None,
-            max_network_retries=2,  # stripe-python adds idempotency keys, so POST retries are safe
+            max_network_retries=RETRIES,
+            http_client=stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
         )
 
     def start_card_setup(self, *, user_id: int) -> tuple[str, str]:
@@ -81,7 +98,7 @@ class StripeGateway:
             intent = self.payment(intent_id)
             return intent if intent.failure else dataclasses.replace(intent, failure=error.user_message or DECLINED)
         except stripe.StripeError as error:
-            raise _unavailable(error) from error
+            raise _refusal(error) from error
 
     def payment(self, intent_id: str) -> Intent:
         return intent_from(_call(self._client.v1.payment_intents.retrieve, intent_id))
@@ -92,12 +109,17 @@ def _call(method: Callable[..., stripe.StripeObject], *args: object, **kwargs: o
     try:
         return method(*args, **kwargs).to_dict()
     except stripe.StripeError as error:
-        raise _unavailable(error) from error
+        raise _refusal(error) from error
 
 
-def _unavailable(error: stripe.StripeError) -> PaymentUnavailableError:
-    log.warning("stripe.request_failed error=%s code=%s request=%s", type(error).__name__, error.code, error.request_id)
-    return PaymentUnavailableError(UNAVAILABLE)
+def _refusal(error: stripe.StripeError) -> BillingError:
+    """A temporary failure (warning, "try again later") or a refusal that is our fault (error, "tell an admin")."""
+    name, code, request = type(error).__name__, error.code, error.request_id
+    if isinstance(error, TEMPORARY):
+        log.warning("stripe.unavailable error=%s code=%s request=%s", name, code, request)
+        return PaymentUnavailableError(UNAVAILABLE)
+    log.error("stripe.refused error=%s code=%s request=%s message=%s", name, code, request, error.user_message)
+    return PaymentProviderError(BROKEN)
 
 
 def _card_label(card: Mapping[str, Any]) -> str:

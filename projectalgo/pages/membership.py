@@ -3,30 +3,44 @@
 Paying (see integrations/stripe.py for why in this order): "Pay" makes a card set-up on the server; Stripe.js
 (assets/payments.js) completes it with the card field; the server then charges the price to that card and
 grants the year if Stripe says it succeeded. When Stripe asks for 3-D Secure, Stripe.js completes it and the
-server reads the PaymentIntent back from Stripe. The Stripe ids stay in backend vars; the client secrets only
-travel inside the script calls to this payer's browser.
+server reads the PaymentIntent back from Stripe. A payment whose result never came back (a lost answer, a closed
+page) is read back from Stripe when the page opens, and no new payment starts while one may still be charged.
+The Stripe ids stay in backend vars; the client secrets only travel inside the script calls to this payer's
+browser.
 """
 
-import asyncio
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
+from typing import TypeVar
 
 import reflex as rx
 
 from projectalgo import __version__, billing
 from projectalgo.components.layout import form_error, layout
 from projectalgo.db import session_scope
-from projectalgo.runtime import services
+from projectalgo.runtime import in_stripe_thread, services
 from projectalgo.state import AuthState, CurrentUser, in_session
 
+T = TypeVar("T")
+log = logging.getLogger("projectalgo.membership")
 CARD_ELEMENT_ID = "card-element"
 STATUS_LABELS = {"succeeded": "Paid", "failed": "Declined", "processing": "Processing", "canceled": "Canceled"}
+SOMETHING_WRONG = (
+    "Something went wrong on our side; it has been logged. If your payment went through, your membership shows "
+    "here within a few minutes: reload this page before paying again."
+)
+SCRIPT_MISSING = "The payment script could not be loaded. Check your connection and reload the page."
 
 
 def _payments_js(call: str) -> str:
-    """JavaScript that runs `call` on assets/payments.js (an ES module, fetched once by the browser)."""
-    return f'import("/payments.js?v={__version__}").then((payments) => payments.{call})'
+    """JavaScript that runs `call` on assets/payments.js (an ES module, fetched once by the browser).
+
+    Its functions always resolve to {error: ...}; a failed import does too, so the callback always runs."""
+    missing = json.dumps({"error": SCRIPT_MISSING})
+    return f'import("/payments.js?v={__version__}").then((payments) => payments.{call}, () => ({missing}))'
 
 
 def _browser_error(result: object) -> str:
@@ -57,6 +71,11 @@ class MembershipState(AuthState):
         self.payments_configured = services().payments is not None
         self.paying, self.pay_error, self.pay_notice = False, "", ""
         self._setup_id = self._intent_id = ""
+        if self.payments_configured and not self.membership_exempt:
+            with self._failsafe():
+                # A payment whose result never reached a page (answer lost, 3-D Secure page closed) settles here.
+                if (earlier := await self._run(billing.settle_open_payments, user_id=user.id)) is not None:
+                    await self._show(user, earlier)
         await self._load_payments(user)
         if not self.payments_configured or self.membership_exempt:
             return None
@@ -67,69 +86,88 @@ class MembershipState(AuthState):
 
     @rx.event
     def card_field_ready(self, result: dict) -> None:
-        self.pay_error = _browser_error(result)
+        self.pay_error = self.pay_error or _browser_error(result)
 
     @rx.event
     async def start_payment(self) -> rx.event.EventSpec | None:
-        user = await self._current_user()
-        if user is None:
-            return self._to_login()
-        gateway = services().payments
-        if gateway is None or self.membership_exempt or self.paying:
-            return None
-        self.pay_error = self.pay_notice = ""
-        try:
-            self._setup_id, secret = await asyncio.to_thread(gateway.start_card_setup, user_id=user.id)
-        except billing.BillingError as error:
-            self.pay_error = str(error)
-            return None
-        self.paying = True
-        return rx.call_script(_payments_js(f"setUpCard({json.dumps(secret)})"), callback=MembershipState.card_set_up)
+        with self._failsafe():
+            user = await self._current_user()
+            if user is None:
+                return self._to_login()
+            gateway = services().payments
+            if gateway is None or self.membership_exempt or self.paying:
+                return None
+            self.pay_error = self.pay_notice = ""
+            try:
+                self._setup_id, secret = await in_stripe_thread(partial(gateway.start_card_setup, user_id=user.id))
+            except billing.BillingError as error:
+                self.pay_error = str(error)
+                return None
+            self.paying = True
+            return rx.call_script(
+                _payments_js(f"setUpCard({json.dumps(secret)})"), callback=MembershipState.card_set_up
+            )
+        return None
 
     @rx.event
     async def card_set_up(self, result: dict) -> rx.event.EventSpec | None:
         """Stripe.js finished the card set-up started here: charge the card (the set-up id is the server's own)."""
         setup_id, self._setup_id = self._setup_id, ""
-        user = await self._current_user()
-        if user is None:
-            return self._to_login()
-        if not setup_id:
-            return None  # nothing was started from this page: a stale or forged call
-        if error := _browser_error(result):
-            return await self._show(user, billing.PaymentOutcome("failed", error))  # e.g. Stripe declined the card
-        settings = services().settings
-        outcome = await self._run(
-            billing.pay_with_card_setup,
-            user_id=user.id,
-            setup_id=setup_id,
-            price=settings.membership_price,
-            currency=settings.membership_currency,
-        )
-        return await self._show(user, outcome)
+        with self._failsafe():
+            user = await self._current_user()
+            if user is None:
+                return self._to_login()
+            if not setup_id:
+                return None  # nothing was started from this page: a stale or forged call
+            if error := _browser_error(result):
+                return await self._show(user, billing.PaymentOutcome("failed", error))  # e.g. Stripe declined the card
+            settings = services().settings
+            outcome = await self._run(
+                billing.pay_with_card_setup,
+                user_id=user.id,
+                setup_id=setup_id,
+                price=settings.membership_price,
+                currency=settings.membership_currency,
+            )
+            return await self._show(user, outcome)
+        return None
 
     @rx.event
     async def payment_returned(self, _result: dict) -> rx.event.EventSpec | None:
         """Stripe.js finished 3-D Secure: read this user's PaymentIntent back from Stripe, whatever the browser says."""
         intent_id, self._intent_id = self._intent_id, ""
-        user = await self._current_user()
-        if user is None:
-            return self._to_login()
-        if not intent_id:
-            return None
-        return await self._show(user, await self._run(billing.check_payment, user_id=user.id, intent_id=intent_id))
+        with self._failsafe():
+            user = await self._current_user()
+            if user is None:
+                return self._to_login()
+            if not intent_id:
+                return None
+            outcome = await self._run(billing.check_payment, user_id=user.id, intent_id=intent_id)
+            return await self._show(user, outcome)
+        return None
 
-    async def _run(self, flow: Callable[..., billing.PaymentOutcome], **kwargs: object) -> billing.PaymentOutcome:
+    @contextmanager
+    def _failsafe(self) -> Iterator[None]:
+        """Whatever goes wrong in a payment step, the Pay button stops spinning and the payer reads what to do."""
+        try:
+            yield
+        except Exception:  # logged with its traceback; the payer gets a message instead of a spinner
+            log.exception("membership.payment_step_failed")
+            self.paying, self.pay_error, self.pay_notice = False, SOMETHING_WRONG, ""
+
+    async def _run(self, flow: Callable[..., T], **kwargs: object) -> T | billing.PaymentOutcome:
+        """Run a blocking payment flow of billing on the Stripe threads; a refusal becomes a failed outcome."""
         gateway = services().payments
         if gateway is None:
             return billing.PaymentOutcome("failed", "Payments are not configured on this server.")
         sessions = partial(session_scope, services().engine)
         try:
-            return await asyncio.to_thread(flow, sessions, gateway, **kwargs)
+            return await in_stripe_thread(partial(flow, sessions, gateway, **kwargs))
         except billing.BillingError as error:
             return billing.PaymentOutcome("failed", str(error))
 
     async def _show(self, user: CurrentUser, outcome: billing.PaymentOutcome) -> rx.event.EventSpec | None:
-        if outcome.status == "granted":
+        if outcome.status == "granted" and not outcome.message:
             self.paying = False
             return rx.redirect("/dashboard")
         if outcome.status == "requires_action":
@@ -137,6 +175,8 @@ class MembershipState(AuthState):
             script = _payments_js(f"confirmPayment({json.dumps(outcome.client_secret)})")
             return rx.call_script(script, callback=MembershipState.payment_returned)
         self.paying = False
+        if outcome.status == "granted":  # an earlier payment went through (nothing was charged now): show its year
+            await self._current_user()
         self.pay_error, self.pay_notice = (outcome.message, "") if outcome.status == "failed" else ("", outcome.message)
         await self._load_payments(user)
         return None

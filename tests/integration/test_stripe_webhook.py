@@ -17,12 +17,13 @@ from projectalgo import billing
 from projectalgo.api import build_api
 from projectalgo.db import session_scope
 from projectalgo.integrations.stripe import StripeGateway
-from projectalgo.models import Membership, Payment, StripeEvent
+from projectalgo.models import Membership, Payment
 from projectalgo.runtime import services
 from projectalgo.settings import load_settings
 from tests.conftest import TEST_SECRET_KEY_BASE, TEST_STRIPE_WEBHOOK_SECRET
 from tests.factories import make_member
 from tests.support.cards import DECLINED_AT_CHARGE, VISA, enter_card
+from tests.support.webhooks import wait_for_recorded_event
 
 PATH = "/api/v1/stripe/webhook"
 
@@ -175,15 +176,6 @@ def test_a_get_is_not_a_route_and_answers_json(app_server):
     assert response.status_code == 404 and response.json()["error"] == "not_found"
 
 
-def _wait_for(check, seconds=20.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.2)
-    raise AssertionError("the webhook's effect did not show up in time")
-
-
 @pytest.mark.parametrize(("card", "granted"), [(VISA, True), (DECLINED_AT_CHARGE, False)])
 def test_localstripes_own_signed_webhook_settles_a_payment_confirmed_elsewhere(
     app_server, app_engine, app_env, localstripe, card, granted
@@ -200,17 +192,76 @@ def test_localstripes_own_signed_webhook_settles_a_payment_confirmed_elsewhere(
     with session_scope(app_engine) as session:
         billing.record_payment(session, user_id=member.id, intent=intent)
     gateway.confirm_payment(intent.id)
-    if granted:
-        _wait_for(lambda: _memberships(app_engine, member.id))
-        assert _payment_row(app_engine, intent.id).status == "succeeded"
-    else:
-        _wait_for(lambda: _payment_row(app_engine, intent.id).status == "failed")
-        assert not _memberships(app_engine, member.id)
-    with session_scope(app_engine) as session:
-        recorded = session.exec(select(StripeEvent.type).order_by(StripeEvent.id.desc())).scalars().first()
-    assert recorded == ("payment_intent.succeeded" if granted else "payment_intent.payment_failed")
-    time.sleep(1.5)  # any late redelivery would have arrived by now
+    event_type = "payment_intent.succeeded" if granted else "payment_intent.payment_failed"
+    wait_for_recorded_event(app_engine, localstripe.url, intent.id, event_type)
+    assert _payment_row(app_engine, intent.id).status == ("succeeded" if granted else "failed")
     assert len(_memberships(app_engine, member.id)) == (1 if granted else 0)
+
+
+def _post_in_process(body: bytes) -> httpx.Response:
+    """POST to the API built in this process (on whatever services() holds now)."""
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=build_api(), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return await client.post(PATH, content=body, headers={"Stripe-Signature": _sign(body)})
+
+    with ThreadPoolExecutor(max_workers=1) as thread:  # its own event loop: Playwright may hold this thread's
+        return thread.submit(anyio.run, post).result()
+
+
+@pytest.fixture
+def api_on_own_database(engine, monkeypatch):
+    """The API in this process on this test's own database, which the test may break."""
+    for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", str(engine.url))
+    monkeypatch.setenv("SECRET_KEY_BASE", TEST_SECRET_KEY_BASE)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", TEST_STRIPE_WEBHOOK_SECRET)
+    services.cache_clear()
+    yield engine
+    services().engine.dispose()
+    services.cache_clear()
+
+
+def _recorded_payment(engine):
+    member = make_member(engine)
+    intent = billing.Intent(f"pi_{uuid.uuid4().hex}", "requires_confirmation", 49_900, "usd", str(member.id))
+    with session_scope(engine) as session:
+        billing.record_payment(session, user_id=member.id, intent=intent)
+    return intent
+
+
+def _assert_retry_later(response):
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "database_unavailable" and response.json()["detail"]
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_a_database_error_answers_a_json_503_so_that_stripe_sends_the_event_again(api_on_own_database):
+    engine = api_on_own_database
+    payment = _recorded_payment(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE stripe_events")
+    _assert_retry_later(_post_in_process(_event_body(payment.id, payment.user_id)))
+
+
+def test_only_an_event_already_recorded_is_a_duplicate_any_other_conflict_is_retried(api_on_own_database):
+    engine = api_on_own_database
+    payment = _recorded_payment(engine)
+    body = _event_body(payment.id, payment.user_id)
+    # A conflict that is not a redelivery: the membership cannot be written (an IntegrityError, like a duplicate's).
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TRIGGER refuse_memberships BEFORE INSERT ON memberships BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    _assert_retry_later(_post_in_process(body))
+    assert _payment_row(engine, payment.id).status == "requires_confirmation"
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TRIGGER refuse_memberships")
+    assert _outcome(_post_in_process(body)) == "granted"  # Stripe's next delivery
+    assert _outcome(_post_in_process(body)) == "duplicate"
+    assert len(_memberships(engine, payment.user_id)) == 1
 
 
 @pytest.fixture
@@ -226,14 +277,6 @@ def webhook_secret_unset(monkeypatch, tmp_path):
 
 
 def test_without_a_webhook_secret_the_route_answers_404_json(webhook_secret_unset):
-    body = _event_body("pi_x", 1)
-
-    async def post() -> httpx.Response:
-        transport = httpx.ASGITransport(app=build_api())
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            return await client.post(PATH, content=body, headers={"Stripe-Signature": _sign(body)})
-
-    with ThreadPoolExecutor(max_workers=1) as thread:  # its own event loop: Playwright may hold this thread's
-        response = thread.submit(anyio.run, post).result()
+    response = _post_in_process(_event_body("pi_x", 1))
     assert response.status_code == 404
     assert response.json() == {"error": "not_found", "detail": "Stripe webhooks are not configured on this server."}

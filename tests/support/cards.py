@@ -15,8 +15,10 @@ THREE_D_SECURE = "4000002500003155"  # asks for 3-D Secure at set-up and again a
 
 
 def enter_card(localstripe_url: str, setup_client_secret: str, number: str) -> requests.Response:
-    """Complete a card set-up as Stripe.js's confirmCardSetup(secret, {payment_method: {card}}) does."""
+    """Complete a card set-up as Stripe.js's confirmCardSetup(secret, {payment_method: {card}}) does, with the
+    payer completing 3-D Secure when Stripe asks for it."""
     setup_id = setup_client_secret.split("_secret_")[0]
+    url = f"{localstripe_url}/v1/setup_intents/{setup_id}/confirm"
     body = {
         "key": TEST_STRIPE_PUBLISHABLE_KEY,
         "use_stripe_sdk": True,
@@ -27,4 +29,16 @@ def enter_card(localstripe_url: str, setup_client_secret: str, number: str) -> r
             "billing_details": {"address": {"postal_code": "12345"}},
         },
     }
-    return requests.post(f"{localstripe_url}/v1/setup_intents/{setup_id}/confirm", data=json.dumps(body), timeout=10)
+    response = requests.post(url, data=json.dumps(body), timeout=10)
+    if response.ok and response.json()["status"] == "requires_action":
+        del body["payment_method_data"]
+        response = requests.post(url, data=json.dumps(body), timeout=10)
+    return response
+
+
+def authenticate(localstripe_url: str, payment_client_secret: str, *, success: bool = True) -> requests.Response:
+    """Complete (or fail) 3-D Secure for a PaymentIntent as Stripe.js's confirmCardPayment(secret) does."""
+    intent_id = payment_client_secret.split("_secret_")[0]
+    body = {"key": TEST_STRIPE_PUBLISHABLE_KEY, "client_secret": payment_client_secret}
+    url = f"{localstripe_url}/v1/payment_intents/{intent_id}/_authenticate?success={str(success).lower()}"
+    return requests.post(url, data=json.dumps(body), timeout=10)

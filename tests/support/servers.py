@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -166,3 +167,35 @@ def start_app(log_dir: Path, env: Mapping[str, str], name: str = "app") -> Serve
         return http_ok(f"{url}/api/v1/health")() and http_ok(f"{url}/")()
 
     return start_server(name, command, url, ready, log_dir, timeout=420, env=full_env)
+
+
+def _postgres_bin() -> Path:
+    """Debian's PostgreSQL server programs (package postgresql, installed by scripts/setup test)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        raise ServerStartError("PostgreSQL: initdb is missing (run scripts/setup test)")
+    return found[-1].parent
+
+
+def start_postgres(log_dir: Path, data_dir: Path) -> Server:
+    """A throw-away PostgreSQL cluster in the empty folder `data_dir`, on loopback: trust authentication, no fsync.
+
+    PostgreSQL refuses to run as root, so as root it runs as the `postgres` user the Debian package creates.
+    """
+    bindir = _postgres_bin()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(data_dir, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    initdb = [*as_user, str(bindir / "initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8"]
+    done = subprocess.run(initdb, capture_output=True, text=True, timeout=120, check=False)
+    if done.returncode != 0:
+        raise ServerStartError(f"PostgreSQL: initdb failed:\n{done.stdout}{done.stderr}")
+    port = free_port()
+    settings = ["listen_addresses=127.0.0.1", f"unix_socket_directories={data_dir}", "fsync=off"]
+    command = [*as_user, str(bindir / "postgres"), "-D", str(data_dir), "-p", str(port)]
+    for setting in settings:
+        command += ["-c", setting]
+    return start_server(
+        "postgres", command, f"postgresql://postgres@127.0.0.1:{port}", port_open(port), log_dir, timeout=60
+    )

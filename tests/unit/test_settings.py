@@ -59,6 +59,15 @@ def test_production_refuses_the_development_secret():
     assert load_settings({"APP_ENV": "production", "SECRET_KEY_BASE": "x" * 40}).is_production
 
 
+def test_production_payments_need_the_webhook_secret():
+    keys = {"STRIPE_SECRET_KEY": "sk_live_a", "STRIPE_PUBLISHABLE_KEY": "pk_live_b"}
+    production = {"APP_ENV": "production", "SECRET_KEY_BASE": "x" * 40} | keys
+    with pytest.raises(SettingsError, match="STRIPE_WEBHOOK_SECRET"):
+        load_settings(production)
+    assert load_settings(production | {"STRIPE_WEBHOOK_SECRET": "whsec_c"}).stripe_webhook_secret == "whsec_c"
+    assert load_settings(keys).stripe_webhook_secret is None  # development may go without
+
+
 def test_the_stripe_js_url_is_kept_exactly_and_api_bases_lose_their_trailing_slash():
     settings = load_settings(
         {"STRIPE_API_BASE": "http://127.0.0.1:8420/", "STRIPE_JS_URL": "http://127.0.0.1:8420/js.stripe.com/v3/"}

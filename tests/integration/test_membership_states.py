@@ -1,0 +1,114 @@
+"""The /membership page's events, called directly as the browser's would be, with Stripe (localstripe, or a
+server that never answers, or none at all) behind the app's own gateway, on this test's own database."""
+
+from functools import partial
+
+import pytest
+from sqlalchemy import select
+
+from projectalgo import accounts, billing
+from projectalgo.db import session_scope
+from projectalgo.models import Membership, Payment, User
+from projectalgo.pages.membership import SOMETHING_WRONG, MembershipState
+from projectalgo.runtime import services
+from tests.conftest import TEST_SECRET_KEY_BASE, TEST_STRIPE_PUBLISHABLE_KEY, TEST_STRIPE_SECRET_KEY
+from tests.factories import make_admin, make_member
+from tests.support.cards import THREE_D_SECURE, VISA, authenticate, enter_card
+from tests.support.network import closed_port_url, silent_server
+from tests.support.states import call, signed_in_state
+
+
+@pytest.fixture
+def stripe_at(engine, monkeypatch):
+    """Build the app's services on this test's database with Stripe's API at the URL given."""
+
+    def use(api_base: str):
+        monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
+        monkeypatch.setenv("DATABASE_URL", str(engine.url))
+        monkeypatch.setenv("SECRET_KEY_BASE", TEST_SECRET_KEY_BASE)
+        monkeypatch.setenv("PUBLIC_URL", "http://127.0.0.1:3999")
+        monkeypatch.setenv("STRIPE_SECRET_KEY", TEST_STRIPE_SECRET_KEY)
+        monkeypatch.setenv("STRIPE_PUBLISHABLE_KEY", TEST_STRIPE_PUBLISHABLE_KEY)
+        monkeypatch.setenv("STRIPE_API_BASE", api_base)
+        services.cache_clear()
+        return services().payments
+
+    yield use
+    services.cache_clear()
+
+
+def _rows(engine, model, user_id):
+    with session_scope(engine) as session:
+        return session.exec(select(model).where(model.user_id == user_id)).scalars().all()
+
+
+def _moderator(engine):
+    member = make_member(engine)
+    with session_scope(engine) as session:
+        return accounts.change_role(session, user=session.get(User, member.id), role="moderator", grant=True)
+
+
+@pytest.mark.parametrize("make_exempt", [make_admin, _moderator], ids=["admin", "moderator"])
+def test_start_payment_does_nothing_for_admins_and_moderators(engine, stripe_at, make_exempt):
+    with silent_server() as stripe_api:  # would count any call to Stripe (and never answer it)
+        stripe_at(stripe_api.url)
+        user = make_exempt(engine)
+        state = signed_in_state(MembershipState, user)
+        call(state, MembershipState.open_membership)
+        assert call(state, MembershipState.start_payment) is None
+        assert stripe_api.connections == 0
+    assert (state.paying, state.pay_error, state.pay_notice) == (False, "", "")
+    assert state.membership_exempt and not _rows(engine, Payment, user.id)
+
+
+def test_opening_the_page_settles_a_payment_whose_3d_secure_page_never_reported_back(engine, stripe_at, localstripe):
+    gateway = stripe_at(localstripe.url)
+    member = make_member(engine)
+    setup_id, secret = gateway.start_card_setup(user_id=member.id)
+    enter_card(localstripe.url, secret, THREE_D_SECURE)
+    price = services().settings.membership_price
+    sessions = partial(session_scope, engine)
+    outcome = billing.pay_with_card_setup(
+        sessions, gateway, user_id=member.id, setup_id=setup_id, price=price, currency="usd"
+    )
+    assert outcome.status == "requires_action"
+    authenticate(localstripe.url, outcome.client_secret)  # completed at Stripe; then the tab was closed
+
+    state = signed_in_state(MembershipState, member)
+    call(state, MembershipState.open_membership)
+    assert state.pay_notice == billing.EARLIER_GRANTED and state.pay_error == ""
+    assert state.membership_ends_at and [p["status"] for p in state.payments] == ["Paid"]
+    assert len(_rows(engine, Membership, member.id)) == 1
+
+
+def test_while_stripe_cannot_say_whether_a_payment_went_through_no_other_starts(engine, stripe_at):
+    stripe_at(closed_port_url())
+    member = make_member(engine)
+    intent = billing.Intent("pi_in_doubt", "requires_confirmation", 49_900, "usd", str(member.id))
+    with session_scope(engine) as session:  # confirmed, but Stripe's answer never came back
+        billing.record_payment(session, user_id=member.id, intent=intent)
+    state = signed_in_state(MembershipState, member)
+    call(state, MembershipState.open_membership)
+    assert state.pay_notice == billing.IN_DOUBT and state.pay_error == ""
+
+    state._setup_id, state.paying = "seti_from_this_page", True  # a card set up meanwhile, then "Pay"
+    assert call(state, MembershipState.card_set_up, {"error": ""}) is None
+    assert (state.paying, state.pay_notice) == (False, billing.IN_DOUBT)
+    assert [p.stripe_payment_intent_id for p in _rows(engine, Payment, member.id)] == ["pi_in_doubt"]
+
+
+def test_an_unexpected_error_while_paying_stops_the_spinner_and_says_what_to_do(engine, stripe_at, localstripe):
+    gateway = stripe_at(localstripe.url)
+    member = make_member(engine)
+    state = signed_in_state(MembershipState, member)
+    call(state, MembershipState.open_membership)
+    state._setup_id, secret = gateway.start_card_setup(user_id=member.id)
+    enter_card(localstripe.url, secret, VISA)
+    state.paying = True
+    with engine.begin() as connection:  # the database refuses the payment row
+        connection.exec_driver_sql(
+            "CREATE TRIGGER refuse_payments BEFORE INSERT ON payments BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    assert call(state, MembershipState.card_set_up, {"error": ""}) is None
+    assert (state.paying, state.pay_error, state.pay_notice) == (False, SOMETHING_WRONG, "")
+    assert not _rows(engine, Membership, member.id)
