@@ -20,6 +20,7 @@ def test_create_account_and_strategy_copy_the_token_once_then_see_only_its_prefi
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
 
     page.goto(f"{app_server.url}/accounts")
+    page.locator("#signed-in-name").wait_for()  # the page's state has loaded: typing now is not lost
     page.get_by_label("Account name").fill("Bybit main")
     page.get_by_label("Exchange").fill("Bybit")
     page.get_by_role("button", name="Add account").click()
