@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -12,14 +13,16 @@ class RateLimiter:
         self._burst = burst
         self._clock = clock
         self._buckets: dict[object, tuple[float, float]] = {}  # key -> (tokens, when)
+        self._lock = threading.Lock()  # callers run in worker threads
 
     def acquire(self, key: object) -> float:
         """Take one token for `key`: 0.0 when allowed, else the seconds to wait before retrying."""
-        now = self._clock()
-        tokens, then = self._buckets.get(key, (float(self._burst), now))
-        tokens = min(float(self._burst), tokens + (now - then) * self._rate)
-        if tokens >= 1:
-            self._buckets[key] = (tokens - 1, now)
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        return (1 - tokens) / self._rate
+        with self._lock:
+            now = self._clock()
+            tokens, then = self._buckets.get(key, (float(self._burst), now))
+            tokens = min(float(self._burst), tokens + (now - then) * self._rate)
+            if tokens >= 1:
+                self._buckets[key] = (tokens - 1, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self._rate

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -325,18 +325,22 @@ def resolve_token(connection: Connection | Session, token: str) -> TokenOwner | 
     """
     if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
         return None
-    row = connection.execute(
-        select(StrategyToken.id, Strategy.id, Strategy.account_id, Strategy.owner_id)
-        .join(Strategy, Strategy.id == StrategyToken.strategy_id)
-        .join(User, User.id == Strategy.owner_id)
-        .where(
-            StrategyToken.token_hash == token_hash(token),
-            StrategyToken.revoked_at.is_(None),
-            Strategy.archived_at.is_(None),
-            User.disabled_at.is_(None),
-        )
-    ).first()
+    row = connection.execute(_RESOLVE, {"token_hash": token_hash(token)}).first()
     return TokenOwner(*row) if row else None
+
+
+# Built once: on the ingestion path, building the statement cost about as much as running it.
+_RESOLVE = (
+    select(StrategyToken.id, Strategy.id, Strategy.account_id, Strategy.owner_id)
+    .join(Strategy, Strategy.id == StrategyToken.strategy_id)
+    .join(User, User.id == Strategy.owner_id)
+    .where(
+        StrategyToken.token_hash == bindparam("token_hash"),
+        StrategyToken.revoked_at.is_(None),
+        Strategy.archived_at.is_(None),
+        User.disabled_at.is_(None),
+    )
+)
 
 
 def record_use(session: Session, owner: TokenOwner, when: datetime) -> None:

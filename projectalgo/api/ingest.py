@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from datetime import datetime
 
 import anyio
 from fastapi import APIRouter, Request
@@ -128,9 +129,26 @@ def _header_token(request: Request) -> str | None:
     return credentials.strip() or None if scheme.lower() == "bearer" else None
 
 
-def _resolve(token: str) -> strategies.TokenOwner | None:
+class _RefusedError(Exception):
+    """Raised in the worker thread; answered on the event loop as _refused(*args)."""
+
+
+def _resolve_and_store(
+    token: str, accepted: snapshots.SnapshotInput, now: datetime
+) -> tuple[strategies.TokenOwner, snapshots.Snapshot]:
+    """The token's strategy, its rate limit, then the store: one trip to a worker thread for all three."""
     with services().engine.connect() as connection:
-        return strategies.resolve_token(connection, token)
+        owner = strategies.resolve_token(connection, token)
+    if owner is None:
+        log.info("ingest.refused reason=unknown_token prefix=%s", token[: strategies.TOKEN_DISPLAY_LENGTH])
+        raise _RefusedError(401, "invalid_token", "This token is unknown or has been revoked.")
+    wait = services().ingest_limiter.acquire(owner.token_id)
+    if wait:
+        raise _RefusedError(
+            429, "rate_limited", "Too many snapshots for this token; slow down.", {"Retry-After": str(math.ceil(wait))}
+        )
+    at_ms = accepted.at_ms or snapshots.epoch_ms(now)
+    return owner, services().snapshot_store.put(accepted.for_strategy(owner.strategy_id, owner.account_id, at_ms))
 
 
 def _record_use_due(owner: strategies.TokenOwner) -> bool:
@@ -174,29 +192,18 @@ async def ingest(request: Request) -> JSONResponse:
             "missing_token",
             "Send the strategy token as Authorization: Bearer <token> or data.strategy_access_token.",
         )
-    owner = await anyio.to_thread.run_sync(_resolve, token)
-    if owner is None:
-        log.info("ingest.refused reason=unknown_token prefix=%s", token[: strategies.TOKEN_DISPLAY_LENGTH])
-        return _refused(401, "invalid_token", "This token is unknown or has been revoked.")
-
-    wait = services().ingest_limiter.acquire(owner.token_id)
-    if wait:
-        return _refused(
-            429, "rate_limited", "Too many snapshots for this token; slow down.", {"Retry-After": str(math.ceil(wait))}
-        )
-
     now = utcnow()
     try:
         accepted = snapshots.validate(body, now)
     except snapshots.InvalidSnapshotError as error:
         return _refused(422, "invalid_snapshot", error.problems)
 
-    snapshot = accepted.for_strategy(owner.strategy_id, owner.account_id, accepted.at_ms or snapshots.epoch_ms(now))
-    store = services().snapshot_store
     try:
-        stored = await anyio.to_thread.run_sync(store.put, snapshot)
+        owner, stored = await anyio.to_thread.run_sync(_resolve_and_store, token, accepted, now)
+    except _RefusedError as refusal:
+        return _refused(*refusal.args)
     except snapshots.StoreUnavailableError as error:
-        log.warning("ingest.store_unavailable strategy_id=%s error=%s", owner.strategy_id, error)
+        log.warning("ingest.store_unavailable error=%s", error)
         return _refused(
             503,
             "store_unavailable",
