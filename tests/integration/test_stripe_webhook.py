@@ -203,7 +203,7 @@ def _post_in_process(body: bytes) -> httpx.Response:
 
     async def post() -> httpx.Response:
         transport = httpx.ASGITransport(app=build_api(), raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             return await client.post(PATH, content=body, headers={"Stripe-Signature": _sign(body)})
 
     with ThreadPoolExecutor(max_workers=1) as thread:  # its own event loop: Playwright may hold this thread's
