@@ -134,6 +134,7 @@ def measure(url: str, strategy_id: int, token: str, tabs: int, posts: int, inter
                 answer.raise_for_status()
                 time.sleep(interval)
         pages[0].wait_for_timeout(2000)  # lets Playwright hand over the browser's events
+        draw_ms = [float(p.evaluate("document.querySelector('#strategy-chart').dataset.drawMs")) for p in pages]
         latencies, missing = [], 0
         delivered = [arrived[seq] - sent for arrived in arrivals for seq, sent in sent_at.items() if seq in arrived]
         for page in pages:
@@ -152,6 +153,7 @@ def measure(url: str, strategy_id: int, token: str, tabs: int, posts: int, inter
         "p99": _p99(latencies),
         "bytes": bytes_per_update,
         "missing": missing,
+        "draw_ms": statistics.mean(draw_ms),
     }
 
 
@@ -166,7 +168,7 @@ def main() -> None:
     print("delivered = frame in the tab's network stack; drawn = chart redrawn on screen")
     print(
         f"{'history':>8} {'tabs':>5} {'delivered p50/p99 ms':>21} {'drawn p50/p99 ms':>18} "
-        f"{'ws bytes/update/tab':>20} {'merged':>7}"
+        f"{'ws bytes/update/tab':>20} {'merged':>7} {'redraw ms':>9}"
     )
     for history in args.history:
         work = Path(tempfile.mkdtemp(prefix="bench-live-"))
@@ -178,7 +180,8 @@ def main() -> None:
                 result = measure(server.url, strategy_id, token, tabs, args.posts, args.interval)
                 print(
                     f"{history:>8} {tabs:>5} {result['delivery_p50']:10.1f} /{result['delivery_p99']:8.1f} "
-                    f"{result['p50']:8.1f} /{result['p99']:8.1f} {result['bytes']:20.0f} {result['missing']:>7}"
+                    f"{result['p50']:8.1f} /{result['p99']:8.1f} {result['bytes']:20.0f} {result['missing']:>7} "
+                    f"{result['draw_ms']:9.1f}"
                 )
         finally:
             server.stop()
