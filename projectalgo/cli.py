@@ -92,8 +92,8 @@ def _create_strategy(args: argparse.Namespace) -> int:
         strategy = strategies.create_strategy(
             session, actor, account_id=account_id, name=args.name, description=args.description, symbol=args.symbol
         )
-        issued = strategies.issue_token(session, actor, strategy.id)
-    print(issued.token)  # alone on stdout, for scripts
+        token = strategies.issue_token(session, actor, strategy.id)
+    print(token)  # alone on stdout, for scripts
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
@@ -50,12 +50,6 @@ class Snapshot:
     @property
     def unrealised_pnl(self) -> Decimal:
         return self.margin_balance - self.wallet_balance
-
-    def values(self) -> dict[str, Decimal | str]:
-        return {name: getattr(self, name) for name in (*NUMBER_FIELDS, "symbol")}
-
-
-SNAPSHOT_FIELDS = tuple(f.name for f in fields(Snapshot))
 
 
 @dataclass(frozen=True)
@@ -249,19 +243,6 @@ class SnapshotStore(Protocol):
     def rollups(self, strategy_id: int, resolution: str, start_ms: int, end_ms: int) -> list[Rollup]:
         """The "hour" or "day" buckets with start_ms <= bucket_ms < end_ms, oldest first; `put` keeps them."""
         ...
-
-
-def latest_per_account(store: SnapshotStore, strategy_ids: Iterable[int]) -> dict[int, Snapshot]:
-    """The newest snapshot of each brokerage account, over the given strategies (one read each).
-
-    Strategies sharing an account report the same wallet: the newest report stands for the account.
-    """
-    newest: dict[int, Snapshot] = {}
-    for strategy_id in strategy_ids:
-        snapshot = store.latest(strategy_id)
-        if snapshot and (snapshot.account_id not in newest or snapshot.at_ms > newest[snapshot.account_id].at_ms):
-            newest[snapshot.account_id] = snapshot
-    return newest
 
 
 def epoch_ms(when: datetime) -> int:

@@ -130,24 +130,6 @@ class AuthState(rx.State):
             return rx.redirect("/membership")
         return user
 
-    @rx.event
-    async def require_sign_in(self) -> rx.event.EventSpec | None:
-        """on_load of pages for any signed-in user: send visitors to /login?next=..."""
-        if await self._current_user() is None:
-            return self._to_login()
-        return None
-
-    @rx.event
-    async def require_member(self) -> rx.event.EventSpec | None:
-        """on_load of every members page: visitors go to /login, users without a membership to /membership."""
-        member = await self._member()
-        return None if isinstance(member, CurrentUser) else member
-
-    @rx.event
-    async def load_user(self) -> None:
-        """on_load of public pages: show the signed-in header when there is a sign-in, redirect nobody."""
-        await self._current_user()
-
 
 def parse_id(value: object) -> int:
     """An id sent by the browser; anything tampered becomes an id that matches nothing."""

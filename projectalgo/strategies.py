@@ -68,14 +68,6 @@ class StrategyView:
     tokens: tuple[TokenView, ...]
 
 
-@dataclass(frozen=True)
-class IssuedToken:
-    """A new token: `token` is shown to the member once and never stored."""
-
-    token: str
-    view: TokenView
-
-
 def token_hash(token: str) -> str:
     # 256 random bits: a plain SHA-256 cannot be reversed by guessing, and needs no key to rotate.
     return hashlib.sha256(token.encode()).hexdigest()
@@ -285,7 +277,7 @@ def get_strategy(session: Session, actor: Actor, strategy_id: int) -> StrategyVi
 # Tokens
 
 
-def issue_token(session: Session, actor: Actor, strategy_id: int) -> IssuedToken:
+def issue_token(session: Session, actor: Actor, strategy_id: int) -> str:
     """A new token for the strategy; the others stay valid, so a bot can be switched without downtime."""
     strategy = _visible_strategy(session, actor, strategy_id, to_change=True)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -294,7 +286,7 @@ def issue_token(session: Session, actor: Actor, strategy_id: int) -> IssuedToken
     )
     session.add(row)
     session.flush()
-    return IssuedToken(token, TokenView(row.id, row.prefix, row.created_at, None))
+    return token  # shown to the member once, never stored
 
 
 def revoke_token(session: Session, actor: Actor, token_id: int) -> None:

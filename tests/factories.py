@@ -57,7 +57,7 @@ def make_strategy(engine: Engine, owner: User, *, name: str = "Trend", account: 
         existing = [a for a in strategies.list_accounts(session, actor) if a.name == account]
         account_id = existing[0].id if existing else strategies.create_account(session, actor, name=account).id
         strategy = strategies.create_strategy(session, actor, account_id=account_id, name=name)
-        return strategy.id, strategies.issue_token(session, actor, strategy.id).token
+        return strategy.id, strategies.issue_token(session, actor, strategy.id)
 
 
 def grant_membership(engine: Engine, user: User, days: int = 365) -> None:

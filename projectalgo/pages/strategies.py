@@ -118,7 +118,7 @@ class StrategiesState(MemberActionsMixin, AuthState):
                 description=form.get("description", ""),
                 symbol=form.get("symbol", ""),
             )
-            return strategies.issue_token(session, actor, strategy.id).token
+            return strategies.issue_token(session, actor, strategy.id)
 
         return await self._issue(create, name, f"Strategy {name!r} created.")
 
@@ -126,7 +126,7 @@ class StrategiesState(MemberActionsMixin, AuthState):
     async def new_token_for(self, strategy_id: int) -> rx.event.EventSpec | None:
         row = next((s for s in self.strategies if s.id == parse_id(strategy_id)), None)
         return await self._issue(
-            lambda session, actor: strategies.issue_token(session, actor, parse_id(strategy_id)).token,
+            lambda session, actor: strategies.issue_token(session, actor, parse_id(strategy_id)),
             row.name if row else "",
             "New token created. The older ones still work until you revoke them.",
         )

@@ -111,15 +111,6 @@ def test_ranges_are_ascending_half_open_and_paged(store_and_strategies):
     assert store.between(a, start, start).items == []
 
 
-def test_the_newest_snapshot_stands_for_each_account(store_and_strategies):
-    store, (a, b, c) = store_and_strategies
-    store.put(snap(a, 1_000_000_000_000, wallet="10", account_id=1))
-    store.put(snap(b, 1_000_000_001_000, wallet="12", account_id=1))
-    store.put(snap(c, 1_000_000_000_500, wallet="7", account_id=2))
-    newest = snapshots.latest_per_account(store, [a, b, c])
-    assert {account: s.wallet_balance for account, s in newest.items()} == {1: 12, 2: 7}
-
-
 def test_concurrent_puts_at_the_same_millisecond_all_land_once(store_and_strategies):
     store, (a, b, _) = store_and_strategies
 

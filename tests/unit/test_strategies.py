@@ -101,14 +101,14 @@ def test_token_lifecycle(engine, two_members):
         assert token not in stored and stored == [strategies.token_hash(token)]
         second = strategies.issue_token(session, alice, two_members["strategy_id"])
     with session_scope(engine) as session:
-        assert strategies.resolve_token(session, second.token).strategy_id == two_members["strategy_id"]
+        assert strategies.resolve_token(session, second).strategy_id == two_members["strategy_id"]
         assert strategies.resolve_token(session, token) is not None  # both active: rotation without downtime
         view = strategies.get_strategy(session, alice, two_members["strategy_id"])
-        assert [t.prefix for t in view.tokens] == [token[:14], second.token[:14]]
+        assert [t.prefix for t in view.tokens] == [token[:14], second[:14]]
         strategies.revoke_token(session, alice, two_members["token_id"])
     with session_scope(engine) as session:
         assert strategies.resolve_token(session, token) is None
-        assert strategies.resolve_token(session, second.token) is not None
+        assert strategies.resolve_token(session, second) is not None
         assert strategies.resolve_token(session, "pa_live_" + "x" * 43) is None
         assert strategies.resolve_token(session, "") is None
         with pytest.raises(strategies.NotFoundError):
