@@ -26,7 +26,7 @@ from projectalgo.clock import utcnow
 from projectalgo.db import make_engine, session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Strategy
-from projectalgo.snapshots import NUMBER_FIELDS, Snapshot, epoch_ms
+from projectalgo.snapshots import NUMBER_FIELDS, Snapshot, epoch_ms, store_one
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import PASSWORD, grant_membership, make_member, make_strategy
 from tests.support import servers
@@ -52,14 +52,15 @@ def arrange(env: dict[str, str], history: int) -> tuple[int, str]:
     step = 86_000_000 // history
     for n in range(history):
         value = Decimal(10_000 + n % 97)
-        store.put(
+        store_one(
+            store,
             Snapshot(
                 strategy_id,
                 account_id,
                 now - (history - n) * step,
                 **dict.fromkeys(NUMBER_FIELDS, value),
                 symbol="XBTUSD",
-            )
+            ),
         )
     return strategy_id, token
 

@@ -5,7 +5,7 @@ import logging
 
 import reflex as rx
 
-from projectalgo.api import build_api
+from projectalgo.api import around_reflex
 from projectalgo.pages.accounts import AccountsState, accounts_page
 from projectalgo.pages.admin import AdminState, admin_page
 from projectalgo.pages.dashboard import DashboardState, dashboard_page
@@ -20,7 +20,7 @@ from projectalgo.snapshots import Snapshot
 log = logging.getLogger("projectalgo.live")
 services()  # fail at start-up, not on the first request, when a setting is wrong
 
-app = rx.App(api_transformer=build_api())
+app = rx.App(api_transformer=around_reflex)
 _pushes: set[asyncio.Task] = set()  # running pushes, kept so they are not garbage-collected
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from projectalgo.billing import BillingGateway
 from projectalgo.db import make_engine
 from projectalgo.ingest_stats import IngestStats
+from projectalgo.ingestion import Ingestor
 from projectalgo.integrations.stripe import StripeGateway
 from projectalgo.live import SnapshotHub, Watchers
 from projectalgo.ratelimit import RateLimiter
@@ -40,7 +41,7 @@ class Services:
     snapshot_store: SnapshotStore
     hub: SnapshotHub
     watchers: Watchers
-    ingest_limiter: RateLimiter
+    ingestor: Ingestor
     ingest_stats: IngestStats
     # None when STRIPE_SECRET_KEY is unset: the membership page then says payments are not configured.
     payments: BillingGateway | None
@@ -61,13 +62,14 @@ def build_snapshot_store(settings: Settings, engine: Engine) -> SnapshotStore:
 def services() -> Services:
     settings = load_settings()
     engine = make_engine(settings.database_url)
+    store = build_snapshot_store(settings, engine)
     return Services(
         settings=settings,
         engine=engine,
-        snapshot_store=build_snapshot_store(settings, engine),
+        snapshot_store=store,
         hub=SnapshotHub(),
         watchers=Watchers(),
-        ingest_limiter=RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst),
+        ingestor=Ingestor(engine, store, RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst)),
         ingest_stats=IngestStats(),
         payments=StripeGateway(settings) if settings.stripe_secret_key else None,
     )

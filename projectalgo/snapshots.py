@@ -222,10 +222,12 @@ class SnapshotStore(Protocol):
 
     name: str
 
-    def put(self, snapshot: Snapshot) -> Snapshot:
-        """Store durably and return what was stored. If the strategy already has a snapshot at that
-        millisecond, the new one moves to the next free millisecond: nothing is ever overwritten.
-        Raises StoreUnavailableError when the store cannot be reached (then nothing is stored)."""
+    def put_many(self, snapshots: list[Snapshot]) -> list[Snapshot | StoreUnavailableError]:
+        """Store durably; for each snapshot, in order, what was stored or why it was not.
+
+        If the strategy already has a snapshot at that millisecond, the new one moves to the next free
+        millisecond: nothing is ever overwritten. A StoreUnavailableError in the list means that snapshot
+        is not stored (the store could not be reached); the store keeps each snapshot's roll-ups."""
         ...
 
     def latest(self, strategy_id: int) -> Snapshot | None: ...
@@ -241,8 +243,16 @@ class SnapshotStore(Protocol):
         ...
 
     def rollups(self, strategy_id: int, resolution: str, start_ms: int, end_ms: int) -> list[Rollup]:
-        """The "hour" or "day" buckets with start_ms <= bucket_ms < end_ms, oldest first; `put` keeps them."""
+        """The "hour" or "day" buckets with start_ms <= bucket_ms < end_ms, oldest first; `put_many` keeps them."""
         ...
+
+
+def store_one(store: SnapshotStore, snapshot: Snapshot) -> Snapshot:
+    """Store one snapshot and return it as stored; raises StoreUnavailableError."""
+    (result,) = store.put_many([snapshot])
+    if isinstance(result, StoreUnavailableError):
+        raise result
+    return result
 
 
 def epoch_ms(when: datetime) -> int:

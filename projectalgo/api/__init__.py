@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
 from projectalgo import __version__
 from projectalgo.api import errors
@@ -37,4 +38,15 @@ def build_api() -> FastAPI:
     async def unknown_api_route(path: str) -> JSONResponse:
         return errors.error_response(404, "not_found", f"There is no API route /api/{path}.")
 
+    return api
+
+
+def around_reflex(reflex_app: ASGIApp) -> FastAPI:
+    """rx.App(api_transformer=around_reflex): the API first, then Reflex for every other path.
+
+    A function rather than the FastAPI app itself: Reflex then adds its CORS middleware only once, around
+    everything (rxconfig's cors_allowed_origins), instead of a second time around the API.
+    """
+    api = build_api()
+    api.mount("", reflex_app)
     return api

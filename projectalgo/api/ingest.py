@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import logging
-import math
-import time
-from datetime import datetime
 
-import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from projectalgo import snapshots, strategies
+from projectalgo import snapshots
 from projectalgo.api.errors import error_response
 from projectalgo.clock import utcnow
-from projectalgo.db import session_scope
+from projectalgo.ingestion import Post, RefusedError
 from projectalgo.runtime import services
 
 log = logging.getLogger("projectalgo.ingest")
 router = APIRouter(tags=["bots"])
-# "Last used" and "last snapshot" are written at most once a second per token: one SQL write per
-# snapshot would halve the embedded store's throughput, and a second is far below what anyone reads.
-RECORD_USE_EVERY_SECONDS = 1.0
-_recorded_at: dict[int, float] = {}
 
 _number = {"oneOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$"}]}
 _error = {"type": "object", "properties": {"error": {"type": "string"}, "detail": {}}}
@@ -129,44 +121,6 @@ def _header_token(request: Request) -> str | None:
     return credentials.strip() or None if scheme.lower() == "bearer" else None
 
 
-class _RefusedError(Exception):
-    """Raised in the worker thread; answered on the event loop as _refused(*args)."""
-
-
-def _resolve_and_store(
-    token: str, accepted: snapshots.SnapshotInput, now: datetime
-) -> tuple[strategies.TokenOwner, snapshots.Snapshot]:
-    """The token's strategy, its rate limit, then the store: one trip to a worker thread for all three."""
-    with services().engine.connect() as connection:
-        owner = strategies.resolve_token(connection, token)
-    if owner is None:
-        log.info("ingest.refused reason=unknown_token prefix=%s", token[: strategies.TOKEN_DISPLAY_LENGTH])
-        raise _RefusedError(401, "invalid_token", "This token is unknown or has been revoked.")
-    wait = services().ingest_limiter.acquire(owner.token_id)
-    if wait:
-        raise _RefusedError(
-            429, "rate_limited", "Too many snapshots for this token; slow down.", {"Retry-After": str(math.ceil(wait))}
-        )
-    at_ms = accepted.at_ms or snapshots.epoch_ms(now)
-    return owner, services().snapshot_store.put(accepted.for_strategy(owner.strategy_id, owner.account_id, at_ms))
-
-
-def _record_use_due(owner: strategies.TokenOwner) -> bool:
-    now = time.monotonic()
-    if now - _recorded_at.get(owner.token_id, -RECORD_USE_EVERY_SECONDS) < RECORD_USE_EVERY_SECONDS:
-        return False
-    _recorded_at[owner.token_id] = now
-    return True
-
-
-def _record_use(owner: strategies.TokenOwner, snapshot: snapshots.Snapshot) -> None:
-    try:
-        with session_scope(services().engine) as session:
-            strategies.record_use(session, owner, snapshot.created_at)
-    except Exception:
-        log.exception("ingest.record_use_failed strategy_id=%s", owner.strategy_id)
-
-
 def _refused(status: int, error: str, detail: object, headers: dict[str, str] | None = None) -> JSONResponse:
     services().ingest_stats.count(error)
     return error_response(status, error, detail, headers)
@@ -199,8 +153,8 @@ async def ingest(request: Request) -> JSONResponse:
         return _refused(422, "invalid_snapshot", error.problems)
 
     try:
-        owner, stored = await anyio.to_thread.run_sync(_resolve_and_store, token, accepted, now)
-    except _RefusedError as refusal:
+        stored = (await services().ingestor.submit(Post(token, accepted, snapshots.epoch_ms(now)))).snapshot
+    except RefusedError as refusal:
         return _refused(*refusal.args)
     except snapshots.StoreUnavailableError as error:
         log.warning("ingest.store_unavailable error=%s", error)
@@ -210,8 +164,6 @@ async def ingest(request: Request) -> JSONResponse:
             "The snapshot store is unreachable; nothing was stored. Retry later.",
             {"Retry-After": "5"},
         )
-    if _record_use_due(owner):
-        await anyio.to_thread.run_sync(_record_use, owner, stored)
     services().ingest_stats.count("accepted")
     await services().hub.publish(stored)
     created_at = stored.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")

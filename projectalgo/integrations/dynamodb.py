@@ -18,6 +18,7 @@ import operator
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import boto3
@@ -42,6 +43,7 @@ from projectalgo.snapshots import (
 log = logging.getLogger("projectalgo.rollups")  # this module logs only roll-up events
 
 MAX_SAME_MS_RETRIES = 1000
+WRITERS = 16  # concurrent writes of one batch: each is a round trip, and DynamoDB takes them in parallel
 # Errors that mean "cannot be served now" rather than "this request is wrong".
 UNAVAILABLE_CODES = {
     "ProvisionedThroughputExceededException",
@@ -111,7 +113,12 @@ class DynamoSnapshotStore:
     def __init__(self, settings: Settings) -> None:
         # Short timeouts and no hidden retries: a bot gets a quick 503 and retries itself.
         # (`max_attempts` would count retries after the first try; `total_max_attempts` counts all tries.)
-        config = Config(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 1, "mode": "standard"})
+        config = Config(
+            connect_timeout=2,
+            read_timeout=5,
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=WRITERS,
+        )
         credentials = (
             {"aws_access_key_id": settings.aws_access_key, "aws_secret_access_key": settings.aws_secret_key}
             if settings.aws_access_key
@@ -130,6 +137,7 @@ class DynamoSnapshotStore:
         self._rollup_table = self._resource.Table(self.rollup_table_name)
         self._in_doubt: list[tuple[int, int, str]] = []  # (strategy_id, at_ms, snapshot_id) answered 503
         self._in_doubt_lock = threading.Lock()
+        self._writers = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="dynamodb")
 
     def create_table(self) -> bool:
         """Create the snapshot and roll-up tables unless they exist; True when either was created."""
@@ -175,15 +183,27 @@ class DynamoSnapshotStore:
                 raise _unavailable(error) from error
             raise
 
-    def put(self, snapshot: Snapshot) -> Snapshot:
-        stored = self._put_snapshot(snapshot)
+    def put_many(self, snapshots: list[Snapshot]) -> list[Snapshot | StoreUnavailableError]:
+        """Each snapshot by its own conditional put (those cannot be batched), WRITERS at a time; then the
+        batch's roll-ups, one merge per bucket however many of the batch fall in it."""
+        results = list(self._writers.map(self._put_or_unavailable, snapshots))
+        folded = fold_rollups([result for result in results if isinstance(result, Snapshot)])
+        list(self._writers.map(self._merge_rollup_logged, folded.items()))
+        return results
+
+    def _put_or_unavailable(self, snapshot: Snapshot) -> Snapshot | StoreUnavailableError:
         try:
-            for key, rollup in fold_rollups([stored]).items():
-                self._merge_rollup(key, rollup)
+            return self._put_snapshot(snapshot)
+        except StoreUnavailableError as error:
+            return error
+
+    def _merge_rollup_logged(self, bucket: tuple[RollupKey, Rollup]) -> None:
+        try:
+            self._merge_rollup(*bucket)
         except Exception:
-            # The snapshot is stored: the bot must not retry it. rebuild_rollups repairs the bucket.
-            log.exception("rollup.write_failed strategy_id=%s at_ms=%s", stored.strategy_id, stored.at_ms)
-        return stored
+            # The snapshots are stored: their bots must not retry them. rebuild_rollups repairs the bucket.
+            strategy_id, resolution, bucket_ms = bucket[0]
+            log.exception("rollup.write_failed strategy_id=%s %s=%s", strategy_id, resolution, bucket_ms)
 
     def _put_snapshot(self, snapshot: Snapshot) -> Snapshot:
         self._settle_in_doubt()

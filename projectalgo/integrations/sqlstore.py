@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from concurrent.futures import Future
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, Row, Select, select, tuple_
+from sqlalchemy import Connection, Engine, Row, Select, bindparam, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -34,6 +33,8 @@ REBUILD_CHUNK = 500  # buckets per transaction: a few thousand bound parameters 
 _table = SnapshotRow.__table__
 _rollups = RollupRow.__table__
 _ROLLUP_KEY = (_rollups.c.strategy_id, _rollups.c.resolution, _rollups.c.bucket_ms)
+# Built once: building a statement per batch cost as much as running it.
+_LOCKED_ROLLUPS = select(_rollups).where(tuple_(*_ROLLUP_KEY).in_(bindparam("keys", expanding=True))).with_for_update()
 
 
 def _row(snapshot: Snapshot) -> dict[str, object]:
@@ -86,51 +87,47 @@ class SqlSnapshotStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         dialect = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[engine.dialect.name]
-        # RETURNING says whether the row went in (psycopg reports no rowcount for ON CONFLICT DO NOTHING).
-        self._insert = dialect(_table).on_conflict_do_nothing().returning(_table.c.at_ms)
+        # RETURNING says which rows went in (psycopg reports no rowcount for ON CONFLICT DO NOTHING).
+        self._insert = dialect(_table).on_conflict_do_nothing().returning(_table.c.strategy_id, _table.c.at_ms)
         self._insert_rollup = dialect(_rollups).on_conflict_do_nothing()
         upsert = dialect(_rollups)
         self._upsert_rollup = upsert.on_conflict_do_update(
             index_elements=list(_ROLLUP_KEY),
             set_={column.name: upsert.excluded[column.name] for column in _rollups.c if column not in _ROLLUP_KEY},
         )
-        # Group commit: a commit costs ~30 inserts, so concurrent puts queue here and whoever holds the
-        # write lock commits everything queued in one transaction. It also keeps SQLite's busy handler,
-        # which backs off by sleeping, out of the way.
+        # One writer at a time in this process: SQLite's busy handler would make the others sleep.
         self._write_lock = threading.Lock()
-        self._queue_lock = threading.Lock()
-        self._queue: list[tuple[Snapshot, Future[Snapshot]]] = []
 
-    def put(self, snapshot: Snapshot) -> Snapshot:
-        done: Future[Snapshot] = Future()
-        with self._queue_lock:
-            self._queue.append((snapshot, done))
-        with self._write_lock:
-            if not done.done():  # nobody has committed it yet: commit it and everything queued with it
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._commit(batch)
-        return done.result()
-
-    def _commit(self, batch: list[tuple[Snapshot, Future[Snapshot]]]) -> None:
+    def put_many(self, snapshots: list[Snapshot]) -> list[Snapshot | StoreUnavailableError]:
+        """All in one transaction with their roll-ups: a commit costs ~30 inserts."""
         try:
-            with self._engine.begin() as connection:
-                stored = [self._insert_one(connection, snapshot) for snapshot, _ in batch]
+            with self._write_lock, self._engine.begin() as connection:
+                stored = self._insert_all(connection, snapshots)
                 self._merge_rollups(connection, fold_rollups(stored))
         except OperationalError as error:
-            failure = StoreUnavailableError(f"the SQL snapshot store is unavailable: {error.orig}")
-            for _, done in batch:
-                done.set_exception(failure)
-            return
-        except Exception as error:  # noqa: BLE001 - handed to the callers, none of whose snapshots is stored
-            for _, done in batch:
-                done.set_exception(error)
-            return
-        for (_, done), snapshot in zip(batch, stored, strict=True):
-            done.set_result(snapshot)
+            return [StoreUnavailableError(f"the SQL snapshot store is unavailable: {error.orig}")] * len(snapshots)
+        except StoreUnavailableError as error:
+            return [error] * len(snapshots)
+        return list(stored)
+
+    def _insert_all(self, connection: Connection, snapshots: list[Snapshot]) -> list[Snapshot]:
+        """Insert at each snapshot's millisecond, or the next free one: nothing is ever overwritten."""
+        planned: list[Snapshot] = []
+        keys: set[tuple[int, int]] = set()
+        for snapshot in snapshots:  # two of the batch at the same millisecond: the later moves on
+            while (snapshot.strategy_id, snapshot.at_ms) in keys:
+                snapshot = dataclasses.replace(snapshot, at_ms=snapshot.at_ms + 1)
+            keys.add((snapshot.strategy_id, snapshot.at_ms))
+            planned.append(snapshot)
+        inserted = set(connection.execute(self._insert, [_row(snapshot) for snapshot in planned]).tuples())
+        return [
+            snapshot
+            if (snapshot.strategy_id, snapshot.at_ms) in inserted
+            else self._insert_one(connection, dataclasses.replace(snapshot, at_ms=snapshot.at_ms + 1))
+            for snapshot in planned
+        ]
 
     def _insert_one(self, connection: Connection, snapshot: Snapshot) -> Snapshot:
-        """Insert at the snapshot's millisecond, or the next free one: nothing is ever overwritten."""
         for _ in range(MAX_SAME_MS_RETRIES):
             if connection.execute(self._insert, _row(snapshot)).first() is not None:
                 return snapshot
@@ -138,25 +135,31 @@ class SqlSnapshotStore:
         raise StoreUnavailableError("no free millisecond for this snapshot")
 
     def _merge_rollups(self, connection: Connection, folded: dict[RollupKey, Rollup]) -> None:
-        """Merge buckets folded in memory into the stored ones: three statements for the whole batch.
+        """Merge buckets folded in memory into the stored ones: two statements for the whole batch.
 
-        Insert-if-missing, then read every bucket locked (FOR UPDATE on PostgreSQL; on SQLite the inserts
-        already took the database's write lock), then write the merges that change something. A bucket
-        another process created in between is read and merged, and one we just inserted merges with itself
-        to no change, because merging is idempotent. Sorted keys give every writer the same lock order.
+        Read the batch's buckets locked (FOR UPDATE on PostgreSQL; on SQLite the snapshot inserts already
+        took the database's write lock), then write the merges that change something. A bucket that does
+        not exist yet (a new hour or day) is first inserted if still missing and read locked like the others,
+        so one another process creates in between is merged, never overwritten. Merging is idempotent, and
+        sorted keys give every writer the same lock order.
         """
         keys = sorted(folded)
-        connection.execute(self._insert_rollup, [_rollup_row(key, folded[key]) for key in keys])
-        query = select(RollupRow).where(tuple_(*_ROLLUP_KEY).in_(keys)).with_for_update()
+        stored = self._locked_rollups(connection, keys)
+        if missing := [key for key in keys if key not in stored]:
+            connection.execute(self._insert_rollup, [_rollup_row(key, folded[key]) for key in missing])
+            stored |= self._locked_rollups(connection, missing)
         changed = []
-        for row in connection.execute(query):
-            key = (row.strategy_id, row.resolution, row.bucket_ms)
-            current = _rollup(row)
-            merged = merge_rollups(current, folded[key])
-            if merged != current:
+        for key in keys:
+            merged = merge_rollups(stored[key], folded[key])
+            if merged != stored[key]:
                 changed.append(_rollup_row(key, merged))
         if changed:
             connection.execute(self._upsert_rollup, changed)
+
+    @staticmethod
+    def _locked_rollups(connection: Connection, keys: list[RollupKey]) -> dict[RollupKey, Rollup]:
+        rows = connection.execute(_LOCKED_ROLLUPS, {"keys": keys})
+        return {(row.strategy_id, row.resolution, row.bucket_ms): _rollup(row) for row in rows}
 
     def rollups(self, strategy_id: int, resolution: str, start_ms: int, end_ms: int) -> list[Rollup]:
         bucket_size(resolution)  # an unknown resolution is a ValueError, not an empty chart

@@ -11,7 +11,7 @@ from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Strategy
-from projectalgo.snapshots import NUMBER_FIELDS, Snapshot, epoch_ms
+from projectalgo.snapshots import NUMBER_FIELDS, Snapshot, epoch_ms, store_one
 from tests.factories import grant_membership, make_member, make_strategy
 
 pytestmark = pytest.mark.e2e
@@ -93,7 +93,7 @@ def test_the_strategy_page_and_dashboard_in_two_tabs_both_update_and_page_throug
         account_id = session.get(Strategy, strategy_id).account_id
     for n in range(55):  # history, written straight to the app's store (a bot's rate limit is 50 at once)
         values = dict.fromkeys(NUMBER_FIELDS, Decimal(1000 + n))
-        store.put(Snapshot(strategy_id, account_id, now - (55 - n) * 1000, **values, symbol="XBTUSD"))
+        store_one(store, Snapshot(strategy_id, account_id, now - (55 - n) * 1000, **values, symbol="XBTUSD"))
     sign_in("two-tabs@example.com")
     dashboard_tab = page
     strategy_tab = page.context.new_page()
@@ -154,7 +154,7 @@ def test_every_range_draws_from_roll_ups_and_keeps_updating_live(app_server, app
         for quarter in range(4):
             at = now - (400 - day) * 86_400_000 + quarter * 21_600_000
             values = dict.fromkeys(NUMBER_FIELDS, Decimal(1000 + day))
-            store.put(Snapshot(strategy_id, account_id, at, **values, symbol="XBTUSD"))
+            store_one(store, Snapshot(strategy_id, account_id, at, **values, symbol="XBTUSD"))
     sign_in("ranges@example.com")
     for key in ("7D", "30D", "1Y", "All"):
         page.get_by_role("radio", name=key).click()

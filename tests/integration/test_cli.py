@@ -9,6 +9,7 @@ from projectalgo import accounts, strategies
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Membership, User
+from projectalgo.snapshots import store_one
 from tests.conftest import TEST_SECRET_KEY_BASE
 from tests.factories import PASSWORD, make_member, make_strategy
 from tests.integration.test_snapshot_stores import HOUR, MIDNIGHT, all_rollups, snap
@@ -100,7 +101,7 @@ def test_rebuild_rollups_fills_them_from_stored_snapshots(engine):
     store = SqlSnapshotStore(engine)
     for strategy_id in ids:
         for hour in range(3):
-            store.put(snap(strategy_id, MIDNIGHT + hour * HOUR))
+            store_one(store, snap(strategy_id, MIDNIGHT + hour * HOUR))
     expected = {strategy_id: all_rollups(store, strategy_id, "hour") for strategy_id in ids}
     with engine.begin() as connection:
         connection.exec_driver_sql("DELETE FROM snapshot_rollups")

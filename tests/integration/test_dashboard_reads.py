@@ -6,7 +6,7 @@ from projectalgo import charts, dashboard
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Strategy
-from projectalgo.snapshots import NUMBER_FIELDS, Snapshot
+from projectalgo.snapshots import NUMBER_FIELDS, Snapshot, store_one
 from tests.factories import make_member, make_strategy
 
 H = charts.HOUR_MS
@@ -24,7 +24,7 @@ def test_equity_over_24h_counts_shared_accounts_once_and_measures_from_the_windo
 
     def put(strategy_id, at_ms, wallet):
         values = dict.fromkeys(NUMBER_FIELDS, Decimal(0)) | {"wallet_balance": Decimal(wallet)}
-        store.put(Snapshot(strategy_id, accounts[strategy_id], at_ms, **values, symbol="X"))
+        store_one(store, Snapshot(strategy_id, accounts[strategy_id], at_ms, **values, symbol="X"))
 
     put(a, NOW - 30 * H, 900)  # before the window: the shared account's value at the start
     put(a, NOW - 10 * H, 1000)

@@ -11,7 +11,7 @@ from projectalgo import exports
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Strategy
-from projectalgo.snapshots import NUMBER_FIELDS, Snapshot
+from projectalgo.snapshots import NUMBER_FIELDS, Snapshot, store_one
 from tests.conftest import TEST_SECRET_KEY_BASE
 from tests.factories import make_admin, make_member, make_strategy
 
@@ -34,14 +34,15 @@ def test_a_signed_link_downloads_the_range_as_csv_and_nothing_else_does(app_serv
         account_id = session.get(Strategy, strategy_id).account_id
     store = SqlSnapshotStore(app_engine)
     for n in range(2500):  # more than one store page
-        store.put(
+        store_one(
+            store,
             Snapshot(
                 strategy_id,
                 account_id,
                 1_700_000_000_000 + n * 1000,
                 **dict.fromkeys(NUMBER_FIELDS, Decimal(n)),
                 symbol="XBTUSD",
-            )
+            ),
         )
     answer = requests.get(
         app_server.url + _link(owner.id, strategy_id, start=1_700_000_010_000, end=1_700_002_010_000), timeout=30

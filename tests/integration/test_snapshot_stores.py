@@ -13,6 +13,7 @@ from projectalgo import snapshots
 from projectalgo.integrations.dynamodb import DynamoSnapshotStore
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.settings import load_settings
+from projectalgo.snapshots import store_one
 from tests.factories import make_member, make_strategy
 
 _tables = itertools.count(1)
@@ -76,28 +77,49 @@ def test_a_stored_snapshot_reads_back_exactly(store_and_strategies):
         last_price="1234567890.1234567890123456789012345678",
         realised_pnl="-0.000000000000000000000000000000000001",
     )
-    assert store.put(precise) == precise
+    assert store_one(store, precise) == precise
     assert store.latest(a) == precise
     assert store.latest(b) is None
 
 
 def test_two_snapshots_in_the_same_millisecond_are_both_kept(store_and_strategies):
     store, (a, _, _) = store_and_strategies
-    first = store.put(snap(a, 1_700_000_000_000, wallet="1"))
-    second = store.put(snap(a, 1_700_000_000_000, wallet="2"))
-    third = store.put(snap(a, 1_700_000_000_000, wallet="3"))
+    first = store_one(store, snap(a, 1_700_000_000_000, wallet="1"))
+    second = store_one(store, snap(a, 1_700_000_000_000, wallet="2"))
+    third = store_one(store, snap(a, 1_700_000_000_000, wallet="3"))
     assert [first.at_ms, second.at_ms, third.at_ms] == [1_700_000_000_000, 1_700_000_000_001, 1_700_000_000_002]
     page = store.between(a, 0, 2_000_000_000_000)
     assert [s.wallet_balance for s in page.items] == [1, 2, 3]
     assert store.latest(a).wallet_balance == 3
 
 
+def test_a_batch_keeps_every_snapshot_in_order_with_its_rollups(store_and_strategies):
+    store, (a, b, _) = store_and_strategies
+    earlier = store_one(store, snap(a, MIDNIGHT + 1, wallet="0"))  # the batch's second snapshot collides with it
+    batch = [
+        snap(a, MIDNIGHT, wallet="1"),
+        snap(a, MIDNIGHT + 1, wallet="2"),
+        snap(b, MIDNIGHT, wallet="3"),
+        snap(a, MIDNIGHT, wallet="4"),  # the same millisecond as the batch's first
+    ]
+    stored = store.put_many(batch)
+    # In order, each as sent but moved to a free millisecond when its own was taken (DynamoDB writes a
+    # batch concurrently, so which of two equal keys moves is not fixed).
+    assert [(s.strategy_id, s.wallet_balance) for s in stored] == [(s.strategy_id, s.wallet_balance) for s in batch]
+    assert all(s.at_ms >= sent.at_ms for s, sent in zip(stored, batch, strict=True))
+    assert len({(s.strategy_id, s.at_ms) for s in [earlier, *stored]}) == 5
+    assert store.between(a, 0, 2 * MIDNIGHT).items == sorted([earlier, *stored[:2], stored[3]], key=lambda s: s.at_ms)
+    for resolution in ("hour", "day"):
+        assert all_rollups(store, a, resolution) == expected_rollups([earlier, *stored[:2], stored[3]], resolution)
+        assert all_rollups(store, b, resolution) == expected_rollups([stored[2]], resolution)
+
+
 def test_ranges_are_ascending_half_open_and_paged(store_and_strategies):
     store, (a, b, _) = store_and_strategies
     start = 1_700_000_000_000
     for n in range(25):
-        store.put(snap(a, start + n * 1000, wallet=str(n)))
-    store.put(snap(b, start + 5000))  # another strategy's snapshot never leaks in
+        store_one(store, snap(a, start + n * 1000, wallet=str(n)))
+    store_one(store, snap(b, start + 5000))  # another strategy's snapshot never leaks in
     seen, cursor, pages = [], None, 0
     while True:
         page = store.between(a, start + 2000, start + 22_000, limit=7, cursor=cursor)
@@ -115,7 +137,7 @@ def test_concurrent_puts_at_the_same_millisecond_all_land_once(store_and_strateg
     store, (a, b, _) = store_and_strategies
 
     def put_many(worker):
-        return [store.put(snap(a if n % 2 else b, 1_700_000_000_000, wallet=f"{worker}.{n}")) for n in range(10)]
+        return [store_one(store, snap(a if n % 2 else b, 1_700_000_000_000, wallet=f"{worker}.{n}")) for n in range(10)]
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         stored = [s for batch in pool.map(put_many, range(16)) for s in batch]
@@ -130,8 +152,8 @@ def test_concurrent_puts_at_the_same_millisecond_all_land_once(store_and_strateg
 def test_recent_snapshots_come_newest_first_before_a_time(store_and_strategies):
     store, (a, b, _) = store_and_strategies
     for n in range(5):
-        store.put(snap(a, 1_700_000_000_000 + n, wallet=str(n)))
-    store.put(snap(b, 1_700_000_000_003))
+        store_one(store, snap(a, 1_700_000_000_000 + n, wallet=str(n)))
+    store_one(store, snap(b, 1_700_000_000_003))
     assert [s.wallet_balance for s in store.recent(a, 1_700_000_000_004, limit=3)] == [3, 2, 1]
     assert store.recent(a, 1_700_000_000_000, limit=3) == []
     assert store.latest(a).wallet_balance == 4
@@ -174,7 +196,7 @@ def test_rollups_hold_each_buckets_last_snapshot_and_extremes(store_and_strategi
         for strategy_id in (a, b):
             wallet = str(rng.choice(["9", "10", "-5", "-40", "100.5", "0.000001"]) if strategy_id == a else 1)
             margin = str(rng.randrange(-50, 50)) + "." + str(rng.randrange(100))
-            stored[strategy_id].append(store.put(snap(strategy_id, at_ms, wallet=wallet, margin_balance=margin)))
+            stored[strategy_id].append(store_one(store, snap(strategy_id, at_ms, wallet=wallet, margin_balance=margin)))
     for strategy_id in (a, b):  # two strategies never mix
         for resolution in ("hour", "day"):
             assert all_rollups(store, strategy_id, resolution) == expected_rollups(stored[strategy_id], resolution)
@@ -183,8 +205,8 @@ def test_rollups_hold_each_buckets_last_snapshot_and_extremes(store_and_strategi
 
 def test_an_older_snapshot_arriving_late_moves_the_extremes_not_last(store_and_strategies):
     store, (a, _, _) = store_and_strategies
-    newest = store.put(snap(a, MIDNIGHT + 2 * HOUR + 500, wallet="10", margin_balance="20"))
-    store.put(snap(a, MIDNIGHT + 2 * HOUR + 100, wallet="9", margin_balance="200"))  # late: older, more extreme
+    newest = store_one(store, snap(a, MIDNIGHT + 2 * HOUR + 500, wallet="10", margin_balance="20"))
+    store_one(store, snap(a, MIDNIGHT + 2 * HOUR + 100, wallet="9", margin_balance="200"))  # late: older, more extreme
     for resolution in ("hour", "day"):
         [bucket] = all_rollups(store, a, resolution)
         assert bucket.last == newest
@@ -194,8 +216,8 @@ def test_an_older_snapshot_arriving_late_moves_the_extremes_not_last(store_and_s
 def test_rollup_ranges_are_half_open_and_ascending(store_and_strategies):
     store, (a, b, _) = store_and_strategies
     for hour in (4, 0, 3, 1, 2):  # stored out of order
-        store.put(snap(a, MIDNIGHT + hour * HOUR + 7))
-    store.put(snap(b, MIDNIGHT + HOUR))
+        store_one(store, snap(a, MIDNIGHT + hour * HOUR + 7))
+    store_one(store, snap(b, MIDNIGHT + HOUR))
     buckets = store.rollups(a, "hour", MIDNIGHT + HOUR, MIDNIGHT + 4 * HOUR)
     assert [r.bucket_ms for r in buckets] == [MIDNIGHT + HOUR, MIDNIGHT + 2 * HOUR, MIDNIGHT + 3 * HOUR]
     assert [r.last.at_ms for r in buckets] == [MIDNIGHT + h * HOUR + 7 for h in (1, 2, 3)]
@@ -214,7 +236,7 @@ def test_concurrent_puts_into_one_bucket_keep_the_newest_and_the_extremes(store_
     bodies = [(t, f"{rng.randrange(-(10**6), 10**6)}.{n}", str(rng.randrange(1, 10**4))) for n, t in enumerate(at)]
 
     def put_many(worker):
-        return [store.put(snap(a, t, wallet=w, margin_balance=m)) for t, w, m in bodies[worker::16]]
+        return [store_one(store, snap(a, t, wallet=w, margin_balance=m)) for t, w, m in bodies[worker::16]]
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         stored = [s for batch in pool.map(put_many, range(16)) for s in batch]
@@ -225,7 +247,7 @@ def test_concurrent_puts_into_one_bucket_keep_the_newest_and_the_extremes(store_
 
 def test_rebuilding_rollups_changes_nothing_that_is_right(store_and_strategies):
     store, (a, _, _) = store_and_strategies
-    stored = [store.put(snap(a, MIDNIGHT + n * 7 * HOUR, wallet=str(n))) for n in range(10)]
+    stored = [store_one(store, snap(a, MIDNIGHT + n * 7 * HOUR, wallet=str(n))) for n in range(10)]
     before = all_rollups(store, a, "hour")
     assert store.rebuild_rollups(a) == 10 + 3  # ten hours over three days
     assert all_rollups(store, a, "hour") == before == expected_rollups(stored, "hour")
@@ -238,15 +260,15 @@ def test_sql_a_snapshot_and_its_rollups_are_stored_together_or_not_at_all(store_
     with engine.begin() as connection:
         connection.exec_driver_sql("DROP TABLE snapshot_rollups")
     with pytest.raises(snapshots.StoreUnavailableError, match="no such table"):
-        store.put(snap(a, MIDNIGHT))
+        store_one(store, snap(a, MIDNIGHT))
     assert store.latest(a) is None
 
 
 @pytest.mark.parametrize("store_and_strategies", ["sql"], indirect=True)
 def test_sql_rebuild_fills_rollups_for_snapshots_stored_before_rollups_existed(store_and_strategies, engine):
     store, (a, b, _) = store_and_strategies
-    stored = [store.put(snap(a, MIDNIGHT + n * 5 * HOUR + n, wallet=str(-n))) for n in range(12)]
-    store.put(snap(b, MIDNIGHT))
+    stored = [store_one(store, snap(a, MIDNIGHT + n * 5 * HOUR + n, wallet=str(-n))) for n in range(12)]
+    store_one(store, snap(b, MIDNIGHT))
     with engine.begin() as connection:
         connection.exec_driver_sql("DELETE FROM snapshot_rollups")  # as after migrating a database with history
     assert store.rebuild_rollups(a) == 12 + 3
@@ -258,7 +280,7 @@ def test_sql_rebuild_fills_rollups_for_snapshots_stored_before_rollups_existed(s
 @pytest.mark.parametrize("store_and_strategies", ["dynamodb"], indirect=True)
 def test_dynamodb_a_failed_rollup_write_is_logged_the_snapshot_stands_and_rebuild_repairs(store_and_strategies, caplog):
     store, (a, _, _) = store_and_strategies
-    first = store.put(snap(a, MIDNIGHT, wallet="5"))
+    first = store_one(store, snap(a, MIDNIGHT, wallet="5"))
     events = store._resource.meta.client.meta.events
 
     def unreachable(**_kwargs):
@@ -266,12 +288,13 @@ def test_dynamodb_a_failed_rollup_write_is_logged_the_snapshot_stands_and_rebuil
 
     events.register("before-call.dynamodb.UpdateItem", unreachable)  # roll-ups only: snapshots use PutItem
     try:
-        second = store.put(snap(a, MIDNIGHT + 10, wallet="1"))
+        second = store_one(store, snap(a, MIDNIGHT + 10, wallet="1"))
     finally:
         events.unregister("before-call.dynamodb.UpdateItem", unreachable)
     assert store.latest(a) == second  # stored and answered as stored
-    assert [r.message for r in caplog.records if r.name == "projectalgo.rollups"] == [
-        f"rollup.write_failed strategy_id={a} at_ms={MIDNIGHT + 10}"
+    assert sorted(r.message for r in caplog.records if r.name == "projectalgo.rollups") == [
+        f"rollup.write_failed strategy_id={a} day={MIDNIGHT}",
+        f"rollup.write_failed strategy_id={a} hour={MIDNIGHT}",
     ]
     assert all_rollups(store, a, "hour")[0].last == first  # the bucket missed the second snapshot
     assert store.rebuild_rollups(a) == 2
@@ -281,7 +304,7 @@ def test_dynamodb_a_failed_rollup_write_is_logged_the_snapshot_stands_and_rebuil
 @pytest.mark.parametrize("store_and_strategies", ["dynamodb"], indirect=True)
 def test_dynamodb_rollups_read_every_query_page(store_and_strategies):
     store, (a, _, _) = store_and_strategies
-    stored = [store.put(snap(a, MIDNIGHT + hour * HOUR)) for hour in range(7)]
+    stored = [store_one(store, snap(a, MIDNIGHT + hour * HOUR)) for hour in range(7)]
     pages = []
 
     def small_pages(params, **_kwargs):  # a real page holds up to 1 MB; make pages of 2 buckets

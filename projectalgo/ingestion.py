@@ -1,0 +1,149 @@
+"""Posted snapshots are checked and stored in batches: one worker-thread trip per batch, not per post.
+
+Every post waiting while a batch is stored joins the next one. A batch resolves all its tokens in one
+query and stores its snapshots with one `put_many` (one transaction on the embedded store). A thread trip
+per post, each with its own query and commit, cost several times the request itself in CPU and GIL
+hand-offs. Plain Python; the API route awaits `Ingestor.submit`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from projectalgo import strategies
+from projectalgo.ratelimit import RateLimiter
+from projectalgo.snapshots import Snapshot, SnapshotInput, SnapshotStore, StoreUnavailableError
+
+log = logging.getLogger("projectalgo.ingest")
+# "Last used" and "last snapshot" are written at most once a second per token: one SQL write per
+# snapshot would halve the embedded store's throughput, and a second is far below what anyone reads.
+RECORD_USE_EVERY_SECONDS = 1.0
+
+
+class RefusedError(Exception):
+    """The post is refused: answered with args (status, error, detail[, headers])."""
+
+
+@dataclass(frozen=True)
+class Post:
+    token: str
+    snapshot: SnapshotInput
+    received_ms: int  # the server's time, used when the bot sent none
+
+
+@dataclass(frozen=True)
+class Stored:
+    owner: strategies.TokenOwner
+    snapshot: Snapshot
+
+
+Outcome = Stored | RefusedError | StoreUnavailableError
+
+
+class Ingestor:
+    def __init__(
+        self, engine: Engine, store: SnapshotStore, limiter: RateLimiter, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        self._limiter = limiter
+        self._clock = clock
+        # token id -> when its use was last written; only the one batch being stored touches it
+        self._recorded_at: dict[int, float] = {}
+        self._waiting: list[tuple[Post, asyncio.Future[Outcome]]] = []
+        # One thread stores one batch at a time: the next batch gathers meanwhile, and the store's
+        # writes never wait for each other within this process.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
+        self._storing = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, post: Post) -> Stored:
+        """Store one post with whatever else is waiting; raises RefusedError or StoreUnavailableError."""
+        outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiting.append((post, outcome))
+        if not self._storing:
+            self._storing = True
+            self._task = asyncio.create_task(self._store_waiting())  # held: the loop keeps only weak references
+        result = await outcome
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def _store_waiting(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    posts = [post for post, _ in batch]
+                    outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, self.process, posts)
+                except BaseException as error:  # every post of the batch gets an answer, even on shutdown
+                    for _, outcome in batch:
+                        if not outcome.done():
+                            outcome.set_exception(error)
+                    if not isinstance(error, Exception):
+                        raise
+                    log.exception("ingest.batch_failed posts=%d", len(batch))
+                    continue
+                for (_, outcome), result in zip(batch, outcomes, strict=True):
+                    if not outcome.done():  # the client may have gone away
+                        outcome.set_result(result)
+        finally:
+            self._storing = False
+
+    def process(self, posts: list[Post]) -> list[Outcome]:
+        """Resolve the tokens, apply the rate limits, store what is accepted (blocking: a worker thread)."""
+        try:
+            with self._engine.connect() as connection:
+                owners = strategies.resolve_tokens(connection, {post.token for post in posts})
+        except OperationalError as error:
+            unavailable = StoreUnavailableError(f"the token lookup failed: {error.orig}")
+            return [unavailable] * len(posts)
+        outcomes: list[Outcome | None] = []
+        accepted: list[tuple[int, strategies.TokenOwner, Snapshot]] = []  # (index in posts, owner, snapshot)
+        for index, post in enumerate(posts):
+            owner = owners.get(post.token)
+            if owner is None:
+                log.info("ingest.refused reason=unknown_token prefix=%s", post.token[: strategies.TOKEN_DISPLAY_LENGTH])
+                outcomes.append(RefusedError(401, "invalid_token", "This token is unknown or has been revoked."))
+            elif wait := self._limiter.acquire(owner.token_id):
+                retry_after = {"Retry-After": str(math.ceil(wait))}
+                outcomes.append(
+                    RefusedError(429, "rate_limited", "Too many snapshots for this token; slow down.", retry_after)
+                )
+            else:
+                at_ms = post.snapshot.at_ms or post.received_ms
+                accepted.append((index, owner, post.snapshot.for_strategy(owner.strategy_id, owner.account_id, at_ms)))
+                outcomes.append(None)  # answered once stored
+        results = self._store.put_many([snapshot for _, _, snapshot in accepted]) if accepted else []
+        for (index, owner, _), result in zip(accepted, results, strict=True):
+            outcomes[index] = Stored(owner, result) if isinstance(result, Snapshot) else result
+        self._record_use([outcome for outcome in outcomes if isinstance(outcome, Stored)])
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _record_use(self, stored: list[Stored]) -> None:
+        """Write each token's last use, at most once a second per token; a failure only loses that note."""
+        now = self._clock()
+        due: dict[int, Stored] = {}
+        for item in stored:
+            if now - self._recorded_at.get(item.owner.token_id, -math.inf) >= RECORD_USE_EVERY_SECONDS:
+                due[item.owner.token_id] = item  # the batch's last snapshot of that token
+        if not due:
+            return
+        try:
+            with Session(self._engine) as session, session.begin():
+                for item in due.values():
+                    strategies.record_use(session, item.owner, item.snapshot.created_at)
+        except Exception:
+            log.exception("ingest.record_use_failed strategies=%s", sorted({i.owner.strategy_id for i in due.values()}))
+            return
+        self._recorded_at.update(dict.fromkeys(due, now))

@@ -1,0 +1,113 @@
+"""The Ingestor on a real SQLite database: batching, and each post's own answer within a batch."""
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from projectalgo import snapshots, strategies
+from projectalgo.clock import utcnow
+from projectalgo.db import make_engine, session_scope
+from projectalgo.ingestion import Ingestor, Post, RefusedError, Stored
+from projectalgo.integrations.sqlstore import SqlSnapshotStore
+from projectalgo.models import Strategy, StrategyToken
+from projectalgo.ratelimit import RateLimiter
+from tests.factories import actor_of, make_member, make_strategy
+
+AT_MS = 1_700_000_000_000
+BODY = {
+    "last_price": "9321.5",
+    "margin_balance": "10234.12",
+    "wallet_balance": "10011.7",
+    "realised_pnl": "120.5",
+    "positions": "150",
+    "symbol": "XBTUSD",
+    "average_entry_price": "9300.25",
+}
+
+
+def post(token: str, at_ms: int | None = AT_MS, **values: str) -> Post:
+    data = BODY | values | ({"created_at": at_ms} if at_ms else {})
+    accepted = snapshots.validate(snapshots.read_body(json.dumps({"data": data}).encode()), utcnow())
+    return Post(token, accepted, received_ms=AT_MS)
+
+
+async def submit_all(ingestor: Ingestor, posts: list[Post]) -> list[Stored | Exception]:
+    """Submit concurrently, as requests arriving together do; each answer or refusal, in order."""
+    return await asyncio.gather(*(ingestor.submit(p) for p in posts), return_exceptions=True)
+
+
+@pytest.fixture
+def world(engine):
+    member = make_member(engine)
+    one, one_token = make_strategy(engine, member, name="One")
+    two, two_token = make_strategy(engine, member, name="Two")
+    return {"member": member, "one": (one, one_token), "two": (two, two_token)}
+
+
+def test_posts_arriving_together_are_stored_in_batches(engine, world):
+    ingestor = Ingestor(engine, SqlSnapshotStore(engine), RateLimiter(1000, 1000))
+    batch_sizes = []
+    process = ingestor.process
+
+    def counting(posts):
+        batch_sizes.append(len(posts))
+        return process(posts)
+
+    ingestor.process = counting
+    (one, one_token), (two, two_token) = world["one"], world["two"]
+    sent = [post(one_token if n % 2 else two_token, AT_MS + n, wallet_balance=str(n)) for n in range(40)]
+    answers = asyncio.run(submit_all(ingestor, sent))
+    assert [(a.snapshot.strategy_id, a.snapshot.at_ms, a.snapshot.wallet_balance) for a in answers] == [
+        (one if n % 2 else two, AT_MS + n, n) for n in range(40)
+    ]
+    assert sum(batch_sizes) == 40 and len(batch_sizes) < 40  # posts waiting together share a batch
+    store = SqlSnapshotStore(engine)
+    assert [s.wallet_balance for s in store.between(one, 0, 2 * AT_MS).items] == list(range(1, 40, 2))
+
+
+def test_each_post_of_a_batch_gets_its_own_answer(engine, world):
+    (one, one_token), (two, two_token) = world["one"], world["two"]
+    with session_scope(engine) as session:
+        revoked_id = session.scalars(select(StrategyToken.id).where(StrategyToken.strategy_id == two)).one()
+        strategies.revoke_token(session, actor_of(world["member"]), revoked_id)
+    ingestor = Ingestor(engine, SqlSnapshotStore(engine), RateLimiter(0.001, 2))  # two posts, then wait
+    sent = [
+        post(one_token, wallet_balance="1"),
+        post("pa_live_unknown"),
+        post(one_token, wallet_balance="2"),
+        post(two_token),  # revoked
+        post(one_token, wallet_balance="3"),  # over the limit
+        post(one_token, at_ms=None, wallet_balance="4"),  # no time sent: the server's
+    ]
+    first, unknown, second, revoked, limited, fourth = asyncio.run(submit_all(ingestor, sent))
+    assert (first.snapshot.at_ms, first.snapshot.wallet_balance) == (AT_MS, 1)
+    assert (second.snapshot.at_ms, second.snapshot.wallet_balance) == (AT_MS + 1, 2)  # same ms: the next one
+    assert first.owner.strategy_id == second.owner.strategy_id == one
+    assert unknown.args[:2] == revoked.args[:2] == (401, "invalid_token")
+    assert isinstance(limited, RefusedError) and limited.args[:2] == (429, "rate_limited")
+    assert limited.args[3]["Retry-After"] == "1000"
+    assert isinstance(fourth, RefusedError)  # still over the limit
+    assert [s.wallet_balance for s in SqlSnapshotStore(engine).between(one, 0, 2 * AT_MS).items] == [1, 2]
+    assert SqlSnapshotStore(engine).latest(two) is None
+
+
+def test_use_is_recorded_with_the_batchs_last_snapshot(engine, world):
+    one, one_token = world["one"]
+    ingestor = Ingestor(engine, SqlSnapshotStore(engine), RateLimiter(1000, 1000))
+    asyncio.run(submit_all(ingestor, [post(one_token, AT_MS + n) for n in range(3)]))
+    with session_scope(engine) as session:
+        last_at = session.get(Strategy, one).last_snapshot_at
+        assert last_at.replace(tzinfo=UTC) == datetime.fromtimestamp((AT_MS + 2) / 1000, tz=UTC)
+        assert session.scalars(select(StrategyToken.last_used_at).where(StrategyToken.strategy_id == one)).one()
+
+
+def test_an_unreachable_database_answers_every_post_unavailable_and_stores_nothing(engine, world, tmp_path):
+    _, one_token = world["one"]
+    unreachable = make_engine(f"sqlite:///{tmp_path / 'missing' / 'folder' / 'db.sqlite'}")
+    ingestor = Ingestor(unreachable, SqlSnapshotStore(unreachable), RateLimiter(1000, 1000))
+    answers = asyncio.run(submit_all(ingestor, [post(one_token), post(one_token, AT_MS + 1)]))
+    assert all(isinstance(answer, snapshots.StoreUnavailableError) for answer in answers)
+    assert SqlSnapshotStore(engine).latest(world["one"][0]) is None
