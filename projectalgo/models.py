@@ -207,8 +207,8 @@ class AuditEntry(SQLModel, table=True):
 
 class RollupRow(SQLModel, table=True):
     """A roll-up of the embedded snapshot store: one UTC hour or day of a strategy, holding its newest snapshot
-    and the wallet/margin extremes (snapshots.Rollup). Decimals as text like SnapshotRow, so extremes are
-    compared as Decimals in Python, never as text in SQL."""
+    and the wallet/margin extremes (snapshots.Rollup). Decimals as text like SnapshotRow; the merge compares
+    extremes as NUMERIC, never as text (integrations/sqlstore.py)."""
 
     __tablename__ = "snapshot_rollups"
 

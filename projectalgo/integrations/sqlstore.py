@@ -6,13 +6,17 @@ Roll-ups (snapshot_rollups) are kept in the transaction that inserts the snapsho
 from __future__ import annotations
 
 import dataclasses
+import operator
 import threading
+from collections.abc import Callable
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, Row, Select, bindparam, select, tuple_
+from sqlalchemy import Connection, Engine, Numeric, Row, Select, case, cast, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import ColumnElement
 
 from projectalgo.models import RollupRow, SnapshotRow
 from projectalgo.snapshots import (
@@ -25,7 +29,6 @@ from projectalgo.snapshots import (
     all_snapshots,
     bucket_size,
     fold_rollups,
-    merge_rollups,
 )
 
 MAX_SAME_MS_RETRIES = 1000
@@ -33,8 +36,6 @@ REBUILD_CHUNK = 500  # buckets per transaction: a few thousand bound parameters 
 _table = SnapshotRow.__table__
 _rollups = RollupRow.__table__
 _ROLLUP_KEY = (_rollups.c.strategy_id, _rollups.c.resolution, _rollups.c.bucket_ms)
-# Built once: building a statement per batch cost as much as running it.
-_LOCKED_ROLLUPS = select(_rollups).where(tuple_(*_ROLLUP_KEY).in_(bindparam("keys", expanding=True))).with_for_update()
 
 
 def _row(snapshot: Snapshot) -> dict[str, object]:
@@ -81,6 +82,31 @@ def _rollup(row: Row) -> Rollup:
     )
 
 
+def _merge_statement(insert: Insert) -> Insert:
+    """Insert a bucket, or merge it into the stored one in the database, as snapshots.merge_rollups does:
+    the newer `last`, the wider extremes. Merging in SQL needs no read of the stored buckets and stays right
+    when writers race: each row is merged under its own lock. The extremes (text, like every decimal here)
+    compare as NUMERIC: exact on PostgreSQL, double precision on SQLite, which can only misorder values
+    equal to about 15 significant digits, far below what a chart's band shows.
+    """
+    stored, new = _rollups.c, insert.excluded
+    newer = new.at_ms > stored.at_ms
+    last = {
+        name: case((newer, new[name]), else_=stored[name]) for name in ("at_ms", "account_id", "symbol", *NUMBER_FIELDS)
+    }
+
+    def wider(name: str, compare: Callable[[ColumnElement, ColumnElement], ColumnElement]) -> ColumnElement:
+        return case((compare(cast(new[name], Numeric), cast(stored[name], Numeric)), new[name]), else_=stored[name])
+
+    extremes = {
+        "wallet_min": wider("wallet_min", operator.lt),
+        "wallet_max": wider("wallet_max", operator.gt),
+        "margin_min": wider("margin_min", operator.lt),
+        "margin_max": wider("margin_max", operator.gt),
+    }
+    return insert.on_conflict_do_update(index_elements=list(_ROLLUP_KEY), set_=last | extremes)
+
+
 class SqlSnapshotStore:
     name = "sql"
 
@@ -89,12 +115,7 @@ class SqlSnapshotStore:
         dialect = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[engine.dialect.name]
         # RETURNING says which rows went in (psycopg reports no rowcount for ON CONFLICT DO NOTHING).
         self._insert = dialect(_table).on_conflict_do_nothing().returning(_table.c.strategy_id, _table.c.at_ms)
-        self._insert_rollup = dialect(_rollups).on_conflict_do_nothing()
-        upsert = dialect(_rollups)
-        self._upsert_rollup = upsert.on_conflict_do_update(
-            index_elements=list(_ROLLUP_KEY),
-            set_={column.name: upsert.excluded[column.name] for column in _rollups.c if column not in _ROLLUP_KEY},
-        )
+        self._merge_rollup = _merge_statement(dialect(_rollups))
         # One writer at a time in this process: SQLite's busy handler would make the others sleep.
         self._write_lock = threading.Lock()
 
@@ -135,31 +156,11 @@ class SqlSnapshotStore:
         raise StoreUnavailableError("no free millisecond for this snapshot")
 
     def _merge_rollups(self, connection: Connection, folded: dict[RollupKey, Rollup]) -> None:
-        """Merge buckets folded in memory into the stored ones: two statements for the whole batch.
+        """Merge buckets folded in memory into the stored ones: one upsert for the whole batch.
 
-        Read the batch's buckets locked (FOR UPDATE on PostgreSQL; on SQLite the snapshot inserts already
-        took the database's write lock), then write the merges that change something. A bucket that does
-        not exist yet (a new hour or day) is first inserted if still missing and read locked like the others,
-        so one another process creates in between is merged, never overwritten. Merging is idempotent, and
-        sorted keys give every writer the same lock order.
+        Sorted keys give every writer the same lock order.
         """
-        keys = sorted(folded)
-        stored = self._locked_rollups(connection, keys)
-        if missing := [key for key in keys if key not in stored]:
-            connection.execute(self._insert_rollup, [_rollup_row(key, folded[key]) for key in missing])
-            stored |= self._locked_rollups(connection, missing)
-        changed = []
-        for key in keys:
-            merged = merge_rollups(stored[key], folded[key])
-            if merged != stored[key]:
-                changed.append(_rollup_row(key, merged))
-        if changed:
-            connection.execute(self._upsert_rollup, changed)
-
-    @staticmethod
-    def _locked_rollups(connection: Connection, keys: list[RollupKey]) -> dict[RollupKey, Rollup]:
-        rows = connection.execute(_LOCKED_ROLLUPS, {"keys": keys})
-        return {(row.strategy_id, row.resolution, row.bucket_ms): _rollup(row) for row in rows}
+        connection.execute(self._merge_rollup, [_rollup_row(key, folded[key]) for key in sorted(folded)])
 
     def rollups(self, strategy_id: int, resolution: str, start_ms: int, end_ms: int) -> list[Rollup]:
         bucket_size(resolution)  # an unknown resolution is a ValueError, not an empty chart
