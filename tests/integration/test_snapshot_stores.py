@@ -19,16 +19,20 @@ from tests.factories import make_member, make_strategy
 _tables = itertools.count(1)
 
 
-@pytest.fixture(params=["sql", "dynamodb"])
+@pytest.fixture(params=["sql", "postgres", "dynamodb"])
 def store_and_strategies(request, engine):
-    """A store, and three strategies (the first two on one brokerage account) for its snapshots."""
+    """A store, and three strategies (the first two on one brokerage account) for its snapshots.
+
+    "sql" is the embedded store on SQLite, "postgres" the same store on PostgreSQL (production mode)."""
+    if request.param == "postgres":
+        engine = request.getfixturevalue("pg_engine")
     member = make_member(engine)
     ids = [
         make_strategy(engine, member, name="A", account="Shared")[0],
         make_strategy(engine, member, name="B", account="Shared")[0],
         make_strategy(engine, member, name="C", account="Own")[0],
     ]
-    if request.param == "sql":
+    if request.param in ("sql", "postgres"):
         return SqlSnapshotStore(engine), ids
     server = request.getfixturevalue("dynamodb_local")
     settings = load_settings(
