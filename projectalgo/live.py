@@ -7,7 +7,7 @@ to the Reflex tabs allowed to see it (see the dashboard pages).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Container, Iterable
 
 from projectalgo.snapshots import Snapshot
 
@@ -38,12 +38,14 @@ class Watchers:
     may see them, and a snapshot is pushed to these tabs and no others.
 
     In-process: with one worker (the default) every tab's websocket is here. Several workers behind Redis
-    need this registry shared too (the production round).
+    need this registry shared too (the production round). Closed tabs are dropped by `prune`, which the app
+    runs every minute.
     """
 
     def __init__(self) -> None:
         self._by_strategy: dict[int, dict[str, type]] = {}
         self._by_tab: dict[str, set[int]] = {}
+        self._away_since: dict[str, float] = {}  # tabs seen without a connection, and since when
 
     def watch(self, client_token: str, state: type, strategy_ids: Iterable[int]) -> None:
         """The tab now shows these strategies through `state` (and stops showing what it showed before)."""
@@ -54,6 +56,7 @@ class Watchers:
             self._by_strategy.setdefault(strategy_id, {})[client_token] = state
 
     def forget(self, client_token: str) -> None:
+        self._away_since.pop(client_token, None)
         for strategy_id in self._by_tab.pop(client_token, ()):
             tabs = self._by_strategy.get(strategy_id, {})
             tabs.pop(client_token, None)
@@ -62,3 +65,16 @@ class Watchers:
 
     def of(self, strategy_id: int) -> list[tuple[str, type]]:
         return list(self._by_strategy.get(strategy_id, {}).items())
+
+    def prune(self, connected: Container[str], now: float, grace_seconds: float) -> int:
+        """Forget the tabs that have had no connection for `grace_seconds` (closed; a tab that reconnects
+        sooner keeps its place, as its page does not load again). Returns how many were forgotten."""
+        gone = []
+        for client_token in self._by_tab:
+            if client_token in connected:
+                self._away_since.pop(client_token, None)
+            elif now - self._away_since.setdefault(client_token, now) >= grace_seconds:
+                gone.append(client_token)
+        for client_token in gone:
+            self.forget(client_token)
+        return len(gone)

@@ -2,8 +2,10 @@
 
 import asyncio
 import logging
+import time
 
 import reflex as rx
+from reflex.config import get_config
 
 from projectalgo.api import around_reflex
 from projectalgo.pages.accounts import AccountsState, accounts_page
@@ -18,6 +20,7 @@ from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot
 
 log = logging.getLogger("projectalgo.live")
+PRUNE_EVERY_SECONDS = 60
 services()  # fail at start-up, not on the first request, when a setting is wrong
 
 app = rx.App(api_transformer=around_reflex)
@@ -45,6 +48,21 @@ async def push_snapshot(snapshot: Snapshot) -> None:
 
 
 services().hub.subscribe(push_snapshot)
+
+
+@app.register_lifespan_task
+async def forget_closed_tabs() -> None:
+    """Drop the live registrations of tabs gone for longer than Reflex keeps their state."""
+    while True:
+        await asyncio.sleep(PRUNE_EVERY_SECONDS)
+        connected = app.event_namespace.token_to_sid if app.event_namespace else {}
+        # Reflex keeps a tab's state this long (its memory and Redis state managers alike).
+        grace = get_config().redis_token_expiration
+        forgotten = services().watchers.prune(connected, time.monotonic(), grace)
+        if forgotten:
+            log.info("live.forgot_closed_tabs count=%d", forgotten)
+
+
 app.add_page(login_page, route="/", title="ProjectAlgo", on_load=LoginState.open_login)
 app.add_page(login_page, route="/login", title="Sign in · ProjectAlgo", on_load=LoginState.open_login)
 app.add_page(logout_page, route="/logout", title="Sign out · ProjectAlgo", on_load=LogoutState.sign_out)
