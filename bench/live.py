@@ -26,9 +26,9 @@ from projectalgo.clock import utcnow
 from projectalgo.db import make_engine, session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Strategy
-from projectalgo.snapshots import NUMBER_FIELDS, Snapshot, epoch_ms, store_one
+from projectalgo.snapshots import NUMBER_FIELDS, Snapshot, epoch_ms
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.factories import PASSWORD, grant_membership, make_member, make_strategy
+from tests.factories import PASSWORD, grant_membership, make_member, make_strategy, store_one
 from tests.support import servers
 
 WATCH = """() => {

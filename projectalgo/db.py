@@ -6,7 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlmodel import Session
+
+# The database cannot be reached now (down, locked, out of pooled connections): worth a retry later.
+UNREACHABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError)
 
 
 def make_engine(database_url: str) -> Engine:

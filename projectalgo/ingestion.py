@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from projectalgo import strategies
+from projectalgo.db import UNREACHABLE_ERRORS
 from projectalgo.ratelimit import RateLimiter
 from projectalgo.snapshots import Snapshot, SnapshotInput, SnapshotStore, StoreUnavailableError
 
@@ -47,7 +47,11 @@ class Stored:
     snapshot: Snapshot
 
 
-Outcome = Stored | RefusedError | StoreUnavailableError
+Outcome = Stored | Exception  # RefusedError, StoreUnavailableError, or what kept that snapshot out
+
+
+def _failed() -> RuntimeError:
+    return RuntimeError("storing the snapshot failed unexpectedly (see the log)")
 
 
 class Ingestor:
@@ -68,7 +72,8 @@ class Ingestor:
         self._task: asyncio.Task[None] | None = None
 
     async def submit(self, post: Post) -> Stored:
-        """Store one post with whatever else is waiting; raises RefusedError or StoreUnavailableError."""
+        """Store one post with whatever else is waiting. Raises RefusedError, StoreUnavailableError, or the
+        error that kept this one snapshot from being stored."""
         outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting.append((post, outcome))
         if not self._storing:
@@ -82,20 +87,23 @@ class Ingestor:
     async def _store_waiting(self) -> None:
         try:
             while self._waiting:
-                batch, self._waiting = self._waiting, []
+                # A post whose request is gone (the bot hung up) is not stored: the bot will send it again.
+                batch = [(post, outcome) for post, outcome in self._waiting if not outcome.done()]
+                self._waiting = []
+                if not batch:
+                    continue
                 try:
                     posts = [post for post, _ in batch]
                     outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, self.process, posts)
-                except BaseException as error:  # every post of the batch gets an answer, even on shutdown
-                    for _, outcome in batch:
-                        if not outcome.done():
-                            outcome.set_exception(error)
-                    if not isinstance(error, Exception):
-                        raise
+                except Exception:
                     log.exception("ingest.batch_failed posts=%d", len(batch))
-                    continue
+                    outcomes = [_failed() for _ in batch]
+                except BaseException:  # shut down while storing: no post is left waiting for an answer
+                    for _, outcome in batch + self._waiting:
+                        outcome.cancel()
+                    raise
                 for (_, outcome), result in zip(batch, outcomes, strict=True):
-                    if not outcome.done():  # the client may have gone away
+                    if not outcome.done():  # the bot may have hung up meanwhile
                         outcome.set_result(result)
         finally:
             self._storing = False
@@ -105,9 +113,8 @@ class Ingestor:
         try:
             with self._engine.connect() as connection:
                 owners = strategies.resolve_tokens(connection, {post.token for post in posts})
-        except OperationalError as error:
-            unavailable = StoreUnavailableError(f"the token lookup failed: {error.orig}")
-            return [unavailable] * len(posts)
+        except UNREACHABLE_ERRORS as error:
+            return [StoreUnavailableError(f"the token lookup failed: {error}") for _ in posts]
         outcomes: list[Outcome | None] = []
         accepted: list[tuple[int, strategies.TokenOwner, Snapshot]] = []  # (index in posts, owner, snapshot)
         for index, post in enumerate(posts):
@@ -124,9 +131,14 @@ class Ingestor:
                 at_ms = post.snapshot.at_ms or post.received_ms
                 accepted.append((index, owner, post.snapshot.for_strategy(owner.strategy_id, owner.account_id, at_ms)))
                 outcomes.append(None)  # answered once stored
-        results = self._store.put_many([snapshot for _, _, snapshot in accepted]) if accepted else []
-        for (index, owner, _), result in zip(accepted, results, strict=True):
-            outcomes[index] = Stored(owner, result) if isinstance(result, Snapshot) else result
+        if accepted:
+            try:
+                results = self._store.put_many([snapshot for _, _, snapshot in accepted])
+            except Exception:  # a store's own bug: the accepted posts fail, the refused keep their answers
+                log.exception("ingest.store_failed snapshots=%d", len(accepted))
+                results = [_failed() for _ in accepted]
+            for (index, owner, _), result in zip(accepted, results, strict=True):
+                outcomes[index] = Stored(owner, result) if isinstance(result, Snapshot) else result
         self._record_use([outcome for outcome in outcomes if isinstance(outcome, Stored)])
         return [outcome for outcome in outcomes if outcome is not None]
 
@@ -135,8 +147,11 @@ class Ingestor:
         now = self._clock()
         due: dict[int, Stored] = {}
         for item in stored:
-            if now - self._recorded_at.get(item.owner.token_id, -math.inf) >= RECORD_USE_EVERY_SECONDS:
-                due[item.owner.token_id] = item  # the batch's last snapshot of that token
+            token_id = item.owner.token_id
+            if now - self._recorded_at.get(token_id, -math.inf) >= RECORD_USE_EVERY_SECONDS and (
+                token_id not in due or item.snapshot.at_ms > due[token_id].snapshot.at_ms
+            ):
+                due[token_id] = item  # the token's newest snapshot in the batch
         if not due:
             return
         try:

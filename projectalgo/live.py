@@ -67,8 +67,8 @@ class Watchers:
         return list(self._by_strategy.get(strategy_id, {}).items())
 
     def prune(self, connected: Container[str], now: float, grace_seconds: float) -> int:
-        """Forget the tabs that have had no connection for `grace_seconds` (closed; a tab that reconnects
-        sooner keeps its place, as its page does not load again). Returns how many were forgotten."""
+        """Forget the tabs that have had no connection for `grace_seconds`: closed ones (a tab that comes back
+        loads its page's state again, which registers it again). Returns how many were forgotten."""
         gone = []
         for client_token in self._by_tab:
             if client_token in connected:

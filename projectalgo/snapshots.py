@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Protocol
 
 NUMBER_FIELDS = (
@@ -107,9 +107,16 @@ def _number(name: str, value: object, problems: list[str]) -> Decimal | None:
     if len(significant) > MAX_SIGNIFICANT_DIGITS:
         problems.append(f"{name}: has more than {MAX_SIGNIFICANT_DIGITS} significant digits")
         return None
-    if value and not -130 <= value.adjusted() <= 125:
-        problems.append(f"{name}: is out of range (magnitude between 1e-130 and 1e126)")
+    # Below 1e38, a number written out in full has at most 38 digits: what DynamoDB stores and gives back.
+    if value and not -130 <= value.adjusted() < MAX_SIGNIFICANT_DIGITS:
+        problems.append(f"{name}: is out of range (magnitude between 1e-130 and 1e38)")
         return None
+    # Zeros past the significant digits ("12.5" and sixty zeros, "0E-200") would make the stored text long
+    # and DynamoDB's 38-digit numbers refuse the value: keep the number, drop the zeros.
+    if not value:
+        return Decimal(0)
+    if len(value.as_tuple().digits) > MAX_SIGNIFICANT_DIGITS:
+        return value.normalize(Context(prec=MAX_SIGNIFICANT_DIGITS))
     return value
 
 
@@ -222,12 +229,14 @@ class SnapshotStore(Protocol):
 
     name: str
 
-    def put_many(self, snapshots: list[Snapshot]) -> list[Snapshot | StoreUnavailableError]:
+    def put_many(self, snapshots: list[Snapshot]) -> list[Snapshot | Exception]:
         """Store durably; for each snapshot, in order, what was stored or why it was not.
 
         If the strategy already has a snapshot at that millisecond, the new one moves to the next free
-        millisecond: nothing is ever overwritten. A StoreUnavailableError in the list means that snapshot
-        is not stored (the store could not be reached); the store keeps each snapshot's roll-ups."""
+        millisecond, after any of the same strategy posted before it in the list: nothing is ever
+        overwritten. StoreUnavailableError in the list: that snapshot is not stored because the store cannot
+        be reached now; any other exception: the store refused that one snapshot (the others are unaffected).
+        The store keeps each snapshot's roll-ups."""
         ...
 
     def latest(self, strategy_id: int) -> Snapshot | None: ...
@@ -245,14 +254,6 @@ class SnapshotStore(Protocol):
     def rollups(self, strategy_id: int, resolution: str, start_ms: int, end_ms: int) -> list[Rollup]:
         """The "hour" or "day" buckets with start_ms <= bucket_ms < end_ms, oldest first; `put_many` keeps them."""
         ...
-
-
-def store_one(store: SnapshotStore, snapshot: Snapshot) -> Snapshot:
-    """Store one snapshot and return it as stored; raises StoreUnavailableError."""
-    (result,) = store.put_many([snapshot])
-    if isinstance(result, StoreUnavailableError):
-        raise result
-    return result
 
 
 def epoch_ms(when: datetime) -> int:

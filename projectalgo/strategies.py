@@ -310,11 +310,6 @@ class TokenOwner:
     owner_id: int
 
 
-def resolve_token(connection: Connection | Session, token: str) -> TokenOwner | None:
-    """The strategy a bot token may post for (see resolve_tokens)."""
-    return resolve_tokens(connection, [token]).get(token)
-
-
 def resolve_tokens(connection: Connection | Session, tokens: Iterable[str]) -> dict[str, TokenOwner]:
     """The strategy each accepted token may post for, by one lookup on the token hash's unique index.
 
@@ -344,7 +339,12 @@ _RESOLVE = (
 
 def record_use(session: Session, owner: TokenOwner, when: datetime) -> None:
     """After a stored snapshot: the token's last use and the strategy's last snapshot time."""
-    session.execute(update(StrategyToken).where(StrategyToken.id == owner.token_id).values(last_used_at=when))
+    session.execute(
+        update(StrategyToken)
+        .where(StrategyToken.id == owner.token_id)
+        .where((StrategyToken.last_used_at.is_(None)) | (StrategyToken.last_used_at < when))
+        .values(last_used_at=when)
+    )
     session.execute(
         update(Strategy)
         .where(Strategy.id == owner.strategy_id)

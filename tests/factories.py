@@ -5,11 +5,13 @@ from __future__ import annotations
 import itertools
 
 from sqlalchemy import Engine, select
+from sqlmodel import Session
 
 from projectalgo import accounts, billing, strategies
 from projectalgo.accounts import Actor
 from projectalgo.db import session_scope
 from projectalgo.models import BrokerageAccount, Strategy, StrategyToken, User
+from projectalgo.snapshots import Snapshot, SnapshotStore
 
 PASSWORD = "correct horse battery"
 _numbers = itertools.count(1)
@@ -93,3 +95,16 @@ def strategy_world(engine: Engine) -> dict:
         "token_id": token_id,
         "token": token,
     }
+
+
+def store_one(store: SnapshotStore, snapshot: Snapshot) -> Snapshot:
+    """Store one snapshot and return it as stored, or raise why not."""
+    (result,) = store.put_many([snapshot])
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def resolve(session: Session, token: str) -> strategies.TokenOwner | None:
+    """What one bot token resolves to (the ingestion path resolves a batch's tokens at once)."""
+    return strategies.resolve_tokens(session, [token]).get(token)

@@ -40,7 +40,7 @@ from projectalgo.snapshots import (
     fold_rollups,
 )
 
-log = logging.getLogger("projectalgo.rollups")  # this module logs only roll-up events
+log = logging.getLogger("projectalgo.rollups")  # roll-up events, and a snapshot refused for no known reason
 
 MAX_SAME_MS_RETRIES = 1000
 WRITERS = 16  # concurrent writes of one batch: each is a round trip, and DynamoDB takes them in parallel
@@ -52,6 +52,12 @@ UNAVAILABLE_CODES = {
     "InternalServerError",
     "ServiceUnavailable",
     "ResourceNotFoundException",
+    # The credentials are refused: nothing can be stored until an operator fixes them.
+    "UnrecognizedClientException",
+    "ExpiredTokenException",
+    "AccessDeniedException",
+    "InvalidSignatureException",
+    "MissingAuthenticationTokenException",
 }
 
 # Failures after the request was sent: it may or may not have been applied.
@@ -183,18 +189,32 @@ class DynamoSnapshotStore:
                 raise _unavailable(error) from error
             raise
 
-    def put_many(self, snapshots: list[Snapshot]) -> list[Snapshot | StoreUnavailableError]:
-        """Each snapshot by its own conditional put (those cannot be batched), WRITERS at a time; then the
-        batch's roll-ups, one merge per bucket however many of the batch fall in it."""
-        results = list(self._writers.map(self._put_or_unavailable, snapshots))
+    def put_many(self, snapshots: list[Snapshot]) -> list[Snapshot | Exception]:
+        """Each snapshot by its own conditional put (those cannot be batched): one strategy's in order, so a
+        snapshot moved to a free millisecond stays after the ones posted before it; strategies side by side,
+        WRITERS at a time. Then the batch's roll-ups, one merge per bucket however many snapshots fall in it."""
+        by_strategy: dict[int, list[int]] = {}
+        for index, snapshot in enumerate(snapshots):
+            by_strategy.setdefault(snapshot.strategy_id, []).append(index)
+        in_order = [[snapshots[i] for i in indexes] for indexes in by_strategy.values()]
+        results: list[Snapshot | Exception] = [*snapshots]
+        for indexes, stored in zip(by_strategy.values(), self._writers.map(self._put_in_order, in_order), strict=True):
+            for index, result in zip(indexes, stored, strict=True):
+                results[index] = result
         folded = fold_rollups([result for result in results if isinstance(result, Snapshot)])
         list(self._writers.map(self._merge_rollup_logged, folded.items()))
         return results
 
-    def _put_or_unavailable(self, snapshot: Snapshot) -> Snapshot | StoreUnavailableError:
+    def _put_in_order(self, snapshots: list[Snapshot]) -> list[Snapshot | Exception]:
+        return [self._put_alone(snapshot) for snapshot in snapshots]
+
+    def _put_alone(self, snapshot: Snapshot) -> Snapshot | Exception:
         try:
             return self._put_snapshot(snapshot)
         except StoreUnavailableError as error:
+            return error
+        except Exception as error:  # this snapshot's own answer; the others go on
+            log.exception("snapshot.write_failed strategy_id=%s at_ms=%s", snapshot.strategy_id, snapshot.at_ms)
             return error
 
     def _merge_rollup_logged(self, bucket: tuple[RollupKey, Rollup]) -> None:

@@ -14,10 +14,10 @@ from decimal import Decimal
 from sqlalchemy import Connection, Engine, Numeric, Row, Select, case, cast, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 
+from projectalgo.db import UNREACHABLE_ERRORS
 from projectalgo.models import RollupRow, SnapshotRow
 from projectalgo.snapshots import (
     NUMBER_FIELDS,
@@ -36,6 +36,14 @@ REBUILD_CHUNK = 500  # buckets per transaction: a few thousand bound parameters 
 _table = SnapshotRow.__table__
 _rollups = RollupRow.__table__
 _ROLLUP_KEY = (_rollups.c.strategy_id, _rollups.c.resolution, _rollups.c.bucket_ms)
+
+
+class _CollisionError(Exception):
+    """A snapshot of the batch hit a millisecond already stored."""
+
+
+def _unreachable(error: Exception) -> StoreUnavailableError:
+    return StoreUnavailableError(f"the SQL snapshot store is unavailable: {getattr(error, 'orig', None) or error}")
 
 
 def _row(snapshot: Snapshot) -> dict[str, object]:
@@ -119,20 +127,39 @@ class SqlSnapshotStore:
         # One writer at a time in this process: SQLite's busy handler would make the others sleep.
         self._write_lock = threading.Lock()
 
-    def put_many(self, snapshots: list[Snapshot]) -> list[Snapshot | StoreUnavailableError]:
-        """All in one transaction with their roll-ups: a commit costs ~30 inserts."""
+    def put_many(self, snapshots: list[Snapshot]) -> list[Snapshot | Exception]:
+        """All in one transaction with their roll-ups: a commit costs ~30 inserts.
+
+        A batch that collides with stored snapshots, or that the database refuses, is stored again one
+        snapshot per transaction, in order: a snapshot moved to a free millisecond then stays after the ones
+        posted before it, and a snapshot the database refuses fails alone.
+        """
         try:
-            with self._write_lock, self._engine.begin() as connection:
+            return list(self._store(snapshots, in_one_statement=True))
+        except UNREACHABLE_ERRORS as error:
+            return [_unreachable(error) for _ in snapshots]
+        except Exception:  # noqa: BLE001 - each snapshot is tried again on its own just below
+            return [self._put_alone(snapshot) for snapshot in snapshots]
+
+    def _put_alone(self, snapshot: Snapshot) -> Snapshot | Exception:
+        try:
+            return self._store([snapshot], in_one_statement=False)[0]
+        except UNREACHABLE_ERRORS as error:
+            return _unreachable(error)
+        except Exception as error:  # noqa: BLE001 - this snapshot's own answer
+            return error
+
+    def _store(self, snapshots: list[Snapshot], *, in_one_statement: bool) -> list[Snapshot]:
+        with self._write_lock, self._engine.begin() as connection:
+            if in_one_statement:
                 stored = self._insert_all(connection, snapshots)
-                self._merge_rollups(connection, fold_rollups(stored))
-        except OperationalError as error:
-            return [StoreUnavailableError(f"the SQL snapshot store is unavailable: {error.orig}")] * len(snapshots)
-        except StoreUnavailableError as error:
-            return [error] * len(snapshots)
-        return list(stored)
+            else:
+                stored = [self._insert_one(connection, snapshot) for snapshot in snapshots]
+            self._merge_rollups(connection, fold_rollups(stored))
+        return stored
 
     def _insert_all(self, connection: Connection, snapshots: list[Snapshot]) -> list[Snapshot]:
-        """Insert at each snapshot's millisecond, or the next free one: nothing is ever overwritten."""
+        """One INSERT for the batch; _CollisionError (rolling it back) if a millisecond is already taken."""
         planned: list[Snapshot] = []
         keys: set[tuple[int, int]] = set()
         for snapshot in snapshots:  # two of the batch at the same millisecond: the later moves on
@@ -140,15 +167,14 @@ class SqlSnapshotStore:
                 snapshot = dataclasses.replace(snapshot, at_ms=snapshot.at_ms + 1)
             keys.add((snapshot.strategy_id, snapshot.at_ms))
             planned.append(snapshot)
-        inserted = set(connection.execute(self._insert, [_row(snapshot) for snapshot in planned]).tuples())
-        return [
-            snapshot
-            if (snapshot.strategy_id, snapshot.at_ms) in inserted
-            else self._insert_one(connection, dataclasses.replace(snapshot, at_ms=snapshot.at_ms + 1))
-            for snapshot in planned
-        ]
+        # Rows in key order: concurrent writers (several workers on PostgreSQL) lock keys in the same order.
+        rows = [_row(snapshot) for snapshot in sorted(planned, key=lambda s: (s.strategy_id, s.at_ms))]
+        if len(connection.execute(self._insert, rows).all()) < len(rows):
+            raise _CollisionError
+        return planned
 
     def _insert_one(self, connection: Connection, snapshot: Snapshot) -> Snapshot:
+        """Insert at the snapshot's millisecond, or the next free one: nothing is ever overwritten."""
         for _ in range(MAX_SAME_MS_RETRIES):
             if connection.execute(self._insert, _row(snapshot)).first() is not None:
                 return snapshot
@@ -177,8 +203,8 @@ class SqlSnapshotStore:
         try:
             with self._engine.connect() as connection:
                 return [_rollup(row) for row in connection.execute(query)]
-        except OperationalError as error:
-            raise StoreUnavailableError(f"the SQL snapshot store is unavailable: {error.orig}") from error
+        except UNREACHABLE_ERRORS as error:
+            raise _unreachable(error) from error
 
     def rebuild_rollups(self, strategy_id: int) -> int:
         """Recompute a strategy's roll-ups from its snapshots and merge them in; the number of buckets.
@@ -193,8 +219,8 @@ class SqlSnapshotStore:
                 chunk = {key: folded[key] for key in keys[start : start + REBUILD_CHUNK]}
                 with self._write_lock, self._engine.begin() as connection:
                     self._merge_rollups(connection, chunk)
-        except OperationalError as error:
-            raise StoreUnavailableError(f"the SQL snapshot store is unavailable: {error.orig}") from error
+        except UNREACHABLE_ERRORS as error:
+            raise _unreachable(error) from error
         return len(folded)
 
     def latest(self, strategy_id: int) -> Snapshot | None:
@@ -225,5 +251,5 @@ class SqlSnapshotStore:
         try:
             with self._engine.connect() as connection:
                 return [_snapshot(row) for row in connection.execute(query)]
-        except OperationalError as error:
-            raise StoreUnavailableError(f"the SQL snapshot store is unavailable: {error.orig}") from error
+        except UNREACHABLE_ERRORS as error:
+            raise _unreachable(error) from error

@@ -11,8 +11,8 @@ from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Strategy
-from projectalgo.snapshots import NUMBER_FIELDS, Snapshot, epoch_ms, store_one
-from tests.factories import grant_membership, make_member, make_strategy
+from projectalgo.snapshots import NUMBER_FIELDS, Snapshot, epoch_ms
+from tests.factories import grant_membership, make_member, make_strategy, store_one
 
 pytestmark = pytest.mark.e2e
 BODY = {

@@ -4,9 +4,8 @@ import re
 
 import pytest
 
-from projectalgo import strategies
 from projectalgo.db import session_scope
-from tests.factories import grant_membership, make_member
+from tests.factories import grant_membership, make_member, resolve
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +35,7 @@ def test_create_account_and_strategy_copy_the_token_once_then_see_only_its_prefi
     page.get_by_role("button", name="Copy token").click()
     assert page.evaluate("navigator.clipboard.readText()") == token
     with session_scope(app_engine) as session:
-        assert strategies.resolve_token(session, token) is not None
+        assert resolve(session, token) is not None
 
     page.reload()
     page.locator("#strategies-table").get_by_text("Mean reversion").wait_for()

@@ -5,13 +5,12 @@ import sys
 
 from sqlalchemy import select
 
-from projectalgo import accounts, strategies
+from projectalgo import accounts
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Membership, User
-from projectalgo.snapshots import store_one
 from tests.conftest import TEST_SECRET_KEY_BASE
-from tests.factories import PASSWORD, make_member, make_strategy
+from tests.factories import PASSWORD, make_member, make_strategy, resolve, store_one
 from tests.integration.test_snapshot_stores import HOUR, MIDNIGHT, all_rollups, snap
 
 
@@ -88,9 +87,9 @@ def test_create_strategy_prints_the_token_alone_and_reuses_the_account(engine):
     token = first.stdout.strip()
     assert first.stdout == token + "\n" and token.startswith("pa_live_")
     with session_scope(engine) as session:
-        owner = strategies.resolve_token(session, token)
+        owner = resolve(session, token)
         assert owner is not None
-        assert strategies.resolve_token(session, second.stdout.strip()).account_id == owner.account_id
+        assert resolve(session, second.stdout.strip()).account_id == owner.account_id
     taken = _cli(engine, "create-strategy", "--email", "a@example.com", "--account", "Main", "--name", "Trend")
     assert taken.returncode == 1 and "already have a strategy" in taken.stderr
 

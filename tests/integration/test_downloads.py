@@ -11,9 +11,9 @@ from projectalgo import exports
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Strategy
-from projectalgo.snapshots import NUMBER_FIELDS, Snapshot, store_one
+from projectalgo.snapshots import NUMBER_FIELDS, Snapshot
 from tests.conftest import TEST_SECRET_KEY_BASE
-from tests.factories import make_admin, make_member, make_strategy
+from tests.factories import make_admin, make_member, make_strategy, store_one
 
 
 def _link(user_id, strategy_id, start=0, end=2**53, now=None, secret=TEST_SECRET_KEY_BASE):

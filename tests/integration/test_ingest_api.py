@@ -75,6 +75,15 @@ def test_a_snapshot_is_stored_exactly_and_answered_201(target):
         assert session.query(StrategyToken).filter_by(strategy_id=strategy_id).one().last_used_at is not None
 
 
+def test_the_largest_numbers_and_long_trailing_zeros_are_stored_in_every_store(target):
+    _, strategy_id, token = target.new_strategy()
+    body = BODY | {"positions": "9" * 38, "realised_pnl": "-12.5" + "0" * 60, "last_price": "0E-200"}
+    response = target.post({"data": body}, token)
+    assert response.status_code == 201, response.text
+    stored = target.store.latest(strategy_id)
+    assert (stored.positions, stored.realised_pnl, stored.last_price) == (Decimal("9" * 38), Decimal("-12.5"), 0)
+
+
 def test_the_original_contract_token_in_the_body_and_no_trailing_slash(target):
     _, strategy_id, token = target.new_strategy()
     assert target.post({"data": BODY | {"strategy_access_token": token}}).status_code == 201

@@ -111,3 +111,18 @@ def test_an_unreachable_database_answers_every_post_unavailable_and_stores_nothi
     answers = asyncio.run(submit_all(ingestor, [post(one_token), post(one_token, AT_MS + 1)]))
     assert all(isinstance(answer, snapshots.StoreUnavailableError) for answer in answers)
     assert SqlSnapshotStore(engine).latest(world["one"][0]) is None
+
+
+def test_a_post_whose_bot_hung_up_before_its_batch_is_not_stored(engine, world):
+    one, one_token = world["one"]
+    ingestor = Ingestor(engine, SqlSnapshotStore(engine), RateLimiter(1000, 1000))
+
+    async def scenario():
+        kept = asyncio.create_task(ingestor.submit(post(one_token, AT_MS)))
+        gone = asyncio.create_task(ingestor.submit(post(one_token, AT_MS + 1)))
+        await asyncio.sleep(0)  # both are waiting for the batch, which has not started
+        gone.cancel()
+        return await kept
+
+    assert asyncio.run(scenario()).snapshot.at_ms == AT_MS
+    assert [s.at_ms for s in SqlSnapshotStore(engine).between(one, 0, 2 * AT_MS).items] == [AT_MS]

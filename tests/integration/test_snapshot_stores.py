@@ -13,8 +13,7 @@ from projectalgo import snapshots
 from projectalgo.integrations.dynamodb import DynamoSnapshotStore
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.settings import load_settings
-from projectalgo.snapshots import store_one
-from tests.factories import make_member, make_strategy
+from tests.factories import make_member, make_strategy, store_one
 
 _tables = itertools.count(1)
 
@@ -107,15 +106,37 @@ def test_a_batch_keeps_every_snapshot_in_order_with_its_rollups(store_and_strate
         snap(a, MIDNIGHT, wallet="4"),  # the same millisecond as the batch's first
     ]
     stored = store.put_many(batch)
-    # In order, each as sent but moved to a free millisecond when its own was taken (DynamoDB writes a
-    # batch concurrently, so which of two equal keys moves is not fixed).
-    assert [(s.strategy_id, s.wallet_balance) for s in stored] == [(s.strategy_id, s.wallet_balance) for s in batch]
-    assert all(s.at_ms >= sent.at_ms for s, sent in zip(stored, batch, strict=True))
-    assert len({(s.strategy_id, s.at_ms) for s in [earlier, *stored]}) == 5
-    assert store.between(a, 0, 2 * MIDNIGHT).items == sorted([earlier, *stored[:2], stored[3]], key=lambda s: s.at_ms)
+    # Each as sent, moved on to the next free millisecond when its own is taken, in the order posted.
+    assert [(s.strategy_id, s.at_ms, s.wallet_balance) for s in stored] == [
+        (a, MIDNIGHT, 1),
+        (a, MIDNIGHT + 2, 2),
+        (b, MIDNIGHT, 3),
+        (a, MIDNIGHT + 3, 4),
+    ]
+    assert store.between(a, 0, 2 * MIDNIGHT).items == [stored[0], earlier, stored[1], stored[3]]
     for resolution in ("hour", "day"):
         assert all_rollups(store, a, resolution) == expected_rollups([earlier, *stored[:2], stored[3]], resolution)
         assert all_rollups(store, b, resolution) == expected_rollups([stored[2]], resolution)
+
+
+def test_snapshots_of_a_batch_that_meet_a_stored_one_stay_in_the_order_posted(store_and_strategies):
+    store, (a, _, _) = store_and_strategies
+    store_one(store, snap(a, MIDNIGHT, wallet="0"))
+    first, second = store.put_many([snap(a, MIDNIGHT, wallet="1"), snap(a, MIDNIGHT, wallet="2")])
+    assert (first.at_ms, second.at_ms) == (MIDNIGHT + 1, MIDNIGHT + 2)
+    assert store.latest(a) == second
+
+
+def test_a_snapshot_the_store_refuses_fails_alone(store_and_strategies):
+    store, (a, b, _) = store_and_strategies
+    if isinstance(store, SqlSnapshotStore):
+        refused = snap(999_999_999, MIDNIGHT)  # no such strategy: the foreign key refuses it
+    else:
+        refused = snap(a, MIDNIGHT + 5, positions="1" + "0" * 70)  # 71 digits: DynamoDB keeps at most 38
+    first, failed, last = store.put_many([snap(a, MIDNIGHT), refused, snap(b, MIDNIGHT)])
+    assert isinstance(failed, Exception) and not isinstance(failed, snapshots.StoreUnavailableError)
+    assert store.latest(a) == first and store.latest(b) == last
+    assert [bucket.last for bucket in all_rollups(store, a, "hour")] == [first]
 
 
 def test_ranges_are_ascending_half_open_and_paged(store_and_strategies):

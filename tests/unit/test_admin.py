@@ -7,7 +7,7 @@ from projectalgo import accounts, admin, billing, strategies
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
 from projectalgo.models import AuditEntry, Invitation, User
-from tests.factories import actor_of, make_admin, make_member, make_strategy
+from tests.factories import actor_of, make_admin, make_member, make_strategy, resolve
 
 
 def _do(engine, work):
@@ -51,10 +51,10 @@ def test_disabling_ends_sessions_and_bot_tokens_but_keeps_data_and_not_oneself(e
         _do(engine, lambda s: admin.set_disabled(s, actor_of(boss), user_id=boss.id, disabled=True))
     _do(engine, lambda s: admin.set_disabled(s, actor_of(boss), user_id=member.id, disabled=True, reason="abuse"))
     assert _do(engine, lambda s: accounts.user_for_session(s, session_token)) is None
-    assert _do(engine, lambda s: strategies.resolve_token(s, token)) is None
+    assert _do(engine, lambda s: resolve(s, token)) is None
     assert _do(engine, lambda s: strategies.get_strategy(s, actor_of(boss), strategy_id)).name == "Trend"
     _do(engine, lambda s: admin.set_disabled(s, actor_of(boss), user_id=member.id, disabled=False))
-    assert _do(engine, lambda s: strategies.resolve_token(s, token)) is not None
+    assert _do(engine, lambda s: resolve(s, token)) is not None
     assert _do(engine, lambda s: accounts.user_for_session(s, session_token)) is None  # ended sessions stay ended
 
 

@@ -85,6 +85,22 @@ def test_38_significant_digits_and_trailing_zeros_are_fine():
     assert accepted.values["positions"] == 150
 
 
+def test_zeros_past_the_significant_digits_are_dropped_so_every_store_can_keep_the_number():
+    accepted = _validate(GOOD | {"positions": "9" * 38, "realised_pnl": "12.5" + "0" * 60, "last_price": "0E-200"})
+    assert accepted.values["positions"] == Decimal("9" * 38)
+    assert accepted.values["realised_pnl"] == Decimal("12.5")
+    assert accepted.values["last_price"] == 0
+    for name in ("positions", "realised_pnl", "last_price"):
+        assert len(accepted.values[name].as_tuple().digits) <= 38 and len(str(accepted.values[name])) <= 64
+
+
+@pytest.mark.parametrize("number", ["1" + "0" * 38, "-1e38", "1e-131", 1e200])
+def test_numbers_out_of_range_get_named(number):
+    with pytest.raises(snapshots.InvalidSnapshotError) as refused:
+        _validate(GOOD | {"positions": number})
+    assert refused.value.problems == ["positions: is out of range (magnitude between 1e-130 and 1e38)"]
+
+
 @pytest.mark.parametrize(
     ("created_at", "expected"),
     [

@@ -4,7 +4,7 @@ from sqlalchemy import select
 from projectalgo import strategies
 from projectalgo.db import session_scope
 from projectalgo.models import StrategyToken
-from tests.factories import actor_of, strategy_tables, strategy_world
+from tests.factories import actor_of, resolve, strategy_tables, strategy_world
 
 
 @pytest.fixture
@@ -95,22 +95,22 @@ def test_token_lifecycle(engine, two_members):
     alice, token = actor_of(two_members["alice"]), two_members["token"]
     assert token.startswith("pa_live_") and len(token) >= len("pa_live_") + 43  # 256 bits, url-safe
     with session_scope(engine) as session:
-        first = strategies.resolve_token(session, token)
+        first = resolve(session, token)
         assert (first.strategy_id, first.owner_id) == (two_members["strategy_id"], two_members["alice"].id)
         stored = session.scalars(select(StrategyToken.token_hash)).all()
         assert token not in stored and stored == [strategies.token_hash(token)]
         second = strategies.issue_token(session, alice, two_members["strategy_id"])
     with session_scope(engine) as session:
-        assert strategies.resolve_token(session, second).strategy_id == two_members["strategy_id"]
-        assert strategies.resolve_token(session, token) is not None  # both active: rotation without downtime
+        assert resolve(session, second).strategy_id == two_members["strategy_id"]
+        assert resolve(session, token) is not None  # both active: rotation without downtime
         view = strategies.get_strategy(session, alice, two_members["strategy_id"])
         assert [t.prefix for t in view.tokens] == [token[:14], second[:14]]
         strategies.revoke_token(session, alice, two_members["token_id"])
     with session_scope(engine) as session:
-        assert strategies.resolve_token(session, token) is None
-        assert strategies.resolve_token(session, second) is not None
-        assert strategies.resolve_token(session, "pa_live_" + "x" * 43) is None
-        assert strategies.resolve_token(session, "") is None
+        assert resolve(session, token) is None
+        assert resolve(session, second) is not None
+        assert resolve(session, "pa_live_" + "x" * 43) is None
+        assert resolve(session, "") is None
         with pytest.raises(strategies.NotFoundError):
             strategies.revoke_token(session, alice, two_members["token_id"])  # already revoked
 
@@ -120,7 +120,7 @@ def test_archived_strategies_refuse_their_tokens_until_restored(engine, two_memb
     with session_scope(engine) as session:
         strategies.set_strategy_archived(session, alice, two_members["strategy_id"], archived=True)
     with session_scope(engine) as session:
-        assert strategies.resolve_token(session, token) is None
+        assert resolve(session, token) is None
         strategies.set_strategy_archived(session, alice, two_members["strategy_id"], archived=False)
     with session_scope(engine) as session:
-        assert strategies.resolve_token(session, token) is not None
+        assert resolve(session, token) is not None
