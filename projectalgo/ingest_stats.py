@@ -19,9 +19,11 @@ class IngestStats:
 
     def count(self, outcome: str) -> None:
         minute = int(self._clock() // 60)
-        self._minutes.setdefault(minute, Counter())[outcome] += 1
-        for old in [m for m in self._minutes if m <= minute - WINDOW_MINUTES]:
-            del self._minutes[old]
+        if minute not in self._minutes:  # a new minute: drop the ones out of the window (once, not per post)
+            for old in [m for m in self._minutes if m <= minute - WINDOW_MINUTES]:
+                del self._minutes[old]
+            self._minutes[minute] = Counter()
+        self._minutes[minute][outcome] += 1
 
     def last_hour(self) -> dict[str, int]:
         since = int(self._clock() // 60) - WINDOW_MINUTES
