@@ -96,7 +96,8 @@ OPENAPI = {
 DESCRIPTION = (
     "A bot posts one snapshot of its strategy (amounts in USD; send 0 where the broker gives nothing). "
     "Send the token as `Authorization: Bearer <token>` (preferred) or as `data.strategy_access_token`. "
-    "Numbers may be JSON numbers or numeric strings."
+    "Numbers may be JSON numbers or numeric strings, with at most 38 significant digits and a magnitude "
+    "between 1e-130 and 1e38 (or 0)."
 )
 
 
