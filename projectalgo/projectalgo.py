@@ -58,7 +58,11 @@ async def forget_closed_tabs() -> None:
         connected = app.event_namespace.token_to_sid if app.event_namespace else {}
         # Reflex keeps a tab's state this long (its memory and Redis state managers alike).
         grace = get_config().redis_token_expiration
-        forgotten = services().watchers.prune(connected, time.monotonic(), grace)
+        try:
+            forgotten = services().watchers.prune(connected, time.monotonic(), grace)
+        except Exception:  # keep pruning next minute
+            log.exception("live.prune_failed")
+            continue
         if forgotten:
             log.info("live.forgot_closed_tabs count=%d", forgotten)
 
