@@ -7,15 +7,21 @@ the standard AWS names are accepted too. Every variable is documented in `.env.e
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from urllib.parse import urlparse
 
 ENVIRONMENTS = ("development", "test", "production")
 # Stripe counts these currencies in whole units (or thousandths), not cents; the price is charged in cents.
 NOT_CENT_CURRENCIES = "bhd bif clp djf gnf iqd jod jpy kmf krw kwd lyd mga omr pyg rwf tnd ugx vnd vuv xaf xof xpf"
-DEVELOPMENT_SECRET = "development-only-secret-key-base-change-me-in-production-0123456789"
+# Outside production an unset SECRET_KEY_BASE is generated once per install and kept in this file (git-ignored,
+# readable by its owner only), so no two installs ever share a secret.
+DEFAULT_SECRET_KEY_FILE = ".secret_key_base"
+SECRET_MIN_LENGTH = 32
+PRODUCTION_MIN_BCRYPT_ROUNDS = 10
 
 
 class SettingsError(ValueError):
@@ -30,7 +36,11 @@ class Settings:
     public_url: str
     bcrypt_rounds: int
     invite_default_uses: int
+    # A sign-in ends after session_days in all, or after session_idle_minutes without use.
     session_days: int
+    session_idle_minutes: int
+    # Reverse proxies in front of the app whose X-Forwarded-For is believed (0: the socket's own address).
+    trusted_proxy_hops: int
     # Snapshot store: DynamoDB when a table is named, the embedded SQL store otherwise.
     dynamodb_table: str | None
     dynamodb_region: str
@@ -47,9 +57,11 @@ class Settings:
     membership_currency: str
     # A strategy is "stale" when its last snapshot is older than this.
     stale_after_minutes: int
-    # Snapshot ingestion: per-token rate limit (token bucket) and the origins browsers may post from.
+    # Snapshot ingestion: per-token rate limit (token bucket).
     ingest_rate_per_second: float
     ingest_burst: int
+    # Origins whose pages may use the websocket and the API with credentials: PUBLIC_URL's, then any others
+    # configured. The bot route takes posts from any origin, without credentials.
     cors_allowed_origins: tuple[str, ...]
     # Reflex's state manager uses Redis when this is set (several workers).
     redis_url: str | None
@@ -110,13 +122,72 @@ def _price(env: Mapping[str, str]) -> Decimal:
     return price
 
 
+def public_url(env: Mapping[str, str]) -> str:
+    """PUBLIC_URL: where browsers reach the app (pages, websocket, API, invite links); localhost:PORT by default."""
+    port = _integer(env, "PORT", 3000, 1, 65_535)
+    url = _url(env, "PUBLIC_URL", default=f"http://localhost:{port}")
+    assert url is not None  # it has a default
+    return url
+
+
+def _origin(url: str) -> str:
+    parsed = urlparse(url)
+    return f"{parsed.scheme}://{parsed.netloc}"
+
+
 def cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
-    """CORS_ALLOWED_ORIGINS: comma-separated origins, or * (the default, as the original API allowed)."""
-    origins = tuple(o.strip().rstrip("/") for o in (_text(env, "CORS_ALLOWED_ORIGINS", default="*")).split(","))
-    for origin in origins:
-        if origin != "*" and not urlparse(origin).netloc:
-            raise SettingsError(f"CORS_ALLOWED_ORIGINS must be * or a comma-separated list of origins, got {origin!r}")
-    return origins
+    """PUBLIC_URL's origin, then CORS_ALLOWED_ORIGINS (comma-separated origins of other front ends, if any)."""
+    extra = [o.strip().rstrip("/") for o in (_text(env, "CORS_ALLOWED_ORIGINS") or "").split(",") if o.strip()]
+    for origin in extra:
+        parsed = urlparse(origin)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or _origin(origin) != origin:
+            raise SettingsError(
+                f"CORS_ALLOWED_ORIGINS must be a comma-separated list of origins like https://example.com, got "
+                f"{origin!r} (bots may post from any origin without it)"
+            )
+    own = _origin(public_url(env))
+    return (own, *(o for o in extra if o != own))
+
+
+def trusted_proxy_hops(env: Mapping[str, str]) -> int:
+    """TRUSTED_PROXY_HOPS: how many reverse proxies append to X-Forwarded-For before the app (0: none)."""
+    return _integer(env, "TRUSTED_PROXY_HOPS", 0, 0, 10)
+
+
+def _secret_key_base(env: Mapping[str, str], app_env: str) -> str:
+    """SECRET_KEY_BASE; outside production, generated on first start into SECRET_KEY_FILE when unset."""
+    secret = _text(env, "SECRET_KEY_BASE")
+    if secret is None:
+        if app_env == "production":
+            raise SettingsError("SECRET_KEY_BASE must be set to a random value in production")
+        path = Path(_text(env, "SECRET_KEY_FILE") or DEFAULT_SECRET_KEY_FILE)
+        secret = _install_secret(path)
+        if len(secret) < SECRET_MIN_LENGTH:
+            raise SettingsError(f"SECRET_KEY_FILE {str(path)!r} must hold at least {SECRET_MIN_LENGTH} characters")
+    if len(secret) < SECRET_MIN_LENGTH:
+        raise SettingsError(f"SECRET_KEY_BASE must be at least {SECRET_MIN_LENGTH} characters long")
+    return secret
+
+
+def _install_secret(path: Path) -> str:
+    """This install's own secret: read from `path`, or generated and written there, readable by its owner only."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise SettingsError(f"SECRET_KEY_FILE {str(path)!r} cannot be read: {error.strerror}") from None
+    secret = secrets.token_urlsafe(48)
+    try:
+        # O_EXCL: when two processes start at once, one writes and the other reads what it wrote.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    except OSError as error:
+        raise SettingsError(f"SECRET_KEY_FILE {str(path)!r} cannot be created: {error.strerror}") from None
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secret + "\n")
+    return secret
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -130,11 +201,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if not database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgresql+psycopg2:")):
         raise SettingsError(f"DATABASE_URL must be a sqlite:// or postgresql:// URL, got {database_url!r}")
 
-    secret = _text(env, "SECRET_KEY_BASE", default=DEVELOPMENT_SECRET)
-    if app_env == "production" and secret == DEVELOPMENT_SECRET:
-        raise SettingsError("SECRET_KEY_BASE must be set to a random value in production")
-    if len(secret) < 32:
-        raise SettingsError("SECRET_KEY_BASE must be at least 32 characters long")
+    secret = _secret_key_base(env, app_env)
+    bcrypt_rounds = _integer(env, "BCRYPT_ROUNDS", 12, 4, 16)
+    if app_env == "production" and bcrypt_rounds < PRODUCTION_MIN_BCRYPT_ROUNDS:
+        raise SettingsError(f"BCRYPT_ROUNDS must be at least {PRODUCTION_MIN_BCRYPT_ROUNDS} in production")
 
     aws_access_key = _text(env, "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID")
     aws_secret_key = _text(env, "AWS_SECRET_KEY", "AWS_SECRET_ACCESS_KEY")
@@ -167,10 +237,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         app_env=app_env,
         database_url=database_url,
         secret_key_base=secret,
-        public_url=_url(env, "PUBLIC_URL", default="http://localhost:3000"),
-        bcrypt_rounds=_integer(env, "BCRYPT_ROUNDS", 12, 4, 16),
+        public_url=public_url(env),
+        bcrypt_rounds=bcrypt_rounds,
         invite_default_uses=_integer(env, "INVITE_DEFAULT_USES", 5, 0, 10_000),
         session_days=_integer(env, "SESSION_DAYS", 30, 1, 365),
+        session_idle_minutes=_integer(env, "SESSION_IDLE_MINUTES", 24 * 60, 10, 365 * 24 * 60),
+        trusted_proxy_hops=trusted_proxy_hops(env),
         dynamodb_table=_text(env, "DYNAMODB_TABLE"),
         dynamodb_region=_text(env, "DYNAMODB_REGION", "AWS_REGION", "AWS_DEFAULT_REGION", default="us-east-1"),
         dynamodb_endpoint_url=_url(env, "DYNAMODB_ENDPOINT_URL"),

@@ -1,8 +1,10 @@
+import stat
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from projectalgo.settings import DEVELOPMENT_SECRET, SettingsError, load_settings
+from projectalgo.settings import SettingsError, load_settings
 
 
 def test_defaults_are_embedded_and_need_no_cloud_account():
@@ -53,10 +55,50 @@ def test_a_bad_setting_names_its_variable(env, variable):
         load_settings(env)
 
 
-def test_production_refuses_the_development_secret():
-    with pytest.raises(SettingsError):
-        load_settings({"APP_ENV": "production", "SECRET_KEY_BASE": DEVELOPMENT_SECRET})
+def test_production_refuses_to_start_without_its_own_secret(tmp_path):
+    with pytest.raises(SettingsError, match="SECRET_KEY_BASE"):
+        load_settings({"APP_ENV": "production", "SECRET_KEY_FILE": str(tmp_path / "secret")})
+    assert not (tmp_path / "secret").exists()  # production never falls back to a generated secret
     assert load_settings({"APP_ENV": "production", "SECRET_KEY_BASE": "x" * 40}).is_production
+
+
+def test_no_two_installs_share_a_secret(tmp_path):
+    """Unset outside production: each install generates its own secret once, readable only by its owner."""
+    first, second = tmp_path / "one" / "secret", tmp_path / "two" / "secret"
+    first.parent.mkdir()
+    second.parent.mkdir()
+    one = load_settings({"SECRET_KEY_FILE": str(first)}).secret_key_base
+    two = load_settings({"SECRET_KEY_FILE": str(second)}).secret_key_base
+    assert one != two and len(one) >= 32
+    assert stat.S_IMODE(first.stat().st_mode) == 0o600
+    assert load_settings({"SECRET_KEY_FILE": str(first)}).secret_key_base == one  # kept across restarts
+    assert "secret_key_base" in Path(".gitignore").read_text()
+
+
+def test_a_damaged_secret_file_is_named(tmp_path):
+    (tmp_path / "secret").write_text("short\n")
+    with pytest.raises(SettingsError, match="SECRET_KEY_FILE"):
+        load_settings({"SECRET_KEY_FILE": str(tmp_path / "secret")})
+
+
+def test_production_refuses_a_weak_bcrypt_cost():
+    production = {"APP_ENV": "production", "SECRET_KEY_BASE": "x" * 40}
+    with pytest.raises(SettingsError, match="BCRYPT_ROUNDS must be at least 10"):
+        load_settings(production | {"BCRYPT_ROUNDS": "4"})
+    assert load_settings(production | {"BCRYPT_ROUNDS": "10"}).bcrypt_rounds == 10
+    assert load_settings({"BCRYPT_ROUNDS": "4"}).bcrypt_rounds == 4  # tests and development may go faster
+
+
+def test_only_the_public_origin_is_allowed_unless_more_are_configured():
+    assert load_settings({"PUBLIC_URL": "https://algo.example.com/"}).cors_allowed_origins == (
+        "https://algo.example.com",
+    )
+    assert load_settings({"PORT": "4100"}).cors_allowed_origins == ("http://localhost:4100",)
+    extra = load_settings({"PUBLIC_URL": "https://algo.example.com", "CORS_ALLOWED_ORIGINS": "https://x.example.org"})
+    assert extra.cors_allowed_origins == ("https://algo.example.com", "https://x.example.org")
+    for bad in ("*", "https://x.example.org/path", "x.example.org"):
+        with pytest.raises(SettingsError, match="CORS_ALLOWED_ORIGINS"):
+            load_settings({"CORS_ALLOWED_ORIGINS": bad})
 
 
 def test_production_payments_need_the_webhook_secret():
