@@ -3,11 +3,14 @@
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 import reflex as rx
 from reflex.config import get_config
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
-from projectalgo.api import around_reflex
+from projectalgo.api import around_reflex, http_policy
 from projectalgo.pages.accounts import AccountsState, accounts_page
 from projectalgo.pages.admin import AdminState, admin_page
 from projectalgo.pages.dashboard import DashboardState, dashboard_page
@@ -23,7 +26,26 @@ log = logging.getLogger("projectalgo.live")
 PRUNE_EVERY_SECONDS = 60
 services()  # fail at start-up, not on the first request, when a setting is wrong
 
-app = rx.App(api_transformer=around_reflex)
+
+class ProjectAlgoApp(rx.App):
+    """The Reflex app inside the HTTP policy (projectalgo/api/http_policy.py).
+
+    Reflex's backend server calls `app()` for the ASGI app (the factory `projectalgo.projectalgo:app`, also in
+    `reflex run --env prod`), and puts its own CORS middleware outermost, out of api_transformer's reach.
+    """
+
+    def __call__(self) -> ASGIApp:
+        return http_policy.wrap(super().__call__(), services().settings, self._inline_script_hashes())
+
+    def _inline_script_hashes(self) -> tuple[str, ...]:
+        """Those of the built pages when this server serves them (production), else none."""
+        for route in self._api.routes if self._api else ():
+            if getattr(route, "name", None) == "frontend" and isinstance(route.app, StaticFiles):
+                return http_policy.inline_script_hashes(Path(route.app.directory))
+        return ()
+
+
+app = ProjectAlgoApp(api_transformer=around_reflex)
 _pushes: set[asyncio.Task] = set()  # running pushes, kept so they are not garbage-collected
 
 
