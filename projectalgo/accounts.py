@@ -6,31 +6,40 @@ callers on an event loop run them in a thread.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import bcrypt
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from projectalgo.clock import utcnow
-from projectalgo.models import ROLES, FailedLogin, Invitation, LoginSession, User
+from projectalgo.models import ROLES, AuthAttempt, Invitation, LoginSession, PasswordReset, User
 
 PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_BYTES = 72  # bcrypt's limit; bcrypt 5 raises beyond it
 NAME_MAX_LENGTH = 100
 EMAIL_MAX_LENGTH = 254
+CLIENT_MAX_LENGTH = 64
+# Sign-in throttling is keyed by client address and email, so an attacker slows only themselves: after
+# FREE_FAILURES wrong passwords for one email from one client, each further try waits twice as long as the
+# last (from BACKOFF_START up to THROTTLE_WINDOW); one client may fail CLIENT_MAX_FAILURES times across emails.
 THROTTLE_WINDOW = timedelta(minutes=15)
-THROTTLE_MAX_FAILURES = 5
+FREE_FAILURES = 5
+BACKOFF_START = timedelta(seconds=30)
+CLIENT_MAX_FAILURES = 30
+# Registrations (each costs a bcrypt hash) per client address within THROTTLE_WINDOW, whatever their outcome.
+REGISTER_MAX_ATTEMPTS = 10
+RESET_LINK_VALID = timedelta(hours=24)
 SIGN_IN_FAILED = "That email and password do not match an account."
-SIGN_IN_THROTTLED = "Too many failed sign-in attempts. Wait 15 minutes and try again."
+ACCOUNT_DISABLED = "This account is disabled; contact an admin."
 _EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# Checked against when the email is unknown, so that an unknown email takes as long as a wrong password.
-_DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(4))
 
 
 class AccountError(ValueError):
@@ -155,6 +164,26 @@ def _create_user(
     return user
 
 
+def _wait_text(wait: timedelta) -> str:
+    seconds = max(1, int(wait.total_seconds() + 0.999))
+    return f"{seconds} seconds" if seconds < 120 else f"{-(-seconds // 60)} minutes"
+
+
+def _throttled(what: str, wait: timedelta) -> AccountError:
+    return AccountError(f"Too many {what} from your network. Try again in {_wait_text(wait)}.")
+
+
+def _attempts(kind: str, client: str, since: datetime, *, email: str | None = None, other_than: int = 0) -> object:
+    """Count and newest/oldest time of `kind` attempts by `client` (and `email`) since `since`."""
+    query = select(func.count(), func.min(AuthAttempt.attempted_at), func.max(AuthAttempt.attempted_at)).where(
+        AuthAttempt.kind == kind,
+        AuthAttempt.client == client,
+        AuthAttempt.attempted_at >= since,
+        AuthAttempt.id != other_than,
+    )
+    return query.where(AuthAttempt.email == email) if email is not None else query
+
+
 def register(
     session: Session,
     *,
@@ -163,19 +192,34 @@ def register(
     email: str,
     password: str,
     confirmation: str,
+    client: str,
     bcrypt_rounds: int,
     default_uses: int,
 ) -> User:
     """Create a member with one use of the invitation `code`; on an error the caller rolls back.
 
-    The use is taken by one conditional UPDATE in the same transaction as the user insert, so
-    concurrent registrations can never take more uses than the invitation has.
+    Cheap refusals come before the (slow) password hash: a client over its registration limit, then an
+    unusable code, then bad input. The attempt is committed first, so it counts even when refused. The use
+    is taken by one conditional UPDATE in the same transaction as the user insert, so concurrent
+    registrations can never take more uses than the invitation has.
     """
+    now = utcnow()
+    client = client[:CLIENT_MAX_LENGTH]
+    since = now - THROTTLE_WINDOW
+    count, oldest, _ = session.execute(_attempts("register", client, since)).one()
+    if count >= REGISTER_MAX_ATTEMPTS:
+        raise _throttled("registration attempts", oldest + THROTTLE_WINDOW - now)
+    session.add(AuthAttempt(kind="register", client=client, attempted_at=now))
+    session.commit()
+
+    view = describe_invite(session, code)
+    if view is None or not view.usable:
+        raise AccountError(view.reason if view else "This invitation link is not valid.")
     email = normalize_email(email)
     problem = _profile_problem(name, email) or password_problem(password, confirmation)
     if problem:
         raise AccountError(problem)
-    password_hash = hash_password(password, bcrypt_rounds)  # before the transaction: it is slow
+    password_hash = hash_password(password, bcrypt_rounds)
 
     active_owner = select(User.id).where(User.id == Invitation.owner_id, User.disabled_at.is_(None)).exists()
     taken = session.execute(
@@ -184,7 +228,7 @@ def register(
         .values(uses_remaining=Invitation.uses_remaining - 1)
         .returning(Invitation.id)
     ).first()
-    if taken is None:
+    if taken is None:  # used up or disabled since the check above
         view = describe_invite(session, code)
         raise AccountError(view.reason if view else "This invitation link is not valid.")
     # A duplicate email raises here; the caller's rollback then gives the use back.
@@ -218,30 +262,66 @@ def create_admin(
     )
 
 
-def _recent_failures(session: Session, column: object, value: str, since: datetime) -> int:
-    return session.scalar(
-        select(func.count()).select_from(FailedLogin).where(column == value, FailedLogin.attempted_at >= since)
-    )
+@functools.cache
+def _dummy_hash(rounds: int) -> str:
+    """Checked against when the email is unknown, at the real cost, so an unknown email takes as long."""
+    return hash_password(secrets.token_urlsafe(16), rounds)
 
 
-def authenticate(session: Session, *, email: str, password: str, client: str) -> User:
-    """The user these credentials belong to; AccountError with a message that never says which part was wrong."""
-    email = normalize_email(email)[:EMAIL_MAX_LENGTH]
-    client = client[:64]
-    now = utcnow()
+def _sign_in_wait(session: Session, client: str, email: str, own_id: int, now: datetime) -> timedelta | None:
+    """How long this client must wait before trying this email again, or None to go ahead."""
     since = now - THROTTLE_WINDOW
-    if (
-        _recent_failures(session, FailedLogin.email, email, since) >= THROTTLE_MAX_FAILURES
-        or _recent_failures(session, FailedLogin.client, client, since) >= THROTTLE_MAX_FAILURES
-    ):
-        raise AccountError(SIGN_IN_THROTTLED)
-    user = session.exec(select(User).where(User.email == email)).scalars().first()
-    password_ok = check_password(password, user.password_hash if user else _DUMMY_HASH.decode())
-    if user is None or not password_ok or user.disabled_at is not None:
-        session.add(FailedLogin(email=email, client=client, attempted_at=now))
+    count, oldest, _ = session.execute(_attempts("sign_in", client, since, other_than=own_id)).one()
+    if count >= CLIENT_MAX_FAILURES:
+        return oldest + THROTTLE_WINDOW - now
+    count, _, newest = session.execute(_attempts("sign_in", client, since, email=email, other_than=own_id)).one()
+    if count < FREE_FAILURES:
+        return None
+    backoff = min(THROTTLE_WINDOW, BACKOFF_START * 2 ** (count - FREE_FAILURES))
+    wait = min(newest + backoff - now, THROTTLE_WINDOW)  # `newest` may be a concurrent attempt's, after `now`
+    return wait if wait > timedelta(0) else None
+
+
+def _password_ok(session: Session, *, user: User | None, email: str, password: str, client: str, rounds: int) -> bool:
+    """Check a password for `email` under the sign-in throttle; AccountError when this client must wait.
+
+    The attempt is committed before the password is checked and counts as a failure until it succeeds, so
+    concurrent attempts see each other: count-and-check is atomic whatever the database's isolation.
+    """
+    now = utcnow()
+    client = client[:CLIENT_MAX_LENGTH]
+    attempt = AuthAttempt(kind="sign_in", client=client, email=email, attempted_at=now)
+    session.add(attempt)
+    session.commit()
+    wait = _sign_in_wait(session, client, email, attempt.id, now)
+    if wait is not None:
+        session.delete(attempt)  # refused unchecked: it must not lengthen the wait
         session.commit()
+        raise _throttled("failed sign-in attempts", wait)
+    if not check_password(password, user.password_hash if user else _dummy_hash(rounds)):
+        return False
+    session.execute(
+        delete(AuthAttempt).where(
+            AuthAttempt.kind == "sign_in", AuthAttempt.client == client, AuthAttempt.email == email
+        )
+    )
+    return True
+
+
+def authenticate(session: Session, *, email: str, password: str, client: str, bcrypt_rounds: int) -> User:
+    """The user these credentials belong to; AccountError with a message that never says which part was wrong.
+
+    Slow by design (bcrypt): callers run it on the password threads.
+    """
+    email = normalize_email(email)[:EMAIL_MAX_LENGTH]
+    user = session.exec(select(User).where(User.email == email)).scalars().first()
+    if not _password_ok(session, user=user, email=email, password=password, client=client, rounds=bcrypt_rounds):
         raise AccountError(SIGN_IN_FAILED)
-    user.last_sign_in_at = now
+    assert user is not None  # only a real hash can match
+    if user.disabled_at is not None:  # told only to whoever knows the password
+        session.commit()
+        raise AccountError(ACCOUNT_DISABLED)
+    user.last_sign_in_at = utcnow()
     session.add(user)
     session.flush()
     return user
@@ -269,28 +349,58 @@ def start_session(session: Session, *, user: User, days: int) -> str:
     return token
 
 
-def user_for_session(session: Session, token: str) -> User | None:
-    """The signed-in user for a browser's token: not expired, not revoked, not disabled."""
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    login_session_id: int
+
+
+def _live_session(now: datetime, idle: timedelta) -> tuple[object, ...]:
+    """The conditions a login session meets while it lasts: not ended, not expired, not idle, user enabled."""
+    return (
+        LoginSession.revoked_at.is_(None),
+        LoginSession.expires_at > now,
+        LoginSession.last_seen_at > now - idle,
+        User.disabled_at.is_(None),
+    )
+
+
+# last_seen_at is written at most this often (bounded writes: not one per event); idle limits are far longer.
+SEEN_EVERY = timedelta(minutes=5)
+
+
+def user_for_session(session: Session, token: str, *, idle: timedelta) -> SignedIn | None:
+    """The signed-in user for a browser's token while its sign-in lasts (see _live_session), else None."""
     if not token:
         return None
     now = utcnow()
     row = session.exec(
         select(LoginSession, User)
         .join(User, User.id == LoginSession.user_id)
-        .where(
-            LoginSession.token_hash == _token_hash(token),
-            LoginSession.revoked_at.is_(None),
-            LoginSession.expires_at > now,
-            User.disabled_at.is_(None),
-        )
+        .where(LoginSession.token_hash == _token_hash(token), *_live_session(now, idle))
     ).first()
     if row is None:
         return None
     login, user = row
-    if now - login.last_seen_at > timedelta(minutes=5):  # bounded writes: not one per event
+    if now - login.last_seen_at > SEEN_EVERY:
         login.last_seen_at = now
         session.add(login)
-    return user
+    return SignedIn(user, login.id)
+
+
+def live_session_users(session: Session, login_session_ids: Collection[int], *, idle: timedelta) -> dict[int, User]:
+    """The users of those login sessions that still last, by login session id."""
+    rows = session.execute(
+        select(LoginSession.id, User)
+        .join(User, User.id == LoginSession.user_id)
+        .where(LoginSession.id.in_(list(login_session_ids)), *_live_session(utcnow(), idle))
+    ).all()
+    return dict(rows)
+
+
+def live_session_user(session: Session, login_session_id: int, *, idle: timedelta) -> User | None:
+    """The user of the login session `login_session_id` while it lasts, else None."""
+    return live_session_users(session, [login_session_id], idle=idle).get(login_session_id)
 
 
 def end_session(session: Session, token: str) -> None:
@@ -299,6 +409,102 @@ def end_session(session: Session, token: str) -> None:
         .where(LoginSession.token_hash == _token_hash(token), LoginSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+
+
+def end_all_sessions(session: Session, user_id: int, *, keep_login_session_id: int | None = None) -> None:
+    """Sign the user out everywhere (but for one sign-in, when kept)."""
+    session.execute(
+        update(LoginSession)
+        .where(
+            LoginSession.user_id == user_id,
+            LoginSession.revoked_at.is_(None),
+            LoginSession.id != (keep_login_session_id or 0),
+        )
+        .values(revoked_at=utcnow())
+    )
+
+
+def change_password(
+    session: Session,
+    *,
+    user_id: int,
+    current: str,
+    password: str,
+    confirmation: str,
+    client: str,
+    bcrypt_rounds: int,
+    keep_login_session_id: int,
+) -> None:
+    """Set a new password after checking the current one (under the sign-in throttle); ends the other sign-ins."""
+    user = session.get(User, user_id)
+    if user is None or user.disabled_at is not None:
+        raise AccountError(ACCOUNT_DISABLED)
+    problem = password_problem(password, confirmation)
+    if problem:
+        raise AccountError(problem)
+    if not _password_ok(session, user=user, email=user.email, password=current, client=client, rounds=bcrypt_rounds):
+        raise AccountError("The current password is not right.")
+    user.password_hash = hash_password(password, bcrypt_rounds)
+    session.add(user)
+    end_all_sessions(session, user.id, keep_login_session_id=keep_login_session_id)
+
+
+def issue_password_reset(session: Session, *, user: User) -> str:
+    """A one-time token for `user` to set a new password at /reset/<token>; earlier unused ones stop working."""
+    now = utcnow()
+    session.execute(delete(PasswordReset).where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None)))
+    token = secrets.token_urlsafe(32)
+    session.add(
+        PasswordReset(user_id=user.id, token_hash=_token_hash(token), created_at=now, expires_at=now + RESET_LINK_VALID)
+    )
+    session.flush()
+    return token
+
+
+def password_reset_usable(session: Session, token: str) -> bool:
+    now = utcnow()
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(PasswordReset)
+            .join(User, User.id == PasswordReset.user_id)
+            .where(
+                PasswordReset.token_hash == _token_hash(token),
+                PasswordReset.used_at.is_(None),
+                PasswordReset.expires_at > now,
+                User.disabled_at.is_(None),
+            )
+        )
+        == 1
+    )
+
+
+def reset_password(session: Session, *, token: str, password: str, confirmation: str, bcrypt_rounds: int) -> User:
+    """Use a reset token once: set the new password and end every sign-in of its user."""
+    problem = password_problem(password, confirmation)
+    if problem:
+        raise AccountError(problem)
+    password_hash = hash_password(password, bcrypt_rounds)
+    now = utcnow()
+    used = session.execute(
+        update(PasswordReset)
+        .where(
+            PasswordReset.token_hash == _token_hash(token),
+            PasswordReset.used_at.is_(None),
+            PasswordReset.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(PasswordReset.user_id)
+    ).first()
+    user = session.get(User, used.user_id) if used else None
+    if user is None or user.disabled_at is not None:
+        raise AccountError("This reset link is not valid any more. Ask an admin for a new one.")
+    user.password_hash = password_hash
+    session.add(user)
+    end_all_sessions(session, user.id)
+    session.execute(delete(AuthAttempt).where(AuthAttempt.kind == "sign_in", AuthAttempt.email == user.email))
+    session.flush()
+    return user
 
 
 def own_invitation(session: Session, user_id: int) -> Invitation | None:

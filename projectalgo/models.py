@@ -63,19 +63,34 @@ class LoginSession(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
-class FailedLogin(SQLModel, table=True):
-    """One failed sign-in, kept for throttling by email and by client address."""
+class AuthAttempt(SQLModel, table=True):
+    """One sign-in or registration attempt, kept for throttling by client address (and email, for sign-ins).
 
-    __tablename__ = "failed_logins"
-    __table_args__ = (
-        Index("ix_failed_logins_email_at", "email", "attempted_at"),
-        Index("ix_failed_logins_client_at", "client", "attempted_at"),
-    )
+    A sign-in writes its row before the password is checked, so concurrent attempts count each other; the
+    row is deleted again when the password was right or the attempt was refused without a check.
+    """
+
+    __tablename__ = "auth_attempts"
+    __table_args__ = (Index("ix_auth_attempts_kind_client_email_at", "kind", "client", "email", "attempted_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    email: str = Field(max_length=254)
+    kind: str = Field(max_length=16)  # "sign_in" or "register"
     client: str = Field(max_length=64)
+    email: str = Field(default="", max_length=254)
     attempted_at: datetime
+
+
+class PasswordReset(SQLModel, table=True):
+    """A one-time link an admin issued so a member can set a new password. Only the token's SHA-256 is kept."""
+
+    __tablename__ = "password_resets"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
 
 
 class Membership(SQLModel, table=True):

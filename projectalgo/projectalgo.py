@@ -10,6 +10,7 @@ from reflex.config import get_config
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from projectalgo import live
 from projectalgo.api import around_reflex, http_policy
 from projectalgo.pages.accounts import AccountsState, accounts_page
 from projectalgo.pages.admin import AdminState, admin_page
@@ -21,6 +22,7 @@ from projectalgo.pages.strategies import StrategiesState, strategies_page
 from projectalgo.pages.strategy import StrategyPageState, strategy_page
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot
+from projectalgo.state import idle_limit, in_session
 
 log = logging.getLogger("projectalgo.live")
 PRUNE_EVERY_SECONDS = 60
@@ -49,22 +51,36 @@ app = ProjectAlgoApp(api_transformer=around_reflex)
 _pushes: set[asyncio.Task] = set()  # running pushes, kept so they are not garbage-collected
 
 
-async def _push_to_tab(client_token: str, state: type[rx.State], snapshot: Snapshot) -> None:
+async def _push_to_tab(client_token: str, state: type[rx.State], login_session_id: int, snapshot: Snapshot) -> None:
     try:
         async with app.modify_state(rx.BaseStateToken(ident=client_token, cls=state)) as root:
-            live = await root.get_state(state)
-            live._apply_snapshot(snapshot)
+            tab = await root.get_state(state)
+            # The tab may have signed out or changed user since it was registered, without an event here yet.
+            if tab._user is None or tab._user.login_session_id != login_session_id:
+                services().watchers.forget(client_token)
+                return
+            tab._apply_snapshot(snapshot)
     except Exception:
         log.exception("live.push_failed strategy_id=%s", snapshot.strategy_id)
 
 
 async def push_snapshot(snapshot: Snapshot) -> None:
-    """Send a stored snapshot to the tabs showing its strategy, without delaying the bot's answer."""
+    """Send a stored snapshot to the tabs showing its strategy whose user may still see it, without delaying
+    the bot's answer. Rights are checked again for every push: a sign-out, a demotion, a disabled user or an
+    ended membership stops the pushes at once, whatever the tab shows."""
     connected = app.event_namespace.token_to_sid if app.event_namespace else {}
-    for client_token, state in services().watchers.of(snapshot.strategy_id):
-        if client_token not in connected:
-            continue  # a closed tab: touching its state would only keep it alive in memory
-        task = asyncio.create_task(_push_to_tab(client_token, state, snapshot))
+    tabs = [tab for tab in services().watchers.of(snapshot.strategy_id) if tab[0] in connected]
+    if not tabs:
+        return  # closed tabs: touching their state would only keep it alive in memory
+    idle = idle_limit()
+    allowed = await in_session(
+        lambda session: live.allowed_sessions(session, snapshot.strategy_id, {t[2] for t in tabs}, idle=idle)
+    )
+    for client_token, state, login_session_id in tabs:
+        if login_session_id not in allowed:
+            services().watchers.forget(client_token)
+            continue
+        task = asyncio.create_task(_push_to_tab(client_token, state, login_session_id, snapshot))
         _pushes.add(task)
         task.add_done_callback(_pushes.discard)
 

@@ -27,6 +27,10 @@ T = TypeVar("T")
 # database work runs on (asyncio.to_thread's default executor: 6 threads on 2 cores).
 STRIPE_THREADS = 8
 _stripe_threads = ThreadPoolExecutor(max_workers=STRIPE_THREADS, thread_name_prefix="stripe")
+# bcrypt work (sign-in, registration, password changes) runs on threads of its own, this many at a time: a
+# burst of sign-ins or registrations queues here instead of holding the threads database work runs on.
+PASSWORD_THREADS = 2
+password_threads = ThreadPoolExecutor(max_workers=PASSWORD_THREADS, thread_name_prefix="password")
 
 
 async def in_stripe_thread(work: Callable[[], T]) -> T:

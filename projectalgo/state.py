@@ -7,8 +7,10 @@ code are public; the user id lives in a backend var (leading underscore) and is 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 from urllib.parse import quote
 
@@ -17,19 +19,27 @@ from sqlmodel import Session
 
 from projectalgo import accounts, billing
 from projectalgo.db import session_scope
-from projectalgo.runtime import services
+from projectalgo.runtime import password_threads, services
 
 T = TypeVar("T")
 
 
-async def in_session(work: Callable[[Session], T]) -> T:
-    """Run `work` in one committed-or-rolled-back database session, in a thread (off the event loop)."""
-
+async def _in_session_on(executor: Executor | None, work: Callable[[Session], T]) -> T:
     def run() -> T:
         with session_scope(services().engine) as session:
             return work(session)
 
-    return await asyncio.to_thread(run)
+    return await asyncio.get_running_loop().run_in_executor(executor, run)
+
+
+async def in_session(work: Callable[[Session], T]) -> T:
+    """Run `work` in one committed-or-rolled-back database session, in a thread (off the event loop)."""
+    return await _in_session_on(None, work)
+
+
+async def in_password_session(work: Callable[[Session], T]) -> T:
+    """As in_session, for work that hashes or checks a password: on the bounded password threads."""
+    return await _in_session_on(password_threads, work)
 
 
 @dataclass(frozen=True)
@@ -39,10 +49,26 @@ class CurrentUser:
     email: str
     roles: tuple[str, ...]
     membership_active: bool
+    login_session_id: int
 
     @property
     def actor(self) -> accounts.Actor:
         return accounts.Actor(self.id, self.roles)
+
+    @property
+    def identity(self) -> tuple[int, int, tuple[str, ...], bool]:
+        """What a tab's data was loaded for: when any of it changes, the tab's pages are emptied."""
+        return self.login_session_id, self.id, self.roles, self.membership_active
+
+
+def idle_limit() -> timedelta:
+    return timedelta(minutes=services().settings.session_idle_minutes)
+
+
+def _page_states(cls: type[rx.State]) -> Iterator[type[rx.State]]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _page_states(sub)
 
 
 def login_url(path: str) -> str:
@@ -63,6 +89,8 @@ class AuthState(rx.State):
     membership_exempt: bool = False
     membership_ends_at: str = ""  # ISO 8601 UTC, shown in the viewer's time zone
     _user: CurrentUser | None = None
+    # Whom this tab's page states were filled for (CurrentUser.identity), None before anyone.
+    _identity: tuple | None = None
 
     @rx.var
     def signed_in(self) -> bool:
@@ -82,24 +110,29 @@ class AuthState(rx.State):
 
     async def _current_user(self) -> CurrentUser | None:
         """Resolve the browser's token against the database now (a revoked session or disabled user ends here)."""
-        token = self.session_token
+        token, idle = self.session_token, idle_limit()
 
         def load(session: Session) -> tuple[CurrentUser, billing.MembershipStatus, int, str] | None:
-            user = accounts.user_for_session(session, token)
-            if user is None:
+            signed_in = accounts.user_for_session(session, token, idle=idle)
+            if signed_in is None:
                 return None
+            user = signed_in.user
             invitation = accounts.own_invitation(session, user.id)
             membership = billing.status(session, user)
-            current = CurrentUser(user.id, user.name, user.email, tuple(user.roles), membership.active)
+            current = CurrentUser(
+                user.id, user.name, user.email, tuple(user.roles), membership.active, signed_in.login_session_id
+            )
             uses_left, code = (invitation.uses_remaining, invitation.code) if invitation else (0, "")
             return current, membership, uses_left, code
 
         loaded = await in_session(load) if token else None
         if loaded is None:
-            self._forget_user()
+            await self._forget_user()
             return None
         user, membership, uses_left, code = loaded
-        self._user = user
+        if self._identity not in (None, user.identity):  # another user, or a lost role or membership
+            await self._empty_tab()
+        self._user, self._identity = user, user.identity
         self.user_name, self.user_email, self.user_roles = user.name, user.email, list(user.roles)
         self.invite_code, self.invite_uses_left = code, uses_left
         self.invite_uses_default = services().settings.invite_default_uses
@@ -107,12 +140,23 @@ class AuthState(rx.State):
         self.membership_ends_at = membership.ends_at.isoformat() if membership.ends_at else ""
         return user
 
-    def _forget_user(self) -> None:
-        self._user = None
+    async def _forget_user(self) -> None:
+        """Nobody is signed in on this tab (any more): empty every page it showed and stop its live updates."""
+        if self._identity is not None:
+            await self._empty_tab()
+        self._user = self._identity = None
         self.user_name = self.user_email = self.invite_code = self.membership_ends_at = ""
         self.user_roles = []
         self.invite_uses_left = 0
         self.membership_exempt = False
+
+    async def _empty_tab(self) -> None:
+        """Reset every page state of this tab to its defaults and forget its live registrations, so nothing
+        loaded for one user (or role, or membership) is ever sent to the browser for another."""
+        services().watchers.forget(self.router.session.client_token)
+        for page_state in _page_states(AuthState):
+            (await self.get_state(page_state)).reset()
+        self._identity = None
 
     def _to_login(self) -> rx.event.EventSpec:
         return rx.redirect(login_url(self.router.url.path))
@@ -129,6 +173,13 @@ class AuthState(rx.State):
         if not user.membership_active:
             return rx.redirect("/membership")
         return user
+
+
+def form_text(form: object, name: str) -> str:
+    """A text field of a submitted form. The browser can send anything: a form that is not a dict, or a value
+    that is not a string, reads as empty, so the form's own validation answers it with a readable message."""
+    value = form.get(name, "") if isinstance(form, dict) else ""
+    return value if isinstance(value, str) else ""
 
 
 def parse_id(value: object) -> int:

@@ -165,9 +165,14 @@ def list_accounts(session: Session, actor: Actor) -> list[AccountView]:
 # Strategies
 
 
+def may_view(strategy: Strategy, actor: Actor) -> bool:
+    """Who may see a strategy: its owner and admins (only the owner may change it)."""
+    return strategy.owner_id == actor.user_id or actor.is_admin
+
+
 def _visible_strategy(session: Session, actor: Actor, strategy_id: int, *, to_change: bool) -> Strategy:
     strategy = session.get(Strategy, strategy_id)
-    if strategy is None or (strategy.owner_id != actor.user_id and (to_change or not actor.is_admin)):
+    if strategy is None or not (strategy.owner_id == actor.user_id if to_change else may_view(strategy, actor)):
         raise NotFoundError("No such strategy.")
     return strategy
 

@@ -43,6 +43,7 @@ def make_member(
             email=email,
             password=PASSWORD,
             confirmation=PASSWORD,
+            client=f"factory-{next(_numbers)}",  # one client per member: no registration throttle
             bcrypt_rounds=4,
             default_uses=5,
         )

@@ -111,7 +111,9 @@ class DashboardState(AuthState):
         live = await self.get_state(DashboardLiveState)
         seq = live._show(equity, win, rows, accounts)
         self.figure = charts.equity_figure(equity.series, seq, f"Wallet balance — {win.key}")
-        services().watchers.watch(self.router.session.client_token, DashboardLiveState, accounts)
+        services().watchers.watch(
+            self.router.session.client_token, DashboardLiveState, accounts, member.login_session_id
+        )
 
     async def _guarded_load(self) -> rx.event.EventSpec | None:
         member = await self._member()

@@ -6,7 +6,7 @@ from sqlmodel import Session
 from projectalgo import accounts
 from projectalgo.components.layout import form_error, labelled_input, layout
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, in_session
+from projectalgo.state import AuthState, form_text, in_password_session, in_session
 
 
 class InviteState(AuthState):
@@ -41,21 +41,23 @@ class InviteState(AuthState):
     async def register(self, form: dict[str, str]) -> rx.event.EventSpec | None:
         settings = services().settings
         code = self._code()
+        client = self.router.session.client_ip or "unknown"
 
         def register(session: Session) -> None:
             accounts.register(
                 session,
                 code=code,
-                name=str(form.get("name", "")),
-                email=str(form.get("email", "")),
-                password=str(form.get("password", "")),
-                confirmation=str(form.get("confirmation", "")),
+                name=form_text(form, "name"),
+                email=form_text(form, "email"),
+                password=form_text(form, "password"),
+                confirmation=form_text(form, "confirmation"),
+                client=client,
                 bcrypt_rounds=settings.bcrypt_rounds,
                 default_uses=settings.invite_default_uses,
             )
 
         try:
-            await in_session(register)
+            await in_password_session(register)
         except accounts.AccountError as error:
             self.error = str(error)
             await self._describe()
@@ -67,10 +69,19 @@ def registration_form() -> rx.Component:
     return rx.form(
         rx.vstack(
             form_error(InviteState.error),
-            labelled_input("Name", name="name", auto_complete="name", required=True, max_length=100),
-            labelled_input("Email", name="email", type="email", auto_complete="email", required=True),
             labelled_input(
-                "Password (at least 10 characters)",
+                "Name", name="name", auto_complete="name", required=True, max_length=accounts.NAME_MAX_LENGTH
+            ),
+            labelled_input(
+                "Email",
+                name="email",
+                type="email",
+                auto_complete="email",
+                required=True,
+                max_length=accounts.EMAIL_MAX_LENGTH,
+            ),
+            labelled_input(
+                f"Password (at least {accounts.PASSWORD_MIN_LENGTH} characters)",
                 name="password",
                 type="password",
                 auto_complete="new-password",

@@ -6,7 +6,7 @@ from sqlmodel import Session
 from projectalgo import accounts
 from projectalgo.components.layout import form_error, labelled_input, layout
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, in_session
+from projectalgo.state import AuthState, form_text, in_password_session, in_session
 
 HOME = "/dashboard"
 
@@ -32,19 +32,22 @@ class LoginState(AuthState):
 
     @rx.event
     async def sign_in(self, form: dict[str, str]) -> rx.event.EventSpec | None:
-        email, password = str(form.get("email", "")), str(form.get("password", ""))
+        email, password = form_text(form, "email"), form_text(form, "password")
         client = self.router.session.client_ip or "unknown"
-        days = services().settings.session_days
+        settings = services().settings
 
         def authenticate(session: Session) -> str:
-            user = accounts.authenticate(session, email=email, password=password, client=client)
-            return accounts.start_session(session, user=user, days=days)
+            user = accounts.authenticate(
+                session, email=email, password=password, client=client, bcrypt_rounds=settings.bcrypt_rounds
+            )
+            return accounts.start_session(session, user=user, days=settings.session_days)
 
         try:
-            token = await in_session(authenticate)
+            token = await in_password_session(authenticate)
         except accounts.AccountError as error:
             self.error = str(error)
             return None
+        await self._empty_tab()  # whatever this tab showed was loaded for someone else, or for nobody
         self.error = ""
         self.session_token = token
         return rx.redirect(safe_next(self.router.url.query_parameters.get("next")))
@@ -82,7 +85,8 @@ class LogoutState(AuthState):
         if token:
             await in_session(lambda session: accounts.end_session(session, token))
         self.session_token = ""
-        self._forget_user()
+        await self._empty_tab()
+        await self._forget_user()
         return rx.redirect("/login")
 
 

@@ -102,16 +102,26 @@ class StrategyPageState(AuthState):
     def _route_id(self) -> int:
         return parse_id(self.router.url.path.rstrip("/").rsplit("/", 1)[-1])
 
-    async def _load(self, member: CurrentUser) -> None:
-        """Check the member may see this strategy (owner, or admin), then send the figure and the first page."""
+    async def _viewable(self, member: CurrentUser) -> strategies.StrategyView | None:
+        """The strategy of this page's URL, checked now against the member's right to see it (never an id kept
+        from an earlier call). None empties the page and stops its live updates."""
         strategy_id, actor = self._route_id(), member.actor
         try:
-            view = await in_session(lambda session: strategies.get_strategy(session, actor, strategy_id))
+            return await in_session(lambda session: strategies.get_strategy(session, actor, strategy_id))
         except strategies.NotFoundError:
-            self.found, self.figure, self.lines = False, {}, []
+            self.reset()
+            self.found = False
+            (await self.get_state(StrategyLiveState)).reset()
             services().watchers.forget(self.router.session.client_token)
+            return None
+
+    async def _load(self, member: CurrentUser) -> None:
+        """Check the member may see this strategy (owner, or admin), then send the figure and the first page."""
+        range_key = self.range_key
+        view = await self._viewable(member)
+        if view is None:
             return
-        self.found, self._strategy_id = True, view.id
+        self.found, self.range_key, self._strategy_id = True, range_key, view.id
         self.name, self.description, self.account_name, self.symbol = (
             view.name,
             view.description,
@@ -132,21 +142,36 @@ class StrategyPageState(AuthState):
         stale_ms = services().settings.stale_after_minutes * 60_000
         live.status = charts.status(latest.at_ms if latest else None, now, stale_ms)
         self.figure = charts.strategy_figure(points, live._seq)
-        await self._first_page(live)
-        services().watchers.watch(self.router.session.client_token, StrategyLiveState, [view.id])
-
-    async def _first_page(self, live: StrategyLiveState) -> None:
         self._page_ends, self.page = [], 1
-        await self._read_page(2**62)
+        await self._read_page(view.id, 2**62)
         live.unseen = 0
+        services().watchers.watch(
+            self.router.session.client_token, StrategyLiveState, [view.id], member.login_session_id
+        )
 
-    async def _read_page(self, before_ms: int) -> None:
-        store, strategy_id = services().snapshot_store, self._strategy_id
+    async def _read_page(self, strategy_id: int, before_ms: int) -> None:
+        store = services().snapshot_store
         found = await anyio.to_thread.run_sync(lambda: store.recent(strategy_id, before_ms, limit=PAGE_SIZE + 1))
         self._page_ends = [*self._page_ends[: self.page - 1], before_ms]
         self.lines = [_line(s) for s in found[:PAGE_SIZE]]
         self.has_more = len(found) > PAGE_SIZE
         self._next_before = found[PAGE_SIZE - 1].at_ms if self.has_more else 0
+
+    async def _page_to(self, page: int, before_ms: int) -> rx.event.EventSpec | None:
+        """Show page `page` (ending before `before_ms`) of the URL's strategy, if the member may see it now."""
+        member = await self._member()
+        if not isinstance(member, CurrentUser):
+            return member
+        view = await self._viewable(member)
+        if view is None:
+            return None
+        if view.id != self._strategy_id:  # pages kept for another strategy mean nothing here: start over
+            page, before_ms = 1, 2**62
+        self._strategy_id, self.page = view.id, page
+        await self._read_page(view.id, before_ms)
+        if page == 1:
+            (await self.get_state(StrategyLiveState)).unseen = 0
+        return None
 
     @rx.event
     async def open_strategy(self) -> rx.event.EventSpec | None:
@@ -174,48 +199,35 @@ class StrategyPageState(AuthState):
 
     @rx.event
     async def newer_page(self) -> rx.event.EventSpec | None:
-        member = await self._member()
-        if not isinstance(member, CurrentUser):
-            return member
-        if self.page > 1:
-            self.page -= 1
-            await self._read_page(self._page_ends[self.page - 1])
-        return None
+        if self.page <= 1:
+            return await self._page_to(1, 2**62)
+        return await self._page_to(self.page - 1, self._page_ends[self.page - 2])
 
     @rx.event
     async def older_page(self) -> rx.event.EventSpec | None:
-        member = await self._member()
-        if not isinstance(member, CurrentUser):
-            return member
-        if self.has_more and self._next_before:
-            self.page += 1
-            await self._read_page(self._next_before)
-        return None
+        if not (self.has_more and self._next_before):
+            return await self._page_to(self.page, self._page_ends[-1] if self._page_ends else 2**62)
+        return await self._page_to(self.page + 1, self._next_before)
 
     @rx.event
     async def show_newest(self) -> rx.event.EventSpec | None:
-        member = await self._member()
-        if not isinstance(member, CurrentUser):
-            return member
-        await self._first_page(await self.get_state(StrategyLiveState))
-        return None
+        return await self._page_to(1, 2**62)
 
     @rx.event
     async def download_csv(self) -> rx.event.EventSpec | None:
-        """A link valid for a minute, for this user, strategy and the chosen range."""
+        """A link valid for a minute, for this sign-in, strategy and the chosen range."""
         member = await self._member()
         if not isinstance(member, CurrentUser):
             return member
-        strategy_id, actor = self._route_id(), member.actor
-        try:
-            view = await in_session(lambda session: strategies.get_strategy(session, actor, strategy_id))
-        except strategies.NotFoundError:
+        view = await self._viewable(member)
+        if view is None:
             return rx.redirect("/strategies")
         now = epoch_ms(utcnow())
         win = dashboard.window(self.range_key, now, epoch_ms(view.created_at))
         link = exports.signed_link(
             services().settings.secret_key_base,
             user_id=member.id,
+            login_session_id=member.login_session_id,
             strategy_id=view.id,
             start_ms=win.start_ms,
             end_ms=win.end_ms,

@@ -34,7 +34,12 @@ def test_create_admin_reads_the_password_from_stdin_and_prints_the_invite_link(e
     with session_scope(engine) as session:
         user = session.scalars(select(User)).one()
         code = accounts.own_invitation(session, user.id).code
-        assert accounts.authenticate(session, email="boss@example.com", password=PASSWORD, client="cli").id == user.id
+        assert (
+            accounts.authenticate(
+                session, email="boss@example.com", password=PASSWORD, client="cli", bcrypt_rounds=4
+            ).id
+            == user.id
+        )
     assert user.roles == ["member", "admin"]
     assert f"invite link: http://127.0.0.1:9999/invite/{code}" in result.stdout
     assert PASSWORD not in result.stdout + result.stderr

@@ -39,3 +39,29 @@ def browser_view(state: rx.State) -> str:
     while root.parent_state is not None:
         root = root.parent_state
     return json.dumps(root.dict(), default=str)
+
+
+def visit(state: rx.State, path: str, *, client_token: str = "tab-1", client_ip: str = "198.51.100.7") -> None:
+    """Point the tab's router at `path` (as a page load does), from this browser tab and address."""
+    root = state
+    while root.parent_state is not None:
+        root = root.parent_state
+    route = rx.constants.RouteVar
+    root._update_router_vars(
+        {
+            route.PATH: path,
+            route.ORIGIN: path,
+            route.CLIENT_TOKEN: client_token,
+            route.CLIENT_IP: client_ip,
+            route.HEADERS: {"origin": "http://127.0.0.1:3999"},
+        },
+        {},
+    )
+
+
+def same_tab(state: rx.State, state_class: type[rx.State]) -> rx.State:
+    """Another page's state of the same tab (the same state tree)."""
+    root = state
+    while root.parent_state is not None:
+        root = root.parent_state
+    return root.get_substate(state_class.get_full_name().split(".")[1:])

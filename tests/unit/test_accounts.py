@@ -7,11 +7,15 @@ from sqlalchemy import func, select, update
 from projectalgo import accounts
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
-from projectalgo.models import FailedLogin, Invitation, LoginSession, User
+from projectalgo.models import AuthAttempt, Invitation, LoginSession, PasswordReset, User
 from tests.factories import PASSWORD, invite_code_of, make_admin, make_member
 
+IDLE = timedelta(minutes=60)
 
-def _register(engine, code, email="new@example.com", password=PASSWORD, confirmation=None, name="New Person"):
+
+def _register(
+    engine, code, email="new@example.com", password=PASSWORD, confirmation=None, name="New Person", client=None
+):
     with session_scope(engine) as session:
         return accounts.register(
             session,
@@ -20,6 +24,7 @@ def _register(engine, code, email="new@example.com", password=PASSWORD, confirma
             email=email,
             password=password,
             confirmation=password if confirmation is None else confirmation,
+            client=client or f"client-of-{email}",
             bcrypt_rounds=4,
             default_uses=5,
         )
@@ -56,7 +61,7 @@ def test_twenty_concurrent_registrations_never_oversell_five_uses(engine):
 
     def attempt(n):
         try:
-            _register(engine, code, email=f"racer{n}@example.com")
+            _register(engine, code, email=f"racer{n}@example.com", client=f"10.1.0.{n}")
             return True
         except accounts.AccountError:
             return False
@@ -117,9 +122,34 @@ def test_describe_invite_shows_the_inviter_and_uses_left(engine):
         assert accounts.describe_invite(session, "unknown") is None
 
 
-def _sign_in(engine, email, password=PASSWORD, client="198.51.100.7"):
+def test_registration_checks_the_invitation_before_anything_about_the_password(engine):
+    """A fake code is refused before the (slow) password hash: its answer is about the code, not the password."""
+    with pytest.raises(accounts.AccountError, match="invitation link is not valid"):
+        _register(engine, "no-such-code", password="short", confirmation="other")
+
+
+def test_registration_is_throttled_per_client(engine):
+    code = invite_code_of(engine, make_admin(engine))
+    for n in range(accounts.REGISTER_MAX_ATTEMPTS):
+        with pytest.raises(accounts.AccountError, match="not valid"):
+            _register(engine, "fake-code", email=f"bot{n}@example.com", client="203.0.113.9")
+    with pytest.raises(accounts.AccountError, match="Too many registration attempts"):
+        _register(engine, code, client="203.0.113.9")  # even with a good code
+    assert _register(engine, code, client="198.51.100.20").email == "new@example.com"  # others are not slowed
     with session_scope(engine) as session:
-        return accounts.authenticate(session, email=email, password=password, client=client)
+        session.execute(update(AuthAttempt).values(attempted_at=utcnow() - accounts.THROTTLE_WINDOW))
+    assert _register(engine, code, email="later@example.com", client="203.0.113.9").email == "later@example.com"
+
+
+def _sign_in(engine, email, password=PASSWORD, client="198.51.100.7", rounds=4):
+    with session_scope(engine) as session:
+        return accounts.authenticate(session, email=email, password=password, client=client, bcrypt_rounds=rounds)
+
+
+def _age_attempts(engine, by: timedelta) -> None:
+    with session_scope(engine) as session:
+        for attempt in session.scalars(select(AuthAttempt)):
+            attempt.attempted_at -= by
 
 
 def test_sign_in_checks_the_password_and_never_says_whether_the_email_exists(engine):
@@ -134,54 +164,190 @@ def test_sign_in_checks_the_password_and_never_says_whether_the_email_exists(eng
     assert str(wrong_password.value) == str(unknown_email.value) == str(too_long.value) == accounts.SIGN_IN_FAILED
 
 
-def test_five_failures_for_one_email_or_one_client_throttle_sign_in(engine):
+def test_unknown_emails_are_checked_at_the_same_bcrypt_cost_as_real_passwords():
+    """The answer for an unknown email takes as long as for a known one (bench/signin.py times it at cost 12)."""
+    for rounds in (4, 10, 12):
+        assert accounts._dummy_hash(rounds).startswith(f"$2b${rounds:02d}$")
+
+
+def test_failures_slow_only_the_client_that_made_them_with_backoff(engine):
     make_member(engine, email="mia@example.com")
-    make_member(engine, email="max@example.com")
-    for n in range(5):
+    attacker, mia = "203.0.113.5", "198.51.100.7"
+    for _ in range(accounts.FREE_FAILURES):
         with pytest.raises(accounts.AccountError, match="do not match"):
-            _sign_in(engine, "mia@example.com", "wrong password!", client=f"10.0.0.{n}")
-    with pytest.raises(accounts.AccountError, match="Too many"):
-        _sign_in(engine, "mia@example.com", client="10.9.9.9")  # even the right password
-    assert _sign_in(engine, "max@example.com", client="10.9.9.9").email == "max@example.com"
-    for n in range(5):
+            _sign_in(engine, "mia@example.com", "wrong password!", client=attacker)
+    with pytest.raises(accounts.AccountError, match="Try again in 30 seconds"):
+        _sign_in(engine, "mia@example.com", client=attacker)  # even the right password waits
+    assert _sign_in(engine, "mia@example.com", client=mia).email == "mia@example.com"  # Mia is not locked out
+    _age_attempts(engine, accounts.BACKOFF_START)
+    with pytest.raises(accounts.AccountError, match="do not match"):  # one more try after the wait...
+        _sign_in(engine, "mia@example.com", "wrong password!", client=attacker)
+    with pytest.raises(accounts.AccountError, match="Try again in 60 seconds"):  # ...and the next wait doubles
+        _sign_in(engine, "mia@example.com", client=attacker)
+    _age_attempts(engine, accounts.THROTTLE_WINDOW)
+    assert _sign_in(engine, "mia@example.com", client=attacker).email == "mia@example.com"  # the window passed
+
+
+def test_a_right_password_clears_the_failures_of_that_client_and_email(engine):
+    make_member(engine, email="mia@example.com")
+    for _ in range(accounts.FREE_FAILURES - 1):
         with pytest.raises(accounts.AccountError):
+            _sign_in(engine, "mia@example.com", "wrong password!")
+    _sign_in(engine, "mia@example.com")
+    for _ in range(accounts.FREE_FAILURES):
+        with pytest.raises(accounts.AccountError, match="do not match"):
+            _sign_in(engine, "mia@example.com", "wrong password!")
+
+
+def test_one_client_trying_many_emails_is_capped(engine):
+    make_member(engine, email="max@example.com")
+    for n in range(accounts.CLIENT_MAX_FAILURES):
+        with pytest.raises(accounts.AccountError, match="do not match"):
             _sign_in(engine, f"ghost{n}@example.com", client="203.0.113.5")
-    with pytest.raises(accounts.AccountError, match="Too many"):
+    with pytest.raises(accounts.AccountError, match="Too many failed sign-in attempts"):
         _sign_in(engine, "max@example.com", client="203.0.113.5")
-    # Failures older than the window no longer count.
-    with session_scope(engine) as session:
-        session.execute(update(FailedLogin).values(attempted_at=utcnow() - timedelta(minutes=16)))
-    assert _sign_in(engine, "mia@example.com").email == "mia@example.com"
+    assert _sign_in(engine, "max@example.com", client="198.51.100.1").email == "max@example.com"
 
 
-def test_a_disabled_user_cannot_sign_in_and_loses_their_sessions(engine):
+def _parallel_wrong_passwords(engine, attempts: int) -> int:
+    """Wrong passwords tried all at once by one client for one email; returns how many were checked."""
+
+    def attempt(_n):
+        try:
+            _sign_in(engine, "mia@example.com", "wrong password!", client="203.0.113.5")
+        except accounts.AccountError as error:
+            return "do not match" in str(error)
+        return False
+
+    with ThreadPoolExecutor(max_workers=attempts) as pool:
+        checked = sum(pool.map(attempt, range(attempts)))
+    with session_scope(engine) as session:  # checked and failed attempts stay; refused ones are taken back
+        kept = session.scalar(select(func.count()).select_from(AuthAttempt).where(AuthAttempt.kind == "sign_in"))
+        assert kept == checked
+    return checked
+
+
+def test_thirty_parallel_attempts_check_at_most_the_free_failures(engine):
+    make_member(engine, email="mia@example.com")
+    assert 1 <= _parallel_wrong_passwords(engine, 30) <= accounts.FREE_FAILURES
+
+
+def test_thirty_parallel_attempts_check_at_most_the_free_failures_on_postgresql(pg_engine):
+    make_member(pg_engine, email="mia@example.com")
+    assert 1 <= _parallel_wrong_passwords(pg_engine, 30) <= accounts.FREE_FAILURES
+
+
+def test_a_disabled_user_is_told_so_only_with_the_right_password_and_loses_their_sessions(engine):
     member = make_member(engine, email="mia@example.com")
     with session_scope(engine) as session:
         token = accounts.start_session(session, user=member, days=30)
-        assert accounts.user_for_session(session, token).id == member.id
+        assert accounts.user_for_session(session, token, idle=IDLE).user.id == member.id
         session.execute(update(User).where(User.id == member.id).values(disabled_at=utcnow()))
     with session_scope(engine) as session:
-        assert accounts.user_for_session(session, token) is None
+        assert accounts.user_for_session(session, token, idle=IDLE) is None
     with pytest.raises(accounts.AccountError, match="do not match"):
+        _sign_in(engine, "mia@example.com", "wrong password!")
+    with pytest.raises(accounts.AccountError, match="disabled; contact an admin"):
         _sign_in(engine, "mia@example.com")
 
 
-def test_sessions_are_stored_as_hashes_and_end_on_sign_out_or_expiry(engine):
+def test_sessions_are_stored_as_hashes_and_end_on_sign_out_expiry_or_idleness(engine):
     member = make_member(engine)
     with session_scope(engine) as session:
         token = accounts.start_session(session, user=member, days=30)
         other = accounts.start_session(session, user=member, days=30)
+        third = accounts.start_session(session, user=member, days=30)
     with session_scope(engine) as session:
         stored = session.scalars(select(LoginSession.token_hash)).all()
         assert token not in stored and len(stored[0]) == 64
         accounts.end_session(session, token)
     with session_scope(engine) as session:
-        assert accounts.user_for_session(session, token) is None
-        assert accounts.user_for_session(session, other).id == member.id
-        assert accounts.user_for_session(session, "") is None
-        session.execute(update(LoginSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+        assert accounts.user_for_session(session, token, idle=IDLE) is None
+        signed_in = accounts.user_for_session(session, other, idle=IDLE)
+        assert signed_in.user.id == member.id
+        assert accounts.live_session_user(session, signed_in.login_session_id, idle=IDLE).id == member.id
+        assert accounts.user_for_session(session, "", idle=IDLE) is None
+        session.execute(update(LoginSession).values(last_seen_at=utcnow() - IDLE - timedelta(seconds=1)))
+    with session_scope(engine) as session:  # unused for longer than the idle limit
+        assert accounts.user_for_session(session, third, idle=IDLE) is None
+        assert accounts.live_session_user(session, signed_in.login_session_id, idle=IDLE) is None
+        session.execute(update(LoginSession).values(last_seen_at=utcnow(), expires_at=utcnow() - timedelta(seconds=1)))
+    with session_scope(engine) as session:  # past the absolute limit, however busy
+        assert accounts.user_for_session(session, other, idle=IDLE) is None
+
+
+def test_signing_out_everywhere_ends_every_sign_in(engine):
+    member = make_member(engine)
     with session_scope(engine) as session:
-        assert accounts.user_for_session(session, other) is None
+        tokens = [accounts.start_session(session, user=member, days=30) for _ in range(3)]
+        accounts.end_all_sessions(session, member.id)
+    with session_scope(engine) as session:
+        assert all(accounts.user_for_session(session, t, idle=IDLE) is None for t in tokens)
+
+
+def _change_password(engine, member, current, new, keep):
+    with session_scope(engine) as session:
+        accounts.change_password(
+            session,
+            user_id=member.id,
+            current=current,
+            password=new,
+            confirmation=new,
+            client="198.51.100.7",
+            bcrypt_rounds=4,
+            keep_login_session_id=keep,
+        )
+
+
+def test_changing_the_password_needs_the_current_one_and_ends_the_other_sign_ins(engine):
+    member = make_member(engine, email="mia@example.com")
+    with session_scope(engine) as session:
+        here, elsewhere = (accounts.start_session(session, user=member, days=30) for _ in range(2))
+        keep = accounts.user_for_session(session, here, idle=IDLE).login_session_id
+    with pytest.raises(accounts.AccountError, match="current password is not right"):
+        _change_password(engine, member, "wrong password!", "a new password 1", keep)
+    with pytest.raises(accounts.AccountError, match="at least 10"):
+        _change_password(engine, member, PASSWORD, "short", keep)
+    _change_password(engine, member, PASSWORD, "a new password 1", keep)
+    with session_scope(engine) as session:
+        assert accounts.user_for_session(session, here, idle=IDLE).user.id == member.id
+        assert accounts.user_for_session(session, elsewhere, idle=IDLE) is None
+    with pytest.raises(accounts.AccountError, match="do not match"):
+        _sign_in(engine, "mia@example.com")
+    assert _sign_in(engine, "mia@example.com", "a new password 1").id == member.id
+
+
+def test_a_password_reset_link_works_once_ends_every_sign_in_and_expires(engine):
+    member = make_member(engine, email="mia@example.com")
+    with session_scope(engine) as session:
+        token = accounts.start_session(session, user=member, days=30)
+        first = accounts.issue_password_reset(session, user=member)
+        second = accounts.issue_password_reset(session, user=member)  # the newer link replaces the older
+        assert session.scalars(select(PasswordReset.token_hash)).all() == [accounts._token_hash(second)]
+    with session_scope(engine) as session:
+        assert not accounts.password_reset_usable(session, first)
+        assert accounts.password_reset_usable(session, second)
+    with pytest.raises(accounts.AccountError, match="not valid any more"), session_scope(engine) as session:
+        accounts.reset_password(
+            session, token=first, password="a new password 1", confirmation="a new password 1", bcrypt_rounds=4
+        )
+    with session_scope(engine) as session:
+        accounts.reset_password(
+            session, token=second, password="a new password 1", confirmation="a new password 1", bcrypt_rounds=4
+        )
+    with session_scope(engine) as session:
+        assert accounts.user_for_session(session, token, idle=IDLE) is None
+        assert not accounts.password_reset_usable(session, second)
+    with pytest.raises(accounts.AccountError, match="not valid any more"), session_scope(engine) as session:
+        accounts.reset_password(
+            session, token=second, password="another one 22", confirmation="another one 22", bcrypt_rounds=4
+        )
+    assert _sign_in(engine, "mia@example.com", "a new password 1").id == member.id
+    with session_scope(engine) as session:
+        third = accounts.issue_password_reset(session, user=member)
+        session.execute(update(PasswordReset).values(expires_at=utcnow() - timedelta(seconds=1)))
+    with session_scope(engine) as session:
+        assert not accounts.password_reset_usable(session, third)
 
 
 def test_roles_are_granted_and_removed(engine):
