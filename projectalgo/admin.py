@@ -3,13 +3,20 @@
 Every function takes the acting user and checks the role first: admins may change, moderators may read
 users and strategies, nobody else anything. Every change is written to the audit log in the same
 transaction; a refusal is recorded by `record_refusal` in its own (the refused one is rolled back).
+
+Text that reaches the audit log from a browser is whitelisted (roles) or cut to the column sizes, and
+refusals are recorded a few a minute at most (per tab, see `RefusalBudget`, and per actor): anyone may call
+an admin event, so refusals must not be able to fill the table or push real changes off the admin's view.
 Plain Python on a SQL session; no Reflex here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlmodel import Session
@@ -18,6 +25,7 @@ from projectalgo import accounts, billing
 from projectalgo.accounts import Actor
 from projectalgo.clock import utcnow
 from projectalgo.models import (
+    ROLES,
     AuditEntry,
     BrokerageAccount,
     Invitation,
@@ -30,6 +38,23 @@ from projectalgo.models import (
 
 MAX_INVITE_USES = 10_000
 PAGE_SIZE = 25
+MAX_ID = 2**31 - 1  # the id columns are 32-bit integers on PostgreSQL
+SEARCH_MAX_LENGTH = 100
+# The audit log's column sizes, read from the model.
+ACTION_MAX_LENGTH = AuditEntry.__table__.c.action.type.length
+TARGET_MAX_LENGTH = AuditEntry.__table__.c.target.type.length
+REASON_MAX_LENGTH = AuditEntry.__table__.c.reason.type.length
+MANAGED_ROLES = ("moderator", "admin")  # the roles changed on /admin ("member" is everyone's)
+# Refusals recorded per window: per tab (RefusalBudget), and per actor across tabs and workers (all anonymous
+# callers count as one actor). Further refusals are counted in the log only.
+REFUSAL_WINDOW_SECONDS = 60
+REFUSALS_PER_TAB = 5
+REFUSALS_PER_ACTOR = 20
+REFUSALS_SHOWN = 20  # the audit view shows the newest refusals apart, so they never push changes off it
+FORM_NOT_UNDERSTOOD = "The form could not be read. Reload the page and try again."
+_WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]{1,12}$")
+
+log = logging.getLogger("projectalgo.admin")
 
 
 class AdminError(ValueError):
@@ -38,6 +63,75 @@ class AdminError(ValueError):
 
 class NotAllowedError(AdminError):
     """The actor's role does not allow this."""
+
+
+class InputError(AdminError):
+    """The browser sent something its form cannot have sent (a tampered or stale page); the message says so."""
+
+
+# Input from the browser. Reflex hands event arguments over as the browser sent them, whatever the handler's
+# annotations say: any JSON value may arrive where a form dict, a string, an id or a flag is expected.
+
+
+def _form_value(form: object, name: str) -> str:
+    if not isinstance(form, Mapping):
+        raise InputError(FORM_NOT_UNDERSTOOD)
+    value = form.get(name, "")
+    if not isinstance(value, str):
+        raise InputError(FORM_NOT_UNDERSTOOD)
+    return value
+
+
+def form_text(form: object, name: str, *, max_length: int, label: str) -> str:
+    """The text field `name` of a submitted form ("" when missing); InputError for anything a form cannot send."""
+    value = _form_value(form, name)
+    if len(value) > max_length:
+        raise InputError(f"{label} must be at most {max_length} characters long.")
+    return value
+
+
+def form_number(form: object, name: str, *, label: str) -> int:
+    """A whole number typed into the field `name`; its range is the domain function's to check."""
+    text = _form_value(form, name).strip()
+    if not _WHOLE_NUMBER.match(text):
+        raise InputError(f"{label} must be a whole number.")
+    return int(text)
+
+
+def form_id(form: object, name: str) -> int:
+    """An id held in the field `name` (a hidden input or a select); one that matches nothing when tampered."""
+    return parse_id(_form_value(form, name))
+
+
+def parse_id(value: object) -> int:
+    """An id sent by the browser (a number or its text); -1, which matches nothing, for anything else.
+
+    Only ids that fit the id columns pass: a larger number would make the database raise, not match nothing.
+    """
+    if isinstance(value, str) and _WHOLE_NUMBER.match(value.strip()):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
+        return value
+    return -1
+
+
+def parse_flag(value: object) -> bool:
+    """A yes/no the page sends as a JSON boolean; InputError for anything else (bool("false") is True)."""
+    if isinstance(value, bool):
+        return value
+    raise InputError(FORM_NOT_UNDERSTOOD)
+
+
+def role_action(role: object, grant: object) -> str:
+    """The audit log's name for a role change as the browser asked for it: only known roles and verbs."""
+    verb = ("grant" if grant else "remove") if isinstance(grant, bool) else "change"
+    return f"{verb} {role}" if isinstance(role, str) and role in ROLES else f"{verb} invalid role"
+
+
+def _check_reason(reason: str) -> str:
+    if len(reason) > REASON_MAX_LENGTH:
+        raise InputError(f"The reason must be at most {REASON_MAX_LENGTH} characters long.")
+    return reason
 
 
 def _require_admin(actor: Actor | None) -> Actor:
@@ -57,30 +151,79 @@ def _audit(session: Session, actor: Actor, action: str, user: User | None, targe
         AuditEntry(
             at=utcnow(),
             actor_id=actor.user_id,
-            action=action,
+            action=action[:ACTION_MAX_LENGTH],
             target_user_id=user.id if user else None,
-            target=target[:200],
-            reason=reason.strip()[:500],
+            target=target[:TARGET_MAX_LENGTH],
+            reason=reason.strip()[:REASON_MAX_LENGTH],
             outcome="done",
         )
     )
 
 
-def record_refusal(session: Session, actor: Actor | None, action: str, target: str) -> None:
-    """A refused admin action (e.g. a member calling an admin event directly), for the audit log."""
+@dataclass(frozen=True)
+class RefusalBudget:
+    """One tab's refusals recorded in the current window, and how many went unrecorded since the tab opened.
+
+    Kept in the tab's own state, so it follows the tab (its client token) across workers. A caller who opens
+    tab after tab gets a fresh budget each time: `record_refusal` also caps refusals per actor.
+    """
+
+    started: float = 0.0  # wall-clock seconds
+    recorded: int = 0
+    unrecorded: int = 0
+
+    def take(self, now: float) -> RefusalBudget | None:
+        """The budget with one more refusal recorded, or None when this window's are used up."""
+        current = self if 0 <= now - self.started < REFUSAL_WINDOW_SECONDS else replace(self, started=now, recorded=0)
+        if current.recorded >= REFUSALS_PER_TAB:
+            return None
+        return replace(current, recorded=current.recorded + 1)
+
+    def skip(self, *, actor: Actor | None, action: str, tab: str) -> RefusalBudget:
+        """Count one refusal that was not recorded; logged at the 1st, 2nd, 4th, 8th... of the tab."""
+        skipped = replace(self, unrecorded=self.unrecorded + 1)
+        if skipped.unrecorded & (skipped.unrecorded - 1) == 0:
+            log.warning(
+                "admin.refusals_not_recorded actor=%s action=%s tab=%s count=%d",
+                actor.user_id if actor else "anonymous",
+                action[:ACTION_MAX_LENGTH],
+                tab[:8],
+                skipped.unrecorded,
+            )
+        return skipped
+
+
+def record_refusal(session: Session, actor: Actor | None, action: str, target: str) -> bool:
+    """Record a refused admin action (e.g. a member calling an admin event directly) in the audit log.
+
+    Returns False, recording nothing, once the actor (or, for callers not signed in, all of them together)
+    has REFUSALS_PER_ACTOR refusals recorded in the last REFUSAL_WINDOW_SECONDS. Concurrent calls may each
+    pass the count before either inserts: the cap holds within a few rows. `action` and `target` are cut to
+    the column sizes; callers pass no browser text in `action` beyond what `role_action` lets through.
+    """
+    now = utcnow()
+    who = AuditEntry.actor_id == actor.user_id if actor else AuditEntry.actor_id.is_(None)
+    recent = session.scalar(
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(AuditEntry.at >= now - timedelta(seconds=REFUSAL_WINDOW_SECONDS), AuditEntry.outcome == "refused", who)
+    )
+    if recent >= REFUSALS_PER_ACTOR:
+        return False
     session.add(
         AuditEntry(
-            at=utcnow(),
+            at=now,
             actor_id=actor.user_id if actor else None,
-            action=action,
-            target=target[:200],
+            action=action[:ACTION_MAX_LENGTH],
+            target=target[:TARGET_MAX_LENGTH],
             outcome="refused",
         )
     )
+    return True
 
 
 def _user(session: Session, user_id: int) -> User:
-    user = session.get(User, user_id)
+    user = session.get(User, user_id) if parse_id(user_id) == user_id else None
     if user is None:
         raise AdminError("No such user.")
     return user
@@ -140,8 +283,9 @@ def _admin_count(session: Session) -> int:
 
 def set_role(session: Session, actor: Actor | None, *, user_id: int, role: str, grant: bool, reason: str = "") -> User:
     actor = _require_admin(actor)
-    if role not in ("moderator", "admin"):
+    if role not in MANAGED_ROLES:
         raise AdminError("Only the moderator and admin roles are managed here.")
+    reason = _check_reason(reason)
     user = _user(session, user_id)
     if role == "admin" and not grant:
         if user.id == actor.user_id:
@@ -156,6 +300,7 @@ def set_role(session: Session, actor: Actor | None, *, user_id: int, role: str, 
 def set_disabled(session: Session, actor: Actor | None, *, user_id: int, disabled: bool, reason: str = "") -> User:
     """A disabled user's sessions end at once and their bots' tokens stop being accepted; their data stays."""
     actor = _require_admin(actor)
+    reason = _check_reason(reason)
     user = _user(session, user_id)
     if user.id == actor.user_id:
         raise AdminError("You cannot disable yourself.")
@@ -202,7 +347,7 @@ def list_invites(session: Session, actor: Actor | None) -> list[InviteRow]:
 
 
 def _invitation(session: Session, invitation_id: int) -> Invitation:
-    invitation = session.get(Invitation, invitation_id)
+    invitation = session.get(Invitation, invitation_id) if parse_id(invitation_id) == invitation_id else None
     if invitation is None:
         raise AdminError("No such invitation.")
     return invitation
@@ -216,6 +361,7 @@ def _check_uses(uses: int) -> int:
 
 def set_invite_uses(session: Session, actor: Actor | None, *, invitation_id: int, uses: int, reason: str = "") -> None:
     actor = _require_admin(actor)
+    reason = _check_reason(reason)
     invitation = _invitation(session, invitation_id)
     before = invitation.uses_remaining
     invitation.uses_remaining = _check_uses(uses)
@@ -228,6 +374,7 @@ def set_invite_disabled(
     session: Session, actor: Actor | None, *, invitation_id: int, disabled: bool, reason: str = ""
 ) -> None:
     actor = _require_admin(actor)
+    reason = _check_reason(reason)
     invitation = _invitation(session, invitation_id)
     invitation.disabled_at = utcnow() if disabled else None
     session.add(invitation)
@@ -237,6 +384,7 @@ def set_invite_disabled(
 
 def create_invite(session: Session, actor: Actor | None, *, user_id: int, uses: int, reason: str = "") -> Invitation:
     actor = _require_admin(actor)
+    reason = _check_reason(reason)
     owner = _user(session, user_id)
     invitation = Invitation(
         code=accounts.new_invite_code(), owner_id=owner.id, uses_remaining=_check_uses(uses), created_at=utcnow()
@@ -247,11 +395,30 @@ def create_invite(session: Session, actor: Actor | None, *, user_id: int, uses: 
     return invitation
 
 
+# Password resets
+
+
+def issue_password_reset(session: Session, actor: Actor | None, *, user_id: int) -> str:
+    """A one-time password reset token for the user, for the admin to hand over themselves (no email is sent).
+
+    The audit log records that a link was issued and for whom, never the token. Nothing ends yet: the user's
+    sessions end when they set the new password with it.
+    """
+    actor = _require_admin(actor)
+    user = _user(session, user_id)
+    if user.disabled_at is not None:
+        raise AdminError("This user is disabled: enable them before issuing a reset link.")
+    token = accounts.issue_password_reset(session, user=user)
+    _audit(session, actor, "issue password reset link", user, user.email, "")
+    return token
+
+
 # Memberships and payments
 
 
 def grant_membership(session: Session, actor: Actor | None, *, user_id: int, days: int, reason: str = "") -> Membership:
     actor = _require_admin(actor)
+    reason = _check_reason(reason)
     user = _user(session, user_id)
     if not 1 <= days <= billing.MAX_GRANT_DAYS:
         raise AdminError(f"Days must be between 1 and {billing.MAX_GRANT_DAYS}.")
@@ -263,6 +430,7 @@ def grant_membership(session: Session, actor: Actor | None, *, user_id: int, day
 def end_membership(session: Session, actor: Actor | None, *, user_id: int, reason: str = "") -> None:
     """Ends the user's membership now (every period still running or yet to come)."""
     actor = _require_admin(actor)
+    reason = _check_reason(reason)
     user = _user(session, user_id)
     if not reason.strip():
         raise AdminError("Give a reason for ending a membership.")
@@ -336,9 +504,15 @@ class AuditRow:
     outcome: str
 
 
-def audit_log(session: Session, actor: Actor | None, *, limit: int = 100) -> list[AuditRow]:
+def audit_log(
+    session: Session, actor: Actor | None, *, limit: int = 100, refusals: int = REFUSALS_SHOWN
+) -> list[AuditRow]:
+    """The newest `limit` changes and, among them by time, the newest `refusals` refusals; newest first."""
     _require_admin(actor)
-    entries = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)).all()
+    newest = select(AuditEntry).order_by(AuditEntry.id.desc())
+    done = session.scalars(newest.where(AuditEntry.outcome != "refused").limit(limit)).all()
+    refused = session.scalars(newest.where(AuditEntry.outcome == "refused").limit(refusals)).all()
+    entries = sorted([*done, *refused], key=lambda e: e.id, reverse=True)
     emails = dict(
         session.execute(
             select(User.id, User.email).where(User.id.in_({e.actor_id for e in entries if e.actor_id}))

@@ -6,6 +6,7 @@ Admins only; moderators see users and strategies read-only. Each event checks th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from projectalgo.components.layout import form_error, layout, notice
 from projectalgo.pages.dashboard import status_badge
 from projectalgo.runtime import services
 from projectalgo.snapshots import epoch_ms
-from projectalgo.state import AuthState, in_session, parse_id
+from projectalgo.state import AuthState, in_session
 
 
 @dataclass
@@ -85,6 +86,21 @@ def _iso(value: object) -> str:
     return value.isoformat() if value else ""
 
 
+def _reason(form: object) -> str:
+    return admin.form_text(form, "reason", max_length=admin.REASON_MAX_LENGTH, label="The reason")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One admin change as a handler plans it from the browser's arguments, for AdminState._act."""
+
+    action: str  # for the audit log: no browser text beyond what admin.role_action lets through
+    target: str
+    work: Callable[[Session, Actor], object]
+    done: str  # the notice once done
+    then: Callable[[object], None] | None = None  # receives what `work` returned
+
+
 class AdminState(AuthState):
     error: str = ""
     notice: str = ""
@@ -97,6 +113,10 @@ class AdminState(AuthState):
     strategies: list[StrategyLine] = []
     ingest_figures: list[Figure] = []
     audit: list[AuditLine] = []
+    # A password reset link just issued, shown to this admin until their next click; never kept longer.
+    reset_link: str = ""
+    reset_link_for: str = ""
+    _refusal_budget: admin.RefusalBudget = admin.RefusalBudget()
 
     async def _actor(self) -> Actor | None:
         user = await self._current_user()
@@ -164,27 +184,49 @@ class AdminState(AuthState):
         self.ingest_figures = [Figure(k, v) for k, v in services().ingest_stats.last_hour().items()]
 
     async def _refuse(self, actor: Actor | None, action: str, target: str) -> rx.event.EventSpec:
-        await in_session(lambda session: admin.record_refusal(session, actor, action, target))
+        """End the visit of someone who may not do this; audited a few times a minute per tab and per actor."""
+        budget = self._refusal_budget.take(time.time())
+        recorded = False
+        if budget is not None:
+            self._refusal_budget = budget
+            recorded = await in_session(lambda session: admin.record_refusal(session, actor, action, target))
+        if not recorded:
+            tab = self.router.session.client_token
+            self._refusal_budget = self._refusal_budget.skip(actor=actor, action=action, tab=tab)
         self._clear()
         return rx.redirect("/dashboard" if actor else "/login?next=%2Fadmin")
 
     def _clear(self) -> None:
         self.users, self.invites, self.payments, self.strategies, self.audit = [], [], [], [], []
         self.ingest_figures, self.total_users = [], 0
+        self.reset_link = self.reset_link_for = ""
 
-    async def _act(
-        self, action: str, target: str, work: Callable[[Session, Actor], object], done: str
-    ) -> rx.event.EventSpec | None:
-        """Run one admin change as the signed-in user; refusals by role are audited and end the visit."""
+    async def _act(self, action: str, plan: Callable[[], Change]) -> rx.event.EventSpec | None:
+        """Run one admin change as the signed-in user; refusals by role are audited and end the visit.
+
+        `plan` reads the browser's arguments (admin.InputError when they are not what the page sends); `action`
+        names the change in the audit log when they cannot be read.
+        """
+        self.reset_link = self.reset_link_for = ""
         actor = await self._actor()
         try:
-            await in_session(lambda session: work(session, actor))
+            change = plan()
+        except admin.InputError as problem:
+            if actor is None or not actor.is_admin:
+                return await self._refuse(actor, action, "")
+            self.error, self.notice = str(problem), ""
+            await self._reload(actor)
+            return None
+        try:
+            result = await in_session(lambda session: change.work(session, actor))
         except admin.NotAllowedError:
-            return await self._refuse(actor, action, target)
+            return await self._refuse(actor, change.action, change.target)
         except ValueError as problem:
             self.error, self.notice = str(problem), ""
         else:
-            self.error, self.notice = "", done
+            self.error, self.notice = "", change.done
+            if change.then is not None:
+                change.then(result)
         await self._reload(actor)
         return None
 
@@ -200,95 +242,161 @@ class AdminState(AuthState):
         await self._reload(actor)
         return None
 
-    @rx.event
-    async def search_users(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+    async def _browse(self, action: str, read: Callable[[], None]) -> rx.event.EventSpec | None:
+        """A moderator's change of what the page shows; `read` takes the browser's input (admin.InputError)."""
+        self.reset_link = self.reset_link_for = ""
         actor = await self._actor()
         if actor is None or not actor.is_moderator:
-            return await self._refuse(actor, "search users", "")
-        self.search, self.page = str(form.get("search", ""))[:100], 1
+            return await self._refuse(actor, action, "")
+        try:
+            read()
+        except admin.InputError as problem:
+            self.error, self.notice = str(problem), ""
+        else:
+            self.error = ""
         await self._reload(actor)
         return None
+
+    @rx.event
+    async def search_users(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+        def read() -> None:
+            search = admin.form_text(form, "search", max_length=admin.SEARCH_MAX_LENGTH, label="The search")
+            self.search, self.page = search, 1
+
+        return await self._browse("search users", read)
 
     @rx.event
     async def change_page(self, step: int) -> rx.event.EventSpec | None:
-        actor = await self._actor()
-        if actor is None or not actor.is_moderator:
-            return await self._refuse(actor, "page users", "")
-        last = max(1, -(-self.total_users // admin.PAGE_SIZE))
-        self.page = min(max(1, self.page + parse_id(step)), last)
-        await self._reload(actor)
-        return None
+        def read() -> None:
+            if type(step) is not int or step not in (-1, 1):
+                raise admin.InputError(admin.FORM_NOT_UNDERSTOOD)
+            last = max(1, -(-self.total_users // admin.PAGE_SIZE))
+            self.page = min(max(1, self.page + step), last)
+
+        return await self._browse("page users", read)
 
     @rx.event
     async def set_role(self, user_id: int, role: str, grant: bool) -> rx.event.EventSpec | None:
-        uid, role, grant = parse_id(user_id), str(role), bool(grant)
-        return await self._act(
-            f"{'grant' if grant else 'remove'} {role}",
-            f"user {uid}",
-            lambda session, actor: admin.set_role(session, actor, user_id=uid, role=role, grant=grant),
-            f"Role {role} {'granted' if grant else 'removed'}.",
-        )
+        def plan() -> Change:
+            uid, flag = admin.parse_id(user_id), admin.parse_flag(grant)
+            checked = role if role in admin.MANAGED_ROLES else ""
+            return Change(
+                admin.role_action(role, grant),
+                f"user {uid}",
+                lambda session, actor: admin.set_role(session, actor, user_id=uid, role=checked, grant=flag),
+                f"Role {checked} {'granted' if flag else 'removed'}.",
+            )
+
+        return await self._act(admin.role_action(role, grant), plan)
 
     @rx.event
     async def set_disabled(self, user_id: int, disabled: bool) -> rx.event.EventSpec | None:
-        uid, disabled = parse_id(user_id), bool(disabled)
-        return await self._act(
-            "disable user" if disabled else "enable user",
-            f"user {uid}",
-            lambda session, actor: admin.set_disabled(session, actor, user_id=uid, disabled=disabled),
-            "User disabled: their sessions ended and their bots are refused." if disabled else "User enabled.",
-        )
+        def plan() -> Change:
+            uid, flag = admin.parse_id(user_id), admin.parse_flag(disabled)
+            return Change(
+                "disable user" if flag else "enable user",
+                f"user {uid}",
+                lambda session, actor: admin.set_disabled(session, actor, user_id=uid, disabled=flag),
+                "User disabled: their sessions ended and their bots are refused." if flag else "User enabled.",
+            )
+
+        return await self._act("disable or enable user", plan)
+
+    @rx.event
+    async def issue_reset_link(self, user_id: int) -> rx.event.EventSpec | None:
+        """A one-time password reset link for the user, shown to this admin once (until their next click)."""
+        public_url = services().settings.public_url
+
+        def plan() -> Change:
+            uid = admin.parse_id(user_id)
+
+            def show(token: object) -> None:
+                shown = next((u.email for u in self.users if u.id == uid), "")
+                self.reset_link, self.reset_link_for = f"{public_url}/reset/{token}", shown or f"user {uid}"
+
+            return Change(
+                "issue password reset link",
+                f"user {uid}",
+                lambda session, actor: admin.issue_password_reset(session, actor, user_id=uid),
+                "Reset link issued: copy it now, it is shown only once.",
+                show,
+            )
+
+        return await self._act("issue password reset link", plan)
+
+    @rx.event
+    async def close_reset_link(self) -> None:
+        self.reset_link = self.reset_link_for = ""
 
     @rx.event
     async def grant_membership(self, form: dict[str, str]) -> rx.event.EventSpec | None:
-        uid, days, reason = parse_id(form.get("user_id")), parse_id(form.get("days")), str(form.get("reason", ""))
-        return await self._act(
-            "grant membership",
-            f"user {uid}",
-            lambda session, actor: admin.grant_membership(session, actor, user_id=uid, days=days, reason=reason),
-            f"Membership extended by {days} days.",
-        )
+        def plan() -> Change:
+            uid, reason = admin.form_id(form, "user_id"), _reason(form)
+            days = admin.form_number(form, "days", label="Days")
+            return Change(
+                "grant membership",
+                f"user {uid}",
+                lambda session, actor: admin.grant_membership(session, actor, user_id=uid, days=days, reason=reason),
+                f"Membership extended by {days} days.",
+            )
+
+        return await self._act("grant membership", plan)
 
     @rx.event
     async def end_membership(self, form: dict[str, str]) -> rx.event.EventSpec | None:
-        uid, reason = parse_id(form.get("user_id")), str(form.get("reason", ""))
-        return await self._act(
-            "end membership",
-            f"user {uid}",
-            lambda session, actor: admin.end_membership(session, actor, user_id=uid, reason=reason),
-            "Membership ended.",
-        )
+        def plan() -> Change:
+            uid, reason = admin.form_id(form, "user_id"), _reason(form)
+            return Change(
+                "end membership",
+                f"user {uid}",
+                lambda session, actor: admin.end_membership(session, actor, user_id=uid, reason=reason),
+                "Membership ended.",
+            )
+
+        return await self._act("end membership", plan)
 
     @rx.event
     async def set_invite_uses(self, form: dict[str, str]) -> rx.event.EventSpec | None:
-        iid, reason = parse_id(form.get("invitation_id")), str(form.get("reason", ""))
-        uses = parse_id(form.get("uses"))
-        return await self._act(
-            "set invite uses",
-            f"invitation {iid}",
-            lambda session, actor: admin.set_invite_uses(session, actor, invitation_id=iid, uses=uses, reason=reason),
-            "Invitation updated.",
-        )
+        def plan() -> Change:
+            iid, reason = admin.form_id(form, "invitation_id"), _reason(form)
+            uses = admin.form_number(form, "uses", label="Uses")
+            return Change(
+                "set invite uses",
+                f"invitation {iid}",
+                lambda session, actor: admin.set_invite_uses(
+                    session, actor, invitation_id=iid, uses=uses, reason=reason
+                ),
+                "Invitation updated.",
+            )
+
+        return await self._act("set invite uses", plan)
 
     @rx.event
     async def set_invite_disabled(self, invitation_id: int, disabled: bool) -> rx.event.EventSpec | None:
-        iid, disabled = parse_id(invitation_id), bool(disabled)
-        return await self._act(
-            "disable invite" if disabled else "enable invite",
-            f"invitation {iid}",
-            lambda session, actor: admin.set_invite_disabled(session, actor, invitation_id=iid, disabled=disabled),
-            "Invitation disabled." if disabled else "Invitation enabled.",
-        )
+        def plan() -> Change:
+            iid, flag = admin.parse_id(invitation_id), admin.parse_flag(disabled)
+            return Change(
+                "disable invite" if flag else "enable invite",
+                f"invitation {iid}",
+                lambda session, actor: admin.set_invite_disabled(session, actor, invitation_id=iid, disabled=flag),
+                "Invitation disabled." if flag else "Invitation enabled.",
+            )
+
+        return await self._act("disable or enable invite", plan)
 
     @rx.event
     async def create_invite(self, form: dict[str, str]) -> rx.event.EventSpec | None:
-        uid, uses, reason = parse_id(form.get("user_id")), parse_id(form.get("uses")), str(form.get("reason", ""))
-        return await self._act(
-            "create invite",
-            f"user {uid}",
-            lambda session, actor: admin.create_invite(session, actor, user_id=uid, uses=uses, reason=reason),
-            "Invitation created.",
-        )
+        def plan() -> Change:
+            uid, reason = admin.form_id(form, "user_id"), _reason(form)
+            uses = admin.form_number(form, "uses", label="Uses")
+            return Change(
+                "create invite",
+                f"user {uid}",
+                lambda session, actor: admin.create_invite(session, actor, user_id=uid, uses=uses, reason=reason),
+                "Invitation created.",
+            )
+
+        return await self._act("create invite", plan)
 
 
 def _when(value: rx.Var[str]) -> rx.Component:
@@ -354,13 +462,34 @@ def role_buttons(user: UserLine) -> rx.Component:
                 size="1",
                 aria_label="Days",
             ),
-            rx.input(name="reason", placeholder="reason", width="8em", size="1", aria_label="Reason"),
+            rx.input(
+                name="reason",
+                placeholder="reason",
+                max_length=admin.REASON_MAX_LENGTH,
+                width="8em",
+                size="1",
+                aria_label="Reason",
+            ),
             label="Grant days",
+        ),
+        rx.button(
+            "Reset link",
+            size="1",
+            variant="soft",
+            color_scheme="gray",
+            on_click=AdminState.issue_reset_link(user.id),
         ),
         _small_form(
             AdminState.end_membership,
             rx.input(type="hidden", name="user_id", value=user.id.to_string()),
-            rx.input(name="reason", placeholder="reason", width="8em", size="1", aria_label="Reason to end"),
+            rx.input(
+                name="reason",
+                placeholder="reason",
+                max_length=admin.REASON_MAX_LENGTH,
+                width="8em",
+                size="1",
+                aria_label="Reason to end",
+            ),
             label="End membership",
         ),
         spacing="1",
@@ -385,7 +514,12 @@ def users_section() -> rx.Component:
     return rx.vstack(
         rx.form(
             rx.flex(
-                rx.input(name="search", placeholder="Search name or email", aria_label="Search users"),
+                rx.input(
+                    name="search",
+                    placeholder="Search name or email",
+                    aria_label="Search users",
+                    max_length=admin.SEARCH_MAX_LENGTH,
+                ),
                 rx.button("Search", type="submit"),
                 spacing="2",
             ),
@@ -428,7 +562,14 @@ def invite_row(invite: InviteLine) -> rx.Component:
                         size="1",
                         aria_label=f"Uses for {invite.code}",
                     ),
-                    rx.input(name="reason", placeholder="reason", width="8em", size="1", aria_label="Reason"),
+                    rx.input(
+                        name="reason",
+                        placeholder="reason",
+                        max_length=admin.REASON_MAX_LENGTH,
+                        width="8em",
+                        size="1",
+                        aria_label="Reason",
+                    ),
                     label="Set uses",
                 ),
                 rx.cond(
@@ -474,7 +615,14 @@ def invites_section() -> rx.Component:
                 size="1",
                 aria_label="Uses",
             ),
-            rx.input(name="reason", placeholder="reason", width="10em", size="1", aria_label="Reason"),
+            rx.input(
+                name="reason",
+                placeholder="reason",
+                max_length=admin.REASON_MAX_LENGTH,
+                width="10em",
+                size="1",
+                aria_label="Reason",
+            ),
             label="Create invitation",
         ),
         width="100%",
@@ -537,6 +685,41 @@ def audit_section() -> rx.Component:
     )
 
 
+def reset_link_dialog() -> rx.Component:
+    """The password reset link just issued, with a copy button; closing it (or any other click) forgets it."""
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Password reset link"),
+            rx.dialog.description(
+                "For ",
+                rx.text.strong(AdminState.reset_link_for),
+                ". Hand it over yourself (no email is sent): it works once, for a limited time, and is shown "
+                "only now. Setting a new password with it signs them out everywhere.",
+                size="2",
+            ),
+            rx.flex(
+                rx.code(AdminState.reset_link, id="reset-link", word_break="break-all"),
+                rx.button(
+                    rx.icon("copy", size=14),
+                    "Copy",
+                    size="1",
+                    variant="soft",
+                    on_click=[rx.set_clipboard(AdminState.reset_link), rx.toast("Link copied.")],
+                ),
+                spacing="2",
+                align="center",
+                margin_y="1em",
+            ),
+            rx.flex(
+                rx.dialog.close(rx.button("Done", on_click=AdminState.close_reset_link)),
+                justify="end",
+            ),
+        ),
+        open=AdminState.reset_link != "",
+        on_open_change=lambda _open: AdminState.close_reset_link(),
+    )
+
+
 def admin_page() -> rx.Component:
     sections = [("users", "Users", users_section()), ("strategies", "Strategies", strategies_section())]
     admin_only = [
@@ -552,6 +735,7 @@ def admin_page() -> rx.Component:
             ),
             form_error(AdminState.error),
             notice(AdminState.notice),
+            reset_link_dialog(),
             rx.tabs.root(
                 rx.tabs.list(
                     *(rx.tabs.trigger(label, value=key) for key, label, _ in sections),

@@ -1,12 +1,15 @@
 """The admin page's events called directly, bypassing the UI, from anonymous, member, moderator and admin."""
 
-import pytest
-from sqlalchemy import select
+import logging
 
-from projectalgo import accounts
+import pytest
+from sqlalchemy import func, select
+
+from projectalgo import accounts, admin
 from projectalgo.db import session_scope
-from projectalgo.models import AuditEntry, Invitation, Membership, User
+from projectalgo.models import AuditEntry, Invitation, Membership, PasswordReset, User
 from projectalgo.pages.admin import AdminState
+from projectalgo.runtime import services
 from tests.factories import grant_membership, make_admin, make_member
 from tests.support.states import browser_view, call, signed_in_state
 
@@ -113,3 +116,186 @@ def test_bad_input_gets_a_message_and_changes_nothing(people):
         assert call(state, handler, *args) is None
         assert message in state.error
     assert _world(people["engine"]) == before
+
+
+# Refusal floods and browser text in the audit log (issue 12)
+
+
+def _entries(engine):
+    with session_scope(engine) as session:
+        return [(e.action, e.target, e.outcome) for e in session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+
+
+def test_a_flood_of_refused_set_role_calls_writes_a_few_short_rows_per_tab(people, caplog):
+    engine = people["engine"]
+    tab = signed_in_state(AdminState, None)
+    with caplog.at_level(logging.WARNING, logger="projectalgo.admin"):
+        for _ in range(20):
+            assert "/login" in str(call(tab, AdminState.set_role, people["target"].id, "x" * 200_000, True))
+    assert _entries(engine) == [("grant invalid role", f"user {people['target'].id}", "refused")] * (
+        admin.REFUSALS_PER_TAB
+    )
+    assert [r.getMessage().rsplit("count=", 1)[1] for r in caplog.records] == ["1", "2", "4", "8"]
+    assert "xxxx" not in caplog.text
+
+
+def test_refusals_from_tab_after_tab_stop_at_the_cap_for_all_anonymous_callers(people):
+    for _ in range(admin.REFUSALS_PER_ACTOR + 5):
+        call(signed_in_state(AdminState, None), AdminState.open_admin)
+        call(signed_in_state(AdminState, None), AdminState.set_role, people["target"].id, "admin", True)
+    assert len(_refusals(people["engine"])) == admin.REFUSALS_PER_ACTOR
+    boss = signed_in_state(AdminState, people["admin"])
+    call(boss, AdminState.grant_membership, {"user_id": str(people["target"].id), "days": "7", "reason": "real"})
+    assert boss.audit[0].reason == "real" and boss.audit[0].outcome == "done"
+
+
+def test_every_refused_admin_event_records_only_whitelisted_text(people):
+    """Whatever the browser sends, the refusal names the event, not the browser's text."""
+    junk = "<script>" + "j" * 100_000
+    calls = [
+        (AdminState.set_role, [junk, junk, junk]),
+        (AdminState.set_disabled, [junk, junk]),
+        (AdminState.set_invite_disabled, [junk, junk]),
+        (AdminState.issue_reset_link, [junk]),
+        (AdminState.grant_membership, [{"user_id": junk, "days": junk, "reason": junk}]),
+        (AdminState.end_membership, [{"user_id": junk, "reason": junk}]),
+        (AdminState.set_invite_uses, [{"invitation_id": junk, "uses": junk, "reason": junk}]),
+        (AdminState.create_invite, [{"user_id": junk, "uses": junk, "reason": junk}]),
+        (AdminState.search_users, [{"search": junk}]),
+        (AdminState.change_page, [junk]),
+    ]
+    for handler, args in calls:
+        call(signed_in_state(AdminState, people["member"]), handler, *args)
+    entries = _entries(people["engine"])
+    assert len(entries) == len(calls)
+    assert all("j" * 10 not in action + target and "<" not in action + target for action, target, _ in entries)
+    assert [a for a, _, _ in entries] == [
+        "change invalid role",
+        "disable or enable user",
+        "disable or enable invite",
+        "issue password reset link",
+        "grant membership",
+        "end membership",
+        "set invite uses",
+        "create invite",
+        "search users",
+        "page users",
+    ]
+
+
+# Crafted arguments: every handler answers with a message, never an exception (issue 12)
+
+BAD_FORMS = [None, "user_id=1", 7, ["user_id", "1"], {"user_id": ["1"]}, {"user_id": {"$gt": 0}}, {"user_id": None}]
+
+
+def _crafted(p):
+    uid, iid = str(p["target"].id), str(p["invitation_id"])
+    huge = "9" * 1_000_000
+    return {
+        "grant_membership": (
+            AdminState.grant_membership,
+            [*([f] for f in BAD_FORMS), [{}], [{"user_id": uid}], [{"user_id": uid, "days": huge}],
+             [{"user_id": uid, "days": "30", "reason": "r" * 100_000}], [{"user_id": huge, "days": "30"}],
+             [{"user_id": uid, "days": 30.5}], [{"user_id": uid, "days": ["30"]}]],
+        ),
+        "end_membership": (
+            AdminState.end_membership,
+            [*([f] for f in BAD_FORMS), [{}], [{"user_id": uid}], [{"user_id": uid, "reason": ["r"]}],
+             [{"user_id": uid, "reason": "r" * 100_000}], [{"user_id": str(2**40), "reason": "r"}]],
+        ),
+        "set_invite_uses": (
+            AdminState.set_invite_uses,
+            [*([f] for f in BAD_FORMS), [{}], [{"invitation_id": iid}], [{"invitation_id": iid, "uses": huge}],
+             [{"invitation_id": iid, "uses": "1", "reason": {"r": 1}}], [{"invitation_id": huge, "uses": "1"}]],
+        ),
+        "create_invite": (
+            AdminState.create_invite,
+            [*([f] for f in BAD_FORMS), [{}], [{"user_id": uid}], [{"user_id": uid, "uses": "-1"}],
+             [{"user_id": uid, "uses": "2", "reason": "r" * 100_000}], [{"user_id": "", "uses": "2"}]],
+        ),
+        "search_users": (
+            AdminState.search_users,
+            [[None], ["x"], [[1]], [{"search": ["a"]}], [{"search": None}], [{"search": "s" * 100_000}]],
+        ),
+        "change_page": (AdminState.change_page, [[None], ["1"], [1.0], [True], [10**100], [[1]], [{"step": 1}]]),
+        "set_role": (
+            AdminState.set_role,
+            [[uid, "moderator", "false"], [uid, "moderator", None], [uid, ["admin"], True], [uid, None, True],
+             [[uid], "moderator", True], [2**63, "moderator", True], [huge, "moderator", True],
+             [{"id": uid}, "admin", False], [uid, "member", True], [uid, "superuser", True]],
+        ),
+        "set_disabled": (
+            AdminState.set_disabled,
+            [[uid, "true"], [uid, 1], [uid, None], [None, True], [2**63, True], [huge, True], [[uid], True]],
+        ),
+        "set_invite_disabled": (
+            AdminState.set_invite_disabled,
+            [[iid, "true"], [iid, 0], [iid, [True]], [None, True], [-5, True], [2**63, False], [huge, True]],
+        ),
+        "issue_reset_link": (AdminState.issue_reset_link, [[None], [[uid]], [2**63], [huge], ["-1"], [0], [True]]),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "handler",
+    ["grant_membership", "end_membership", "set_invite_uses", "create_invite", "search_users", "change_page",
+     "set_role", "set_disabled", "set_invite_disabled", "issue_reset_link"],
+)  # fmt: skip
+def test_crafted_arguments_get_a_message_and_change_nothing(people, handler):
+    state = signed_in_state(AdminState, people["admin"])
+    call(state, AdminState.open_admin)
+    before = _world(people["engine"])
+    event, argument_sets = _crafted(people)[handler]
+    for args in argument_sets:
+        state.error = ""
+        assert call(state, event, *args) is None, args
+        assert state.error, args  # a readable message, not an exception
+        assert len(state.error) < 200 and "Traceback" not in state.error
+        assert state.reset_link == ""
+    assert _world(people["engine"]) == before
+    assert not [e for e in _entries(people["engine"]) if e[2] == "done"]
+    assert {u.name for u in state.users} >= {"Boss", "Target"}  # the page still works
+
+
+# Password reset links (issue 12)
+
+
+def _resets(engine):
+    with session_scope(engine) as session:
+        return session.scalar(select(func.count()).select_from(PasswordReset))
+
+
+def test_an_admin_sees_a_reset_link_once_and_the_next_click_forgets_it(people):
+    engine, target = people["engine"], people["target"]
+    state = signed_in_state(AdminState, people["admin"])
+    call(state, AdminState.open_admin)
+    assert call(state, AdminState.issue_reset_link, target.id) is None
+    prefix = f"{services().settings.public_url}/reset/"
+    assert state.reset_link.startswith(prefix) and state.reset_link_for == target.email and state.error == ""
+    token = state.reset_link.removeprefix(prefix)
+    with session_scope(engine) as session:
+        assert accounts.password_reset_usable(session, token)
+    assert token in browser_view(state)
+    assert token not in repr(_entries(engine)) and token not in repr(state.audit)
+    assert state.audit[0].action == "issue password reset link" and state.audit[0].target == target.email
+
+    call(state, AdminState.open_admin)  # a reload
+    assert state.reset_link == "" and token not in browser_view(state)
+    call(state, AdminState.issue_reset_link, target.id)
+    call(state, AdminState.search_users, {"search": "Target"})  # any other click
+    assert state.reset_link == ""
+    call(state, AdminState.issue_reset_link, target.id)
+    call(state, AdminState.close_reset_link)
+    assert state.reset_link == "" and state.reset_link_for == ""
+    with session_scope(engine) as session:
+        assert not accounts.password_reset_usable(session, token)  # a newer link replaced it
+
+
+@pytest.mark.parametrize("who", ["anonymous", "member", "moderator"])
+def test_only_admins_get_reset_links_and_refusals_are_audited(people, who):
+    state = signed_in_state(AdminState, people[who])
+    redirect = call(state, AdminState.issue_reset_link, people["target"].id)
+    assert ("/login" if who == "anonymous" else "/dashboard") in str(redirect)
+    assert state.reset_link == "" and _resets(people["engine"]) == 0
+    actor_id = people[who].id if people[who] else None
+    assert _refusals(people["engine"]) == [("issue password reset link", actor_id)]
