@@ -18,6 +18,8 @@ from projectalgo.pages.dashboard import DashboardState, dashboard_page
 from projectalgo.pages.invite import InviteState, invite_page
 from projectalgo.pages.login import LoginState, LogoutState, login_page, logout_page
 from projectalgo.pages.membership import MembershipState, membership_page
+from projectalgo.pages.profile import ProfileState, profile_page
+from projectalgo.pages.reset import ResetState, reset_page
 from projectalgo.pages.strategies import StrategiesState, strategies_page
 from projectalgo.pages.strategy import StrategyPageState, strategy_page
 from projectalgo.runtime import services
@@ -109,6 +111,8 @@ app.add_page(login_page, route="/", title="ProjectAlgo", on_load=LoginState.open
 app.add_page(login_page, route="/login", title="Sign in · ProjectAlgo", on_load=LoginState.open_login)
 app.add_page(logout_page, route="/logout", title="Sign out · ProjectAlgo", on_load=LogoutState.sign_out)
 app.add_page(invite_page, route="/invite/[code]", title="Join · ProjectAlgo", on_load=InviteState.open_invite)
+app.add_page(profile_page, route="/profile", title="Profile · ProjectAlgo", on_load=ProfileState.open_profile)
+app.add_page(reset_page, route="/reset/[token]", title="New password · ProjectAlgo", on_load=ResetState.open_reset)
 app.add_page(
     membership_page, route="/membership", title="Membership · ProjectAlgo", on_load=MembershipState.open_membership
 )

@@ -62,7 +62,7 @@ def navbar() -> rx.Component:
             AuthState.signed_in,
             rx.flex(
                 invite_box(),
-                rx.text(AuthState.user_name, weight="medium", id="signed-in-name"),
+                rx.link(AuthState.user_name, href="/profile", weight="medium", id="signed-in-name"),
                 rx.link("Sign out", href="/logout"),
                 align="center",
                 spacing="4",

@@ -25,7 +25,14 @@ class LoginState(AuthState):
     @rx.event
     async def open_login(self) -> rx.event.EventSpec | None:
         self.error = ""
-        self.notice = "Your account is ready. Sign in." if self.router.url.query_parameters.get("registered") else ""
+        query = self.router.url.query_parameters
+        self.notice = (
+            "Your account is ready. Sign in."
+            if query.get("registered")
+            else "Your new password is set. Sign in."
+            if query.get("reset")
+            else ""
+        )
         if await self._current_user() is not None:
             return rx.redirect(safe_next(self.router.url.query_parameters.get("next")))
         return None

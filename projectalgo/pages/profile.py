@@ -1,0 +1,127 @@
+"""/profile: the signed-in user's own sign-in: change the password, sign out everywhere."""
+
+import reflex as rx
+from sqlmodel import Session
+
+from projectalgo import accounts
+from projectalgo.components.layout import form_error, labelled_input, layout, notice
+from projectalgo.runtime import services
+from projectalgo.state import AuthState, form_text, in_password_session, in_session
+
+
+class ProfileState(AuthState):
+    error: str = ""
+    notice: str = ""
+
+    @rx.event
+    async def open_profile(self) -> rx.event.EventSpec | None:
+        self.error = self.notice = ""
+        if await self._current_user() is None:
+            return self._to_login()
+        return None
+
+    @rx.event
+    async def change_password(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+        """The current password is required; every other sign-in of the user ends, this one stays."""
+        user = await self._current_user()
+        if user is None:
+            return self._to_login()
+        current, password, confirmation = (form_text(form, k) for k in ("current", "password", "confirmation"))
+        client = self.router.session.client_ip or "unknown"
+        rounds = services().settings.bcrypt_rounds
+
+        def change(session: Session) -> None:
+            accounts.change_password(
+                session,
+                user_id=user.id,
+                current=current,
+                password=password,
+                confirmation=confirmation,
+                client=client,
+                bcrypt_rounds=rounds,
+                keep_login_session_id=user.login_session_id,
+            )
+
+        try:
+            await in_password_session(change)
+        except accounts.AccountError as error:
+            self.error, self.notice = str(error), ""
+            return None
+        self.error, self.notice = "", "Password changed. Your other sign-ins have ended."
+        return None
+
+    @rx.event
+    async def sign_out_everywhere(self) -> rx.event.EventSpec:
+        user = await self._current_user()
+        if user is not None:
+            await in_session(lambda session: accounts.end_all_sessions(session, user.id))
+        self.session_token = ""
+        await self._empty_tab()
+        await self._forget_user()
+        return rx.redirect("/login")
+
+
+def profile_page() -> rx.Component:
+    return layout(
+        rx.vstack(
+            rx.heading("Your profile", size="7"),
+            rx.text(AuthState.user_name, " · ", AuthState.user_email, color_scheme="gray"),
+            rx.card(
+                rx.form(
+                    rx.vstack(
+                        rx.heading("Change password", size="4"),
+                        form_error(ProfileState.error),
+                        notice(ProfileState.notice),
+                        labelled_input(
+                            "Current password",
+                            name="current",
+                            type="password",
+                            auto_complete="current-password",
+                            required=True,
+                        ),
+                        labelled_input(
+                            f"New password (at least {accounts.PASSWORD_MIN_LENGTH} characters)",
+                            name="password",
+                            type="password",
+                            auto_complete="new-password",
+                            required=True,
+                        ),
+                        labelled_input(
+                            "Confirm new password",
+                            name="confirmation",
+                            type="password",
+                            auto_complete="new-password",
+                            required=True,
+                        ),
+                        rx.button("Change password", type="submit"),
+                        spacing="3",
+                    ),
+                    on_submit=ProfileState.change_password,
+                    reset_on_submit=True,
+                ),
+                width="100%",
+                max_width="30em",
+            ),
+            rx.card(
+                rx.vstack(
+                    rx.heading("Sign out everywhere", size="4"),
+                    rx.text(
+                        "Ends every sign-in of yours, on every device, this one included.",
+                        size="2",
+                        color_scheme="gray",
+                    ),
+                    rx.button(
+                        "Sign out everywhere",
+                        color_scheme="red",
+                        variant="soft",
+                        on_click=ProfileState.sign_out_everywhere,
+                        id="sign-out-everywhere",
+                    ),
+                    spacing="3",
+                ),
+                width="100%",
+                max_width="30em",
+            ),
+            spacing="4",
+        )
+    )

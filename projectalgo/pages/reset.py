@@ -1,0 +1,90 @@
+"""/reset/<token>: set a new password with a one-time link an admin issued (the app sends no email)."""
+
+import reflex as rx
+from sqlmodel import Session
+
+from projectalgo import accounts
+from projectalgo.components.layout import form_error, labelled_input, layout
+from projectalgo.runtime import services
+from projectalgo.state import AuthState, form_text, in_password_session, in_session
+
+
+class ResetState(AuthState):
+    usable: bool = False
+    error: str = ""
+
+    def _token(self) -> str:
+        return self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
+
+    @rx.event
+    async def open_reset(self) -> None:
+        self.error = ""
+        token = self._token()
+        self.usable = await in_session(lambda session: accounts.password_reset_usable(session, token))
+
+    @rx.event
+    async def reset_password(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+        token, rounds = self._token(), services().settings.bcrypt_rounds
+        password, confirmation = form_text(form, "password"), form_text(form, "confirmation")
+
+        def reset(session: Session) -> None:
+            accounts.reset_password(
+                session, token=token, password=password, confirmation=confirmation, bcrypt_rounds=rounds
+            )
+
+        try:
+            await in_password_session(reset)
+        except accounts.AccountError as error:
+            self.error = str(error)
+            self.usable = await in_session(lambda session: accounts.password_reset_usable(session, token))
+            return None
+        # Every sign-in of that user has ended, this tab's too if it was theirs: start clean.
+        self.session_token = ""
+        await self._empty_tab()
+        await self._forget_user()
+        return rx.redirect("/login?reset=1")
+
+
+def reset_page() -> rx.Component:
+    return layout(
+        rx.card(
+            rx.vstack(
+                rx.heading("Set a new password", size="6"),
+                rx.cond(
+                    ResetState.usable,
+                    rx.form(
+                        rx.vstack(
+                            form_error(ResetState.error),
+                            labelled_input(
+                                f"New password (at least {accounts.PASSWORD_MIN_LENGTH} characters)",
+                                name="password",
+                                type="password",
+                                auto_complete="new-password",
+                                required=True,
+                            ),
+                            labelled_input(
+                                "Confirm new password",
+                                name="confirmation",
+                                type="password",
+                                auto_complete="new-password",
+                                required=True,
+                            ),
+                            rx.button("Set password", type="submit", width="100%"),
+                            spacing="3",
+                        ),
+                        on_submit=ResetState.reset_password,
+                        reset_on_submit=False,
+                    ),
+                    rx.callout(
+                        "This reset link is not valid any more. Ask an admin for a new one.",
+                        icon="info",
+                        color_scheme="amber",
+                        id="reset-problem",
+                    ),
+                ),
+                spacing="3",
+            ),
+            max_width="30em",
+            margin_x="auto",
+        )
+    )
