@@ -126,3 +126,12 @@ def test_a_post_whose_bot_hung_up_before_its_batch_is_not_stored(engine, world):
 
     assert asyncio.run(scenario()).snapshot.at_ms == AT_MS
     assert [s.at_ms for s in SqlSnapshotStore(engine).between(one, 0, 2 * AT_MS).items] == [AT_MS]
+
+
+def test_a_bot_whose_owner_membership_ended_is_still_accepted(engine, world):
+    """Decided (issue 12, point 13): data keeps flowing while a member renews; only the dashboard is locked.
+    The member never had a membership here (make_member grants none), as after one ends."""
+    one, one_token = world["one"]
+    ingestor = Ingestor(engine, SqlSnapshotStore(engine), RateLimiter(1000, 1000))
+    (answer,) = asyncio.run(submit_all(ingestor, [post(one_token)]))
+    assert isinstance(answer, Stored) and SqlSnapshotStore(engine).latest(one).at_ms == AT_MS
