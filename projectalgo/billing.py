@@ -9,6 +9,9 @@ or from a verified webhook, and both paths end in `apply_intent`, which grants o
 from __future__ import annotations
 
 import logging
+import math
+import threading
+from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -42,6 +45,11 @@ HANDLED_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed")
 OPEN_STATUSES = ("requires_confirmation", "requires_action", "processing")
 OPEN_PAYMENTS_CHECKED = 5  # the newest open payments of a user read back from Stripe, within:
 OPEN_PAYMENTS_DAYS = 7
+# Card set-ups (Stripe SetupIntents) one user may start, across all their tabs, within the window.
+CARD_SETUPS_PER_WINDOW = 5
+CARD_SETUP_WINDOW = timedelta(hours=1)
+NOTE_MAX_LENGTH = Membership.__table__.c.note.type.length
+METHOD_MAX_LENGTH = Payment.__table__.c.method.type.length
 DECLINED = "Your card was declined."
 UNAVAILABLE = "Payments are unavailable right now. Please try again in a few minutes."
 BROKEN = "Payments are not working because of a problem on our side. It has been logged; please tell an admin."
@@ -104,7 +112,7 @@ def grant(session: Session, *, user_id: int, days: int, source: str, note: str =
         starts_at=starts_at,
         ends_at=starts_at + timedelta(days=days),
         source=source,
-        note=note[:200],
+        note=note[:NOTE_MAX_LENGTH],
         created_at=now,
     )
     session.add(membership)
@@ -126,6 +134,11 @@ class PaymentUnavailableError(BillingError):
 class PaymentProviderError(BillingError):
     """The payment provider refused the request itself (a wrong key, a missing permission, an invalid request):
     a fault on our side that trying again will not fix."""
+
+
+class CardSetupLimitError(BillingError):
+    """The user started CARD_SETUPS_PER_WINDOW card set-ups within CARD_SETUP_WINDOW; the message says when to
+    try again."""
 
 
 @dataclass(frozen=True)
@@ -220,7 +233,7 @@ def record_payment(
         amount=intent.amount,
         currency=intent.currency,
         status=intent.payment_status,
-        method=method[:64],
+        method=method[:METHOD_MAX_LENGTH],
         billing_details=billing_details or {},
         created_at=now,
         updated_at=now,
@@ -312,6 +325,61 @@ def payment_history(session: Session, user_id: int) -> list[PaymentView]:
         select(Payment).where(Payment.user_id == user_id).order_by(Payment.created_at.desc(), Payment.id.desc())
     ).scalars()
     return [PaymentView(p.created_at, Decimal(p.amount) / 100, p.currency, p.status) for p in payments]
+
+
+# --- How many card set-ups a user starts ----------------------------------------------------------------
+
+
+class CardSetupLedger(Protocol):
+    """Counts the card set-ups each user started, for every tab of theirs this ledger's app serves."""
+
+    def claim(self, user_id: int, now: datetime) -> datetime | None:
+        """Count one more set-up for `user_id` and return None, or, when CARD_SETUPS_PER_WINDOW were started
+        within CARD_SETUP_WINDOW before `now`, count nothing and return when the next one may start."""
+
+
+class MemoryCardSetupLedger:
+    """A CardSetupLedger in this process's memory: shared by every tab of a worker, and the app runs a single
+    worker unless Reflex's state lives in Redis (then each worker counts its own, so a user may start up to
+    CARD_SETUPS_PER_WINDOW set-ups per worker). Thread-safe; it forgets users whose window has passed."""
+
+    def __init__(self, limit: int = CARD_SETUPS_PER_WINDOW, window: timedelta = CARD_SETUP_WINDOW) -> None:
+        self._limit, self._window = limit, window
+        self._started: dict[int, deque[datetime]] = {}
+        self._lock = threading.Lock()
+        self._swept_at: datetime | None = None
+
+    def claim(self, user_id: int, now: datetime) -> datetime | None:
+        with self._lock:
+            if self._swept_at is None or now - self._swept_at >= self._window:  # once a window: drop idle users
+                for key in [
+                    key for key, times in self._started.items() if not times or times[-1] <= now - self._window
+                ]:
+                    del self._started[key]
+                self._swept_at = now
+            started = self._started.setdefault(user_id, deque())
+            while started and started[0] <= now - self._window:
+                started.popleft()
+            if len(started) >= self._limit:
+                return started[0] + self._window
+            started.append(now)
+            return None
+
+
+def start_card_setup(gateway: BillingGateway, ledger: CardSetupLedger, *, user_id: int) -> tuple[str, str]:
+    """A new card set-up for the user (its id and client secret), unless they started too many lately. Blocking.
+
+    Counted before Stripe is called: a set-up whose answer was lost may still exist at Stripe.
+    """
+    now = utcnow()
+    if (next_at := ledger.claim(user_id, now)) is not None:
+        log.warning("billing.card_setups_limited user=%s", user_id)
+        minutes = max(1, math.ceil((next_at - now).total_seconds() / 60))
+        raise CardSetupLimitError(
+            f"You have started {CARD_SETUPS_PER_WINDOW} payments within an hour. "
+            f"Please wait {minutes} minute{'s' if minutes > 1 else ''} before trying again."
+        )
+    return gateway.start_card_setup(user_id=user_id)
 
 
 # --- The payment flow (several short transactions around network calls; never a transaction held open

@@ -5,8 +5,9 @@ Paying (see integrations/stripe.py for why in this order): "Pay" makes a card se
 grants the year if Stripe says it succeeded. When Stripe asks for 3-D Secure, Stripe.js completes it and the
 server reads the PaymentIntent back from Stripe. A payment whose result never came back (a lost answer, a closed
 page) is read back from Stripe when the page opens, and no new payment starts while one may still be charged.
-The Stripe ids stay in backend vars; the client secrets only travel inside the script calls to this payer's
-browser.
+Each "Pay" creates a Stripe set-up, so a user may start only a few within an hour, whichever tabs they click in
+(billing.start_card_setup). The Stripe ids stay in backend vars; the client secrets only travel inside the script
+calls to this payer's browser.
 """
 
 import json
@@ -15,8 +16,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import TypeVar
+from weakref import WeakKeyDictionary
 
 import reflex as rx
+from sqlalchemy import Engine
 
 from projectalgo import __version__, billing
 from projectalgo.components.layout import form_error, layout
@@ -33,6 +36,14 @@ SOMETHING_WRONG = (
     "here within a few minutes: reload this page before paying again."
 )
 SCRIPT_MISSING = "The payment script could not be loaded. Check your connection and reload the page."
+CARD_NOT_CHECKED = "Your card could not be checked. Please try again."
+# The card set-ups started in this process, one ledger per database served (the app has one; tests many).
+_card_setups: WeakKeyDictionary[Engine, billing.MemoryCardSetupLedger] = WeakKeyDictionary()
+
+
+def card_setup_ledger() -> billing.CardSetupLedger:
+    """The ledger that limits how many card set-ups each user starts, shared by all tabs of this worker."""
+    return _card_setups.setdefault(services().engine, billing.MemoryCardSetupLedger())
 
 
 def _payments_js(call: str) -> str:
@@ -44,9 +55,14 @@ def _payments_js(call: str) -> str:
 
 
 def _browser_error(result: object) -> str:
-    """The message Stripe.js reported, if any (shown to this browser only; never trusted for anything else)."""
+    """The message Stripe.js reported, if any (shown to this browser only; never trusted for anything else).
+
+    The browser may send anything: only a dict's string "error" is shown (cut short); another error value
+    gets a message of our own."""
     error = result.get("error") if isinstance(result, dict) else None
-    return str(error)[:300] if error else ""
+    if not error:
+        return ""
+    return error[:300] if isinstance(error, str) else CARD_NOT_CHECKED
 
 
 class MembershipState(AuthState):
@@ -85,7 +101,7 @@ class MembershipState(AuthState):
         )
 
     @rx.event
-    def card_field_ready(self, result: dict) -> None:
+    async def card_field_ready(self, result: dict) -> None:
         self.pay_error = self.pay_error or _browser_error(result)
 
     @rx.event
@@ -98,8 +114,9 @@ class MembershipState(AuthState):
             if gateway is None or self.membership_exempt or self.paying:
                 return None
             self.pay_error = self.pay_notice = ""
+            start = partial(billing.start_card_setup, gateway, card_setup_ledger(), user_id=user.id)
             try:
-                self._setup_id, secret = await in_stripe_thread(partial(gateway.start_card_setup, user_id=user.id))
+                self._setup_id, secret = await in_stripe_thread(start)
             except billing.BillingError as error:
                 self.pay_error = str(error)
                 return None

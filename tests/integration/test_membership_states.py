@@ -1,15 +1,17 @@
 """The /membership page's events, called directly as the browser's would be, with Stripe (localstripe, or a
 server that never answers, or none at all) behind the app's own gateway, on this test's own database."""
 
+import re
 from functools import partial
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from projectalgo import accounts, billing
 from projectalgo.db import session_scope
 from projectalgo.models import Membership, Payment, User
-from projectalgo.pages.membership import SOMETHING_WRONG, MembershipState
+from projectalgo.pages.membership import CARD_NOT_CHECKED, SOMETHING_WRONG, MembershipState
 from projectalgo.runtime import services
 from tests.conftest import TEST_SECRET_KEY_BASE, TEST_STRIPE_PUBLISHABLE_KEY, TEST_STRIPE_SECRET_KEY
 from tests.factories import make_admin, make_member
@@ -112,3 +114,103 @@ def test_an_unexpected_error_while_paying_stops_the_spinner_and_says_what_to_do(
     assert call(state, MembershipState.card_set_up, {"error": ""}) is None
     assert (state.paying, state.pay_error, state.pay_notice) == (False, SOMETHING_WRONG, "")
     assert not _rows(engine, Membership, member.id)
+
+
+# Card set-ups are limited per user, across tabs (issue 12)
+
+
+def _setup_intents(localstripe_url):
+    """Every SetupIntent localstripe holds (shared by the whole test session), by id."""
+    found, after = {}, None
+    while True:
+        params = {"limit": 100, **({"starting_after": after} if after else {})}
+        headers = {"Authorization": f"Bearer {TEST_STRIPE_SECRET_KEY}"}
+        page = requests.get(f"{localstripe_url}/v1/setup_intents", params=params, headers=headers, timeout=10).json()
+        found |= {s["id"]: s for s in page["data"]}
+        if not page["has_more"] or not page["data"]:
+            return found
+        after = page["data"][-1]["id"]
+
+
+def test_start_payment_creates_at_most_a_few_card_setups_per_user_across_tabs(engine, stripe_at, localstripe):
+    stripe_at(localstripe.url)
+    member, other = make_member(engine), make_member(engine)
+    before = set(_setup_intents(localstripe.url))
+    tabs = [signed_in_state(MembershipState, member) for _ in range(3)]
+    started = []
+    for n in range(billing.CARD_SETUPS_PER_WINDOW):
+        tab = tabs[n % len(tabs)]
+        call(tab, MembershipState.open_membership)  # a reload: nothing of an earlier click is kept
+        script = call(tab, MembershipState.start_payment)
+        assert "setUpCard" in str(script) and tab.paying and tab.pay_error == ""
+        started.append(tab._setup_id)
+    new = {i: s for i, s in _setup_intents(localstripe.url).items() if i not in before}
+    assert set(new) == set(started) and {s["metadata"]["user_id"] for s in new.values()} == {str(member.id)}
+
+    for tab in [*tabs, signed_in_state(MembershipState, member)]:  # one more click, in any tab, old or new
+        call(tab, MembershipState.open_membership)
+        assert call(tab, MembershipState.start_payment) is None
+        assert not tab.paying and tab._setup_id == ""
+        assert f"You have started {billing.CARD_SETUPS_PER_WINDOW} payments within an hour" in tab.pay_error
+        assert "minutes before trying again" in tab.pay_error
+    assert set(_setup_intents(localstripe.url)) - before == set(started)
+
+    someone_else = signed_in_state(MembershipState, other)  # counts for themselves
+    call(someone_else, MembershipState.open_membership)
+    assert "setUpCard" in str(call(someone_else, MembershipState.start_payment))
+
+
+def test_a_payer_at_the_limit_can_still_pay_with_the_card_set_up_they_started(engine, stripe_at, localstripe):
+    stripe_at(localstripe.url)
+    member = make_member(engine)
+    tab = signed_in_state(MembershipState, member)
+    for _ in range(billing.CARD_SETUPS_PER_WINDOW):
+        call(tab, MembershipState.open_membership)
+        script = str(call(tab, MembershipState.start_payment))
+    (secret,) = set(re.findall(r"seti_\w+_secret_\w+", script))  # what the browser received with the last click
+    assert secret.startswith(tab._setup_id)
+    enter_card(localstripe.url, secret, VISA)
+    assert "/dashboard" in str(call(tab, MembershipState.card_set_up, {"error": ""}))
+    assert len(_rows(engine, Membership, member.id)) == 1
+
+
+# Crafted arguments from the browser (issue 12)
+
+CRAFTED_RESULTS = [None, "ok", 7, True, [], ["error"], {}, {"error": None}, {"error": ["x"]}, {"error": {"a": 1}},
+                   {"error": "e" * 1_000_000}, {"other": "x"}]  # fmt: skip
+
+
+@pytest.mark.parametrize("handler", ["card_field_ready", "card_set_up", "payment_returned"])
+def test_crafted_stripe_js_results_never_raise_nor_charge(engine, stripe_at, handler):
+    with silent_server() as stripe_api:  # would count any call to Stripe (and never answer it)
+        stripe_at(stripe_api.url)
+        member = make_member(engine)
+        state = signed_in_state(MembershipState, member)
+        for result in CRAFTED_RESULTS:
+            state.pay_error = ""
+            assert call(state, getattr(MembershipState, handler), result) is None
+            assert len(state.pay_error) <= 300 and not state.paying
+        assert stripe_api.connections == 0  # nothing was started from this page, so nothing was charged
+    assert not _rows(engine, Payment, member.id)
+
+
+def test_only_stripe_js_text_errors_are_shown_to_the_payer(engine, stripe_at):
+    with silent_server() as stripe_api:
+        stripe_at(stripe_api.url)
+        state = signed_in_state(MembershipState, make_member(engine))
+        for result, shown in [
+            ({"error": "Stripe.js could not be loaded."}, "Stripe.js could not be loaded."),
+            ({"error": "e" * 1_000_000}, "e" * 300),
+            ({"error": {"message": "x" * 1000}}, CARD_NOT_CHECKED),
+            ({"error": ["x"]}, CARD_NOT_CHECKED),
+            ({"error": ""}, ""),
+            ("garbage", ""),
+        ]:
+            state.pay_error = ""
+            call(state, MembershipState.card_field_ready, result)
+            assert state.pay_error == shown
+            if shown:  # the same error closing a card set-up this page started: shown, nothing charged
+                state._setup_id, state.paying, state.pay_error = "seti_started_here", True, ""
+                assert call(state, MembershipState.card_set_up, result) is None
+                assert (state.pay_error, state.paying, state._setup_id) == (shown, False, "")
+        assert stripe_api.connections == 0

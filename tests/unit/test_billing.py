@@ -200,3 +200,27 @@ def test_the_history_lists_the_users_payments_newest_first(engine):
         billing.record_payment(session, user_id=member.id, intent=_intent("pi_new", member.id, "processing"))
         history = billing.payment_history(session, member.id)
     assert [view.status for view in history] == ["processing", "requires_confirmation"]
+
+
+# Card set-ups per user (issue 12)
+
+
+def test_card_setups_are_limited_per_user_within_a_sliding_window():
+    ledger, start = billing.MemoryCardSetupLedger(), utcnow()
+    minute = timedelta(minutes=1)
+    for n in range(billing.CARD_SETUPS_PER_WINDOW):
+        assert ledger.claim(7, start + n * minute) is None
+    assert ledger.claim(7, start + 30 * minute) == start + billing.CARD_SETUP_WINDOW  # when the first one ages out
+    assert ledger.claim(8, start + 30 * minute) is None  # another user counts for themselves
+    assert ledger.claim(7, start + billing.CARD_SETUP_WINDOW) is None  # the first one aged out
+    assert ledger.claim(7, start + billing.CARD_SETUP_WINDOW) == start + minute + billing.CARD_SETUP_WINDOW
+
+
+def test_the_card_setup_ledger_forgets_users_whose_window_has_passed():
+    ledger, start = billing.MemoryCardSetupLedger(limit=1), utcnow()
+    for user_id in range(3000):
+        assert ledger.claim(user_id, start) is None
+    later = start + billing.CARD_SETUP_WINDOW
+    assert ledger.claim(99_999, later) is None
+    assert len(ledger._started) == 1  # the 3,000 idle users were dropped
+    assert ledger.claim(5, later) is None and ledger.claim(5, later) is not None
