@@ -1,7 +1,10 @@
 """/admin: users and roles, invitations, memberships and payments, strategies and the audit log.
 
 Admins only; moderators see users and strategies read-only. Each event checks the role on the server
-(admin.py); a refused call — say, a member calling an admin event directly — is recorded in the audit log.
+(admin.py); a refused call — say, a member calling an admin event directly — is recorded in the audit log, a
+few times a minute per tab and per caller at most. Event arguments arrive as the browser sent them, whatever
+their annotations: each handler reads them with admin's parsers, so a tampered one gets a message.
+A password reset link an admin issues is shown once, in a dialog, and forgotten at their next click.
 """
 
 from __future__ import annotations
