@@ -19,14 +19,14 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from projectalgo import throttle
 from projectalgo.clock import utcnow
-from projectalgo.models import ROLES, AuthAttempt, Invitation, LoginSession, PasswordReset, User
+from projectalgo.models import ROLES, Attempt, Invitation, LoginSession, PasswordReset, User
 
 PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_BYTES = 72  # bcrypt's limit; bcrypt 5 raises beyond it
 NAME_MAX_LENGTH = 100
 EMAIL_MAX_LENGTH = 254
-CLIENT_MAX_LENGTH = 64
 # Sign-in throttling is keyed by client address and email, so an attacker slows only themselves: after
 # FREE_FAILURES wrong passwords for one email from one client, each further try waits twice as long as the
 # last (from BACKOFF_START up to THROTTLE_WINDOW); one client may fail CLIENT_MAX_FAILURES times across emails.
@@ -164,24 +164,8 @@ def _create_user(
     return user
 
 
-def _wait_text(wait: timedelta) -> str:
-    seconds = max(1, int(wait.total_seconds() + 0.999))
-    return f"{seconds} seconds" if seconds < 120 else f"{-(-seconds // 60)} minutes"
-
-
 def _throttled(what: str, wait: timedelta) -> AccountError:
-    return AccountError(f"Too many {what} from your network. Try again in {_wait_text(wait)}.")
-
-
-def _attempts(kind: str, client: str, since: datetime, *, email: str | None = None, other_than: int = 0) -> object:
-    """Count and newest/oldest time of `kind` attempts by `client` (and `email`) since `since`."""
-    query = select(func.count(), func.min(AuthAttempt.attempted_at), func.max(AuthAttempt.attempted_at)).where(
-        AuthAttempt.kind == kind,
-        AuthAttempt.client == client,
-        AuthAttempt.attempted_at >= since,
-        AuthAttempt.id != other_than,
-    )
-    return query.where(AuthAttempt.email == email) if email is not None else query
+    return AccountError(f"Too many {what} from your network. Try again in {throttle.wait_text(wait)}.")
 
 
 def register(
@@ -199,18 +183,16 @@ def register(
     """Create a member with one use of the invitation `code`; on an error the caller rolls back.
 
     Cheap refusals come before the (slow) password hash: a client over its registration limit, then an
-    unusable code, then bad input. The attempt is committed first, so it counts even when refused. The use
+    unusable code, then bad input. Every attempt the limit lets through counts, whatever its outcome. The use
     is taken by one conditional UPDATE in the same transaction as the user insert, so concurrent
     registrations can never take more uses than the invitation has.
     """
     now = utcnow()
-    client = client[:CLIENT_MAX_LENGTH]
-    since = now - THROTTLE_WINDOW
-    count, oldest, _ = session.execute(_attempts("register", client, since)).one()
-    if count >= REGISTER_MAX_ATTEMPTS:
-        raise _throttled("registration attempts", oldest + THROTTLE_WINDOW - now)
-    session.add(AuthAttempt(kind="register", client=client, attempted_at=now))
-    session.commit()
+    attempt = throttle.record(session, kind="register", key=client, now=now)
+    seen = throttle.seen_before(session, attempt, since=now - THROTTLE_WINDOW)
+    if seen.count >= REGISTER_MAX_ATTEMPTS and seen.oldest is not None:
+        throttle.withdraw(session, attempt)
+        raise _throttled("registration attempts", seen.oldest + THROTTLE_WINDOW - now)
 
     view = describe_invite(session, code)
     if view is None or not view.usable:
@@ -268,43 +250,34 @@ def _dummy_hash(rounds: int) -> str:
     return hash_password(secrets.token_urlsafe(16), rounds)
 
 
-def _sign_in_wait(session: Session, client: str, email: str, own_id: int, now: datetime) -> timedelta | None:
+def _sign_in_wait(session: Session, attempt: Attempt, now: datetime) -> timedelta | None:
     """How long this client must wait before trying this email again, or None to go ahead."""
     since = now - THROTTLE_WINDOW
-    count, oldest, _ = session.execute(_attempts("sign_in", client, since, other_than=own_id)).one()
-    if count >= CLIENT_MAX_FAILURES:
-        return oldest + THROTTLE_WINDOW - now
-    count, _, newest = session.execute(_attempts("sign_in", client, since, email=email, other_than=own_id)).one()
-    if count < FREE_FAILURES:
+    by_client = throttle.seen_before(session, attempt, since=since)
+    if by_client.count >= CLIENT_MAX_FAILURES and by_client.oldest is not None:
+        return by_client.oldest + THROTTLE_WINDOW - now
+    pair = throttle.seen_before(session, attempt, since=since, same_subject=True)
+    if pair.count < FREE_FAILURES or pair.newest is None:
         return None
-    backoff = min(THROTTLE_WINDOW, BACKOFF_START * 2 ** (count - FREE_FAILURES))
-    wait = min(newest + backoff - now, THROTTLE_WINDOW)  # `newest` may be a concurrent attempt's, after `now`
+    backoff = min(THROTTLE_WINDOW, BACKOFF_START * 2 ** (pair.count - FREE_FAILURES))
+    wait = min(pair.newest + backoff - now, THROTTLE_WINDOW)  # `newest` may be a concurrent attempt's, after `now`
     return wait if wait > timedelta(0) else None
 
 
 def _password_ok(session: Session, *, user: User | None, email: str, password: str, client: str, rounds: int) -> bool:
     """Check a password for `email` under the sign-in throttle; AccountError when this client must wait.
 
-    The attempt is committed before the password is checked and counts as a failure until it succeeds, so
-    concurrent attempts see each other: count-and-check is atomic whatever the database's isolation.
+    The attempt counts as a failure until the password proves right (see projectalgo/throttle.py).
     """
     now = utcnow()
-    client = client[:CLIENT_MAX_LENGTH]
-    attempt = AuthAttempt(kind="sign_in", client=client, email=email, attempted_at=now)
-    session.add(attempt)
-    session.commit()
-    wait = _sign_in_wait(session, client, email, attempt.id, now)
+    attempt = throttle.record(session, kind="sign_in", key=client, subject=email, now=now)
+    wait = _sign_in_wait(session, attempt, now)
     if wait is not None:
-        session.delete(attempt)  # refused unchecked: it must not lengthen the wait
-        session.commit()
+        throttle.withdraw(session, attempt)
         raise _throttled("failed sign-in attempts", wait)
     if not check_password(password, user.password_hash if user else _dummy_hash(rounds)):
         return False
-    session.execute(
-        delete(AuthAttempt).where(
-            AuthAttempt.kind == "sign_in", AuthAttempt.client == client, AuthAttempt.email == email
-        )
-    )
+    throttle.forget(session, kind="sign_in", key=client, subject=email)
     return True
 
 
@@ -502,7 +475,6 @@ def reset_password(session: Session, *, token: str, password: str, confirmation:
     user.password_hash = password_hash
     session.add(user)
     end_all_sessions(session, user.id)
-    session.execute(delete(AuthAttempt).where(AuthAttempt.kind == "sign_in", AuthAttempt.email == user.email))
     session.flush()
     return user
 

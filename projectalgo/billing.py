@@ -9,9 +9,6 @@ or from a verified webhook, and both paths end in `apply_intent`, which grants o
 from __future__ import annotations
 
 import logging
-import math
-import threading
-from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -22,6 +19,7 @@ from typing import Protocol
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
+from projectalgo import throttle
 from projectalgo.clock import utcnow
 from projectalgo.models import Membership, Payment, StripeEvent, User
 
@@ -327,65 +325,29 @@ def payment_history(session: Session, user_id: int) -> list[PaymentView]:
     return [PaymentView(p.created_at, Decimal(p.amount) / 100, p.currency, p.status) for p in payments]
 
 
-# --- How many card set-ups a user starts ----------------------------------------------------------------
+Sessions = Callable[[], AbstractContextManager[Session]]
 
 
-class CardSetupLedger(Protocol):
-    """Counts the card set-ups each user started, for every tab of theirs this ledger's app serves."""
-
-    def claim(self, user_id: int, now: datetime) -> datetime | None:
-        """Count one more set-up for `user_id` and return None, or, when CARD_SETUPS_PER_WINDOW were started
-        within CARD_SETUP_WINDOW before `now`, count nothing and return when the next one may start."""
-
-
-class MemoryCardSetupLedger:
-    """A CardSetupLedger in this process's memory: shared by every tab of a worker, and the app runs a single
-    worker unless Reflex's state lives in Redis (then each worker counts its own, so a user may start up to
-    CARD_SETUPS_PER_WINDOW set-ups per worker). Thread-safe; it forgets users whose window has passed."""
-
-    def __init__(self, limit: int = CARD_SETUPS_PER_WINDOW, window: timedelta = CARD_SETUP_WINDOW) -> None:
-        self._limit, self._window = limit, window
-        self._started: dict[int, deque[datetime]] = {}
-        self._lock = threading.Lock()
-        self._swept_at: datetime | None = None
-
-    def claim(self, user_id: int, now: datetime) -> datetime | None:
-        with self._lock:
-            if self._swept_at is None or now - self._swept_at >= self._window:  # once a window: drop idle users
-                for key in [
-                    key for key, times in self._started.items() if not times or times[-1] <= now - self._window
-                ]:
-                    del self._started[key]
-                self._swept_at = now
-            started = self._started.setdefault(user_id, deque())
-            while started and started[0] <= now - self._window:
-                started.popleft()
-            if len(started) >= self._limit:
-                return started[0] + self._window
-            started.append(now)
-            return None
-
-
-def start_card_setup(gateway: BillingGateway, ledger: CardSetupLedger, *, user_id: int) -> tuple[str, str]:
-    """A new card set-up for the user (its id and client secret), unless they started too many lately. Blocking.
-
-    Counted before Stripe is called: a set-up whose answer was lost may still exist at Stripe.
-    """
+def start_card_setup(sessions: Sessions, gateway: BillingGateway, *, user_id: int) -> tuple[str, str]:
+    """A new card set-up for the user (its id and client secret), unless they started too many lately, from
+    whichever tabs or workers. Blocking. Counted before Stripe is called: a set-up whose answer was lost may
+    still exist at Stripe."""
     now = utcnow()
-    if (next_at := ledger.claim(user_id, now)) is not None:
-        log.warning("billing.card_setups_limited user=%s", user_id)
-        minutes = max(1, math.ceil((next_at - now).total_seconds() / 60))
-        raise CardSetupLimitError(
-            f"You have started {CARD_SETUPS_PER_WINDOW} payments within an hour. "
-            f"Please wait {minutes} minute{'s' if minutes > 1 else ''} before trying again."
-        )
+    with sessions() as session:
+        attempt = throttle.record(session, kind="card_setup", key=f"user:{user_id}", now=now)
+        seen = throttle.seen_before(session, attempt, since=now - CARD_SETUP_WINDOW)
+        if seen.count >= CARD_SETUPS_PER_WINDOW and seen.oldest is not None:
+            throttle.withdraw(session, attempt)
+            log.warning("billing.card_setups_limited user=%s", user_id)
+            raise CardSetupLimitError(
+                f"You have started {CARD_SETUPS_PER_WINDOW} payments within an hour. "
+                f"Please wait {throttle.wait_text(seen.oldest + CARD_SETUP_WINDOW - now)} before trying again."
+            )
     return gateway.start_card_setup(user_id=user_id)
 
 
 # --- The payment flow (several short transactions around network calls; never a transaction held open
 # while Stripe answers) -----------------------------------------------------------------------------------
-
-Sessions = Callable[[], AbstractContextManager[Session]]
 
 
 def pay_with_card_setup(

@@ -63,21 +63,18 @@ class LoginSession(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
-class AuthAttempt(SQLModel, table=True):
-    """One sign-in or registration attempt, kept for throttling by client address (and email, for sign-ins).
+class Attempt(SQLModel, table=True):
+    """One attempt at something limited per key (projectalgo/throttle.py): a sign-in (key: the client address,
+    subject: the email), a registration (the client address), a card set-up (the user)."""
 
-    A sign-in writes its row before the password is checked, so concurrent attempts count each other; the
-    row is deleted again when the password was right or the attempt was refused without a check.
-    """
-
-    __tablename__ = "auth_attempts"
-    __table_args__ = (Index("ix_auth_attempts_kind_client_email_at", "kind", "client", "email", "attempted_at"),)
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_kind_key_subject_at", "kind", "key", "subject", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=16)  # "sign_in" or "register"
-    client: str = Field(max_length=64)
-    email: str = Field(default="", max_length=254)
-    attempted_at: datetime
+    kind: str = Field(max_length=16)
+    key: str = Field(max_length=64)
+    subject: str = Field(default="", max_length=254)
+    at: datetime
 
 
 class PasswordReset(SQLModel, table=True):

@@ -1,4 +1,5 @@
-"""auth hardening: sign-in/registration attempts keyed by client and email, one-time password resets
+"""auth hardening: attempts counted for throttles (sign-ins by client and email, registrations, card set-ups),
+one-time password resets
 
 Revision ID: 0008
 Revises: 0007
@@ -19,18 +20,16 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
-        "auth_attempts",
+        "attempts",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("client", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("email", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
-        sa.Column("attempted_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("subject", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+        sa.Column("at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("auth_attempts", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_auth_attempts_kind_client_email_at", ["kind", "client", "email", "attempted_at"], unique=False
-        )
+    with op.batch_alter_table("attempts", schema=None) as batch_op:
+        batch_op.create_index("ix_attempts_kind_key_subject_at", ["kind", "key", "subject", "at"], unique=False)
     op.create_table(
         "password_resets",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -67,6 +66,6 @@ def downgrade() -> None:
     with op.batch_alter_table("password_resets", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_password_resets_user_id"))
     op.drop_table("password_resets")
-    with op.batch_alter_table("auth_attempts", schema=None) as batch_op:
-        batch_op.drop_index("ix_auth_attempts_kind_client_email_at")
-    op.drop_table("auth_attempts")
+    with op.batch_alter_table("attempts", schema=None) as batch_op:
+        batch_op.drop_index("ix_attempts_kind_key_subject_at")
+    op.drop_table("attempts")

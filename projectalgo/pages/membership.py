@@ -16,10 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import TypeVar
-from weakref import WeakKeyDictionary
 
 import reflex as rx
-from sqlalchemy import Engine
 
 from projectalgo import __version__, billing
 from projectalgo.components.layout import form_error, layout
@@ -37,13 +35,6 @@ SOMETHING_WRONG = (
 )
 SCRIPT_MISSING = "The payment script could not be loaded. Check your connection and reload the page."
 CARD_NOT_CHECKED = "Your card could not be checked. Please try again."
-# The card set-ups started in this process, one ledger per database served (the app has one; tests many).
-_card_setups: WeakKeyDictionary[Engine, billing.MemoryCardSetupLedger] = WeakKeyDictionary()
-
-
-def card_setup_ledger() -> billing.CardSetupLedger:
-    """The ledger that limits how many card set-ups each user starts, shared by all tabs of this worker."""
-    return _card_setups.setdefault(services().engine, billing.MemoryCardSetupLedger())
 
 
 def _payments_js(call: str) -> str:
@@ -114,7 +105,9 @@ class MembershipState(AuthState):
             if gateway is None or self.membership_exempt or self.paying:
                 return None
             self.pay_error = self.pay_notice = ""
-            start = partial(billing.start_card_setup, gateway, card_setup_ledger(), user_id=user.id)
+            start = partial(
+                billing.start_card_setup, partial(session_scope, services().engine), gateway, user_id=user.id
+            )
             try:
                 self._setup_id, secret = await in_stripe_thread(start)
             except billing.BillingError as error:

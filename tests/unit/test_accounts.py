@@ -7,7 +7,7 @@ from sqlalchemy import func, select, update
 from projectalgo import accounts
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
-from projectalgo.models import AuthAttempt, Invitation, LoginSession, PasswordReset, User
+from projectalgo.models import Attempt, Invitation, LoginSession, PasswordReset, User
 from tests.factories import PASSWORD, invite_code_of, make_admin, make_member
 
 IDLE = timedelta(minutes=60)
@@ -137,7 +137,7 @@ def test_registration_is_throttled_per_client(engine):
         _register(engine, code, client="203.0.113.9")  # even with a good code
     assert _register(engine, code, client="198.51.100.20").email == "new@example.com"  # others are not slowed
     with session_scope(engine) as session:
-        session.execute(update(AuthAttempt).values(attempted_at=utcnow() - accounts.THROTTLE_WINDOW))
+        session.execute(update(Attempt).values(at=utcnow() - accounts.THROTTLE_WINDOW))
     assert _register(engine, code, email="later@example.com", client="203.0.113.9").email == "later@example.com"
 
 
@@ -148,8 +148,8 @@ def _sign_in(engine, email, password=PASSWORD, client="198.51.100.7", rounds=4):
 
 def _age_attempts(engine, by: timedelta) -> None:
     with session_scope(engine) as session:
-        for attempt in session.scalars(select(AuthAttempt)):
-            attempt.attempted_at -= by
+        for attempt in session.scalars(select(Attempt)):
+            attempt.at -= by
 
 
 def test_sign_in_checks_the_password_and_never_says_whether_the_email_exists(engine):
@@ -222,7 +222,7 @@ def _parallel_wrong_passwords(engine, attempts: int) -> int:
     with ThreadPoolExecutor(max_workers=attempts) as pool:
         checked = sum(pool.map(attempt, range(attempts)))
     with session_scope(engine) as session:  # checked and failed attempts stay; refused ones are taken back
-        kept = session.scalar(select(func.count()).select_from(AuthAttempt).where(AuthAttempt.kind == "sign_in"))
+        kept = session.scalar(select(func.count()).select_from(Attempt).where(Attempt.kind == "sign_in"))
         assert kept == checked
     return checked
 

@@ -1,5 +1,7 @@
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from sqlalchemy import select
@@ -7,7 +9,7 @@ from sqlalchemy import select
 from projectalgo import accounts, billing
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
-from projectalgo.models import Membership, Payment, User
+from projectalgo.models import Attempt, Membership, Payment, User
 from tests.factories import make_admin, make_member
 
 
@@ -205,22 +207,44 @@ def test_the_history_lists_the_users_payments_newest_first(engine):
 # Card set-ups per user (issue 12)
 
 
-def test_card_setups_are_limited_per_user_within_a_sliding_window():
-    ledger, start = billing.MemoryCardSetupLedger(), utcnow()
-    minute = timedelta(minutes=1)
-    for n in range(billing.CARD_SETUPS_PER_WINDOW):
-        assert ledger.claim(7, start + n * minute) is None
-    assert ledger.claim(7, start + 30 * minute) == start + billing.CARD_SETUP_WINDOW  # when the first one ages out
-    assert ledger.claim(8, start + 30 * minute) is None  # another user counts for themselves
-    assert ledger.claim(7, start + billing.CARD_SETUP_WINDOW) is None  # the first one aged out
-    assert ledger.claim(7, start + billing.CARD_SETUP_WINDOW) == start + minute + billing.CARD_SETUP_WINDOW
+class CountingGateway:
+    """A BillingGateway for the card set-up limit alone: counts the set-ups that reached it."""
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    def start_card_setup(self, *, user_id: int) -> tuple[str, str]:
+        self.started += 1
+        return f"seti_{user_id}_{self.started}", "secret"
 
 
-def test_the_card_setup_ledger_forgets_users_whose_window_has_passed():
-    ledger, start = billing.MemoryCardSetupLedger(limit=1), utcnow()
-    for user_id in range(3000):
-        assert ledger.claim(user_id, start) is None
-    later = start + billing.CARD_SETUP_WINDOW
-    assert ledger.claim(99_999, later) is None
-    assert len(ledger._started) == 1  # the 3,000 idle users were dropped
-    assert ledger.claim(5, later) is None and ledger.claim(5, later) is not None
+def test_card_setups_are_limited_per_user_within_a_sliding_window(engine):
+    """Counted in the database, so every tab and every worker shares the limit (Stripe itself is tested
+    against localstripe in tests/integration/test_membership_states.py)."""
+    sessions, gateway = partial(session_scope, engine), CountingGateway()
+    for _ in range(billing.CARD_SETUPS_PER_WINDOW):
+        billing.start_card_setup(sessions, gateway, user_id=7)
+    with pytest.raises(billing.CardSetupLimitError, match="wait 60 minutes"):
+        billing.start_card_setup(sessions, gateway, user_id=7)
+    assert gateway.started == billing.CARD_SETUPS_PER_WINDOW  # the refused one never reached Stripe
+    billing.start_card_setup(sessions, gateway, user_id=8)  # another user counts for themselves
+    with session_scope(engine) as session:  # the oldest set-up ages out of the window
+        oldest = session.scalars(select(Attempt).where(Attempt.key == "user:7").order_by(Attempt.id)).first()
+        oldest.at -= billing.CARD_SETUP_WINDOW
+    billing.start_card_setup(sessions, gateway, user_id=7)
+    with pytest.raises(billing.CardSetupLimitError):
+        billing.start_card_setup(sessions, gateway, user_id=7)
+
+
+def test_parallel_card_setups_never_pass_the_limit(engine):
+    sessions, gateway = partial(session_scope, engine), CountingGateway()
+
+    def start(_n: int) -> bool:
+        try:
+            billing.start_card_setup(sessions, gateway, user_id=7)
+        except billing.CardSetupLimitError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        assert sum(pool.map(start, range(12))) <= billing.CARD_SETUPS_PER_WINDOW
