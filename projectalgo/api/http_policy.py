@@ -63,9 +63,11 @@ def content_security_policy(settings: Settings, script_hashes: Iterable[str] = (
     directives = {
         "default-src": ["'self'"],
         "script-src": scripts,
-        # Emotion (Reflex's styling), Radix and plotly.js write <style> elements and style attributes at run time.
+        # Emotion (Reflex's styling), Radix and plotly.js write <style> elements and style attributes at run time,
+        # hundreds per page and different each time: no hash or nonce can list them.
         "style-src": ["'self'", "'unsafe-inline'"],
-        "img-src": ["'self'", "data:"],
+        # plotly.js's "Download plot as a PNG" draws the chart through a blob: image.
+        "img-src": ["'self'", "blob:"],
         "connect-src": connects,
         "frame-src": frames or ["'none'"],
         "object-src": ["'none'"],

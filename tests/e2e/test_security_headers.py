@@ -91,6 +91,9 @@ def test_every_page_loads_for_an_admin_without_a_csp_violation_and_the_live_char
     page.goto(f"{url}/strategies/{strategy_id}")
     page.locator("#strategy-chart .main-svg").first.wait_for()
     page.locator("#strategy-chart .modebar-btn").first.hover()  # plotly's toolbar shows on hover
+    with page.expect_download() as download:  # plotly.js draws the PNG through a blob: image
+        page.locator("#strategy-chart [data-title='Download plot as a PNG']").click()
+    assert download.value.suggested_filename.endswith(".png")
     _settle(page)
     page.goto(f"{url}/accounts")
     page.get_by_text("Csp").first.wait_for()

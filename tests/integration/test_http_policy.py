@@ -197,6 +197,7 @@ def test_the_csp_allows_stripe_js_where_the_settings_say_it_is():
     assert csp["frame-src"] == [LOCALSTRIPE]
     assert csp["connect-src"] == ["'self'", "ws://127.0.0.1:3000", LOCALSTRIPE]
     assert csp["style-src"] == ["'self'", "'unsafe-inline'"]
+    assert csp["img-src"] == ["'self'", "blob:"]
     assert csp["frame-ancestors"] == csp["object-src"] == csp["base-uri"] == ["'none'"]
 
 
