@@ -3,46 +3,85 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
+from enum import Enum
 
 import anyio
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response, StreamingResponse
 
-from projectalgo import exports, strategies
+from projectalgo import accounts, exports, strategies
 from projectalgo.accounts import Actor
-from projectalgo.api.errors import error_response
+from projectalgo.api.errors import ERROR_SCHEMA, error_response
 from projectalgo.db import session_scope
-from projectalgo.models import User
 from projectalgo.runtime import services
+from projectalgo.snapshots import ALL_TIME_END_MS
 
 router = APIRouter(tags=["members"])
+MAX_ID = 2**63 - 1  # the largest SQL BIGINT: ids beyond it name nothing
+INVALID_LINK = "This download link is invalid or has expired; download again."
 
 
-def _may_read(user_id: int, strategy_id: int) -> str | None:
-    """The strategy's name when the (still enabled) user may read it now, else None."""
+class _Refusal(Enum):
+    dead_session = "dead_session"
+    not_found = "not_found"
+
+
+def _may_read(user_id: int, login_session_id: int, strategy_id: int, idle: timedelta) -> str | _Refusal:
+    """The strategy's name when the link's login session is live for that user and the user may read the strategy
+    now; else why not."""
     with session_scope(services().engine) as session:
-        user = session.get(User, user_id)
-        if user is None or user.disabled_at is not None:
-            return None
+        user = accounts.live_session_user(session, login_session_id, idle=idle)
+        if user is None or user.id != user_id:
+            return _Refusal.dead_session
         try:
             return strategies.get_strategy(session, Actor(user.id, tuple(user.roles)), strategy_id).name
         except strategies.NotFoundError:
-            return None
+            return _Refusal.not_found
 
 
-@router.get("/api/v1/strategies/{strategy_id}/snapshots.csv", include_in_schema=False)
+def _json_error(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+
+
+RESPONSES: dict[int | str, dict] = {
+    200: {
+        "description": "The snapshots with start <= time < end, oldest first, one CSV line each after the header.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    },
+    403: _json_error(
+        "The signature is wrong, the link has expired (or expires later than this server's links do), or its "
+        "sign-in has ended."
+    ),
+    404: _json_error("No such strategy, or the user may not read it."),
+    422: _json_error("A parameter is missing or malformed (sig: 64 lowercase hex digits)."),
+}
+
+
+@router.get(
+    "/api/v1/strategies/{strategy_id}/snapshots.csv",
+    summary="Download a strategy's snapshots as CSV",
+    description=(
+        "Follow a link the strategy page signed for one sign-in; it works for "
+        f"{exports.LINK_SECONDS} seconds, while that sign-in lasts and its user may read the strategy."
+    ),
+    response_class=Response,
+    responses=RESPONSES,
+)
 async def snapshots_csv(
-    strategy_id: int,
-    user: int = Query(...),
-    start: int = Query(...),
-    end: int = Query(...),
-    expires: int = Query(...),
-    sig: str = Query(..., max_length=64),
+    strategy_id: int = Path(ge=1, le=MAX_ID),
+    user: int = Query(ge=1, le=MAX_ID),
+    login: int = Query(ge=1, le=MAX_ID, description="The sign-in (login session) the link was made for."),
+    start: int = Query(ge=0, le=ALL_TIME_END_MS, description="Epoch milliseconds, inclusive."),
+    end: int = Query(ge=0, le=ALL_TIME_END_MS, description="Epoch milliseconds, exclusive."),
+    expires: int = Query(ge=0, le=ALL_TIME_END_MS, description="Epoch seconds."),
+    sig: str = Query(pattern=exports.SIGNATURE_PATTERN, min_length=64, max_length=64),
 ) -> Response:
     settings = services().settings
     if not exports.link_valid(
         settings.secret_key_base,
         user_id=user,
+        login_session_id=login,
         strategy_id=strategy_id,
         start_ms=start,
         end_ms=end,
@@ -50,11 +89,15 @@ async def snapshots_csv(
         sig=sig,
         now_s=int(time.time()),
     ):
-        return error_response(403, "invalid_link", "This download link is invalid or has expired; download again.")
-    name = await anyio.to_thread.run_sync(_may_read, user, strategy_id)
-    if name is None:
+        return error_response(403, "invalid_link", INVALID_LINK)
+    idle = timedelta(minutes=settings.session_idle_minutes)
+    name = await anyio.to_thread.run_sync(_may_read, user, login, strategy_id, idle)
+    if name is _Refusal.dead_session:
+        return error_response(403, "invalid_link", "This link's sign-in has ended; sign in and download again.")
+    if not isinstance(name, str):
         return error_response(404, "not_found", "No such strategy.")
-    filename = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "strategy"
+    filename = "".join(c if (c.isascii() and c.isalnum()) or c in "-_" else "_" for c in name) or "strategy"
+    # A sync iterator: Starlette reads each page from the store on a worker thread, off the event loop.
     return StreamingResponse(
         exports.csv_lines(services().snapshot_store, strategy_id, start, end),
         media_type="text/csv; charset=utf-8",

@@ -10,10 +10,35 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("projectalgo.api")
+# The OpenAPI schema of every error answer.
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {
+        "error": {"type": "string", "description": "A stable code, e.g. invalid_snapshot."},
+        "detail": {"description": "Human text, or a list naming every problem."},
+    },
+}
+
+
+def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict]:
+    """OpenAPI `responses` entries for error answers, each in the one error shape."""
+    return {
+        status: {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+        for status, text in descriptions.items()
+    }
 
 
 def error_response(status: int, error: str, detail: object, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def method_not_allowed(method: str, path: str, allowed: list[str]) -> JSONResponse:
+    """405 with the Allow header (RFC 9110): `path` exists, but not for `method`."""
+    allow = ", ".join(allowed)
+    return error_response(
+        405, "method_not_allowed", f"{path} does not answer {method}; it answers {allow}.", {"Allow": allow}
+    )
 
 
 async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
