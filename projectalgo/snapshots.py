@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,86 @@ MAX_FUTURE_SKEW = timedelta(minutes=5)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_BODY_BYTES = 16 * 1024
 ALL_TIME_END_MS = 2**53  # past any at_ms a bot can send
+
+# The bot contract's bounds and grammars, which the published OpenAPI schema states as they are (api/ingest.py):
+# whatever a schema-valid body holds is accepted here, and whatever is refused here breaks the schema, except for
+# a created_at too far in the future (FutureSnapshotError), which depends on the clock.
+NUMBER_MAGNITUDE_MIN = Decimal("1e-130")  # nonzero numbers from 1e-130 up to, not including, 1e38
+NUMBER_MAGNITUDE_LIMIT = Decimal("1e38")
+EARLIEST_S = 946_684_800  # EARLIEST in epoch seconds
+SECONDS_LIMIT = 10**11  # a created_at number at least this large is in milliseconds
+EARLIEST_MS = EARLIEST_S * 1000
+MS_LIMIT = 253_402_300_800_000  # 10000-01-01T00:00:00Z: created_at milliseconds stay below it
+
+
+def _range(low: int, high: int) -> str:
+    """A regular expression matching the decimal integers low..high, written without leading zeros."""
+
+    def same_length(a: str, b: str) -> list[str]:
+        if a == b:
+            return [a]
+        if a == "0" * len(a) and b == "9" * len(b):
+            return [f"[0-9]{{{len(a)}}}"]
+        if len(a) == 1:
+            return [f"[{a}-{b}]"]
+        if a[0] == b[0]:
+            return [a[0] + _group(same_length(a[1:], b[1:]))]
+        rest = len(a) - 1
+        parts = [a[0] + _group(same_length(a[1:], "9" * rest))]
+        if int(b[0]) - int(a[0]) > 1:
+            parts.append(f"[{int(a[0]) + 1}-{int(b[0]) - 1}][0-9]{{{rest}}}")
+        return [*parts, b[0] + _group(same_length("0" * rest, b[1:]))]
+
+    parts = []
+    for length in range(len(str(low)), len(str(high)) + 1):
+        first, last = max(low, 10 ** (length - 1) if length > 1 else 0), min(high, 10**length - 1)
+        parts += same_length(str(first), str(last))
+    return _group(parts)
+
+
+def _group(alternatives: list[str]) -> str:
+    return alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
+
+
+def _number_text_pattern() -> str:
+    """Numeric text within the bounds above: at most 38 significant digits, magnitude 1e-130 up to 1e38, or 0.
+
+    Scientific notation takes one nonzero digit before the point (as Python, JavaScript and Decimal write it)."""
+    exponent = rf"[eE](?:\+?0*{_range(0, 37)}|-0*{_range(0, 130)})"
+    scientific = rf"0*[1-9](?:\.(?:[0-9]{{0,37}}0*)?)?{exponent}"
+    # d digits before the point (the first nonzero) leave 38 - d significant digits after it; zeros may follow.
+    whole = _group([rf"[1-9][0-9]{{{d - 1}}}(?:\.(?:[0-9]{{0,{38 - d}}}0*)?)?" for d in range(1, 39)])
+    fraction = r"0*\.0{0,129}[1-9][0-9]{0,37}0*"
+    zero = r"(?:0+\.?0*|\.0+)(?:[eE][-+]?[0-9]{1,9})?"
+    return rf"^[-+]?(?:{scientific}|0*{whole}|{fraction}|{zero})$"
+
+
+def _time_text_pattern() -> str:
+    """An ISO 8601 date and time, from the year 2000 to 9999 as written: YYYY-MM-DD, T or a space, hh:mm, then
+    optionally :ss and up to 9 decimals, then optionally Z or an offset (none: UTC). Only real dates."""
+    year = "(?:2[0-9]{3}|[3-9][0-9]{3})"
+    leap_year = "(?:[2-9][0-9](?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[3579][26])00)"
+    day = (
+        f"(?:{year}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+        f"|02-(?:0[1-9]|1[0-9]|2[0-8]))|{leap_year}-02-29)"
+    )
+    hour = "(?:[01][0-9]|2[0-3])"
+    time = rf"{hour}:[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{{1,9}})?)?"
+    offset = f"(?:Z|[+-]{hour}(?::?[0-5][0-9])?)?"
+    return f"^{day}[T ]{time}{offset}$"
+
+
+NUMBER_TEXT_PATTERN = _number_text_pattern()
+TIME_TEXT_PATTERN = _time_text_pattern()
+# Epoch seconds or milliseconds as text: an integer within their bounds, then any decimals.
+EPOCH_TEXT_PATTERN = (
+    rf"^0*(?:{_range(EARLIEST_S, SECONDS_LIMIT - 1)}|{_range(EARLIEST_MS, MS_LIMIT - 1)})(?:\.[0-9]*)?$"
+)
+# `search`, not `fullmatch`: the pattern's own anchors decide, as in the schema (Python's $ also admits one final
+# newline, which the number parser ignores and the match leaves out).
+_number_text = re.compile(NUMBER_TEXT_PATTERN)
+_time_text = re.compile(TIME_TEXT_PATTERN)
+_epoch_text = re.compile(EPOCH_TEXT_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -75,6 +156,11 @@ class InvalidSnapshotError(ValueError):
         self.problems = problems
 
 
+class FutureSnapshotError(InvalidSnapshotError):
+    """Only created_at is wrong: more than MAX_FUTURE_SKEW ahead of the server's clock. HTTP 409: a well-formed
+    snapshot that the server's present refuses (the bot's clock is ahead); nothing was stored."""
+
+
 class StoreUnavailableError(RuntimeError):
     """The snapshot store cannot be reached now; nothing was stored. HTTP 503, retry later."""
 
@@ -92,11 +178,22 @@ def _parse_json(raw: bytes) -> object:
 
 def _number(name: str, value: object, problems: list[str]) -> Decimal | None:
     if isinstance(value, str):
+        text = value
         try:
-            value = Decimal(value.strip())
+            value = Decimal(text.strip())
         except InvalidOperation:
-            problems.append(f"{name}: must be a number, got {value[:40]!r}")
+            problems.append(f"{name}: must be a number, got {text[:40]!r}")
             return None
+        number = _number_value(name, value, problems)
+        if number is not None and not _number_text.search(text):
+            # Within bounds, but not written as the contract says (spaces, underscores, "12e3", ".5e-3", ...).
+            problems.append(f"{name}: must be a number written like 12.5, -0.001 or 1.25e-7, got {text[:40]!r}")
+            return None
+        return number
+    return _number_value(name, value, problems)
+
+
+def _number_value(name: str, value: object, problems: list[str]) -> Decimal | None:
     if isinstance(value, _NonFinite) or (isinstance(value, Decimal) and not value.is_finite()):
         problems.append(f"{name}: must be a finite number, not NaN or Infinity")
         return None
@@ -120,37 +217,34 @@ def _number(name: str, value: object, problems: list[str]) -> Decimal | None:
     return value
 
 
-def _as_datetime(value: object) -> datetime | None:
-    """ISO 8601 (naive means UTC) or epoch seconds / milliseconds (as a number or a numeric string)."""
+_NOT_A_TIME = "created_at: must be ISO 8601 or epoch seconds/milliseconds"
+
+
+def _epoch_ms(value: Decimal) -> Decimal:
+    return value if abs(value) >= SECONDS_LIMIT else value * 1000  # larger values are milliseconds
+
+
+def _timestamp(value: object, problems: list[str]) -> int | None:
+    """Epoch milliseconds of an ISO 8601 text (naive means UTC) or of epoch seconds / milliseconds (a number or
+    numeric text), within the contract's bounds; the future is checked by the caller."""
     if isinstance(value, str):
-        text = value.strip()
-        try:
-            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            return when if when.tzinfo else when.replace(tzinfo=UTC)
-        except ValueError:
-            try:
-                value = Decimal(text)
-            except InvalidOperation:
-                return None
-    if not isinstance(value, Decimal) or not value.is_finite():
+        if match := _time_text.search(value):
+            when = datetime.fromisoformat(match.group(0).replace("Z", "+00:00"))
+            return math.floor((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
+        if not (match := _epoch_text.search(value)):
+            problems.append(_NOT_A_TIME)
+            return None
+        value = Decimal(match.group(0))
+    if not isinstance(value, Decimal) or not value.is_finite():  # parse_int/parse_float: JSON numbers are Decimal
+        problems.append(_NOT_A_TIME)
         return None
-    seconds = value / 1000 if abs(value) >= Decimal(10) ** 11 else value  # larger values are milliseconds
-    try:
-        return datetime.fromtimestamp(float(seconds), tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def _timestamp(value: object, now: datetime, problems: list[str]) -> int | None:
-    when = _as_datetime(value)
-    if when is None:
-        problems.append("created_at: must be ISO 8601 or epoch seconds/milliseconds")
-    elif when > now + MAX_FUTURE_SKEW:
-        problems.append("created_at: is more than 5 minutes in the future")
-    elif when < EARLIEST:
+    ms = _epoch_ms(value)
+    if ms < EARLIEST_MS:
         problems.append("created_at: is before the year 2000 (seconds and milliseconds mixed up?)")
+    elif ms >= MS_LIMIT:
+        problems.append(_NOT_A_TIME)
     else:
-        return math.floor(when.timestamp() * 1000)
+        return math.floor(ms)
     return None
 
 
@@ -186,16 +280,19 @@ def validate(body: dict, now: datetime) -> SnapshotInput:
         problems.append("symbol: is missing")
     elif not isinstance(symbol, str):
         problems.append("symbol: must be a string")
-    elif len(symbol.strip()) > SYMBOL_MAX_LENGTH:
+    elif len(symbol) > SYMBOL_MAX_LENGTH:  # as sent, as the schema's maxLength counts; stored stripped
         problems.append(f"symbol: must be at most {SYMBOL_MAX_LENGTH} characters")
     else:
         values["symbol"] = symbol.strip()
     token = data.get("strategy_access_token")
     if token is not None and not isinstance(token, str):
         problems.append("strategy_access_token: must be a string")
-    at_ms = _timestamp(data["created_at"], now, problems) if data.get("created_at") is not None else None
+    # null, like no created_at at all: the server's time.
+    at_ms = _timestamp(data["created_at"], problems) if data.get("created_at") is not None else None
     if problems:
         raise InvalidSnapshotError(problems)
+    if at_ms is not None and at_ms > epoch_ms(now + MAX_FUTURE_SKEW):
+        raise FutureSnapshotError(["created_at: is more than 5 minutes in the future"])
     return SnapshotInput(at_ms=at_ms, values=values)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp
+from starlette.requests import Request
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from projectalgo import __version__
 from projectalgo.api import errors
@@ -28,17 +29,48 @@ def build_api() -> FastAPI:
     api.add_exception_handler(StarletteHTTPException, errors.http_error)
     api.add_exception_handler(RequestValidationError, errors.validation_error)
     api.add_exception_handler(Exception, errors.unexpected_error)
-    api.include_router(health_router)
+    api.include_router(
+        health_router,
+        responses={503: {"description": "Degraded: the database is unreachable.", "content": {"application/json": {}}}},
+    )
     api.include_router(ingest_router)
     api.include_router(downloads_router)
     api.include_router(stripe_webhook_router)
 
     # Everything else is served by Reflex's front end; an unknown /api/ path is an API error, not a page.
-    @api.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-    async def unknown_api_route(path: str) -> JSONResponse:
-        return errors.error_response(404, "not_found", f"There is no API route /api/{path}.")
-
+    api.router.routes.append(_unknown_api_route(api))
     return api
+
+
+# The methods an Allow header may name (RFC 9110's, less CONNECT, plus PATCH and QUERY).
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "QUERY")
+
+
+class _UnknownApiRoute:
+    """Every method on /api/<anything> that no route before it answered: 405 with Allow when another method of
+    that path is an API route, else 404; both in the API's error shape. An ASGI endpoint, so that Starlette
+    routes every method here rather than answering a method it does not list itself."""
+
+    def __init__(self, api: FastAPI) -> None:
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        routes = [route for route in self.api.router.routes if getattr(route, "endpoint", None) is not self]
+        allowed = [
+            method
+            for method in METHODS
+            if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in routes)
+        ]
+        if allowed:
+            response = errors.method_not_allowed(request.method, request.url.path, allowed)
+        else:
+            response = errors.error_response(404, "not_found", f"There is no API route {request.url.path}.")
+        await response(scope, receive, send)
+
+
+def _unknown_api_route(api: FastAPI) -> Route:
+    return Route("/api/{path:path}", _UnknownApiRoute(api), include_in_schema=False)
 
 
 def around_reflex(reflex_app: ASGIApp) -> FastAPI:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from projectalgo import snapshots
-from projectalgo.api.errors import error_response
+from projectalgo.api.errors import error_response, error_responses
 from projectalgo.clock import utcnow
 from projectalgo.ingestion import Post, RefusedError
 from projectalgo.runtime import services
@@ -16,36 +16,67 @@ from projectalgo.runtime import services
 log = logging.getLogger("projectalgo.ingest")
 router = APIRouter(tags=["bots"])
 
-_number = {"oneOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$"}]}
-_error = {"type": "object", "properties": {"error": {"type": "string"}, "detail": {}}}
+_ms_number = {"type": "number", "minimum": snapshots.EARLIEST_MS, "exclusiveMaximum": snapshots.MS_LIMIT}
+_number = {
+    "description": "A JSON number or numeric text: 0, or a magnitude from 1e-130 up to (not including) 1e38, "
+    "with at most 38 significant digits.",
+    "anyOf": [
+        {"type": "number", "const": 0},
+        {
+            "type": "number",
+            "minimum": float(snapshots.NUMBER_MAGNITUDE_MIN),
+            "exclusiveMaximum": float(snapshots.NUMBER_MAGNITUDE_LIMIT),
+        },
+        {
+            "type": "number",
+            "exclusiveMinimum": -float(snapshots.NUMBER_MAGNITUDE_LIMIT),
+            "maximum": -float(snapshots.NUMBER_MAGNITUDE_MIN),
+        },
+        {"type": "string", "pattern": snapshots.NUMBER_TEXT_PATTERN},
+    ],
+}
+_created_at = {
+    "description": "Optional; absent or null: the server's time. ISO 8601 (YYYY-MM-DD, T or a space, hh:mm, "
+    "optionally :ss and decimals, optionally Z or an offset; none means UTC) from the year 2000, or epoch seconds or "
+    f"milliseconds (values from {snapshots.SECONDS_LIMIT:.0e} are milliseconds) as a number or numeric text. "
+    "At most 5 minutes ahead of the server's clock (else 409).",
+    "anyOf": [
+        {"type": "string", "pattern": snapshots.TIME_TEXT_PATTERN},
+        {"type": "string", "pattern": snapshots.EPOCH_TEXT_PATTERN},
+        {"type": "number", "minimum": snapshots.EARLIEST_S, "exclusiveMaximum": snapshots.SECONDS_LIMIT},
+        _ms_number,
+        {"type": "null"},
+    ],
+}
+SNAPSHOT_SCHEMA = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "type": "object",
+            "required": [*snapshots.NUMBER_FIELDS, "symbol"],
+            "properties": {
+                "strategy_access_token": {
+                    "type": ["string", "null"],
+                    "description": "The strategy's token, if not sent as Authorization: Bearer.",
+                },
+                **dict.fromkeys(snapshots.NUMBER_FIELDS, _number),
+                "symbol": {
+                    "type": "string",
+                    "maxLength": snapshots.SYMBOL_MAX_LENGTH,
+                    "description": "Stored without surrounding spaces.",
+                },
+                "created_at": _created_at,
+            },
+        }
+    },
+}
 OPENAPI = {
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["data"],
-                    "properties": {
-                        "data": {
-                            "type": "object",
-                            "required": [*snapshots.NUMBER_FIELDS, "symbol"],
-                            "properties": {
-                                "strategy_access_token": {
-                                    "type": "string",
-                                    "description": "The strategy's token, if not sent as Authorization: Bearer.",
-                                },
-                                **dict.fromkeys(snapshots.NUMBER_FIELDS, _number),
-                                "symbol": {"type": "string", "maxLength": snapshots.SYMBOL_MAX_LENGTH},
-                                "created_at": {
-                                    "description": "Optional: ISO 8601, or epoch seconds or milliseconds. "
-                                    "At most 5 minutes in the future. Default: the server's time.",
-                                    "oneOf": [{"type": "string"}, {"type": "number"}],
-                                },
-                            },
-                        }
-                    },
-                },
+                "schema": SNAPSHOT_SCHEMA,
                 "example": {
                     "data": {
                         "last_price": 9321.5,
@@ -65,39 +96,39 @@ OPENAPI = {
             "description": "Stored durably.",
             "content": {
                 "application/json": {
-                    "example": {"status": True, "strategy_id": 42, "created_at": "2026-11-25T16:00:00.123Z"}
+                    "schema": {
+                        "type": "object",
+                        "required": ["status", "strategy_id", "created_at"],
+                        "properties": {
+                            "status": {"const": True},
+                            "strategy_id": {"type": "integer"},
+                            "created_at": {"type": "string", "format": "date-time"},
+                        },
+                    },
+                    "example": {"status": True, "strategy_id": 42, "created_at": "2026-11-25T16:00:00.123Z"},
                 }
             },
         },
-        "400": {"description": "Not JSON, or not a JSON object.", "content": {"application/json": {"schema": _error}}},
-        "401": {
-            "description": "Missing, unknown or revoked token.",
-            "content": {"application/json": {"schema": _error}},
-        },
-        "413": {"description": "Body over 16 KB.", "content": {"application/json": {"schema": _error}}},
-        "415": {
-            "description": "Content-Type is not application/json.",
-            "content": {"application/json": {"schema": _error}},
-        },
-        "422": {
-            "description": "Every wrong field named in detail.",
-            "content": {"application/json": {"schema": _error}},
-        },
-        "429": {
-            "description": "Too many snapshots for this token; see Retry-After.",
-            "content": {"application/json": {"schema": _error}},
-        },
-        "503": {
-            "description": "The store is unreachable; nothing was stored. See Retry-After.",
-            "content": {"application/json": {"schema": _error}},
-        },
+        **error_responses(
+            {
+                400: "Not JSON, or not a JSON object.",
+                401: "Missing, unknown or revoked token.",
+                409: "created_at is more than 5 minutes ahead of the server's clock (is the bot's clock right?); "
+                "nothing was stored.",
+                413: "Body over 16 KB.",
+                415: "Content-Type is not application/json.",
+                422: "Every wrong field named in detail.",
+                429: "Too many snapshots for this token; see Retry-After.",
+                503: "The store is unreachable; nothing was stored. See Retry-After.",
+            }
+        ),
     },
 }
 DESCRIPTION = (
     "A bot posts one snapshot of its strategy (amounts in USD; send 0 where the broker gives nothing). "
     "Send the token as `Authorization: Bearer <token>` (preferred) or as `data.strategy_access_token`. "
-    "Numbers may be JSON numbers or numeric strings, with at most 38 significant digits and a magnitude "
-    "between 1e-130 and 1e38 (or 0)."
+    "Numbers may be JSON numbers or numeric text, with at most 38 significant digits and a magnitude "
+    "from 1e-130 up to 1e38 (or 0)."
 )
 
 
@@ -150,6 +181,8 @@ async def ingest(request: Request) -> JSONResponse:
     now = utcnow()
     try:
         accepted = snapshots.validate(body, now)
+    except snapshots.FutureSnapshotError as error:
+        return _refused(409, "created_at_in_future", error.problems)
     except snapshots.InvalidSnapshotError as error:
         return _refused(422, "invalid_snapshot", error.problems)
 

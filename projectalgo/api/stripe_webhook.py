@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from projectalgo import billing
-from projectalgo.api.errors import error_response
+from projectalgo.api.errors import error_response, error_responses
 from projectalgo.db import session_scope
 from projectalgo.integrations.stripe import WebhookError, WebhookEvent, verify_webhook
 from projectalgo.runtime import services
@@ -26,7 +26,91 @@ MAX_BODY_BYTES = 1_000_000  # Stripe's events are a few kB
 RETRY_AFTER_SECONDS = 60
 
 
-@router.post("/api/v1/stripe/webhook", tags=["billing"])
+_PAYMENT_INTENT_TYPE = r"^payment_intent\."
+_EMPTY = {"anyOf": [{"type": "null"}, {"const": False}, {"const": 0}, {"const": ""}, {"const": []}]}
+_OBJECT_OR_EMPTY = {"anyOf": [{"type": "object"}, _EMPTY]}
+# What verify_webhook takes for an event: every payment_intent.* event about a PaymentIntent, anything else as is.
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["id", "type", "data"],
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"type": "string"},
+        "data": {"type": "object", "required": ["object"], "properties": {"object": {"type": "object"}}},
+    },
+    "anyOf": [
+        {"properties": {"type": {"not": {"pattern": _PAYMENT_INTENT_TYPE}}}},
+        {
+            "properties": {
+                "type": {"pattern": _PAYMENT_INTENT_TYPE},
+                "data": {
+                    "properties": {
+                        "object": {
+                            "required": ["object", "id", "amount", "status", "currency"],
+                            "properties": {
+                                "object": {"const": "payment_intent"},
+                                "id": {"type": "string"},
+                                "amount": {"type": "integer"},
+                                "metadata": _OBJECT_OR_EMPTY,
+                                "last_payment_error": _OBJECT_OR_EMPTY,
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    ],
+}
+OPENAPI = {
+    "parameters": [
+        {
+            "name": "Stripe-Signature",
+            "in": "header",
+            "required": True,
+            "description": "Stripe's signature of the exact body with the endpoint's signing secret (at most 5 "
+            "minutes old).",
+            "schema": {"type": "string"},
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "description": "A Stripe event, verified on these exact bytes.",
+        "content": {"application/json": {"schema": EVENT_SCHEMA}},
+    },
+}
+RESPONSES: dict[int | str, dict] = {
+    200: {
+        "description": "Received: applied once, a duplicate of an event already applied, or acknowledged and "
+        "ignored (another event type, or a PaymentIntent this app did not create).",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["received", "outcome"],
+                    "properties": {"received": {"const": True}, "outcome": {"type": "string"}},
+                }
+            }
+        },
+    },
+    **error_responses(
+        {
+            400: "The Stripe-Signature header is missing or does not sign this body (or is over 5 minutes old), "
+            "or the body is not a Stripe event.",
+            404: "Stripe webhooks are not configured on this server (STRIPE_WEBHOOK_SECRET is unset).",
+            413: "The body is over 1 MB: never a Stripe event.",
+            503: "The event could not be recorded now; Stripe sends it again later (see Retry-After).",
+        }
+    ),
+}
+
+
+@router.post(
+    "/api/v1/stripe/webhook",
+    tags=["billing"],
+    summary="Receive a Stripe event",
+    responses=RESPONSES,
+    openapi_extra=OPENAPI,
+)
 async def stripe_webhook(request: Request) -> JSONResponse:
     secret = services().settings.stripe_webhook_secret
     if not secret:

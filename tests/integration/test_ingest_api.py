@@ -138,7 +138,11 @@ def test_unknown_revoked_and_missing_tokens_get_401(target):
             ],
         ),
         (BODY | {"last_price": "1" * 39}, ["last_price: has more than 38 significant digits"]),
-        (BODY | {"created_at": "2999-01-01T00:00:00Z"}, ["created_at: is more than 5 minutes in the future"]),
+        (BODY | {"created_at": 86400}, ["created_at: is before the year 2000 (seconds and milliseconds mixed up?)"]),
+        (
+            BODY | {"last_price": " 12"},
+            ["last_price: must be a number written like 12.5, -0.001 or 1.25e-7, got ' 12'"],
+        ),
         (BODY | {"created_at": "soon"}, ["created_at: must be ISO 8601 or epoch seconds/milliseconds"]),
         (BODY | {"symbol": "X" * 33}, ["symbol: must be at most 32 characters"]),
     ],
@@ -149,6 +153,27 @@ def test_wrong_fields_get_422_naming_each_and_store_nothing(target, data, named)
     assert response.status_code == 422
     assert response.json() == {"error": "invalid_snapshot", "detail": named}
     assert target.count(strategy_id) == 0
+
+
+def test_a_created_at_ahead_of_the_servers_clock_gets_409_and_stores_nothing(target):
+    _, strategy_id, token = target.new_strategy()
+    response = target.post({"data": BODY | {"created_at": "2999-01-01T00:00:00Z"}}, token)
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "created_at_in_future",
+        "detail": ["created_at: is more than 5 minutes in the future"],
+    }
+    assert target.count(strategy_id) == 0
+
+
+def test_a_null_created_at_means_the_servers_time(target):
+    _, strategy_id, token = target.new_strategy()
+    response = target.post({"data": BODY | {"created_at": None, "strategy_access_token": None}}, token)
+    assert response.status_code == 201, response.text
+    assert (
+        target.store.latest(strategy_id).created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        == response.json()["created_at"]
+    )
 
 
 def test_bodies_that_are_not_json_objects_too_large_or_not_json_typed(target):
@@ -208,6 +233,28 @@ def test_the_contract_is_published_at_api_docs(app_server):
     assert requests.get(f"{app_server.url}/api/docs", timeout=10).status_code == 200
     spec = requests.get(f"{app_server.url}/api/openapi.json", timeout=10).json()
     operation = spec["paths"]["/api/v1/strategy/"]["post"]
-    assert set(operation["responses"]) >= {"201", "400", "401", "413", "415", "422", "429", "503"}
+    assert set(operation["responses"]) >= {"201", "400", "401", "409", "413", "415", "422", "429", "503"}
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert "wallet_balance" in schema["properties"]["data"]["required"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/api/v1/strategy/", "POST"),
+        ("PUT", "/api/v1/strategy", "POST"),
+        ("DELETE", "/api/v1/health", "GET"),
+        ("TRACE", "/api/v1/stripe/webhook", "POST"),
+        ("POST", "/api/v1/strategies/1/snapshots.csv", "GET"),
+    ],
+)
+def test_a_wrong_method_on_an_api_route_answers_405_with_allow_in_the_error_shape(app_server, method, path, allow):
+    response = requests.request(method, f"{app_server.url}{path}", timeout=10)
+    assert (response.status_code, response.headers["Allow"]) == (405, allow)
+    assert response.json()["error"] == "method_not_allowed" and response.json()["detail"]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_an_unknown_api_path_still_answers_404_in_the_error_shape(app_server, method):
+    response = requests.request(method, f"{app_server.url}/api/v1/nothing-here", timeout=10)
+    assert response.status_code == 404 and response.json()["error"] == "not_found"

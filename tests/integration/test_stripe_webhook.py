@@ -171,9 +171,10 @@ def test_bad_requests_are_refused_with_a_json_400_and_change_nothing(app_server,
     assert _payment_row(app_engine, payment.id).status == "requires_confirmation"
 
 
-def test_a_get_is_not_a_route_and_answers_json(app_server):
+def test_a_get_answers_405_with_allow_in_the_error_shape(app_server):
     response = requests.get(f"{app_server.url}{PATH}", timeout=5)
-    assert response.status_code == 404 and response.json()["error"] == "not_found"
+    assert (response.status_code, response.headers["Allow"]) == (405, "POST")
+    assert response.json()["error"] == "method_not_allowed"
 
 
 @pytest.mark.parametrize(("card", "granted"), [(VISA, True), (DECLINED_AT_CHARGE, False)])
