@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
+from reflex.config import reload_config
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
@@ -102,6 +103,7 @@ def in_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestC
         engine.dispose()
         services().engine.dispose()
         services.cache_clear()
+    reload_config()  # Reflex's config as the rest of the session's environment gives it
 
 
 def test_a_bot_preflight_from_any_origin_is_allowed_without_credentials(in_process):
