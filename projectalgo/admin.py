@@ -13,15 +13,13 @@ Plain Python on a SQL session; no Reflex here.
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlmodel import Session
 
-from projectalgo import accounts, billing
+from projectalgo import accounts, billing, forms
 from projectalgo.accounts import Actor
 from projectalgo.clock import utcnow
 from projectalgo.models import (
@@ -38,7 +36,6 @@ from projectalgo.models import (
 
 MAX_INVITE_USES = 10_000
 PAGE_SIZE = 25
-MAX_ID = 2**31 - 1  # the id columns are 32-bit integers on PostgreSQL
 SEARCH_MAX_LENGTH = 100
 # The audit log's column sizes, read from the model.
 ACTION_MAX_LENGTH = AuditEntry.__table__.c.action.type.length
@@ -51,8 +48,6 @@ REFUSAL_WINDOW_SECONDS = 60
 REFUSALS_PER_TAB = 5
 REFUSALS_PER_ACTOR = 20
 REFUSALS_SHOWN = 20  # the audit view shows the newest refusals apart, so they never push changes off it
-FORM_NOT_UNDERSTOOD = "The form could not be read. Reload the page and try again."
-_WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]{1,12}$")
 
 log = logging.getLogger("projectalgo.admin")
 
@@ -65,63 +60,6 @@ class NotAllowedError(AdminError):
     """The actor's role does not allow this."""
 
 
-class InputError(AdminError):
-    """The browser sent something its form cannot have sent (a tampered or stale page); the message says so."""
-
-
-# Input from the browser. Reflex hands event arguments over as the browser sent them, whatever the handler's
-# annotations say: any JSON value may arrive where a form dict, a string, an id or a flag is expected.
-
-
-def _form_value(form: object, name: str) -> str:
-    if not isinstance(form, Mapping):
-        raise InputError(FORM_NOT_UNDERSTOOD)
-    value = form.get(name, "")
-    if not isinstance(value, str):
-        raise InputError(FORM_NOT_UNDERSTOOD)
-    return value
-
-
-def form_text(form: object, name: str, *, max_length: int, label: str) -> str:
-    """The text field `name` of a submitted form ("" when missing); InputError for anything a form cannot send."""
-    value = _form_value(form, name)
-    if len(value) > max_length:
-        raise InputError(f"{label} must be at most {max_length} characters long.")
-    return value
-
-
-def form_number(form: object, name: str, *, label: str) -> int:
-    """A whole number typed into the field `name`; its range is the domain function's to check."""
-    text = _form_value(form, name).strip()
-    if not _WHOLE_NUMBER.match(text):
-        raise InputError(f"{label} must be a whole number.")
-    return int(text)
-
-
-def form_id(form: object, name: str) -> int:
-    """An id held in the field `name` (a hidden input or a select); one that matches nothing when tampered."""
-    return parse_id(_form_value(form, name))
-
-
-def parse_id(value: object) -> int:
-    """An id sent by the browser (a number or its text); -1, which matches nothing, for anything else.
-
-    Only ids that fit the id columns pass: a larger number would make the database raise, not match nothing.
-    """
-    if isinstance(value, str) and _WHOLE_NUMBER.match(value.strip()):
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
-        return value
-    return -1
-
-
-def parse_flag(value: object) -> bool:
-    """A yes/no the page sends as a JSON boolean; InputError for anything else (bool("false") is True)."""
-    if isinstance(value, bool):
-        return value
-    raise InputError(FORM_NOT_UNDERSTOOD)
-
-
 def role_action(role: object, grant: object) -> str:
     """The audit log's name for a role change as the browser asked for it: only known roles and verbs."""
     verb = ("grant" if grant else "remove") if isinstance(grant, bool) else "change"
@@ -130,7 +68,7 @@ def role_action(role: object, grant: object) -> str:
 
 def _check_reason(reason: str) -> str:
     if len(reason) > REASON_MAX_LENGTH:
-        raise InputError(f"The reason must be at most {REASON_MAX_LENGTH} characters long.")
+        raise forms.InputError(f"The reason must be at most {REASON_MAX_LENGTH} characters long.")
     return reason
 
 
@@ -223,7 +161,7 @@ def record_refusal(session: Session, actor: Actor | None, action: str, target: s
 
 
 def _user(session: Session, user_id: int) -> User:
-    user = session.get(User, user_id) if parse_id(user_id) == user_id else None
+    user = session.get(User, user_id) if forms.parse_id(user_id) == user_id else None
     if user is None:
         raise AdminError("No such user.")
     return user
@@ -347,7 +285,7 @@ def list_invites(session: Session, actor: Actor | None) -> list[InviteRow]:
 
 
 def _invitation(session: Session, invitation_id: int) -> Invitation:
-    invitation = session.get(Invitation, invitation_id) if parse_id(invitation_id) == invitation_id else None
+    invitation = session.get(Invitation, invitation_id) if forms.parse_id(invitation_id) == invitation_id else None
     if invitation is None:
         raise AdminError("No such invitation.")
     return invitation

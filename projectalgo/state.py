@@ -175,21 +175,6 @@ class AuthState(rx.State):
         return user
 
 
-def form_text(form: object, name: str) -> str:
-    """A text field of a submitted form. The browser can send anything: a form that is not a dict, or a value
-    that is not a string, reads as empty, so the form's own validation answers it with a readable message."""
-    value = form.get(name, "") if isinstance(form, dict) else ""
-    return value if isinstance(value, str) else ""
-
-
-def parse_id(value: object) -> int:
-    """An id sent by the browser; anything tampered becomes an id that matches nothing."""
-    try:
-        return int(str(value))
-    except ValueError:
-        return -1
-
-
 class MemberActionsMixin(rx.State, mixin=True):
     """For members' pages (subclassing it and AuthState) that change the member's own data:
     one way to run an action on the server and report its outcome."""
@@ -204,13 +189,14 @@ class MemberActionsMixin(rx.State, mixin=True):
     async def _act(
         self,
         work: Callable[[Session, accounts.Actor], T],
-        done: str,
+        done: Callable[[T], str],
         then: Callable[[T], None] | None = None,
     ) -> rx.event.EventSpec | None:
         """Check membership on the server, run `work` in one transaction as this member, show the outcome.
 
-        `work` raises a ValueError subclass (the contexts' user-facing errors) to refuse; nothing is written
-        then. On success, `then` receives what `work` returned.
+        `work` reads the browser's input (forms) and raises a ValueError subclass (forms.InputError, the
+        contexts' user-facing errors) to refuse; nothing is written then. On success the notice is `done` of
+        what `work` returned, and `then` receives it too.
         """
         member = await self._member()
         if not isinstance(member, CurrentUser):
@@ -220,7 +206,7 @@ class MemberActionsMixin(rx.State, mixin=True):
         except ValueError as refusal:
             self.error, self.notice = str(refusal), ""
         else:
-            self.error, self.notice = "", done
+            self.error, self.notice = "", done(result)
             if then is not None:
                 then(result)
         await self._reload(member)

@@ -25,6 +25,9 @@ TOKEN_PREFIX = "pa_live_"  # recognisable, so secret scanners can spot a leaked 
 TOKEN_DISPLAY_LENGTH = len(TOKEN_PREFIX) + 6
 NAME_MAX_LENGTH = 60
 SYMBOL_MAX_LENGTH = 32
+EXCHANGE_MAX_LENGTH = 60
+NOTES_MAX_LENGTH = 500
+DESCRIPTION_MAX_LENGTH = 1000
 
 
 class StrategyError(ValueError):
@@ -113,8 +116,8 @@ def create_account(
     account = BrokerageAccount(
         owner_id=actor.user_id,
         name=_clean_name(name, "account"),
-        exchange=_clean_text(exchange, "exchange", 60),
-        notes=_clean_text(notes, "notes", 500),
+        exchange=_clean_text(exchange, "exchange", EXCHANGE_MAX_LENGTH),
+        notes=_clean_text(notes, "notes", NOTES_MAX_LENGTH),
         created_at=utcnow(),
     )
     session.add(account)
@@ -192,7 +195,7 @@ def create_strategy(
         owner_id=actor.user_id,
         account_id=account.id,
         name=_clean_name(name, "strategy"),
-        description=_clean_text(description, "description", 1000),
+        description=_clean_text(description, "description", DESCRIPTION_MAX_LENGTH),
         symbol=_clean_text(symbol, "symbol", SYMBOL_MAX_LENGTH),
         created_at=utcnow(),
     )
@@ -208,7 +211,7 @@ def update_strategy(
     if account_id != strategy.account_id:
         strategy.account_id = _usable_account(session, actor, account_id).id
     strategy.name = _clean_name(name, "strategy")
-    strategy.description = _clean_text(description, "description", 1000)
+    strategy.description = _clean_text(description, "description", DESCRIPTION_MAX_LENGTH)
     strategy.symbol = _clean_text(symbol, "symbol", SYMBOL_MAX_LENGTH)
     session.add(strategy)
     _flush_unique(session, f"You already have a strategy named {strategy.name!r}.")

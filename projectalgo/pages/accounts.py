@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import reflex as rx
 
-from projectalgo import strategies
+from projectalgo import forms, strategies
 from projectalgo.components.layout import form_error, layout, notice
-from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, in_session, parse_id
+from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, in_session
 
 
 @dataclass
@@ -38,35 +38,45 @@ class AccountsState(MemberActionsMixin, AuthState):
 
     @rx.event
     async def add_account(self, form: dict[str, str]) -> rx.event.EventSpec | None:
-        name, exchange, notes = form.get("name", ""), form.get("exchange", ""), form.get("notes", "")
         return await self._act(
-            lambda session, actor: strategies.create_account(session, actor, name=name, exchange=exchange, notes=notes),
-            f"Account {' '.join(name.split())!r} added.",
+            lambda session, actor: strategies.create_account(
+                session,
+                actor,
+                name=forms.form_text(form, "name", max_length=strategies.NAME_MAX_LENGTH, label="The name"),
+                exchange=forms.form_text(
+                    form, "exchange", max_length=strategies.EXCHANGE_MAX_LENGTH, label="The exchange"
+                ),
+                notes=forms.form_text(form, "notes", max_length=strategies.NOTES_MAX_LENGTH, label="The notes"),
+            ),
+            lambda account: f"Account {account.name!r} added.",
         )
 
     @rx.event
     async def rename_account(self, form: dict[str, str]) -> rx.event.EventSpec | None:
-        name = form.get("name", "")
         return await self._act(
             lambda session, actor: strategies.rename_account(
-                session, actor, parse_id(form.get("account_id")), name=name
+                session,
+                actor,
+                forms.form_id(form, "account_id"),
+                name=forms.form_text(form, "name", max_length=strategies.NAME_MAX_LENGTH, label="The name"),
             ),
-            "Account renamed.",
+            lambda _account: "Account renamed.",
         )
 
     @rx.event
     async def set_archived(self, account_id: int, archived: bool) -> rx.event.EventSpec | None:
         return await self._act(
             lambda session, actor: strategies.set_account_archived(
-                session, actor, parse_id(account_id), archived=archived
+                session, actor, forms.parse_id(account_id), archived=forms.parse_flag(archived)
             ),
-            "Account archived." if archived else "Account restored.",
+            lambda account: "Account archived." if account.archived_at else "Account restored.",
         )
 
     @rx.event
     async def delete_account(self, account_id: int) -> rx.event.EventSpec | None:
         return await self._act(
-            lambda session, actor: strategies.delete_account(session, actor, parse_id(account_id)), "Account deleted."
+            lambda session, actor: strategies.delete_account(session, actor, forms.parse_id(account_id)),
+            lambda _none: "Account deleted.",
         )
 
 
@@ -77,7 +87,7 @@ def add_account_form() -> rx.Component:
                 name="name",
                 placeholder="Account name, e.g. BitMEX main",
                 required=True,
-                max_length=60,
+                max_length=strategies.NAME_MAX_LENGTH,
                 aria_label="Account name",
                 flex="2",
                 min_width="12em",
@@ -85,7 +95,7 @@ def add_account_form() -> rx.Component:
             rx.input(
                 name="exchange",
                 placeholder="Exchange (optional)",
-                max_length=60,
+                max_length=strategies.EXCHANGE_MAX_LENGTH,
                 aria_label="Exchange",
                 flex="1",
                 min_width="8em",
@@ -93,7 +103,7 @@ def add_account_form() -> rx.Component:
             rx.input(
                 name="notes",
                 placeholder="Notes (optional)",
-                max_length=500,
+                max_length=strategies.NOTES_MAX_LENGTH,
                 aria_label="Notes",
                 flex="2",
                 min_width="8em",
@@ -114,7 +124,13 @@ def rename_dialog(account: AccountRow) -> rx.Component:
             rx.dialog.title("Rename account"),
             rx.form(
                 rx.input(type="hidden", name="account_id", value=account.id.to_string()),
-                rx.input(name="name", default_value=account.name, required=True, max_length=60, aria_label="New name"),
+                rx.input(
+                    name="name",
+                    default_value=account.name,
+                    required=True,
+                    max_length=strategies.NAME_MAX_LENGTH,
+                    aria_label="New name",
+                ),
                 rx.flex(
                     rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
                     rx.dialog.close(rx.button("Save", type="submit")),

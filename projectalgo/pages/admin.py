@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import reflex as rx
 from sqlmodel import Session
 
-from projectalgo import admin, charts
+from projectalgo import admin, charts, forms
 from projectalgo.accounts import Actor
 from projectalgo.clock import utcnow
 from projectalgo.components.layout import form_error, layout, notice
@@ -90,7 +90,7 @@ def _iso(value: object) -> str:
 
 
 def _reason(form: object) -> str:
-    return admin.form_text(form, "reason", max_length=admin.REASON_MAX_LENGTH, label="The reason")
+    return forms.form_text(form, "reason", max_length=admin.REASON_MAX_LENGTH, label="The reason")
 
 
 @dataclass(frozen=True)
@@ -207,14 +207,14 @@ class AdminState(AuthState):
     async def _act(self, action: str, plan: Callable[[], Change]) -> rx.event.EventSpec | None:
         """Run one admin change as the signed-in user; refusals by role are audited and end the visit.
 
-        `plan` reads the browser's arguments (admin.InputError when they are not what the page sends); `action`
+        `plan` reads the browser's arguments (forms.InputError when they are not what the page sends); `action`
         names the change in the audit log when they cannot be read.
         """
         self.reset_link = self.reset_link_for = ""
         actor = await self._actor()
         try:
             change = plan()
-        except admin.InputError as problem:
+        except forms.InputError as problem:
             if actor is None or not actor.is_admin:
                 return await self._refuse(actor, action, "")
             self.error, self.notice = str(problem), ""
@@ -246,14 +246,14 @@ class AdminState(AuthState):
         return None
 
     async def _browse(self, action: str, read: Callable[[], None]) -> rx.event.EventSpec | None:
-        """A moderator's change of what the page shows; `read` takes the browser's input (admin.InputError)."""
+        """A moderator's change of what the page shows; `read` takes the browser's input (forms.InputError)."""
         self.reset_link = self.reset_link_for = ""
         actor = await self._actor()
         if actor is None or not actor.is_moderator:
             return await self._refuse(actor, action, "")
         try:
             read()
-        except admin.InputError as problem:
+        except forms.InputError as problem:
             self.error, self.notice = str(problem), ""
         else:
             self.error = ""
@@ -263,7 +263,7 @@ class AdminState(AuthState):
     @rx.event
     async def search_users(self, form: dict[str, str]) -> rx.event.EventSpec | None:
         def read() -> None:
-            search = admin.form_text(form, "search", max_length=admin.SEARCH_MAX_LENGTH, label="The search")
+            search = forms.form_text(form, "search", max_length=admin.SEARCH_MAX_LENGTH, label="The search")
             self.search, self.page = search, 1
 
         return await self._browse("search users", read)
@@ -272,7 +272,7 @@ class AdminState(AuthState):
     async def change_page(self, step: int) -> rx.event.EventSpec | None:
         def read() -> None:
             if type(step) is not int or step not in (-1, 1):
-                raise admin.InputError(admin.FORM_NOT_UNDERSTOOD)
+                raise forms.InputError(forms.FORM_NOT_UNDERSTOOD)
             last = max(1, -(-self.total_users // admin.PAGE_SIZE))
             self.page = min(max(1, self.page + step), last)
 
@@ -281,7 +281,7 @@ class AdminState(AuthState):
     @rx.event
     async def set_role(self, user_id: int, role: str, grant: bool) -> rx.event.EventSpec | None:
         def plan() -> Change:
-            uid, flag = admin.parse_id(user_id), admin.parse_flag(grant)
+            uid, flag = forms.parse_id(user_id), forms.parse_flag(grant)
             checked = role if role in admin.MANAGED_ROLES else ""
             return Change(
                 admin.role_action(role, grant),
@@ -295,7 +295,7 @@ class AdminState(AuthState):
     @rx.event
     async def set_disabled(self, user_id: int, disabled: bool) -> rx.event.EventSpec | None:
         def plan() -> Change:
-            uid, flag = admin.parse_id(user_id), admin.parse_flag(disabled)
+            uid, flag = forms.parse_id(user_id), forms.parse_flag(disabled)
             return Change(
                 "disable user" if flag else "enable user",
                 f"user {uid}",
@@ -311,7 +311,7 @@ class AdminState(AuthState):
         public_url = services().settings.public_url
 
         def plan() -> Change:
-            uid = admin.parse_id(user_id)
+            uid = forms.parse_id(user_id)
 
             def show(token: object) -> None:
                 shown = next((u.email for u in self.users if u.id == uid), "")
@@ -334,8 +334,8 @@ class AdminState(AuthState):
     @rx.event
     async def grant_membership(self, form: dict[str, str]) -> rx.event.EventSpec | None:
         def plan() -> Change:
-            uid, reason = admin.form_id(form, "user_id"), _reason(form)
-            days = admin.form_number(form, "days", label="Days")
+            uid, reason = forms.form_id(form, "user_id"), _reason(form)
+            days = forms.form_number(form, "days", label="Days")
             return Change(
                 "grant membership",
                 f"user {uid}",
@@ -348,7 +348,7 @@ class AdminState(AuthState):
     @rx.event
     async def end_membership(self, form: dict[str, str]) -> rx.event.EventSpec | None:
         def plan() -> Change:
-            uid, reason = admin.form_id(form, "user_id"), _reason(form)
+            uid, reason = forms.form_id(form, "user_id"), _reason(form)
             return Change(
                 "end membership",
                 f"user {uid}",
@@ -361,8 +361,8 @@ class AdminState(AuthState):
     @rx.event
     async def set_invite_uses(self, form: dict[str, str]) -> rx.event.EventSpec | None:
         def plan() -> Change:
-            iid, reason = admin.form_id(form, "invitation_id"), _reason(form)
-            uses = admin.form_number(form, "uses", label="Uses")
+            iid, reason = forms.form_id(form, "invitation_id"), _reason(form)
+            uses = forms.form_number(form, "uses", label="Uses")
             return Change(
                 "set invite uses",
                 f"invitation {iid}",
@@ -377,7 +377,7 @@ class AdminState(AuthState):
     @rx.event
     async def set_invite_disabled(self, invitation_id: int, disabled: bool) -> rx.event.EventSpec | None:
         def plan() -> Change:
-            iid, flag = admin.parse_id(invitation_id), admin.parse_flag(disabled)
+            iid, flag = forms.parse_id(invitation_id), forms.parse_flag(disabled)
             return Change(
                 "disable invite" if flag else "enable invite",
                 f"invitation {iid}",
@@ -390,8 +390,8 @@ class AdminState(AuthState):
     @rx.event
     async def create_invite(self, form: dict[str, str]) -> rx.event.EventSpec | None:
         def plan() -> Change:
-            uid, reason = admin.form_id(form, "user_id"), _reason(form)
-            uses = admin.form_number(form, "uses", label="Uses")
+            uid, reason = forms.form_id(form, "user_id"), _reason(form)
+            uses = forms.form_number(form, "uses", label="Uses")
             return Change(
                 "create invite",
                 f"user {uid}",

@@ -3,10 +3,10 @@
 import reflex as rx
 from sqlmodel import Session
 
-from projectalgo import accounts
+from projectalgo import accounts, forms
 from projectalgo.components.layout import form_error, labelled_input, layout
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, form_text, in_password_session, in_session
+from projectalgo.state import AuthState, in_password_session, in_session
 
 
 class InviteState(AuthState):
@@ -47,10 +47,14 @@ class InviteState(AuthState):
             accounts.register(
                 session,
                 code=code,
-                name=form_text(form, "name"),
-                email=form_text(form, "email"),
-                password=form_text(form, "password"),
-                confirmation=form_text(form, "confirmation"),
+                name=forms.form_text(form, "name", max_length=accounts.NAME_MAX_LENGTH, label="The name"),
+                email=forms.form_text(form, "email", max_length=accounts.EMAIL_MAX_LENGTH, label="The email"),
+                password=forms.form_text(
+                    form, "password", max_length=accounts.PASSWORD_MAX_BYTES, label="The password"
+                ),
+                confirmation=forms.form_text(
+                    form, "confirmation", max_length=accounts.PASSWORD_MAX_BYTES, label="The confirmation"
+                ),
                 client=client,
                 bcrypt_rounds=settings.bcrypt_rounds,
                 default_uses=settings.invite_default_uses,
@@ -58,7 +62,7 @@ class InviteState(AuthState):
 
         try:
             await in_password_session(register)
-        except accounts.AccountError as error:
+        except (accounts.AccountError, forms.InputError) as error:
             self.error = str(error)
             await self._describe()
             return None

@@ -3,10 +3,10 @@
 import reflex as rx
 from sqlmodel import Session
 
-from projectalgo import accounts
+from projectalgo import accounts, forms
 from projectalgo.components.layout import form_error, labelled_input, layout
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, form_text, in_password_session, in_session
+from projectalgo.state import AuthState, in_password_session, in_session
 
 HOME = "/dashboard"
 
@@ -39,11 +39,12 @@ class LoginState(AuthState):
 
     @rx.event
     async def sign_in(self, form: dict[str, str]) -> rx.event.EventSpec | None:
-        email, password = form_text(form, "email"), form_text(form, "password")
         client = self.router.session.client_ip or "unknown"
         settings = services().settings
 
         def authenticate(session: Session) -> str:
+            email = forms.form_text(form, "email", max_length=accounts.EMAIL_MAX_LENGTH, label="The email")
+            password = forms.form_text(form, "password", max_length=accounts.PASSWORD_MAX_BYTES, label="The password")
             user = accounts.authenticate(
                 session, email=email, password=password, client=client, bcrypt_rounds=settings.bcrypt_rounds
             )
@@ -51,7 +52,7 @@ class LoginState(AuthState):
 
         try:
             token = await in_password_session(authenticate)
-        except accounts.AccountError as error:
+        except (accounts.AccountError, forms.InputError) as error:
             self.error = str(error)
             return None
         await self._empty_tab()  # whatever this tab showed was loaded for someone else, or for nobody

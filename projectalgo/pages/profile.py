@@ -3,10 +3,10 @@
 import reflex as rx
 from sqlmodel import Session
 
-from projectalgo import accounts
+from projectalgo import accounts, forms
 from projectalgo.components.layout import form_error, labelled_input, layout, notice
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, form_text, in_password_session, in_session
+from projectalgo.state import AuthState, in_password_session, in_session
 
 
 class ProfileState(AuthState):
@@ -26,11 +26,14 @@ class ProfileState(AuthState):
         user = await self._current_user()
         if user is None:
             return self._to_login()
-        current, password, confirmation = (form_text(form, k) for k in ("current", "password", "confirmation"))
         client = self.router.session.client_ip or "unknown"
         rounds = services().settings.bcrypt_rounds
 
         def change(session: Session) -> None:
+            current, password, confirmation = (
+                forms.form_text(form, name, max_length=accounts.PASSWORD_MAX_BYTES, label="The password")
+                for name in ("current", "password", "confirmation")
+            )
             accounts.change_password(
                 session,
                 user_id=user.id,
@@ -44,7 +47,7 @@ class ProfileState(AuthState):
 
         try:
             await in_password_session(change)
-        except accounts.AccountError as error:
+        except (accounts.AccountError, forms.InputError) as error:
             self.error, self.notice = str(error), ""
             return None
         self.error, self.notice = "", "Password changed. Your other sign-ins have ended."

@@ -3,10 +3,10 @@
 import reflex as rx
 from sqlmodel import Session
 
-from projectalgo import accounts
+from projectalgo import accounts, forms
 from projectalgo.components.layout import form_error, labelled_input, layout
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, form_text, in_password_session, in_session
+from projectalgo.state import AuthState, in_password_session, in_session
 
 
 class ResetState(AuthState):
@@ -25,16 +25,19 @@ class ResetState(AuthState):
     @rx.event
     async def reset_password(self, form: dict[str, str]) -> rx.event.EventSpec | None:
         token, rounds = self._token(), services().settings.bcrypt_rounds
-        password, confirmation = form_text(form, "password"), form_text(form, "confirmation")
 
         def reset(session: Session) -> None:
+            password, confirmation = (
+                forms.form_text(form, name, max_length=accounts.PASSWORD_MAX_BYTES, label="The password")
+                for name in ("password", "confirmation")
+            )
             accounts.reset_password(
                 session, token=token, password=password, confirmation=confirmation, bcrypt_rounds=rounds
             )
 
         try:
             await in_password_session(reset)
-        except accounts.AccountError as error:
+        except (accounts.AccountError, forms.InputError) as error:
             self.error = str(error)
             self.usable = await in_session(lambda session: accounts.password_reset_usable(session, token))
             return None

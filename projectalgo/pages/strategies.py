@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 import reflex as rx
 from sqlmodel import Session
 
-from projectalgo import strategies
+from projectalgo import forms, strategies
 from projectalgo.accounts import Actor
 from projectalgo.components.layout import form_error, layout, notice
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, in_session, parse_id
+from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, in_session
 
 
 @dataclass
@@ -107,37 +107,31 @@ class StrategiesState(MemberActionsMixin, AuthState):
 
     @rx.event
     async def create_strategy(self, form: dict[str, str]) -> rx.event.EventSpec | None:
-        name = " ".join(form.get("name", "").split())
-
-        def create(session: Session, actor: Actor) -> str:
+        def create(session: Session, actor: Actor) -> tuple[str, str]:
             strategy = strategies.create_strategy(
-                session,
-                actor,
-                account_id=parse_id(form.get("account_id")),
-                name=name,
-                description=form.get("description", ""),
-                symbol=form.get("symbol", ""),
+                session, actor, account_id=forms.form_id(form, "account_id"), **_fields(form)
             )
-            return strategies.issue_token(session, actor, strategy.id)
+            return strategy.name, strategies.issue_token(session, actor, strategy.id)
 
-        return await self._issue(create, name, f"Strategy {name!r} created.")
+        return await self._issue(create, lambda created: f"Strategy {created[0]!r} created.")
 
     @rx.event
     async def new_token_for(self, strategy_id: int) -> rx.event.EventSpec | None:
-        row = next((s for s in self.strategies if s.id == parse_id(strategy_id)), None)
+        def issue(session: Session, actor: Actor) -> tuple[str, str]:
+            strategy = strategies.get_strategy(session, actor, forms.parse_id(strategy_id))
+            return strategy.name, strategies.issue_token(session, actor, strategy.id)
+
         return await self._issue(
-            lambda session, actor: strategies.issue_token(session, actor, parse_id(strategy_id)),
-            row.name if row else "",
-            "New token created. The older ones still work until you revoke them.",
+            issue, lambda _issued: "New token created. The older ones still work until you revoke them."
         )
 
     async def _issue(
-        self, work: Callable[[Session, Actor], str], strategy_name: str, done: str
+        self, work: Callable[[Session, Actor], tuple[str, str]], done: Callable[[tuple[str, str]], str]
     ) -> rx.event.EventSpec | None:
-        """Run `work`, which returns a new token, and show that token this once."""
+        """Run `work`, which returns a strategy's name and a new token of it, and show that token this once."""
 
-        def show(token: str) -> None:
-            self.new_token, self.new_token_strategy = token, strategy_name
+        def show(issued: tuple[str, str]) -> None:
+            self.new_token_strategy, self.new_token = issued
 
         return await self._act(work, done, then=show)
 
@@ -151,30 +145,43 @@ class StrategiesState(MemberActionsMixin, AuthState):
             lambda session, actor: strategies.update_strategy(
                 session,
                 actor,
-                parse_id(form.get("strategy_id")),
-                account_id=parse_id(form.get("account_id")),
-                name=form.get("name", ""),
-                description=form.get("description", ""),
-                symbol=form.get("symbol", ""),
+                forms.form_id(form, "strategy_id"),
+                account_id=forms.form_id(form, "account_id"),
+                **_fields(form),
             ),
-            "Strategy saved.",
+            lambda _strategy: "Strategy saved.",
         )
 
     @rx.event
     async def set_archived(self, strategy_id: int, archived: bool) -> rx.event.EventSpec | None:
         return await self._act(
             lambda session, actor: strategies.set_strategy_archived(
-                session, actor, parse_id(strategy_id), archived=bool(archived)
+                session, actor, forms.parse_id(strategy_id), archived=forms.parse_flag(archived)
             ),
-            "Strategy archived: its history stays, its tokens are refused." if archived else "Strategy restored.",
+            lambda strategy: (
+                "Strategy archived: its history stays, its tokens are refused."
+                if strategy.archived_at
+                else "Strategy restored."
+            ),
         )
 
     @rx.event
     async def revoke_token(self, token_id: int) -> rx.event.EventSpec | None:
         return await self._act(
-            lambda session, actor: strategies.revoke_token(session, actor, parse_id(token_id)),
-            "Token revoked: bots using it are refused from now on.",
+            lambda session, actor: strategies.revoke_token(session, actor, forms.parse_id(token_id)),
+            lambda _none: "Token revoked: bots using it are refused from now on.",
         )
+
+
+def _fields(form: object) -> dict[str, str]:
+    """A strategy form's text fields (InputError when the browser sent something a form cannot)."""
+    return {
+        "name": forms.form_text(form, "name", max_length=strategies.NAME_MAX_LENGTH, label="The name"),
+        "description": forms.form_text(
+            form, "description", max_length=strategies.DESCRIPTION_MAX_LENGTH, label="The description"
+        ),
+        "symbol": forms.form_text(form, "symbol", max_length=strategies.SYMBOL_MAX_LENGTH, label="The symbol"),
+    }
 
 
 def account_select(default: rx.Var | str = "") -> rx.Component:
@@ -196,7 +203,7 @@ def create_form() -> rx.Component:
                 name="name",
                 placeholder="Strategy name",
                 required=True,
-                max_length=60,
+                max_length=strategies.NAME_MAX_LENGTH,
                 aria_label="Strategy name",
                 flex="2",
                 min_width="10em",
@@ -205,7 +212,7 @@ def create_form() -> rx.Component:
             rx.input(
                 name="symbol",
                 placeholder="Symbol (optional)",
-                max_length=32,
+                max_length=strategies.SYMBOL_MAX_LENGTH,
                 aria_label="Symbol",
                 flex="1",
                 min_width="7em",
@@ -213,7 +220,7 @@ def create_form() -> rx.Component:
             rx.input(
                 name="description",
                 placeholder="Description (optional)",
-                max_length=1000,
+                max_length=strategies.DESCRIPTION_MAX_LENGTH,
                 aria_label="Description",
                 flex="3",
                 min_width="10em",
@@ -268,18 +275,22 @@ def edit_dialog(strategy: StrategyRow) -> rx.Component:
                         name="name",
                         default_value=strategy.name,
                         required=True,
-                        max_length=60,
+                        max_length=strategies.NAME_MAX_LENGTH,
                         aria_label="Name",
                         width="100%",
                     ),
                     account_select(strategy.account_id),
                     rx.input(
-                        name="symbol", default_value=strategy.symbol, max_length=32, aria_label="Symbol", width="100%"
+                        name="symbol",
+                        default_value=strategy.symbol,
+                        max_length=strategies.SYMBOL_MAX_LENGTH,
+                        aria_label="Symbol",
+                        width="100%",
                     ),
                     rx.text_area(
                         name="description",
                         default_value=strategy.description,
-                        max_length=1000,
+                        max_length=strategies.DESCRIPTION_MAX_LENGTH,
                         aria_label="Description",
                         width="100%",
                     ),

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 import anyio
 import reflex as rx
 
-from projectalgo import charts, dashboard, exports, strategies
+from projectalgo import charts, dashboard, exports, forms, strategies
 from projectalgo.clock import utcnow
 from projectalgo.components.layout import layout
 from projectalgo.components.live_chart import live_chart
 from projectalgo.pages.dashboard import range_picker, status_badge
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
-from projectalgo.state import AuthState, CurrentUser, in_session, parse_id
+from projectalgo.state import AuthState, CurrentUser, in_session
 
 PAGE_SIZE = 50
 
@@ -100,7 +100,7 @@ class StrategyPageState(AuthState):
     _next_before: int = 0  # before_ms of the next older page
 
     def _route_id(self) -> int:
-        return parse_id(self.router.url.path.rstrip("/").rsplit("/", 1)[-1])
+        return forms.parse_id(self.router.url.path.rstrip("/").rsplit("/", 1)[-1])
 
     async def _viewable(self, member: CurrentUser) -> strategies.StrategyView | None:
         """The strategy of this page's URL, checked now against the member's right to see it (never an id kept

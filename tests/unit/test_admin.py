@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from projectalgo import accounts, admin, billing, strategies
+from projectalgo import accounts, admin, billing, forms, strategies
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
 from projectalgo.models import AuditEntry, Invitation, PasswordReset, User
@@ -218,7 +218,7 @@ def test_reasons_longer_than_the_audit_column_are_refused_with_a_message(engine)
     boss = make_admin(engine)
     member = make_member(engine, inviter=boss)
     long = "r" * (admin.REASON_MAX_LENGTH + 1)
-    with pytest.raises(admin.InputError, match=f"at most {admin.REASON_MAX_LENGTH} characters"):
+    with pytest.raises(forms.InputError, match=f"at most {admin.REASON_MAX_LENGTH} characters"):
         _do(engine, lambda s: admin.grant_membership(s, actor_of(boss), user_id=member.id, days=3, reason=long))
     _do(engine, lambda s: admin.end_membership(s, actor_of(boss), user_id=member.id, reason=long[1:]))
     assert _audit(engine) == [("end membership", "done", long[1:])]
@@ -239,38 +239,38 @@ def test_ids_outside_the_id_columns_match_nothing(engine, bad_id):
      ("9" * 100_000, -1), (True, -1), (1.0, -1), (None, -1), ([1], -1), ({"id": 1}, -1)],
 )  # fmt: skip
 def test_parse_id_turns_anything_tampered_into_an_id_that_matches_nothing(value, expected):
-    assert admin.parse_id(value) == expected
+    assert forms.parse_id(value) == expected
 
 
 @pytest.mark.parametrize(
     ("form", "message"),
     [
-        (None, admin.FORM_NOT_UNDERSTOOD),
-        ("days=3", admin.FORM_NOT_UNDERSTOOD),
-        ([["days", "3"]], admin.FORM_NOT_UNDERSTOOD),
-        ({"days": ["3"]}, admin.FORM_NOT_UNDERSTOOD),
-        ({"days": 3}, admin.FORM_NOT_UNDERSTOOD),
-        ({"days": None}, admin.FORM_NOT_UNDERSTOOD),
+        (None, forms.FORM_NOT_UNDERSTOOD),
+        ("days=3", forms.FORM_NOT_UNDERSTOOD),
+        ([["days", "3"]], forms.FORM_NOT_UNDERSTOOD),
+        ({"days": ["3"]}, forms.FORM_NOT_UNDERSTOOD),
+        ({"days": 3}, forms.FORM_NOT_UNDERSTOOD),
+        ({"days": None}, forms.FORM_NOT_UNDERSTOOD),
         ({}, "Days must be a whole number."),
         ({"days": "three"}, "Days must be a whole number."),
         ({"days": "9" * 1_000_000}, "Days must be a whole number."),
     ],
 )
 def test_form_fields_that_a_form_cannot_send_get_a_message(form, message):
-    with pytest.raises(admin.InputError) as raised:
-        admin.form_number(form, "days", label="Days")
+    with pytest.raises(forms.InputError) as raised:
+        forms.form_number(form, "days", label="Days")
     assert str(raised.value) == message
 
 
 def test_form_text_is_limited_and_flags_are_booleans_only():
-    assert admin.form_text({"reason": "ok"}, "reason", max_length=5, label="The reason") == "ok"
-    assert admin.form_text({}, "reason", max_length=5, label="The reason") == ""
-    with pytest.raises(admin.InputError, match="The reason must be at most 5 characters long"):
-        admin.form_text({"reason": "toolong"}, "reason", max_length=5, label="The reason")
-    assert admin.parse_flag(True) is True and admin.parse_flag(False) is False
+    assert forms.form_text({"reason": "ok"}, "reason", max_length=5, label="The reason") == "ok"
+    assert forms.form_text({}, "reason", max_length=5, label="The reason") == ""
+    with pytest.raises(forms.InputError, match="The reason must be at most 5 characters long"):
+        forms.form_text({"reason": "toolong"}, "reason", max_length=5, label="The reason")
+    assert forms.parse_flag(True) is True and forms.parse_flag(False) is False
     for bad in ("false", 0, 1, None, [], {}):
-        with pytest.raises(admin.InputError):
-            admin.parse_flag(bad)
+        with pytest.raises(forms.InputError):
+            forms.parse_flag(bad)
 
 
 # Password reset links (issue 12)
