@@ -8,6 +8,9 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from projectalgo import accounts
+from projectalgo.db import session_scope
+from projectalgo.models import User
 from tests.factories import PASSWORD, grant_membership, invite_code_of, make_admin, make_member, make_strategy
 from tests.support.cards import THREE_D_SECURE
 
@@ -49,6 +52,11 @@ def _post(url: str, token: str, wallet: float) -> None:
         timeout=10,
     )
     assert answer.status_code == 201, answer.text
+
+
+def _reset_token(engine, user) -> str:
+    with session_scope(engine) as session:
+        return accounts.issue_password_reset(session, user=session.get(User, user.id))
 
 
 def _settle(page) -> None:
@@ -103,6 +111,15 @@ def test_every_page_loads_for_an_admin_without_a_csp_violation_and_the_live_char
     _settle(page)
     page.goto(f"{url}/admin")
     page.get_by_role("button", name="Search").wait_for()
+    _settle(page)
+    page.goto(f"{url}/profile")
+    page.get_by_role("heading", name="Your profile").wait_for()
+    _settle(page)
+    page.goto(f"{url}/reset/{_reset_token(app_engine, make_member(app_engine, inviter=admin))}")
+    page.get_by_role("button", name="Set password").wait_for()
+    _settle(page)
+    page.goto(f"{url}/logout")
+    page.wait_for_url(re.compile(r"/login/?$"))
     _settle(page)
     _assert_no_violation(page, violations)
 
