@@ -50,7 +50,9 @@ def content_security_policy(settings: Settings, script_hashes: Iterable[str] = (
     """The CSP of every answer: the app's own origin and websocket, Stripe.js when payments are configured."""
     own = urlparse(settings.public_url)
     websocket = f"{'wss' if own.scheme == 'https' else 'ws'}://{own.netloc}"
-    # Reflex's front end runs rx.call_script's code (the /membership page's Stripe.js calls) with eval().
+    # 'unsafe-eval': Reflex's front end runs rx.call_script's code and callbacks (the /membership page's Stripe.js
+    # calls) with eval(); without it the card field never appears. The pages are one single-page app, so the first
+    # page's CSP holds on every page reached from it: this cannot be limited to /membership.
     scripts = ["'self'", "'unsafe-eval'", *(f"'{h}'" for h in sorted(set(script_hashes)))]
     connects = ["'self'", websocket]
     frames: list[str] = []
