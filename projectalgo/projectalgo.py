@@ -24,7 +24,7 @@ from projectalgo.pages.strategies import StrategiesState, strategies_page
 from projectalgo.pages.strategy import StrategyPageState, strategy_page
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot
-from projectalgo.state import idle_limit, in_session
+from projectalgo.state import TabGuard, idle_limit, in_session
 
 log = logging.getLogger("projectalgo.live")
 PRUNE_EVERY_SECONDS = 60
@@ -50,6 +50,7 @@ class ProjectAlgoApp(rx.App):
 
 
 app = ProjectAlgoApp(api_transformer=around_reflex)
+app.add_middleware(TabGuard(), index=0)
 _pushes: set[asyncio.Task] = set()  # running pushes, kept so they are not garbage-collected
 
 

@@ -7,6 +7,7 @@ code are public; the user id lives in a backend var (leading underscore) and is 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from typing import TypeVar
 from urllib.parse import quote
 
 import reflex as rx
+from reflex.middleware import Middleware
+from reflex.utils.format import format_event_handler
 from sqlmodel import Session
 
 from projectalgo import accounts, billing
@@ -173,6 +176,28 @@ class AuthState(rx.State):
         if not user.membership_active:
             return rx.redirect("/membership")
         return user
+
+
+class TabGuard(Middleware):
+    """Runs before every event of every tab (app.add_middleware), so that no handler can forget it.
+
+    A page load (hydrate) sends the tab's whole state to the browser: every page state is emptied first, and
+    the page's on_load fills in what the user signed in now may see. Any other event first checks who is
+    signed in now, which empties the tab when that changed (AuthState._current_user).
+    """
+
+    async def preprocess(self, app: rx.App, state: rx.State, event: rx.event.Event) -> None:
+        auth = await state.get_state(AuthState)
+        if event.name in _page_loads():
+            await auth._empty_tab()
+            await auth._forget_user()
+        else:
+            await auth._current_user()
+
+
+@functools.cache
+def _page_loads() -> frozenset[str]:
+    return frozenset(format_event_handler(rx.State.event_handlers[n]) for n in ("hydrate", "hydrate_and_load"))
 
 
 class MemberActionsMixin(rx.State, mixin=True):

@@ -34,7 +34,7 @@ from projectalgo.snapshots import Snapshot
 from projectalgo.state import AuthState
 from tests.conftest import TEST_SECRET_KEY_BASE, TEST_STRIPE_WEBHOOK_SECRET
 from tests.factories import grant_membership, make_admin, make_member
-from tests.support.states import browser_view
+from tests.support.states import browser_view, preprocess
 
 # The people of the world, and the two tabs that outlive a user (the matrix's last two columns).
 PEOPLE = ("no_membership", "owner", "other_member", "moderator", "admin", "disabled")
@@ -194,7 +194,9 @@ class Tab:
         navigate(self.root, path, pattern or path, self.client_token)
 
     def fire(self, handler: rx.event.EventHandler, *args: object) -> object:
-        """Run one event handler on this tab as a browser event would; returns what it returned."""
+        """Run one event handler on this tab as a browser event would (the app's middlewares first); returns
+        what it returned."""
+        _run(preprocess(self.root, handler))
         return _run(handler.fn(self.state(handler.state), *args))
 
     def view(self) -> str:

@@ -7,11 +7,14 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import reflex as rx
+from reflex.event import Event
+from reflex.utils.format import format_event_handler
 
 from projectalgo import accounts
 from projectalgo.db import session_scope
 from projectalgo.models import User
 from projectalgo.runtime import services
+from projectalgo.state import TabGuard
 
 
 def signed_in_state(state_class: type[rx.State], user: User | None) -> rx.State:
@@ -24,30 +27,41 @@ def signed_in_state(state_class: type[rx.State], user: User | None) -> rx.State:
     return state
 
 
+def root_of(state: rx.State) -> rx.State:
+    while state.parent_state is not None:
+        state = state.parent_state
+    return state
+
+
+async def preprocess(state: rx.State, handler: rx.event.EventHandler) -> None:
+    """What Reflex runs before each event's handler: the app's middleware, TabGuard (the app adds it first:
+    tests/unit/test_tab_security.py checks)."""
+    await TabGuard().preprocess(None, root_of(state), Event(name=format_event_handler(handler)))
+
+
 def call(state: rx.State, handler: rx.event.EventHandler, *args: object) -> object:
-    """Run one event handler as Reflex does for a browser event, returning what it returned.
+    """Run one event handler as Reflex does for a browser event (middlewares first), returning what it returned.
 
     It runs on its own event loop in a thread: Playwright's sync API keeps a loop running in the main thread.
     """
+
+    async def event() -> object:
+        await preprocess(state, handler)
+        return await handler.fn(state, *args)
+
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, handler.fn(state, *args)).result()
+        return pool.submit(asyncio.run, event()).result()
 
 
 def browser_view(state: rx.State) -> str:
     """Everything of the state tree that is sent to the browser, as text."""
-    root = state
-    while root.parent_state is not None:
-        root = root.parent_state
-    return json.dumps(root.dict(), default=str)
+    return json.dumps(root_of(state).dict(), default=str)
 
 
 def visit(state: rx.State, path: str, *, client_token: str = "tab-1", client_ip: str = "198.51.100.7") -> None:
     """Point the tab's router at `path` (as a page load does), from this browser tab and address."""
-    root = state
-    while root.parent_state is not None:
-        root = root.parent_state
     route = rx.constants.RouteVar
-    root._update_router_vars(
+    root_of(state)._update_router_vars(
         {
             route.PATH: path,
             route.ORIGIN: path,
@@ -61,7 +75,4 @@ def visit(state: rx.State, path: str, *, client_token: str = "tab-1", client_ip:
 
 def same_tab(state: rx.State, state_class: type[rx.State]) -> rx.State:
     """Another page's state of the same tab (the same state tree)."""
-    root = state
-    while root.parent_state is not None:
-        root = root.parent_state
-    return root.get_substate(state_class.get_full_name().split(".")[1:])
+    return root_of(state).get_substate(state_class.get_full_name().split(".")[1:])

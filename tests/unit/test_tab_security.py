@@ -1,10 +1,12 @@
 """A tab outlives its user: what one user loaded never reaches another, and every call re-checks the right to
 the very object it reads (issue 12, points 2 and 3)."""
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import reflex as rx
 from sqlalchemy import update
 
 from projectalgo import accounts, live
@@ -17,8 +19,9 @@ from projectalgo.pages.login import LoginState, LogoutState
 from projectalgo.pages.strategy import StrategyPageState
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
+from projectalgo.state import TabGuard
 from tests.factories import PASSWORD, grant_membership, store_one, strategy_world
-from tests.support.states import browser_view, call, same_tab, signed_in_state, visit
+from tests.support.states import browser_view, call, preprocess, same_tab, signed_in_state, visit
 
 SECRET_WALLET = Decimal("123456.78")  # Alice's balance: it must never reach anyone else's browser
 
@@ -167,3 +170,23 @@ def test_each_push_rechecks_that_the_tabs_user_may_see_the_strategy(world):
         session.execute(update(LoginSession).where(LoginSession.id == logins["alice"]).values(revoked_at=utcnow()))
     assert _allowed(engine, strategy_id, set(logins.values())) == set()
     assert _allowed(engine, 999_999, set(logins.values())) == set()
+
+
+def test_a_page_load_sends_nothing_loaded_before_it(world):
+    """A hydrate sends the tab's whole state: it is emptied first, and the page's on_load fills it anew."""
+    state = _alices_strategy_page(world, "admin")
+    call(same_tab(state, AdminState), AdminState.open_admin)
+    assert world["alice"].email in browser_view(state)
+    asyncio.run(preprocess(state, rx.State.event_handlers["hydrate_and_load"]))
+    view = browser_view(state)
+    for secret in ("123,456.78", world["alice"].email, world["bob"].email, "Trend"):
+        assert secret not in view
+    assert services().watchers.of(world["strategy_id"]) == []
+    call(state, StrategyPageState.open_strategy)  # the page's on_load, for whoever the browser's token says
+    assert state.name == "Trend" and "123,456.78" in browser_view(state)
+
+
+def test_the_app_runs_the_tab_guard_before_every_event(app_services):
+    from projectalgo.projectalgo import app
+
+    assert isinstance(app._middlewares[0], TabGuard)
