@@ -2,6 +2,7 @@
 
 import reflex as rx
 
+from projectalgo.accounts import PASSWORD_MAX_BYTES, PASSWORD_MIN_LENGTH
 from projectalgo.state import AuthState
 
 
@@ -108,4 +109,23 @@ def labelled_input(label: str, **props: object) -> rx.Component:
         rx.input(id=props.get("id", props.get("name")), width="100%", **props),
         spacing="1",
         width="100%",
+    )
+
+
+def new_password_inputs() -> tuple[rx.Component, rx.Component]:
+    """A new password and its confirmation (fields "password" and "confirmation"), as accounts checks them."""
+    return tuple(
+        labelled_input(
+            label,
+            name=name,
+            type="password",
+            auto_complete="new-password",
+            required=True,
+            min_length=PASSWORD_MIN_LENGTH,
+            max_length=PASSWORD_MAX_BYTES,
+        )
+        for label, name in (
+            (f"New password (at least {PASSWORD_MIN_LENGTH} characters)", "password"),
+            ("Confirm the new password", "confirmation"),
+        )
     )

@@ -4,7 +4,7 @@ import reflex as rx
 from sqlmodel import Session
 
 from projectalgo import accounts, forms
-from projectalgo.components.layout import form_error, labelled_input, layout
+from projectalgo.components.layout import form_error, labelled_input, layout, new_password_inputs
 from projectalgo.runtime import services
 from projectalgo.state import AuthState, in_password_session, in_session
 
@@ -84,16 +84,7 @@ def registration_form() -> rx.Component:
                 required=True,
                 max_length=accounts.EMAIL_MAX_LENGTH,
             ),
-            labelled_input(
-                f"Password (at least {accounts.PASSWORD_MIN_LENGTH} characters)",
-                name="password",
-                type="password",
-                auto_complete="new-password",
-                required=True,
-            ),
-            labelled_input(
-                "Confirm password", name="confirmation", type="password", auto_complete="new-password", required=True
-            ),
+            *new_password_inputs(),
             rx.button("Create account", type="submit", width="100%"),
             spacing="3",
         ),

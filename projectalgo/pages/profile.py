@@ -4,7 +4,7 @@ import reflex as rx
 from sqlmodel import Session
 
 from projectalgo import accounts, forms
-from projectalgo.components.layout import form_error, labelled_input, layout, notice
+from projectalgo.components.layout import form_error, labelled_input, layout, new_password_inputs, notice
 from projectalgo.runtime import services
 from projectalgo.state import AuthState, in_password_session, in_session
 
@@ -82,20 +82,7 @@ def profile_page() -> rx.Component:
                             auto_complete="current-password",
                             required=True,
                         ),
-                        labelled_input(
-                            f"New password (at least {accounts.PASSWORD_MIN_LENGTH} characters)",
-                            name="password",
-                            type="password",
-                            auto_complete="new-password",
-                            required=True,
-                        ),
-                        labelled_input(
-                            "Confirm new password",
-                            name="confirmation",
-                            type="password",
-                            auto_complete="new-password",
-                            required=True,
-                        ),
+                        *new_password_inputs(),
                         rx.button("Change password", type="submit"),
                         spacing="3",
                     ),

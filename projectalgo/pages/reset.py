@@ -4,7 +4,7 @@ import reflex as rx
 from sqlmodel import Session
 
 from projectalgo import accounts, forms
-from projectalgo.components.layout import form_error, labelled_input, layout
+from projectalgo.components.layout import form_error, layout, new_password_inputs
 from projectalgo.runtime import services
 from projectalgo.state import AuthState, in_password_session, in_session
 
@@ -58,20 +58,7 @@ def reset_page() -> rx.Component:
                     rx.form(
                         rx.vstack(
                             form_error(ResetState.error),
-                            labelled_input(
-                                f"New password (at least {accounts.PASSWORD_MIN_LENGTH} characters)",
-                                name="password",
-                                type="password",
-                                auto_complete="new-password",
-                                required=True,
-                            ),
-                            labelled_input(
-                                "Confirm new password",
-                                name="confirmation",
-                                type="password",
-                                auto_complete="new-password",
-                                required=True,
-                            ),
+                            *new_password_inputs(),
                             rx.button("Set password", type="submit", width="100%"),
                             spacing="3",
                         ),
