@@ -87,13 +87,13 @@ def csv_lines(store: SnapshotStore, strategy_id: int, start_ms: int, end_ms: int
     while True:
         page = store.between(strategy_id, start_ms, end_ms, limit=1000, cursor=cursor)
         for snapshot in page.items:
-            yield _line(row(snapshot))
+            yield _line(_row(snapshot))
         if page.cursor is None:
             return
         cursor = page.cursor
 
 
-def row(snapshot: Snapshot) -> list[str]:
+def _row(snapshot: Snapshot) -> list[str]:
     """One snapshot's cells: the time and numbers as this app writes them (plain, e.g. -12.5), the text made safe."""
     stamp = snapshot.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return [stamp, *(str(getattr(snapshot, name)) for name in NUMBER_FIELDS), neutralise(snapshot.symbol)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -56,7 +58,8 @@ class _UnknownApiRoute:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope)
-        routes = [route for route in self.api.router.routes if getattr(route, "endpoint", None) is not self]
+        # The API's own routes: those before this one (Reflex is mounted after it, on every path).
+        routes = list(itertools.takewhile(lambda route: getattr(route, "endpoint", None) is not self, self.api.routes))
         allowed = [
             method
             for method in METHODS

@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from projectalgo import accounts, exports, strategies
 from projectalgo.accounts import Actor
-from projectalgo.api.errors import ERROR_SCHEMA, error_response
+from projectalgo.api.errors import error_response, error_responses
 from projectalgo.db import session_scope
 from projectalgo.runtime import services
 from projectalgo.snapshots import ALL_TIME_END_MS
@@ -40,21 +40,19 @@ def _may_read(user_id: int, login_session_id: int, strategy_id: int, idle: timed
             return _Refusal.not_found
 
 
-def _json_error(description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
-
-
 RESPONSES: dict[int | str, dict] = {
     200: {
         "description": "The snapshots with start <= time < end, oldest first, one CSV line each after the header.",
         "content": {"text/csv": {"schema": {"type": "string"}}},
     },
-    403: _json_error(
-        "The signature is wrong, the link has expired (or expires later than this server's links do), or its "
-        "sign-in has ended."
+    **error_responses(
+        {
+            403: "The signature is wrong, the link has expired (or expires later than this server's links do), or "
+            "its sign-in has ended.",
+            404: "No such strategy, or the user may not read it.",
+            422: "A parameter is missing or malformed (sig: 64 lowercase hex digits).",
+        }
     ),
-    404: _json_error("No such strategy, or the user may not read it."),
-    422: _json_error("A parameter is missing or malformed (sig: 64 lowercase hex digits)."),
 }
 
 
