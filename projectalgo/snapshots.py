@@ -218,6 +218,7 @@ def _number_value(name: str, value: object, problems: list[str]) -> Decimal | No
 
 
 _NOT_A_TIME = "created_at: must be ISO 8601 or epoch seconds/milliseconds"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _epoch_ms(value: Decimal) -> Decimal:
@@ -230,7 +231,8 @@ def _timestamp(value: object, problems: list[str]) -> int | None:
     if isinstance(value, str):
         if match := _time_text.search(value):
             when = datetime.fromisoformat(match.group(0).replace("Z", "+00:00"))
-            return math.floor((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
+            # Exact: a float timestamp times 1000 puts about one in a hundred whole milliseconds 1 ms early.
+            return ((when if when.tzinfo else when.replace(tzinfo=UTC)) - _EPOCH) // timedelta(milliseconds=1)
         if not (match := _epoch_text.search(value)):
             problems.append(_NOT_A_TIME)
             return None

@@ -99,6 +99,14 @@ def test_a_bot_may_send_its_own_time(target):
     assert times == ["2026-01-02T03:04:05+00:00", "2026-01-02T03:04:05.678000+00:00"]
 
 
+def test_an_iso_created_at_is_stored_to_the_exact_millisecond(target):
+    _, strategy_id, token = target.new_strategy()
+    # 1087775656.001 * 1000 is 1087775656000.9999 in floating point: a float timestamp stored it 1 ms early.
+    response = target.post({"data": BODY | {"created_at": "2004-06-20T23:54:16.001Z"}}, token)
+    assert response.status_code == 201 and response.json()["created_at"] == "2004-06-20T23:54:16.001Z"
+    assert target.store.latest(strategy_id).at_ms == 1_087_775_656_001
+
+
 def test_a_posted_snapshot_lands_in_its_hourly_and_daily_rollups(target):
     _, strategy_id, token = target.new_strategy()
     posts = [("2026-01-02T03:04:05.678Z", 7), ("2026-01-02T03:50:00Z", 5), ("2026-01-02T03:10:00Z", 9)]  # last: late
