@@ -1,13 +1,16 @@
 """/profile and /reset/<token>: password change, sign-out everywhere and admin-issued reset links (issue 12, 10)."""
 
+import asyncio
+import threading
 from datetime import timedelta
 
 import pytest
 
-from projectalgo import accounts
+from projectalgo import accounts, runtime
 from projectalgo.db import session_scope
 from projectalgo.pages.profile import ProfileState
 from projectalgo.pages.reset import ResetState
+from projectalgo.state import in_password_session
 from tests.factories import PASSWORD, make_member
 from tests.support.states import browser_view, call, signed_in_state, visit
 
@@ -105,3 +108,9 @@ def test_an_unknown_reset_link_says_so(app_services):
     visit(state, "/reset/made-up-token")
     call(state, ResetState.open_reset)
     assert not state.usable
+
+
+def test_password_work_runs_on_its_own_bounded_threads(app_services):
+    """bcrypt never holds the threads database work runs on (issue 12, point 5)."""
+    thread = asyncio.run(in_password_session(lambda _session: threading.current_thread().name))
+    assert thread.startswith("password") and runtime.password_threads._max_workers == runtime.PASSWORD_THREADS

@@ -1,4 +1,7 @@
+import os
 import stat
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -117,3 +120,17 @@ def test_the_stripe_js_url_is_kept_exactly_and_api_bases_lose_their_trailing_sla
     assert settings.stripe_api_base == "http://127.0.0.1:8420"
     assert settings.stripe_js_url == "http://127.0.0.1:8420/js.stripe.com/v3/"
     assert load_settings({}).stripe_js_url == "https://js.stripe.com/v3/"
+
+
+def test_rxconfig_takes_the_origins_and_proxy_hops_from_the_settings():
+    """The websocket and Reflex's CORS accept only these origins; client addresses come through these proxies."""
+    env = {**os.environ, "PUBLIC_URL": "https://algo.example.com", "TRUSTED_PROXY_HOPS": "1", "PYTHONPATH": "."}
+    script = "import rxconfig; print(list(rxconfig.config.cors_allowed_origins), rxconfig.config.trusted_proxy_hops)"
+    printed = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert printed.strip() == "['https://algo.example.com'] 1"
+
+
+def test_make_run_listens_on_loopback_unless_host_says_otherwise():
+    assert '--backend-host "${HOST:-127.0.0.1}"' in Path("scripts/run").read_text()
