@@ -24,6 +24,7 @@ NUMBER_FIELDS = (
     "average_entry_price",
 )
 SYMBOL_MAX_LENGTH = 32
+SYMBOL_PATTERN = r"^[^\u0000]*$"  # no NUL
 MAX_SIGNIFICANT_DIGITS = 38
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -250,11 +251,35 @@ def _timestamp(value: object, problems: list[str]) -> int | None:
     return None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unpaired_surrogate(body: object) -> bool:
+    """Whether a string of the parsed body (a key or a value) holds a \\uXXXX escape of half a UTF-16 pair: text no
+    UTF-8 can carry, which no store, hash or log could take."""
+    pending = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value)
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
+
+
 def read_body(raw: bytes) -> dict:
     """The request body as a JSON object, or BadBodyError (400)."""
     body = _parse_json(raw)
     if not isinstance(body, dict):
         raise BadBodyError('The body must be a JSON object like {"data": {...}}.')
+    if _unpaired_surrogate(body):
+        raise BadBodyError(
+            "The body is not valid JSON text: a string holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)."
+        )
     return body
 
 
@@ -284,6 +309,8 @@ def validate(body: dict, now: datetime) -> SnapshotInput:
         problems.append("symbol: must be a string")
     elif len(symbol) > SYMBOL_MAX_LENGTH:  # as sent, as the schema's maxLength counts; stored stripped
         problems.append(f"symbol: must be at most {SYMBOL_MAX_LENGTH} characters")
+    elif "\x00" in symbol:  # PostgreSQL's text cannot hold it
+        problems.append("symbol: must not contain NUL characters")
     else:
         values["symbol"] = symbol.strip()
     token = data.get("strategy_access_token")

@@ -64,7 +64,8 @@ SNAPSHOT_SCHEMA = {
                 "symbol": {
                     "type": "string",
                     "maxLength": snapshots.SYMBOL_MAX_LENGTH,
-                    "description": "Stored without surrounding spaces.",
+                    "pattern": snapshots.SYMBOL_PATTERN,
+                    "description": "Stored without surrounding spaces; no NUL character.",
                 },
                 "created_at": _created_at,
             },

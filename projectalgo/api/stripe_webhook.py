@@ -7,7 +7,9 @@ fails, the answer is a 503: Stripe delivers the event again later (it retries fo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 
 import anyio
 from fastapi import APIRouter, Request
@@ -125,6 +127,9 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     except WebhookError as error:
         log.warning("stripe.webhook_refused reason=%s", error.code)
         return error_response(400, error.code, str(error))
+    if not _storable(event):
+        log.warning("stripe.webhook_refused reason=unstorable_text")
+        return error_response(400, "invalid_payload", "The event holds text no database can store.")
     try:
         outcome = await anyio.to_thread.run_sync(_apply, event)
     except SQLAlchemyError:
@@ -137,6 +142,15 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         )
     log.info("stripe.webhook event=%s type=%s outcome=%s", event.id, event.type, outcome)
     return JSONResponse({"received": True, "outcome": outcome})
+
+
+_UNPAIRED_SURROGATE = re.compile("[\ud800-\udfff]")  # half a UTF-16 pair, as a JSON \\u escape: text no UTF-8 carries
+
+
+def _storable(event: WebhookEvent) -> bool:
+    """Whether every text of the event can be written to the database (Stripe's always can)."""
+    texts = [event.id, event.type, *(dataclasses.astuple(event.intent) if event.intent else ())]
+    return not any(isinstance(text, str) and _UNPAIRED_SURROGATE.search(text) for text in texts)
 
 
 def _apply(event: WebhookEvent) -> str:

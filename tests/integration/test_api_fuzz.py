@@ -92,7 +92,9 @@ def _no_server_error(answer: httpx.Response) -> None:
 
 # --- POST /api/v1/strategy/ ------------------------------------------------------------------------------------
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12))
+# Text with half UTF-16 pairs (sent as \\ud800-style escapes), NUL and other control characters too.
+odd_text = st.text(st.characters(categories=["Cs", "Cc", "Lu", "Nd"]), max_size=6)
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12), odd_text)
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
@@ -114,8 +116,9 @@ good_created_ats = st.one_of(
     st.from_regex(snapshots.TIME_TEXT_PATTERN),
 )
 good_datas = st.fixed_dictionaries(
-    dict.fromkeys(snapshots.NUMBER_FIELDS, good_numbers) | {"symbol": st.text(max_size=snapshots.SYMBOL_MAX_LENGTH)},
-    optional={"created_at": good_created_ats},
+    dict.fromkeys(snapshots.NUMBER_FIELDS, good_numbers)
+    | {"symbol": st.one_of(st.text(max_size=snapshots.SYMBOL_MAX_LENGTH), odd_text)},
+    optional={"created_at": good_created_ats, "strategy_access_token": odd_text.map("pa_live_".__add__)},
 )
 # ... and anything at all.
 numbers = st.one_of(
@@ -245,7 +248,7 @@ def test_fuzzed_webhook_deliveries_record_each_event_once_and_grant_at_most_once
 
     intent_objects = st.fixed_dictionaries(
         {
-            "id": st.one_of(st.sampled_from([i.id for i in intents]), st.text(max_size=10), json_values),
+            "id": st.one_of(st.sampled_from([i.id for i in intents]), st.text(max_size=10), odd_text, json_values),
             "object": st.one_of(st.just("payment_intent"), st.text(max_size=5)),
             "amount": st.one_of(st.just(49_900), st.integers(), st.floats(), st.booleans(), json_values),
             "currency": st.one_of(st.just("usd"), st.text(max_size=4), json_values),
@@ -262,7 +265,7 @@ def test_fuzzed_webhook_deliveries_record_each_event_once_and_grant_at_most_once
     )
     events = st.fixed_dictionaries(
         {
-            "id": st.one_of(st.sampled_from(event_ids), st.text(max_size=12), json_values),
+            "id": st.one_of(st.sampled_from(event_ids), st.text(max_size=12), odd_text, json_values),
             "object": st.just("event"),
             "type": st.one_of(st.sampled_from([*billing.HANDLED_EVENTS, "customer.created"]), st.text(max_size=20)),
             "data": st.one_of(st.fixed_dictionaries({"object": intent_objects}), json_values),

@@ -1,5 +1,6 @@
 """POST /api/v1/strategy/ through real HTTP to the running app, on the embedded store and on DynamoDB."""
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -153,6 +154,7 @@ def test_unknown_revoked_and_missing_tokens_get_401(target):
         ),
         (BODY | {"created_at": "soon"}, ["created_at: must be ISO 8601 or epoch seconds/milliseconds"]),
         (BODY | {"symbol": "X" * 33}, ["symbol: must be at most 32 characters"]),
+        (BODY | {"symbol": "X\u0000"}, ["symbol: must not contain NUL characters"]),  # PostgreSQL's text cannot
     ],
 )
 def test_wrong_fields_get_422_naming_each_and_store_nothing(target, data, named):
@@ -198,6 +200,17 @@ def test_bodies_that_are_not_json_objects_too_large_or_not_json_typed(target):
     )
     assert (form.status_code, form.json()["error"]) == (415, "unsupported_media_type")
     assert target.count(strategy_id) == 0
+
+
+def test_half_a_utf16_pair_is_a_bad_request_not_a_failed_batch(target):
+    _, strategy_id, token = target.new_strategy()
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    for data in (BODY | {"symbol": "\udc00"}, BODY | {"strategy_access_token": "pa_live_\ud800"}):
+        raw = json.dumps({"data": data}).encode()  # the \\udc00 escape: text no UTF-8 can carry
+        response = requests.post(f"{target.url}/api/v1/strategy/", data=raw, headers=auth, timeout=10)
+        assert (response.status_code, response.json()["error"]) == (400, "bad_request")
+    assert target.count(strategy_id) == 0
+    assert target.post({"data": BODY}, token).status_code == 201
 
 
 def test_one_token_over_its_rate_gets_429_with_retry_after(target):

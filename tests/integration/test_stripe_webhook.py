@@ -141,6 +141,7 @@ def test_other_event_types_are_acknowledged_and_ignored(app_server):
         ("not UTF-8", "invalid_signature"),
         ("JSON but not an event", "invalid_payload"),
         ("event without a PaymentIntent", "invalid_payload"),
+        ("half a UTF-16 pair in the event id", "invalid_payload"),
     ],
 )
 def test_bad_requests_are_refused_with_a_json_400_and_change_nothing(app_server, app_engine, payment, case, error):
@@ -164,6 +165,8 @@ def test_bad_requests_are_refused_with_a_json_400_and_change_nothing(app_server,
         body = b'["payment_intent.succeeded"]'
     elif case == "event without a PaymentIntent":
         body = body.replace(b'"object": "payment_intent"', b'"object": "charge"')
+    elif case == "half a UTF-16 pair in the event id":  # signed, but no database could store it
+        body = body.replace(b'"id": "evt_', b'"id": "\\udc00evt_', 1)
     response = _post(app_server, body, signature)
     assert response.status_code == 400, response.text
     assert response.json()["error"] == error and response.json()["detail"]
