@@ -196,3 +196,12 @@ def test_text_cells_cannot_start_a_formula_while_the_apps_numbers_stay_numbers(w
     ]
     assert all(row[1:-1] == ["-12.5"] * len(NUMBER_FIELDS) for row in rows)
     assert answer.text.count("," + ",".join(["-12.5"] * len(NUMBER_FIELDS)) + ",") == len(symbols)  # as written
+
+
+def test_a_strategy_named_in_any_script_downloads_under_an_ascii_filename(world):
+    engine, owner = world["engine"], world["alice"]
+    name = "Стратегия € 趋势"  # a header is Latin-1 at most: such a name in it was a 500
+    strategy_id, _ = make_strategy(engine, owner, name=name)
+    answer = _get(_link(owner.id, world["login_id"], strategy_id))
+    assert answer.status_code == 200, answer.text
+    assert f'filename="{"_" * len(name)}-snapshots.csv"' in answer.headers["content-disposition"]
