@@ -232,8 +232,7 @@ def _timestamp(value: object, problems: list[str]) -> int | None:
     if isinstance(value, str):
         if match := _time_text.search(value):
             when = datetime.fromisoformat(match.group(0).replace("Z", "+00:00"))
-            # Exact: a float timestamp times 1000 puts about one in a hundred whole milliseconds 1 ms early.
-            return ((when if when.tzinfo else when.replace(tzinfo=UTC)) - _EPOCH) // timedelta(milliseconds=1)
+            return epoch_ms(when if when.tzinfo else when.replace(tzinfo=UTC))
         if not (match := _epoch_text.search(value)):
             problems.append(_NOT_A_TIME)
             return None
@@ -383,7 +382,9 @@ class SnapshotStore(Protocol):
 
 
 def epoch_ms(when: datetime) -> int:
-    return math.floor(when.timestamp() * 1000)
+    """Epoch milliseconds of an aware datetime, exactly (a float timestamp times 1000 puts about one in a hundred
+    whole milliseconds 1 ms early)."""
+    return (when - _EPOCH) // timedelta(milliseconds=1)
 
 
 def bucket_size(resolution: str) -> int:

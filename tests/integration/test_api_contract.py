@@ -9,9 +9,6 @@ events are received (200).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -26,6 +23,7 @@ from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
 from projectalgo.api import build_api
 from tests.conftest import TEST_STRIPE_WEBHOOK_SECRET
 from tests.factories import make_member, make_strategy
+from tests.support.webhooks import sign
 
 WEBHOOK = "/api/v1/stripe/webhook"
 EXAMPLES_PER_OPERATION = 100  # schemathesis's default
@@ -37,9 +35,7 @@ class _StripeSigner(requests.auth.AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         body = request.body or b""
         body = body.encode() if isinstance(body, str) else body
-        stamp = int(time.time())
-        digest = hmac.new(TEST_STRIPE_WEBHOOK_SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
-        request.headers["Stripe-Signature"] = f"t={stamp},v1={digest.hexdigest()}"
+        request.headers["Stripe-Signature"] = sign(body)
         return request
 
 

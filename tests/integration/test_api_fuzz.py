@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
-import hmac
 import io
 import json
 import threading
@@ -37,6 +36,7 @@ from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Membership, Payment, Strategy, StripeEvent
 from tests.conftest import TEST_SECRET_KEY_BASE, TEST_STRIPE_WEBHOOK_SECRET
 from tests.factories import make_admin, make_member, make_strategy, store_one
+from tests.support.webhooks import sign
 
 INGEST_REQUESTS, WEBHOOK_REQUESTS, CSV_REQUESTS = 1600, 800, 800
 FUZZ = settings(deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -221,11 +221,6 @@ def test_fuzzed_bot_posts_store_each_accepted_snapshot_once_and_nothing_else(api
 # --- POST /api/v1/stripe/webhook -------------------------------------------------------------------------------
 
 
-def _sign(body: bytes, secret: str, timestamp: int) -> str:
-    signature = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={signature}"
-
-
 def _billing_state(engine) -> tuple:
     with session_scope(engine) as session:
         events = session.scalar(select(func.count()).select_from(StripeEvent))
@@ -309,11 +304,11 @@ def test_fuzzed_webhook_deliveries_record_each_event_once_and_grant_at_most_once
         now = int(time.time())
         headers = {"Content-Type": "application/json"}
         if signing == "valid":
-            headers["Stripe-Signature"] = _sign(payload, TEST_STRIPE_WEBHOOK_SECRET, now)
+            headers["Stripe-Signature"] = sign(payload, TEST_STRIPE_WEBHOOK_SECRET, now)
         elif signing == "wrong secret":
-            headers["Stripe-Signature"] = _sign(payload, "whsec_not_ours", now)
+            headers["Stripe-Signature"] = sign(payload, "whsec_not_ours", now)
         elif signing == "stale":
-            headers["Stripe-Signature"] = _sign(payload, TEST_STRIPE_WEBHOOK_SECRET, now - 400)
+            headers["Stripe-Signature"] = sign(payload, TEST_STRIPE_WEBHOOK_SECRET, now - 400)
         elif signing == "garbled":
             headers["Stripe-Signature"] = "t=soon,v1=" + hashlib.sha256(payload).hexdigest()
         before = _billing_state(engine)

@@ -18,10 +18,7 @@ the cell's event is the very next one, sent from the row's page without its page
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -71,6 +68,7 @@ from tests.support.matrix import (
     signed_in_after,
     use_app_services,
 )
+from tests.support.webhooks import sign
 
 
 class Outcome(Enum):
@@ -741,9 +739,7 @@ def forged_webhook(world: World, who: str | None) -> list[Call]:
     intent = {"id": "pi_forged", "object": "payment_intent", "amount": 49_900, "currency": "usd"}
     intent |= {"status": "succeeded", "metadata": {"user_id": str(world.people["no_membership"].id)}}
     body = json.dumps({"id": "evt_forged", "type": "payment_intent.succeeded", "data": {"object": intent}}).encode()
-    stamp = int(time.time())
-    signature = hmac.new(b"whsec_not_the_apps", f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    headers = {"Content-Type": "application/json", "Stripe-Signature": f"t={stamp},v1={signature}"}
+    headers = {"Content-Type": "application/json", "Stripe-Signature": sign(body, "whsec_not_the_apps")}
     return [Call("POST", "/api/v1/stripe/webhook", headers, body)]
 
 

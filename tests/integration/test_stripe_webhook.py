@@ -1,7 +1,5 @@
 """POST /api/v1/stripe/webhook on the running app, with events signed here (and by localstripe itself)."""
 
-import hashlib
-import hmac
 import json
 import time
 import uuid
@@ -23,15 +21,9 @@ from projectalgo.settings import load_settings
 from tests.conftest import TEST_SECRET_KEY_BASE, TEST_STRIPE_WEBHOOK_SECRET
 from tests.factories import make_member
 from tests.support.cards import DECLINED_AT_CHARGE, VISA, enter_card
-from tests.support.webhooks import wait_for_recorded_event
+from tests.support.webhooks import sign, wait_for_recorded_event
 
 PATH = "/api/v1/stripe/webhook"
-
-
-def _sign(body: bytes, secret=TEST_STRIPE_WEBHOOK_SECRET, timestamp=None) -> str:
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    signature = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={signature}"
 
 
 def _event_body(intent_id, user_id, event_type="payment_intent.succeeded", event_id=None, **intent) -> bytes:
@@ -52,7 +44,7 @@ def _event_body(intent_id, user_id, event_type="payment_intent.succeeded", event
 def _post(app_server, body: bytes, signature: str | None = "sign") -> requests.Response:
     headers = {"Content-Type": "application/json"}
     if signature is not None:
-        headers["Stripe-Signature"] = _sign(body) if signature == "sign" else signature
+        headers["Stripe-Signature"] = sign(body) if signature == "sign" else signature
     return requests.post(f"{app_server.url}{PATH}", data=body, headers=headers, timeout=10)
 
 
@@ -148,11 +140,11 @@ def test_bad_requests_are_refused_with_a_json_400_and_change_nothing(app_server,
     body = _event_body(payment.id, payment.user_id)
     signature = "sign"
     if case == "tampered body":
-        signature, body = _sign(body), body.replace(b"49900", b"100")
+        signature, body = sign(body), body.replace(b"49900", b"100")
     elif case == "wrong secret":
-        signature = _sign(body, secret="whsec_not_the_apps")
+        signature = sign(body, secret="whsec_not_the_apps")
     elif case == "stale timestamp":
-        signature = _sign(body, timestamp=int(time.time()) - 301)
+        signature = sign(body, timestamp=int(time.time()) - 301)
     elif case == "missing header":
         signature = None
     elif case == "garbled header":
@@ -208,7 +200,7 @@ def _post_in_process(body: bytes) -> httpx.Response:
     async def post() -> httpx.Response:
         transport = httpx.ASGITransport(app=build_api(), raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-            return await client.post(PATH, content=body, headers={"Stripe-Signature": _sign(body)})
+            return await client.post(PATH, content=body, headers={"Stripe-Signature": sign(body)})
 
     with ThreadPoolExecutor(max_workers=1) as thread:  # its own event loop: Playwright may hold this thread's
         return thread.submit(anyio.run, post).result()

@@ -1,7 +1,10 @@
-"""Waiting for localstripe's own webhook deliveries (about a second late) to be recorded by the app."""
+"""Signing webhook bodies as Stripe does, and waiting for localstripe's own deliveries (about a second late) to
+be recorded by the app."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 
 import stripe
@@ -9,7 +12,14 @@ from sqlalchemy import Engine, select
 
 from projectalgo.db import session_scope
 from projectalgo.models import StripeEvent
-from tests.conftest import TEST_STRIPE_SECRET_KEY
+from tests.conftest import TEST_STRIPE_SECRET_KEY, TEST_STRIPE_WEBHOOK_SECRET
+
+
+def sign(body: bytes, secret: str = TEST_STRIPE_WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    """The Stripe-Signature header Stripe sends with `body` (now, unless `timestamp` says when)."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signature = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={signature}"
 
 
 def event_for(localstripe_url: str, intent_id: str, event_type: str) -> str:

@@ -143,3 +143,9 @@ def test_a_missing_or_wrong_data_member_is_named(body, problem):
     with pytest.raises(snapshots.InvalidSnapshotError) as refused:
         snapshots.validate(body, NOW)
     assert refused.value.problems == [problem]
+
+
+def test_epoch_ms_is_exact_for_every_millisecond():
+    start = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+    for ms in range(2000):
+        assert snapshots.epoch_ms(start + timedelta(milliseconds=ms)) == 1_795_953_600_000 + ms
