@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 import pytest
 import requests
 from reflex.config import reload_config
+from reflex_base.registry import RegistrationContext
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
@@ -95,11 +96,13 @@ def in_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestC
         upgrade_to_head(env["DATABASE_URL"])
         services.cache_clear()
         # A fresh module: the app and Reflex's config (rxconfig.py, cors_allowed_origins) read this environment.
-        module = sys.modules.get("projectalgo.projectalgo")
-        module = importlib.reload(module) if module else importlib.import_module("projectalgo.projectalgo")
-        engine = make_engine(env["DATABASE_URL"])
-        with TestClient(module.app(), base_url=OWN) as client:
-            yield client, engine
+        # Reflex allows one app per registration context: an earlier test may have imported the app already.
+        with RegistrationContext.ensure_context().fork():
+            module = sys.modules.get("projectalgo.projectalgo")
+            module = importlib.reload(module) if module else importlib.import_module("projectalgo.projectalgo")
+            engine = make_engine(env["DATABASE_URL"])
+            with TestClient(module.app(), base_url=OWN) as client:
+                yield client, engine
         engine.dispose()
         services().engine.dispose()
         services.cache_clear()
