@@ -361,6 +361,19 @@ def user_for_session(session: Session, token: str, *, idle: timedelta) -> Signed
     return SignedIn(user, login.id)
 
 
+def disabled_user_session(session: Session, token: str) -> bool:
+    """Whether the browser's token is a sign-in of a user who has been disabled (to tell them so)."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(LoginSession)
+            .join(User, User.id == LoginSession.user_id)
+            .where(LoginSession.token_hash == _token_hash(token), User.disabled_at.is_not(None))
+        )
+        == 1
+    )
+
+
 def live_session_users(session: Session, login_session_ids: Collection[int], *, idle: timedelta) -> dict[int, User]:
     """The users of those login sessions that still last, by login session id."""
     rows = session.execute(

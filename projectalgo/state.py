@@ -94,6 +94,8 @@ class AuthState(rx.State):
     _user: CurrentUser | None = None
     # Whom this tab's page states were filled for (CurrentUser.identity), None before anyone.
     _identity: tuple | None = None
+    # The tab's sign-in ended because its user was disabled: the sign-in page says so.
+    _disabled: bool = False
 
     @rx.var
     def signed_in(self) -> bool:
@@ -115,10 +117,11 @@ class AuthState(rx.State):
         """Resolve the browser's token against the database now (a revoked session or disabled user ends here)."""
         token, idle = self.session_token, idle_limit()
 
-        def load(session: Session) -> tuple[CurrentUser, billing.MembershipStatus, int, str] | None:
+        def load(session: Session) -> tuple[CurrentUser, billing.MembershipStatus, int, str] | bool:
+            """The signed-in user and their page data, else whether the token's user has been disabled."""
             signed_in = accounts.user_for_session(session, token, idle=idle)
             if signed_in is None:
-                return None
+                return accounts.disabled_user_session(session, token)
             user = signed_in.user
             invitation = accounts.own_invitation(session, user.id)
             membership = billing.status(session, user)
@@ -128,14 +131,15 @@ class AuthState(rx.State):
             uses_left, code = (invitation.uses_remaining, invitation.code) if invitation else (0, "")
             return current, membership, uses_left, code
 
-        loaded = await in_session(load) if token else None
-        if loaded is None:
+        loaded = await in_session(load) if token else False
+        if isinstance(loaded, bool):
             await self._forget_user()
+            self._disabled = loaded
             return None
         user, membership, uses_left, code = loaded
         if self._identity not in (None, user.identity):  # another user, or a lost role or membership
             await self._empty_tab()
-        self._user, self._identity = user, user.identity
+        self._user, self._identity, self._disabled = user, user.identity, False
         self.user_name, self.user_email, self.user_roles = user.name, user.email, list(user.roles)
         self.invite_code, self.invite_uses_left = code, uses_left
         self.invite_uses_default = services().settings.invite_default_uses
@@ -162,6 +166,8 @@ class AuthState(rx.State):
         self._identity = None
 
     def _to_login(self) -> rx.event.EventSpec:
+        if self._disabled:
+            return rx.redirect("/login?disabled=1")
         return rx.redirect(login_url(self.router.url.path))
 
     async def _member(self) -> CurrentUser | rx.event.EventSpec:

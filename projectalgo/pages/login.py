@@ -24,7 +24,7 @@ class LoginState(AuthState):
 
     @rx.event
     async def open_login(self) -> rx.event.EventSpec | None:
-        self.error = ""
+        self.error = accounts.ACCOUNT_DISABLED if self.router.url.query_parameters.get("disabled") else ""
         query = self.router.url.query_parameters
         self.notice = (
             "Your account is ready. Sign in."

@@ -190,3 +190,17 @@ def test_the_app_runs_the_tab_guard_before_every_event(app_services):
     from projectalgo.projectalgo import app
 
     assert isinstance(app._middlewares[0], TabGuard)
+
+
+def test_a_disabled_users_open_tab_is_told_so_at_its_next_click(world):
+    engine, alice = world["engine"], world["alice"]
+    dashboard = signed_in_state(DashboardState, alice)
+    visit(dashboard, "/dashboard")
+    call(dashboard, DashboardState.open_dashboard)
+    with session_scope(engine) as session:
+        session.execute(update(User).where(User.id == alice.id).values(disabled_at=utcnow()))
+    assert "/login?disabled=1" in str(call(dashboard, DashboardState.resync))
+    login = same_tab(dashboard, LoginState)
+    visit(login, "/login?disabled=1")
+    call(login, LoginState.open_login)
+    assert login.error == "This account is disabled; contact an admin."
