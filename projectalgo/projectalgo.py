@@ -18,6 +18,7 @@ from projectalgo.pages.dashboard import DashboardState, dashboard_page
 from projectalgo.pages.invite import InviteState, invite_page
 from projectalgo.pages.login import LoginState, LogoutState, login_page, logout_page
 from projectalgo.pages.membership import MembershipState, membership_page
+from projectalgo.pages.not_found import NotFoundState, not_found_page
 from projectalgo.pages.profile import ProfileState, profile_page
 from projectalgo.pages.reset import ResetState, reset_page
 from projectalgo.pages.strategies import StrategiesState, strategies_page
@@ -129,3 +130,4 @@ app.add_page(
     on_load=StrategyPageState.open_strategy,
 )
 app.add_page(admin_page, route="/admin", title="Admin · ProjectAlgo", on_load=AdminState.open_admin)
+app.add_page(not_found_page, route="404", title="Not found · ProjectAlgo", on_load=NotFoundState.open_not_found)

@@ -42,13 +42,8 @@ MEMBER_LINKS = (
 )
 
 
-def navbar() -> rx.Component:
+def _desktop_bar() -> rx.Component:
     return rx.flex(
-        rx.link(
-            rx.hstack(rx.image(src="/logo.svg", height="28px", alt=""), rx.heading("ProjectAlgo", size="5")),
-            href="/",
-            underline="none",
-        ),
         rx.cond(
             AuthState.signed_in,
             rx.flex(
@@ -74,7 +69,60 @@ def navbar() -> rx.Component:
         align="center",
         spacing="4",
         wrap="wrap",
-        padding_x="1.5em",
+        flex="1",
+        display=rx.breakpoints(initial="none", md="flex"),
+    )
+
+
+def _menu_link(label: str | rx.Var, href: str) -> rx.Component:
+    return rx.menu.item(rx.link(label, href=href, width="100%", underline="none", color="inherit"))
+
+
+def _phone_menu() -> rx.Component:
+    """On a phone the links fold into one menu button, so the header stays one line high."""
+    return rx.flex(
+        rx.spacer(),
+        rx.color_mode.button(size="2", variant="ghost"),
+        rx.cond(
+            AuthState.signed_in,
+            rx.menu.root(
+                rx.menu.trigger(
+                    rx.icon_button(rx.icon("menu", size=20), variant="ghost", size="3", aria_label="Menu", id="menu")
+                ),
+                rx.menu.content(
+                    *(_menu_link(label, href) for label, href in MEMBER_LINKS),
+                    rx.cond(AuthState.is_moderator, _menu_link("Admin", "/admin")),
+                    rx.menu.separator(),
+                    _menu_link(AuthState.user_name, "/profile"),
+                    rx.menu.item(
+                        "Copy invite link (",
+                        AuthState.invite_uses_left,
+                        " left)",
+                        on_click=[rx.set_clipboard(AuthState.invite_link), rx.toast.success("Invite link copied")],
+                    ),
+                    _menu_link("Sign out", "/logout"),
+                ),
+            ),
+        ),
+        align="center",
+        spacing="3",
+        flex="1",
+        display=rx.breakpoints(initial="flex", md="none"),
+    )
+
+
+def navbar() -> rx.Component:
+    return rx.flex(
+        rx.link(
+            rx.hstack(rx.image(src="/logo.svg", height="28px", alt=""), rx.heading("ProjectAlgo", size="5")),
+            href="/",
+            underline="none",
+        ),
+        _desktop_bar(),
+        _phone_menu(),
+        align="center",
+        spacing="4",
+        padding_x=rx.breakpoints(initial="1em", md="1.5em"),
         padding_y="0.75em",
         border_bottom=f"1px solid {rx.color('gray', 5)}",
         width="100%",
@@ -84,7 +132,7 @@ def navbar() -> rx.Component:
 def layout(*children: rx.Component) -> rx.Component:
     return rx.box(
         navbar(),
-        rx.container(*children, size="3", padding_y="2em", padding_x="1em"),
+        rx.container(*children, size="3", padding_y=rx.breakpoints(initial="1em", md="2em"), padding_x="1em"),
         min_height="100vh",
     )
 
