@@ -147,7 +147,7 @@ PAGES: dict[str, Callable[[World], str]] = {
     "/strategies": lambda w: "/strategies",
     "/strategies/[strategy_id]": lambda w: f"/strategies/{w.strategy_id}",
     "/admin": lambda w: "/admin",
-    "404": lambda w: "/no-such-page",
+    "/404": lambda w: "/no-such-page",
 }
 MONEY = f"{OWNER_WALLET:,}"
 NEW_PASSWORD = "a brand new passphrase"
@@ -224,7 +224,7 @@ ROWS: list[Row] = [
     Row(LogoutState.sign_out, "/logout", EVERYONE_SIGNED_OUT, is_load=True, before=(tour,)),
     Row(InviteState.open_invite, "/invite/[code]", ANYONE, is_load=True, anyone_sees=INVITER),
     Row(ProfileState.open_profile, "/profile", SIGNED_IN, is_load=True),
-    Row(NotFoundState.open_not_found, "404", ANYONE, is_load=True),
+    Row(NotFoundState.open_not_found, "/404", ANYONE, is_load=True),
     Row(
         ResetState.open_reset,
         "/reset/[token]",
