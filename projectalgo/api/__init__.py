@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Match, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 from projectalgo import __version__
 from projectalgo.api import errors
@@ -18,15 +23,23 @@ from projectalgo.api.health import router as health_router
 from projectalgo.api.ingest import router as ingest_router
 from projectalgo.api.stripe_webhook import router as stripe_webhook_router
 
+TITLE = "ProjectAlgo API"
+OPENAPI_URL = "/api/openapi.json"
+DOCS_URL = "/api/docs"
+# Swagger UI's files, served by the app itself: the CSP names no other host, and CI has no internet.
+DOCS_ASSETS_URL = "/api/docs/assets"
+DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
+
 
 def build_api() -> FastAPI:
     api = FastAPI(
-        title="ProjectAlgo API",
+        title=TITLE,
         version=__version__,
         description="Trading bots post snapshots of their strategies here.",
-        docs_url="/api/docs",
+        # FastAPI's own docs page loads Swagger UI from a CDN: ours below serves it from the app.
+        docs_url=None,
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=OPENAPI_URL,
     )
     api.add_exception_handler(StarletteHTTPException, errors.http_error)
     api.add_exception_handler(RequestValidationError, errors.validation_error)
@@ -38,10 +51,41 @@ def build_api() -> FastAPI:
     api.include_router(ingest_router)
     api.include_router(downloads_router)
     api.include_router(stripe_webhook_router)
+    api.add_route(DOCS_URL, _docs_page, methods=["GET"], include_in_schema=False)  # HEAD too, as FastAPI's
+    api.mount(DOCS_ASSETS_URL, _SwaggerAssets(directory=swagger_ui_path), name="docs-assets")
 
     # Everything else is served by Reflex's front end; an unknown /api/ path is an API error, not a page.
     api.router.routes.append(_unknown_api_route(api))
     return api
+
+
+@functools.cache
+def docs_html() -> str:
+    """Swagger UI's page at /api/docs, made once: http_policy hashes this very text's inline script into the
+    page's CSP, so what is served and what is allowed cannot drift apart (a FastAPI upgrade changes both)."""
+    page = get_swagger_ui_html(
+        openapi_url=OPENAPI_URL,
+        title=f"{TITLE} - Swagger UI",
+        swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon-32x32.png",
+        # No online validator badge: it would load an image from another host.
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+    return bytes(page.body).decode("utf-8")
+
+
+async def _docs_page(_request: Request) -> HTMLResponse:
+    return HTMLResponse(docs_html())
+
+
+class _SwaggerAssets(StaticFiles):
+    """Only the files the docs page loads, not the rest of swagger-ui-dist (its demo page, source maps)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if path not in DOCS_ASSETS:
+            raise StarletteHTTPException(404, f"There is no API route {scope['path']}.")
+        return await super().get_response(path, scope)
 
 
 # The methods an Allow header may name (RFC 9110's, less CONNECT, plus PATCH and QUERY).

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# The package's __init__ builds the API and never imports this module, so this import is not circular.
+from projectalgo.api import DOCS_URL, docs_html
 from projectalgo.settings import Settings
 
 # Trading bots post here from anywhere, browsers included; they authenticate with their token, never a cookie,
@@ -46,6 +48,15 @@ def _origin(url: str) -> str:
     return f"{parsed.scheme}://{parsed.netloc}"
 
 
+# The directives that are the same on every page.
+_LOCKED = {
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+
+
 def content_security_policy(settings: Settings, script_hashes: Iterable[str] = ()) -> str:
     """The CSP of every answer: the app's own origin and websocket, Stripe.js when payments are configured."""
     own = urlparse(settings.public_url)
@@ -72,18 +83,41 @@ def content_security_policy(settings: Settings, script_hashes: Iterable[str] = (
         "img-src": ["'self'", "blob:"],
         "connect-src": connects,
         "frame-src": frames or ["'none'"],
-        "object-src": ["'none'"],
-        "base-uri": ["'none'"],
-        "form-action": ["'self'"],
-        "frame-ancestors": ["'none'"],
+        **_LOCKED,
     }
+    return _serialize(directives)
+
+
+def docs_content_security_policy(script_hashes: Iterable[str]) -> str:
+    """The CSP of Swagger UI's page (/api/docs) alone: its own files, its one inline script by hash, and the API.
+
+    A page of its own, not part of the single-page app: no websocket, no Stripe.js, no eval.
+    """
+    directives = {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", *(f"'{h}'" for h in sorted(set(script_hashes)))],
+        # Swagger UI's React sets style attributes as it renders.
+        "style-src": ["'self'", "'unsafe-inline'"],
+        # swagger-ui.css draws its icons and arrows as data: SVG and PNG images.
+        "img-src": ["'self'", "data:"],
+        # The schema at /api/openapi.json, and "Try it out" calls to the API.
+        "connect-src": ["'self'"],
+        "frame-src": ["'none'"],
+        **_LOCKED,
+    }
+    return _serialize(directives)
+
+
+def _serialize(directives: Mapping[str, Iterable[str]]) -> str:
     return "; ".join(f"{name} {' '.join(dict.fromkeys(sources))}" for name, sources in directives.items())
 
 
-def security_headers(settings: Settings, script_hashes: Iterable[str] = ()) -> list[tuple[str, str]]:
-    """The headers every page and API answer carries."""
+def security_headers(
+    settings: Settings, script_hashes: Iterable[str] = (), csp: str | None = None
+) -> list[tuple[str, str]]:
+    """The headers every page and API answer carries; `csp` instead of the app's own CSP for a page of its own."""
     headers = [
-        ("Content-Security-Policy", content_security_policy(settings, script_hashes)),
+        ("Content-Security-Policy", csp or content_security_policy(settings, script_hashes)),
         ("X-Frame-Options", "DENY"),  # frame-ancestors for browsers without CSP level 2
         ("X-Content-Type-Options", "nosniff"),
         ("Referrer-Policy", "no-referrer"),
@@ -125,21 +159,43 @@ def inline_script_hashes(directory: Path) -> tuple[str, ...]:
     """
     hashes: set[str] = set()
     for page in sorted(directory.rglob("*.html")):
-        parser = _InlineScripts()
-        parser.feed(page.read_text(encoding="utf-8"))
-        for script in parser.scripts:
-            digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-            hashes.add(f"sha256-{digest}")
+        hashes.update(html_inline_script_hashes(page.read_text(encoding="utf-8")))
     return tuple(sorted(hashes))
 
 
-class HttpPolicy:
-    """ASGI middleware: answers the bot route's preflights itself, and adds the security headers to every answer."""
+def html_inline_script_hashes(html: str) -> tuple[str, ...]:
+    """CSP hashes ("sha256-...") of the inline scripts in one HTML document."""
+    parser = _InlineScripts()
+    parser.feed(html)
+    parser.close()
+    hashes = {
+        "sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+        for script in parser.scripts
+    }
+    return tuple(sorted(hashes))
 
-    def __init__(self, app: ASGIApp, headers: list[tuple[str, str]]) -> None:
+
+def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+class HttpPolicy:
+    """ASGI middleware: answers the bot route's preflights itself, and adds the security headers to every answer
+    (those of `path_headers` on its paths, the same names with other values)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        headers: list[tuple[str, str]],
+        path_headers: Mapping[str, list[tuple[str, str]]] | None = None,
+    ) -> None:
         self.app = app
-        self.headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        self.headers = _encoded(headers)
+        self._path_headers = {path: _encoded(own) for path, own in (path_headers or {}).items()}
         self._names = frozenset(name for name, _ in self.headers)
+        # Whichever headers an answer gets, every name the policy sets replaces what is inside.
+        for own in self._path_headers.values():
+            self._names |= {name for name, _ in own}
         # The bot route's answer never carries a credentialed CORS allowance, whatever is inside says.
         self._bot_names = self._names | {name for name, _ in BOT_CORS_HEADERS} | {b"access-control-allow-credentials"}
 
@@ -149,6 +205,7 @@ class HttpPolicy:
             return
         extra: tuple[tuple[bytes, bytes], ...] = ()
         replaced = self._names
+        headers = self._path_headers.get(scope["path"], self.headers)
         if scope["path"] in BOT_PATHS:
             request_headers = dict(scope["headers"])
             if scope["method"] == "OPTIONS" and b"access-control-request-method" in request_headers:
@@ -161,7 +218,7 @@ class HttpPolicy:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in replaced]
-                message = {**message, "headers": [*kept, *self.headers, *extra]}
+                message = {**message, "headers": [*kept, *headers, *extra]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -173,5 +230,8 @@ class HttpPolicy:
 
 
 def wrap(app: ASGIApp, settings: Settings, script_hashes: Iterable[str] = ()) -> ASGIApp:
-    """`app` (Reflex's whole ASGI app) inside the HTTP policy."""
-    return HttpPolicy(app, security_headers(settings, script_hashes))
+    """`app` (Reflex's whole ASGI app) inside the HTTP policy; the API docs page under a CSP of its own, which
+    allows exactly the inline script of the page the API serves (hashed here, at start-up)."""
+    docs_csp = docs_content_security_policy(html_inline_script_hashes(docs_html()))
+    docs_headers = security_headers(settings, csp=docs_csp)
+    return HttpPolicy(app, security_headers(settings, script_hashes), {DOCS_URL: docs_headers})

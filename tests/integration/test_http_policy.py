@@ -13,7 +13,7 @@ import importlib
 import re
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlparse
 
 import pytest
@@ -221,6 +221,26 @@ def test_production_allows_stripes_own_origins_and_sends_hsts_over_https():
     assert headers["X-Frame-Options"] == "DENY"
 
 
+def test_the_api_docs_page_loads_swagger_ui_from_the_app_itself_under_a_csp_of_its_own(in_process):
+    client, _ = in_process
+    _assert_api_docs_work(client.get, "ws://127.0.0.1:3999")
+    # Only the files the page loads are served, not the rest of swagger-ui-dist (its demo page, source maps).
+    for name in ("index.html", "swagger-initializer.js", "swagger-ui-bundle.js.map", "../__init__.py"):
+        assert client.get(f"/api/docs/assets/{name}").status_code == 404, name
+    assert client.post("/api/docs").status_code == 405
+    assert "/api/docs" not in client.get("/api/openapi.json").json()["paths"]
+
+
+def test_the_docs_csp_allows_only_its_own_origin_and_the_given_inline_scripts():
+    csp = _directives(http_policy.docs_content_security_policy(["sha256-b=", "sha256-a=", "sha256-a="]))
+    assert csp["default-src"] == csp["connect-src"] == ["'self'"]
+    assert csp["script-src"] == ["'self'", "'sha256-a='", "'sha256-b='"]  # no 'unsafe-eval', no 'unsafe-inline'
+    assert csp["style-src"] == ["'self'", "'unsafe-inline'"]
+    assert csp["img-src"] == ["'self'", "data:"]
+    assert csp["frame-ancestors"] == csp["frame-src"] == csp["object-src"] == csp["base-uri"] == ["'none'"]
+    assert csp["form-action"] == ["'self'"]
+
+
 def test_inline_script_hashes_are_exactly_those_of_the_built_pages(tmp_path):
     inline = "\n  window.__ready = 1 < 2 && 'a' !== \"b\";\n"
     (tmp_path / "login").mkdir()
@@ -260,6 +280,46 @@ def test_the_running_apps_pages_assets_and_api_carry_the_headers_and_csp(app_ser
             for script in scripts:
                 digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
                 assert f"'sha256-{digest}'" in csp["script-src"], path
+
+
+def _sha256(script: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+
+
+def _assert_api_docs_work(get: Callable[[str], requests.Response], websocket: str) -> None:
+    """/api/docs: Swagger UI's page, every file it loads from the app itself, and a CSP allowing exactly its
+    inline script (hashed here from the HTML served); the app's other answers keep their own CSP."""
+    answer = get("/api/docs")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    _assert_security_headers(answer.headers)
+    html = answer.text
+    assert "://" not in html  # no other host, and no absolute address of this one
+    assets = re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]*)"', html)
+    assert len(assets) == 3, assets  # Swagger UI's script, its style sheet and its icon
+    types = {"js": "text/javascript", "css": "text/css", "png": "image/png"}  # exact: nosniff
+    for asset in assets:
+        assert asset.startswith("/") and not asset.startswith("//"), asset
+        loaded = get(asset)
+        assert loaded.status_code == 200 and loaded.content, asset
+        assert loaded.headers["content-type"].startswith(types[asset.rsplit(".", 1)[-1]]), asset
+    scripts = _inline_scripts(html)
+    assert len(scripts) == 1 and "SwaggerUIBundle(" in scripts[0]
+    schema_url = re.search(r"url: '([^']+)'", scripts[0]).group(1)
+    assert get(schema_url).json()["info"]["title"] == "ProjectAlgo API"
+    csp = _directives(answer.headers["content-security-policy"])
+    assert csp["script-src"] == ["'self'", f"'{_sha256(scripts[0])}'"]
+    assert "data:" in csp["img-src"]  # swagger-ui.css's icons
+    assert csp["connect-src"] == ["'self'"]
+    # Per path: the rest of the app is not allowed Swagger UI's script, nor data: images.
+    other = _directives(get("/api/v1/health").headers["content-security-policy"])
+    assert f"'{_sha256(scripts[0])}'" not in other["script-src"] and "data:" not in other["img-src"]
+    assert other["connect-src"][:2] == ["'self'", websocket]
+
+
+def test_the_running_apps_api_docs_load_swagger_ui_from_the_app_itself(app_server):
+    netloc = urlparse(app_server.url).netloc
+    _assert_api_docs_work(lambda path: requests.get(f"{app_server.url}{path}", timeout=10), f"ws://{netloc}")
 
 
 def _websocket_handshake(app_url: str, origin: str) -> str:
