@@ -776,7 +776,6 @@ HTTP_ROWS = [
     HttpRow("/api/v1/health", ("GET",), plain("GET", "/api/v1/health"), every(200)),
     HttpRow("/api/openapi.json", ("GET",), plain("GET", "/api/openapi.json"), every(200)),
     HttpRow("/api/docs", ("GET",), plain("GET", "/api/docs"), every(200)),
-    HttpRow("/docs/oauth2-redirect", ("GET",), plain("GET", "/docs/oauth2-redirect"), every(200)),
     HttpRow("/api/v1/strategy/", ("POST",), bot_post("/api/v1/strategy/"), BOTS),
     HttpRow("/api/v1/strategy", ("POST",), bot_post("/api/v1/strategy"), BOTS),
     HttpRow(
