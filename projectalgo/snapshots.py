@@ -366,6 +366,10 @@ class SnapshotStore(Protocol):
 
     def latest(self, strategy_id: int) -> Snapshot | None: ...
 
+    def earliest(self, strategy_id: int) -> Snapshot | None:
+        """The strategy's oldest stored snapshot (where a chart of all its history starts), None without any."""
+        ...
+
     def recent(self, strategy_id: int, before_ms: int, *, limit: int) -> list[Snapshot]:
         """Up to `limit` snapshots with at_ms < before_ms, newest first (tables, the value before a window)."""
         ...

@@ -376,6 +376,11 @@ class DynamoSnapshotStore:
     def latest(self, strategy_id: int) -> Snapshot | None:
         return next(iter(self.recent(strategy_id, 2**62, limit=1)), None)
 
+    def earliest(self, strategy_id: int) -> Snapshot | None:
+        # One Query, oldest first, one item: the key's own order, never a Scan.
+        items = self._query(KeyConditionExpression=Key("strategy_id").eq(strategy_id), ScanIndexForward=True, Limit=1)
+        return next((_item_to_snapshot(item) for item in items["Items"]), None)
+
     def recent(self, strategy_id: int, before_ms: int, *, limit: int) -> list[Snapshot]:
         items = self._query(
             KeyConditionExpression=Key("strategy_id").eq(strategy_id) & Key("at_ms").lt(before_ms),

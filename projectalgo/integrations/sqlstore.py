@@ -226,6 +226,10 @@ class SqlSnapshotStore:
     def latest(self, strategy_id: int) -> Snapshot | None:
         return next(iter(self.recent(strategy_id, 2**62, limit=1)), None)
 
+    def earliest(self, strategy_id: int) -> Snapshot | None:
+        query = select(SnapshotRow).where(SnapshotRow.strategy_id == strategy_id).order_by(SnapshotRow.at_ms).limit(1)
+        return next(iter(self._read(query)), None)
+
     def recent(self, strategy_id: int, before_ms: int, *, limit: int) -> list[Snapshot]:
         return self._read(
             select(SnapshotRow)

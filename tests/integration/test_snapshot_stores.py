@@ -340,3 +340,28 @@ def test_dynamodb_rollups_read_every_query_page(store_and_strategies):
     store._resource.meta.client.meta.events.register("provide-client-params.dynamodb.Query", small_pages)
     assert all_rollups(store, a, "hour") == expected_rollups(stored, "hour")
     assert len(pages) == 4
+
+
+def test_the_earliest_snapshot_is_the_oldest_stored_whatever_the_order_of_posting(store_and_strategies):
+    """Where "All" starts: a member who backfills history gets its oldest snapshot, not the first one posted."""
+    store, (a, b, _) = store_and_strategies
+    assert store.earliest(a) is None
+    store_one(store, snap(a, MIDNIGHT, wallet="1"))
+    backfilled = store_one(store, snap(a, MIDNIGHT - 400 * DAY, wallet="2"))  # posted later, a year older
+    store_one(store, snap(a, MIDNIGHT - 3 * DAY, wallet="3"))
+    store_one(store, snap(b, MIDNIGHT - 900 * DAY))  # another strategy's older snapshot never counts
+    assert store.earliest(a) == backfilled
+    assert store.earliest(b).at_ms == MIDNIGHT - 900 * DAY
+
+
+@pytest.mark.parametrize("store_and_strategies", ["dynamodb"], indirect=True)
+def test_dynamodb_the_earliest_snapshot_costs_one_query_of_one_item(store_and_strategies):
+    store, (a, _, _) = store_and_strategies
+    for day in range(5):
+        store_one(store, snap(a, MIDNIGHT - day * DAY))
+    queries = []
+    store._resource.meta.client.meta.events.register(
+        "provide-client-params.dynamodb.Query", lambda params, **_kwargs: queries.append(dict(params))
+    )
+    assert store.earliest(a).at_ms == MIDNIGHT - 4 * DAY
+    assert [(q["ScanIndexForward"], q["Limit"]) for q in queries] == [(True, 1)]
