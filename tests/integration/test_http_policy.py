@@ -32,7 +32,7 @@ from tests.conftest import TEST_SECRET_KEY_BASE, TEST_STRIPE_PUBLISHABLE_KEY, TE
 from tests.factories import make_member, make_strategy
 
 OWN = "http://127.0.0.1:3999"  # PUBLIC_URL of the app built in this process
-FOREIGN = "https://elsewhere.example"
+FOREIGN = "https://example.org"
 LOCALSTRIPE = "http://127.0.0.1:4111"
 BOT_ROUTE = "/api/v1/strategy/"
 SNAPSHOT = {
@@ -208,7 +208,7 @@ def test_the_csp_allows_stripe_js_where_the_settings_say_it_is():
 
 def test_production_allows_stripes_own_origins_and_sends_hsts_over_https():
     settings = _settings(
-        PUBLIC_URL="https://algo.example.com",
+        PUBLIC_URL="https://example.com",
         STRIPE_SECRET_KEY="sk_live_x",
         STRIPE_PUBLISHABLE_KEY="pk_live_x",
     )
@@ -216,7 +216,7 @@ def test_production_allows_stripes_own_origins_and_sends_hsts_over_https():
     csp = _directives(headers["Content-Security-Policy"])
     assert csp["script-src"] == ["'self'", "'unsafe-eval'", "https://js.stripe.com", "https://*.js.stripe.com"]
     assert csp["frame-src"] == ["https://js.stripe.com", "https://*.js.stripe.com", "https://hooks.stripe.com"]
-    assert csp["connect-src"] == ["'self'", "wss://algo.example.com", "https://api.stripe.com"]
+    assert csp["connect-src"] == ["'self'", "wss://example.com", "https://api.stripe.com"]
     assert headers["Strict-Transport-Security"] == "max-age=31536000"
     assert headers["X-Frame-Options"] == "DENY"
 

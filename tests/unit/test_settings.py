@@ -93,13 +93,11 @@ def test_production_refuses_a_weak_bcrypt_cost():
 
 
 def test_only_the_public_origin_is_allowed_unless_more_are_configured():
-    assert load_settings({"PUBLIC_URL": "https://algo.example.com/"}).cors_allowed_origins == (
-        "https://algo.example.com",
-    )
+    assert load_settings({"PUBLIC_URL": "https://example.com/"}).cors_allowed_origins == ("https://example.com",)
     assert load_settings({"PORT": "4100"}).cors_allowed_origins == ("http://localhost:4100",)
-    extra = load_settings({"PUBLIC_URL": "https://algo.example.com", "CORS_ALLOWED_ORIGINS": "https://x.example.org"})
-    assert extra.cors_allowed_origins == ("https://algo.example.com", "https://x.example.org")
-    for bad in ("*", "https://x.example.org/path", "x.example.org"):
+    extra = load_settings({"PUBLIC_URL": "https://example.com", "CORS_ALLOWED_ORIGINS": "https://example.org"})
+    assert extra.cors_allowed_origins == ("https://example.com", "https://example.org")
+    for bad in ("*", "https://example.org/path", "example.org"):
         with pytest.raises(SettingsError, match="CORS_ALLOWED_ORIGINS"):
             load_settings({"CORS_ALLOWED_ORIGINS": bad})
 
@@ -124,12 +122,12 @@ def test_the_stripe_js_url_is_kept_exactly_and_api_bases_lose_their_trailing_sla
 
 def test_rxconfig_takes_the_origins_and_proxy_hops_from_the_settings():
     """The websocket and Reflex's CORS accept only these origins; client addresses come through these proxies."""
-    env = {**os.environ, "PUBLIC_URL": "https://algo.example.com", "TRUSTED_PROXY_HOPS": "1", "PYTHONPATH": "."}
+    env = {**os.environ, "PUBLIC_URL": "https://example.com", "TRUSTED_PROXY_HOPS": "1", "PYTHONPATH": "."}
     script = "import rxconfig; print(list(rxconfig.config.cors_allowed_origins), rxconfig.config.trusted_proxy_hops)"
     printed = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, timeout=60
     ).stdout
-    assert printed.strip() == "['https://algo.example.com'] 1"
+    assert printed.strip() == "['https://example.com'] 1"
 
 
 def test_make_run_listens_on_loopback_unless_host_says_otherwise():
