@@ -93,11 +93,34 @@ def _clean_text(value: str, field: str, limit: int) -> str:
     return value
 
 
-def _flush_unique(session: Session, message: str) -> None:
+def _refuse_taken_name(
+    session: Session, model: type[BrokerageAccount] | type[Strategy], actor: Actor, name: str, *, other_than: int = 0
+) -> None:
+    """Refuse a name the actor already gives another account (or strategy), whatever its case.
+
+    Run it before changing the session: a query flushes pending changes. The database's unique index on
+    (owner_id, lower(name)) is the atomic guard (migration 0009); this check names the existing one and also
+    folds the non-ASCII letters that SQLite's lower() leaves as they are.
+    """
+    wanted = name.casefold()
+    names = session.scalars(select(model.name).where(model.owner_id == actor.user_id, model.id != other_than))
+    if (taken := next((n for n in names if n.casefold() == wanted), None)) is not None:
+        aside = "" if taken == name else " (names that differ only in case are the same name)"
+        raise StrategyError(_taken_message(model, taken, aside))
+
+
+def _taken_message(model: type[BrokerageAccount] | type[Strategy], taken: str, aside: str = "") -> str:
+    what = "an account" if model is BrokerageAccount else "a strategy"
+    return f"You already have {what} named {taken!r}{aside}."
+
+
+def _flush_unique(session: Session, model: type[BrokerageAccount] | type[Strategy], name: str) -> None:
+    """Flush, refusing a name that another request took meanwhile (the unique index's answer)."""
     try:
         session.flush()
     except IntegrityError:
-        raise StrategyError(message) from None
+        # Which row took it is not known here (the transaction has failed): say what the index compares.
+        raise StrategyError(_taken_message(model, name, " (or the same name in another case)")) from None
 
 
 # Brokerage accounts
@@ -113,23 +136,27 @@ def _own_account(session: Session, actor: Actor, account_id: int) -> BrokerageAc
 def create_account(
     session: Session, actor: Actor, *, name: str, exchange: str = "", notes: str = ""
 ) -> BrokerageAccount:
+    name = _clean_name(name, "account")
+    _refuse_taken_name(session, BrokerageAccount, actor, name)
     account = BrokerageAccount(
         owner_id=actor.user_id,
-        name=_clean_name(name, "account"),
+        name=name,
         exchange=_clean_text(exchange, "exchange", EXCHANGE_MAX_LENGTH),
         notes=_clean_text(notes, "notes", NOTES_MAX_LENGTH),
         created_at=utcnow(),
     )
     session.add(account)
-    _flush_unique(session, f"You already have an account named {account.name!r}.")
+    _flush_unique(session, BrokerageAccount, account.name)
     return account
 
 
 def rename_account(session: Session, actor: Actor, account_id: int, *, name: str) -> BrokerageAccount:
     account = _own_account(session, actor, account_id)
-    account.name = _clean_name(name, "account")
+    name = _clean_name(name, "account")
+    _refuse_taken_name(session, BrokerageAccount, actor, name, other_than=account.id)
+    account.name = name  # a change of case alone is a rename too
     session.add(account)
-    _flush_unique(session, f"You already have an account named {account.name!r}.")
+    _flush_unique(session, BrokerageAccount, account.name)
     return account
 
 
@@ -146,9 +173,12 @@ def delete_account(session: Session, actor: Actor, account_id: int) -> None:
     account = _own_account(session, actor, account_id)
     count = session.scalar(select(func.count()).select_from(Strategy).where(Strategy.account_id == account.id))
     if count:
+        # Strategies are never deleted (their history stays; they can only be archived): say what can be done.
+        them = "it" if count == 1 else "them"
         raise StrategyError(
-            f"{account.name!r} still has {count} strateg{'y' if count == 1 else 'ies'}: "
-            "archive the account instead, or move or delete them first."
+            f"{account.name!r} still has {count} strateg{'y' if count == 1 else 'ies'} (archived ones count too). "
+            f"Strategies can be archived but not deleted: archive the account instead, or first move {them} "
+            "to another account (Edit, on the Strategies page)."
         )
     session.delete(account)
     session.flush()
@@ -191,16 +221,18 @@ def create_strategy(
     session: Session, actor: Actor, *, account_id: int, name: str, description: str = "", symbol: str = ""
 ) -> Strategy:
     account = _usable_account(session, actor, account_id)
+    name = _clean_name(name, "strategy")
+    _refuse_taken_name(session, Strategy, actor, name)
     strategy = Strategy(
         owner_id=actor.user_id,
         account_id=account.id,
-        name=_clean_name(name, "strategy"),
+        name=name,
         description=_clean_text(description, "description", DESCRIPTION_MAX_LENGTH),
         symbol=_clean_text(symbol, "symbol", SYMBOL_MAX_LENGTH),
         created_at=utcnow(),
     )
     session.add(strategy)
-    _flush_unique(session, f"You already have a strategy named {strategy.name!r}.")
+    _flush_unique(session, Strategy, strategy.name)
     return strategy
 
 
@@ -208,13 +240,15 @@ def update_strategy(
     session: Session, actor: Actor, strategy_id: int, *, account_id: int, name: str, description: str, symbol: str
 ) -> Strategy:
     strategy = _visible_strategy(session, actor, strategy_id, to_change=True)
+    name = _clean_name(name, "strategy")
+    _refuse_taken_name(session, Strategy, actor, name, other_than=strategy.id)
     if account_id != strategy.account_id:
         strategy.account_id = _usable_account(session, actor, account_id).id
-    strategy.name = _clean_name(name, "strategy")
+    strategy.name = name
     strategy.description = _clean_text(description, "description", DESCRIPTION_MAX_LENGTH)
     strategy.symbol = _clean_text(symbol, "symbol", SYMBOL_MAX_LENGTH)
     session.add(strategy)
-    _flush_unique(session, f"You already have a strategy named {strategy.name!r}.")
+    _flush_unique(session, Strategy, strategy.name)
     return strategy
 
 

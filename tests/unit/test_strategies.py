@@ -124,3 +124,61 @@ def test_archived_strategies_refuse_their_tokens_until_restored(engine, two_memb
         strategies.set_strategy_archived(session, alice, two_members["strategy_id"], archived=False)
     with session_scope(engine) as session:
         assert resolve(session, token) is not None
+
+
+def test_names_differing_only_in_case_are_the_same_name_per_owner(engine, two_members):
+    alice, bob = actor_of(two_members["alice"]), actor_of(two_members["bob"])
+    with session_scope(engine) as session:
+        strategies.create_account(session, alice, name="Ärger Fund")
+        spare = strategies.create_account(session, alice, name="Spare")
+        other = strategies.create_strategy(session, alice, account_id=two_members["account_id"], name="Other")
+    refusals = {
+        "create account": lambda s: strategies.create_account(s, alice, name="bitmex MAIN"),
+        "create account, non-ASCII": lambda s: strategies.create_account(s, alice, name="ärger FUND"),
+        "rename account": lambda s: strategies.rename_account(s, alice, spare.id, name="BITMEX main"),
+        "create strategy": lambda s: strategies.create_strategy(
+            s, alice, account_id=two_members["account_id"], name="tREND"
+        ),
+        "edit strategy": lambda s: strategies.update_strategy(
+            s, alice, other.id, account_id=two_members["account_id"], name="trend", description="", symbol=""
+        ),
+    }
+    before = strategy_tables(engine)
+    for action, refused in refusals.items():
+        with pytest.raises(strategies.StrategyError) as refusal, session_scope(engine) as session:
+            refused(session)
+        assert "already have" in str(refusal.value) and "differ only in case" in str(refusal.value), action
+    assert strategy_tables(engine) == before
+    with pytest.raises(strategies.StrategyError) as refusal, session_scope(engine) as session:
+        strategies.create_account(session, alice, name="BitMEX main")
+    assert str(refusal.value) == "You already have an account named 'BitMEX main'."  # the same name: no aside
+
+    with session_scope(engine) as session:  # a change of case alone is a rename; other owners are not affected
+        assert strategies.rename_account(session, alice, two_members["account_id"], name="BITMEX Main").name == (
+            "BITMEX Main"
+        )
+        strategies.create_account(session, bob, name="bitmex main")
+        strategies.update_strategy(
+            session,
+            alice,
+            two_members["strategy_id"],
+            account_id=two_members["account_id"],
+            name="TREND",
+            description="",
+            symbol="",
+        )
+        assert {s.name for s in strategies.list_strategies(session, alice)} == {"TREND", "Other"}
+
+
+def test_deleting_an_account_with_strategies_says_what_can_be_done(engine, two_members):
+    alice = actor_of(two_members["alice"])
+    with session_scope(engine) as session:
+        strategies.create_strategy(session, alice, account_id=two_members["account_id"], name="Second")
+        strategies.set_strategy_archived(session, alice, two_members["strategy_id"], archived=True)
+    with pytest.raises(strategies.StrategyError) as refusal, session_scope(engine) as session:
+        strategies.delete_account(session, alice, two_members["account_id"])
+    message = str(refusal.value)
+    assert message.startswith("'BitMEX main' still has 2 strategies (archived ones count too).")
+    assert "can be archived but not deleted" in message and "archive the account instead" in message
+    assert "move them to another account" in message
+    assert "delete them" not in message
