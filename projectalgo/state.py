@@ -10,6 +10,7 @@ import asyncio
 import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
@@ -114,8 +115,14 @@ class AuthState(rx.State):
         return f"{services().settings.public_url}/invite/{self.invite_code}" if self.invite_code else ""
 
     async def _current_user(self) -> CurrentUser | None:
-        """Resolve the browser's token against the database now (a revoked session or disabled user ends here)."""
+        """Resolve the browser's token against the database now (a revoked session or disabled user ends here).
+
+        Once per event: TabGuard resolves it before the handler runs, and the handler gets that answer again.
+        """
         token, idle = self.session_token, idle_limit()
+        resolved = _resolved_this_event.get()
+        if resolved is not None and resolved[0] == token:
+            return resolved[1]
 
         def load(session: Session) -> tuple[CurrentUser, billing.MembershipStatus, int, str] | bool:
             """The signed-in user and their page data, else whether the token's user has been disabled."""
@@ -193,12 +200,20 @@ class TabGuard(Middleware):
     """
 
     async def preprocess(self, app: rx.App, state: rx.State, event: rx.event.Event) -> None:
+        _resolved_this_event.set(None)
         auth = await state.get_state(AuthState)
         if event.name in _page_loads():
             await auth._empty_tab()
             await auth._forget_user()
         else:
-            await auth._current_user()
+            _resolved_this_event.set((auth.session_token, await auth._current_user()))
+
+
+# Who TabGuard found signed in for the event being processed (the preprocess and the handler of one event run in
+# one context), so that the handler does not ask the database again. Set anew before every event.
+_resolved_this_event: ContextVar[tuple[str, CurrentUser | None] | None] = ContextVar(
+    "resolved_this_event", default=None
+)
 
 
 @functools.cache
