@@ -14,14 +14,27 @@ HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 RANGES = {"24H": DAY_MS, "7D": 7 * DAY_MS, "30D": 30 * DAY_MS, "1Y": 365 * DAY_MS, "All": None}
 DEFAULT_RANGE = "24H"
+ALL = "All"  # the range that starts at the oldest stored snapshot
 MAX_POINTS = 2000  # per trace: more is invisible on a screen and slow to draw
+# How often an open page brings its statuses and "x minutes ago" up to date (one event per tab).
+TICK_MS = 60_000
+# A bot silent this long is "offline", not just "stale". A constant until settings.py has OFFLINE_AFTER_MINUTES
+# (asked for in issue 13); pages pass it to `status`.
+OFFLINE_AFTER_MS = 60 * 60_000
 
 
-def status(last_snapshot_ms: int | None, now_ms: int, stale_after_ms: int) -> str:
-    """live / stale / never, from the age of the strategy's last snapshot."""
+def status(last_snapshot_ms: int | None, now_ms: int, stale_after_ms: int, offline_after_ms: int | None = None) -> str:
+    """never / live / stale / offline, from the age of the strategy's newest snapshot. Without
+    `offline_after_ms`, a silent bot stays "stale"; when it is not past `stale_after_ms`, it goes from live
+    straight to offline."""
     if last_snapshot_ms is None:
         return "never"
-    return "live" if now_ms - last_snapshot_ms <= stale_after_ms else "stale"
+    age = now_ms - last_snapshot_ms
+    if age <= stale_after_ms:
+        return "live"
+    if offline_after_ms is not None and age > max(offline_after_ms, stale_after_ms):
+        return "offline"
+    return "stale"
 
 
 def combined_equity(wallet_by_account: Mapping[int, Decimal]) -> Decimal:
@@ -143,6 +156,36 @@ STRATEGY_TRACES = (
 )
 PANELS = ("Balance (USD)", "PnL (USD)", "Price", "Position", "Drawdown")
 
+# Figures follow the page's light or dark mode: transparent backgrounds (assets/live_chart.jsx takes the page's
+# text colour) and grid lines of a grey that reads on both, where plotly's own are white.
+GRID_COLOR = "rgba(128, 128, 128, 0.2)"
+ZERO_LINE_COLOR = "rgba(128, 128, 128, 0.45)"
+MONEY_TICKS = "$,.2~f"  # "$9,975" or "-$12.5", never "9.9755k"
+MONEY_HOVER = "$,.2f"
+PLAIN_TICKS = {"exponentformat": "none", "separatethousands": True}  # 9,321.5 and 0.00012, never "9.3215k"
+# A trace of at most this many points draws its points too: one snapshot is a dot, a few are visibly a few.
+FEW_POINTS = 60
+# The time axis spans at least this much (the chart widens it around the newest point): a first snapshot gets
+# an axis of minutes, not of milliseconds.
+MIN_X_SPAN_MS = 10 * 60_000
+MODEBAR = {"bgcolor": "rgba(0, 0, 0, 0)", "color": "rgba(128, 128, 128, 0.7)", "activecolor": "rgb(128, 128, 128)"}
+
+
+def _axis(**settings: object) -> dict:
+    return {"gridcolor": GRID_COLOR, "zerolinecolor": ZERO_LINE_COLOR, "automargin": True, **settings}
+
+
+def _panel_ticks(title: str) -> dict:
+    if title == "Drawdown":
+        return {"tickformat": ".1%", "hoverformat": ".2%"}
+    if title.endswith("(USD)"):
+        return {"tickformat": MONEY_TICKS, "hoverformat": MONEY_HOVER}
+    return PLAIN_TICKS
+
+
+def _mode(points: int) -> str:
+    return "lines+markers" if points <= FEW_POINTS else "lines"
+
 
 def _axis_layout(panels: Sequence[str]) -> dict:
     layout: dict = {}
@@ -151,18 +194,10 @@ def _axis_layout(panels: Sequence[str]) -> dict:
     for n, title in enumerate(panels, start=1):
         top = 1 - (n - 1) * (height + gap)
         suffix = "" if n == 1 else str(n)
-        layout[f"yaxis{suffix}"] = {
-            "domain": [top - height, top],
-            "title": {"text": title},
-            "automargin": True,
-            **({"tickformat": ".1%"} if title == "Drawdown" else {}),
-        }
-        layout[f"xaxis{suffix}"] = {
-            "type": "date",
-            "anchor": f"y{suffix}",
-            "showticklabels": n == len(panels),
-            **({} if n == 1 else {"matches": "x"}),
-        }
+        layout[f"yaxis{suffix}"] = _axis(domain=[top - height, top], title={"text": title}, **_panel_ticks(title))
+        layout[f"xaxis{suffix}"] = _axis(
+            type="date", anchor=f"y{suffix}", showticklabels=n == len(panels), **({} if n == 1 else {"matches": "x"})
+        )
     return layout
 
 
@@ -177,7 +212,8 @@ def strategy_figure(points: Sequence[Point], seq: int) -> dict:
         data.append(
             {
                 "type": "scatter",
-                "mode": "lines",
+                "mode": _mode(len(series)),
+                "marker": {"size": 5},
                 "name": name,
                 "xaxis": f"x{suffix}",
                 "yaxis": f"y{suffix}",
@@ -190,11 +226,13 @@ def strategy_figure(points: Sequence[Point], seq: int) -> dict:
         "height": 900,
         "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
         "showlegend": True,
-        "legend": {"orientation": "h", "y": 1.04},
+        # Under the plot, in rows as wide as the screen: on a phone a legend beside or over it hides the lines.
+        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": 0, "yanchor": "bottom", "yref": "container"},
         "hovermode": "x unified",
+        "modebar": MODEBAR,
         **_axis_layout(PANELS),
     }
-    return {"data": data, "layout": layout, "seq": seq}
+    return {"data": data, "layout": layout, "seq": seq, "min_x_span": MIN_X_SPAN_MS}
 
 
 def strategy_tail(point: Point, peak_margin: float, seq: int) -> dict:
@@ -210,7 +248,8 @@ def equity_figure(series: Sequence[tuple[int, Decimal]], seq: int, title: str) -
         "data": [
             {
                 "type": "scatter",
-                "mode": "lines",
+                "mode": _mode(len(points)),
+                "marker": {"size": 6},
                 "name": "Wallet balance",
                 "line": {"shape": "hv"},
                 "x": [x for x, _ in points],
@@ -219,12 +258,15 @@ def equity_figure(series: Sequence[tuple[int, Decimal]], seq: int, title: str) -
         ],
         "layout": {
             "height": 320,
-            "margin": {"l": 60, "r": 20, "t": 30, "b": 40},
-            "title": {"text": title},
-            "xaxis": {"type": "date"},
-            "yaxis": {"tickprefix": "$", "tickformat": ",.2f", "automargin": True},
+            "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
+            # At the left: the modebar takes the top right corner.
+            "title": {"text": title, "x": 0, "xanchor": "left", "xref": "paper", "font": {"size": 15}},
+            "xaxis": _axis(type="date"),
+            "yaxis": _axis(tickformat=MONEY_TICKS, hoverformat=MONEY_HOVER),
+            "modebar": MODEBAR,
         },
         "seq": seq,
+        "min_x_span": MIN_X_SPAN_MS,
     }
 
 

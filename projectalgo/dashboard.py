@@ -1,12 +1,14 @@
 """What the dashboard and strategy pages show, read from the snapshot store with bounded work. No Reflex.
 
 A range reads raw snapshots only for 24H; longer ranges read the hourly or daily roll-ups, so 1Y and All
-read a few thousand items whatever the history's length.
+read a few thousand items whatever the history's length. "All" starts at the oldest stored snapshot (a bot may
+backfill years of history), and a strategy's "last snapshot" is the newest stored one: both are read from the
+store, one Query each, never from the strategies table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -25,17 +27,38 @@ class Window:
     bucket_ms: int  # the equity chart's bucket
 
 
-def window(range_key: str, now_ms: int, first_ms: int) -> Window:
-    """The time window of a range; "All" starts at `first_ms` (the member's first strategy)."""
+def window(range_key: str, now_ms: int, oldest_ms: int | None) -> Window:
+    """The time window of a range. "All" starts at the UTC day of `oldest_ms`, the oldest stored snapshot of
+    what is shown (so that day's roll-up is in), and spans a day at least."""
     if range_key not in charts.RANGES:
         range_key = charts.DEFAULT_RANGE
     span = charts.RANGES[range_key]
-    start = now_ms - span if span else min(first_ms, now_ms - charts.DAY_MS)
+    if span:
+        start = now_ms - span
+    else:
+        start = min(now_ms - charts.DAY_MS, now_ms if oldest_ms is None else oldest_ms)
+        start -= start % charts.DAY_MS
     if range_key == "24H":
         return Window(range_key, start, now_ms + 1, "raw", charts.HOUR_MS)
     if range_key in ("7D", "30D"):
         return Window(range_key, start, now_ms + 1, "hour", charts.HOUR_MS)
     return Window(range_key, start, now_ms + 1, "day", charts.DAY_MS)
+
+
+def oldest_ms(store: SnapshotStore, strategy_ids: Iterable[int]) -> int | None:
+    """The time of the oldest snapshot stored for any of these strategies; None without any."""
+    return min((s.at_ms for sid in strategy_ids if (s := store.earliest(sid)) is not None), default=None)
+
+
+def range_window(store: SnapshotStore, range_key: str, now_ms: int, strategy_ids: Iterable[int]) -> Window:
+    """The window of a range for these strategies, as the charts and the CSV link use it: only "All" reads the
+    store (each strategy's oldest snapshot)."""
+    return window(range_key, now_ms, oldest_ms(store, strategy_ids) if range_key == charts.ALL else None)
+
+
+def latest_ms(store: SnapshotStore, strategy_ids: Iterable[int]) -> dict[int, int]:
+    """Each strategy's newest stored snapshot time (absent: none yet): what a page calls its last snapshot."""
+    return {sid: s.at_ms for sid in strategy_ids if (s := store.latest(sid)) is not None}
 
 
 def point(snapshot: Snapshot) -> charts.Point:
@@ -71,6 +94,24 @@ class Equity:
     latest: dict[int, tuple[int, Decimal]]  # each account's newest (at_ms, wallet balance)
     start: Decimal  # what the window's change is measured from
     series: list[tuple[int, Decimal]]
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Everything the dashboard reads from the store for a range, in one trip to a worker thread."""
+
+    window: Window
+    equity: Equity
+    latest_ms: dict[int, int]  # strategy id -> its newest snapshot's time
+
+
+def overview(
+    store: SnapshotStore, range_key: str, now_ms: int, strategy_accounts: Sequence[tuple[int, int]]
+) -> Overview:
+    """`strategy_accounts` is (strategy id, account id) for each strategy the dashboard shows."""
+    ids = [strategy_id for strategy_id, _ in strategy_accounts]
+    win = range_window(store, range_key, now_ms, ids)
+    return Overview(win, equity(store, strategy_accounts, win), latest_ms(store, ids))
 
 
 def equity(store: SnapshotStore, strategy_accounts: Sequence[tuple[int, int]], win: Window) -> Equity:

@@ -1,6 +1,7 @@
 """LiveChart: plotly.js drawing a figure once and appending live points (assets/live_chart.jsx).
 
-rx.plotly re-sends and re-draws the whole figure on every change; this sends only the new points.
+rx.plotly re-sends and re-draws the whole figure on every change; this sends only the new points. The same file
+gives LocalTimeZone, the browser's time zone by name, which the pages state beside their times.
 """
 
 from typing import Any
@@ -19,4 +20,13 @@ class LiveChart(rx.NoSSRComponent):
     on_resync: rx.EventHandler[rx.event.no_args_event_spec]
 
 
+class LocalTimeZone(rx.NoSSRComponent):
+    """Rendered in the browser only: the server does not know the viewer's zone."""
+
+    library = "$/public/live_chart.jsx"
+    tag = "LocalTimeZone"
+    is_default = False
+
+
 live_chart = LiveChart.create
+local_time_zone = LocalTimeZone.create

@@ -1,7 +1,8 @@
 """/dashboard: combined equity, PnL over the chosen range, the wallet balance chart and each strategy's status.
 
 Two states: DashboardState holds the (large) figure, sent on load and range changes only; DashboardLiveState
-holds the small live part (numbers, statuses, the chart's tail) that each stored snapshot updates.
+holds the small live part (numbers, statuses, the chart's tail) that each stored snapshot updates, and which
+the page's one timer brings up to date once a minute (statuses age without any snapshot).
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from decimal import Decimal
 
 import anyio
 import reflex as rx
+from sqlmodel import Session
 
 from projectalgo import charts, dashboard, strategies
 from projectalgo.clock import utcnow
 from projectalgo.components.layout import layout
-from projectalgo.components.live_chart import live_chart
+from projectalgo.components.live_chart import live_chart, local_time_zone
+from projectalgo.pages.strategies import bot_snippet
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
 from projectalgo.state import AuthState, CurrentUser, in_session
+
+TOKEN_PLACEHOLDER = "<your strategy's token>"
 
 
 @dataclass
@@ -30,25 +35,45 @@ class StatusRow:
     last_snapshot_ms: int  # 0: never
 
 
+def restatus(rows: list[StatusRow], now_ms: int, stale_ms: int) -> list[StatusRow] | None:
+    """The rows with each status as of `now_ms`; None when none changed (nothing to send)."""
+    fresh = [
+        StatusRow(
+            r.id,
+            r.name,
+            r.account,
+            charts.status(r.last_snapshot_ms or None, now_ms, stale_ms, charts.OFFLINE_AFTER_MS),
+            r.last_snapshot_ms,
+        )
+        for r in rows
+    ]
+    return None if [r.status for r in fresh] == [r.status for r in rows] else fresh
+
+
 class DashboardLiveState(AuthState):
     equity: str = "—"
-    change: str = "—"
-    change_up: bool = True
+    change: str = "—"  # with its arrow: "↑ $12.00"
+    change_tone: str = "gray"  # green, red, or gray without data
     percent: str = "—"
     last_update: str = ""  # ISO 8601, shown in the viewer's time zone
     range_label: str = charts.DEFAULT_RANGE
     statuses: list[StatusRow] = []
+    charted: bool = False  # the chart has points (else the page says why not)
     tail: dict = {}
     _wallets: dict[int, tuple[int, Decimal]] = {}
     _start: Decimal = Decimal(0)
     _bucket_ms: int = charts.HOUR_MS
     _accounts: dict[int, int] = {}  # strategy id -> account id, for the strategies this tab may see
+    _stale_ms: int = 0
     _seq: int = 0
 
-    def _show(self, equity: dashboard.Equity, win: dashboard.Window, rows: list[StatusRow], accounts: dict) -> int:
+    def _show(
+        self, equity: dashboard.Equity, win: dashboard.Window, rows: list[StatusRow], accounts: dict, stale_ms: int
+    ) -> int:
         self._wallets = dict(equity.latest)
         self._start, self._bucket_ms, self._accounts = equity.start, win.bucket_ms, accounts
-        self.range_label, self.statuses = win.key, rows
+        self.range_label, self.statuses, self._stale_ms = win.key, rows, stale_ms
+        self.charted = bool(equity.series)
         self._refresh_numbers()
         return self._seq
 
@@ -56,14 +81,21 @@ class DashboardLiveState(AuthState):
         return charts.combined_equity({account: wallet for account, (_, wallet) in self._wallets.items()})
 
     def _refresh_numbers(self) -> None:
+        if not self._wallets:
+            self.equity = self.change = self.percent = "—"
+            self.change_tone, self.last_update = "gray", ""
+            return
         total = self._total()
         moved = charts.change(self._start, total)
-        self.equity = charts.money(total) if self._wallets else "—"
-        self.change = charts.money(moved.amount) if self._wallets else "—"
-        self.change_up = moved.amount >= 0
-        self.percent = f"{moved.percent:+.2f}%" if moved.percent is not None and self._wallets else "—"
-        latest_ms = max((at for at, _ in self._wallets.values()), default=None)
-        self.last_update = charts.iso_time(latest_ms) if latest_ms else ""
+        self.equity = charts.money(total)
+        self.change = ("↑ " if moved.amount >= 0 else "↓ ") + charts.money(moved.amount)
+        self.change_tone = "green" if moved.amount >= 0 else "red"
+        self.percent = f"{moved.percent:+.2f}%" if moved.percent is not None else "—"
+        self.last_update = charts.iso_time(max(at for at, _ in self._wallets.values()))
+
+    def _restatus(self, now_ms: int) -> None:
+        if (fresh := restatus(self.statuses, now_ms, self._stale_ms)) is not None:
+            self.statuses = fresh
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
         """A new snapshot of one of this tab's strategies (pushed by the live hub)."""
@@ -76,26 +108,45 @@ class DashboardLiveState(AuthState):
         self._refresh_numbers()
         bucket = snapshot.at_ms - snapshot.at_ms % self._bucket_ms
         self.tail = charts.equity_tail(bucket, self._total(), self._seq)
+        self.charted = True
+        # A backfilled (older) snapshot does not make the strategy's last snapshot older.
         self.statuses = [
-            StatusRow(r.id, r.name, r.account, "live", snapshot.at_ms) if r.id == snapshot.strategy_id else r
+            StatusRow(r.id, r.name, r.account, r.status, max(r.last_snapshot_ms, snapshot.at_ms))
+            if r.id == snapshot.strategy_id
+            else r
             for r in self.statuses
         ]
+        self._restatus(epoch_ms(utcnow()))
+
+    @rx.event
+    async def tick(self, _shown: str = "") -> rx.event.EventSpec | None:
+        """The page's timer, once a minute: statuses as of now, from what the tab holds (nothing is read)."""
+        member = await self._member()
+        if not isinstance(member, CurrentUser):
+            return member
+        self._restatus(epoch_ms(utcnow()))
+        return None
 
 
 class DashboardState(AuthState):
     range_key: str = charts.DEFAULT_RANGE
     figure: dict = {}
+    setup: str = ""  # the member's next step before any chart: "account", "strategy", or "" (done)
+    snippet: str = ""  # how a bot posts, with a placeholder for its token
 
     async def _load(self, member: CurrentUser) -> None:
-        settings = services().settings
-        own = await in_session(lambda session: strategies.list_strategies(session, member.actor))
+        settings, actor = services().settings, member.actor
+
+        def read(session: Session) -> tuple[list[strategies.StrategyView], bool]:
+            own = strategies.list_strategies(session, actor)
+            return own, any(not a.archived for a in strategies.list_accounts(session, actor))
+
+        own, has_account = await in_session(read)
         active = [s for s in own if not s.archived]
         now = epoch_ms(utcnow())
-        first = min((epoch_ms(s.created_at) for s in active), default=now)
-        win = dashboard.window(self.range_key, now, first)
         accounts = {s.id: s.account_id for s in active}
-        equity = await anyio.to_thread.run_sync(
-            dashboard.equity, services().snapshot_store, list(accounts.items()), win
+        seen = await anyio.to_thread.run_sync(
+            dashboard.overview, services().snapshot_store, self.range_key, now, list(accounts.items())
         )
         stale_ms = settings.stale_after_minutes * 60_000
         rows = [
@@ -103,14 +154,16 @@ class DashboardState(AuthState):
                 s.id,
                 s.name,
                 s.account_name,
-                charts.status(epoch_ms(s.last_snapshot_at) if s.last_snapshot_at else None, now, stale_ms),
-                epoch_ms(s.last_snapshot_at) if s.last_snapshot_at else 0,
+                charts.status(seen.latest_ms.get(s.id), now, stale_ms, charts.OFFLINE_AFTER_MS),
+                seen.latest_ms.get(s.id, 0),
             )
             for s in active
         ]
+        self.setup = "" if active else ("strategy" if has_account else "account")
+        self.snippet = bot_snippet(settings.public_url, TOKEN_PLACEHOLDER)
         live = await self.get_state(DashboardLiveState)
-        seq = live._show(equity, win, rows, accounts)
-        self.figure = charts.equity_figure(equity.series, seq, f"Wallet balance — {win.key}")
+        seq = live._show(seen.equity, seen.window, rows, accounts, stale_ms)
+        self.figure = charts.equity_figure(seen.equity.series, seq, f"Wallet balance — {seen.window.key}")
         services().watchers.watch(
             self.router.session.client_token, DashboardLiveState, accounts, member.login_session_id
         )
@@ -139,6 +192,40 @@ class DashboardState(AuthState):
         return await self._guarded_load()
 
 
+# Phones: a table's rows become cards, each value after its column's name (the cell's data-label), so nothing
+# is wider than the screen and nothing hides off to the side.
+STACKED_ON_PHONE = {
+    "@media (max-width: 47.99em)": {
+        "& thead": {"display": "none"},
+        "& table, & tbody, & tr, & td, & tbody th": {"display": "block", "width": "100%"},
+        "& tr": {"padding_y": "0.5em", "box_shadow": "inset 0 -1px var(--gray-a5)"},
+        "& td, & tbody th": {"box_shadow": "none", "padding": "0.2em 0", "overflow_wrap": "anywhere"},
+        "& td[data-label]::before": {"content": 'attr(data-label) ": "', "color": "var(--gray-11)"},
+    }
+}
+
+
+def labelled_cell(label: str, *children: rx.Component | rx.Var | str, **props: object) -> rx.Component:
+    """A table cell named by its column, for the stacked phone layout."""
+    return rx.table.cell(*children, custom_attrs={"data-label": label}, **props)
+
+
+def status_timer(on_tick: rx.EventHandler) -> rx.Component:
+    """The tab's one timer: a hidden moment whose every minute (and mount) sends `on_tick`."""
+    return rx.moment(interval=charts.TICK_MS, on_change=on_tick, display="none")
+
+
+def time_zone_note() -> rx.Component:
+    return rx.text(
+        "Times are in your browser's time zone, ", local_time_zone(id="time-zone"), ".", size="1", color_scheme="gray"
+    )
+
+
+def ago(when: rx.Var[int] | rx.Var[str]) -> rx.Component:
+    """Relative time ("5 minutes ago"), kept current by the browser."""
+    return rx.moment(when, from_now=True, interval=charts.TICK_MS)
+
+
 def range_picker(current: rx.Var[str], on_change: rx.EventHandler) -> rx.Component:
     return rx.segmented_control.root(
         *(rx.segmented_control.item(key, value=key) for key in charts.RANGES),
@@ -160,12 +247,7 @@ def equity_card() -> rx.Component:
             stat("Equity", rx.heading(live.equity, size="7"), "equity"),
             stat(
                 rx.text("Profit/Loss ", live.range_label),
-                rx.heading(
-                    rx.cond(live.change_up, "↑ ", "↓ "),
-                    live.change,
-                    size="6",
-                    color_scheme=rx.cond(live.change_up, "green", "red"),
-                ),
+                rx.heading(live.change, size="6", color_scheme=live.change_tone),
                 "pnl",
             ),
             stat(rx.text("% change ", live.range_label), rx.heading(live.percent, size="6"), "pnl-percent"),
@@ -185,22 +267,114 @@ def equity_card() -> rx.Component:
     )
 
 
+STATUS_COLORS = (("live", "green"), ("stale", "amber"), ("offline", "red"))
+
+
 def status_badge(status: rx.Var[str]) -> rx.Component:
-    return rx.badge(status, color_scheme=rx.match(status, ("live", "green"), ("stale", "amber"), "gray"))
+    return rx.badge(status, color_scheme=rx.match(status, *STATUS_COLORS, "gray"))
 
 
 def status_row(row: StatusRow) -> rx.Component:
     return rx.table.row(
-        rx.table.row_header_cell(rx.link(row.name, href=f"/strategies/{row.id}")),
-        rx.table.cell(row.account),
-        rx.table.cell(status_badge(row.status), id=f"status-{row.id}"),
-        rx.table.cell(rx.cond(row.last_snapshot_ms > 0, rx.moment(row.last_snapshot_ms, from_now=True), "never")),
+        rx.table.row_header_cell(rx.link(row.name, href=f"/strategies/{row.id}"), overflow_wrap="anywhere"),
+        labelled_cell("Account", row.account),
+        labelled_cell("Status", status_badge(row.status), id=f"status-{row.id}"),
+        labelled_cell(
+            "Last snapshot",
+            rx.cond(row.last_snapshot_ms > 0, ago(row.last_snapshot_ms), "never"),
+            id=f"last-snapshot-{row.id}",
+        ),
+    )
+
+
+def next_step(text: str, label: str, href: str, id_: str) -> rx.Component:
+    return rx.callout(rx.text(text, " ", rx.link(label, href=href, weight="bold")), icon="info", id=id_, width="100%")
+
+
+def bot_instructions(snippet: rx.Var[str], token_text: rx.Component) -> rx.Component:
+    """What a strategy without snapshots needs: a bot posting them, as in this example."""
+    return rx.card(
+        rx.vstack(
+            rx.heading("No snapshots yet", size="4"),
+            rx.text(
+                "Charts appear as soon as your bot posts its first snapshot, like this (every few seconds or minutes):"
+            ),
+            rx.code_block(snippet, language="bash", wrap_long_lines=True, width="100%"),
+            token_text,
+            spacing="3",
+            width="100%",
+        ),
+        id="bot-instructions",
+        width="100%",
+    )
+
+
+def chart_or_first_steps() -> rx.Component:
+    return rx.match(
+        DashboardState.setup,
+        (
+            "account",
+            next_step(
+                "Welcome! Start by adding the brokerage account your bots trade on:",
+                "add an account",
+                "/accounts",
+                "first-step",
+            ),
+        ),
+        (
+            "strategy",
+            next_step(
+                "Next, create a strategy for your account: it gets the token your bot posts with.",
+                "Create a strategy",
+                "/strategies",
+                "first-step",
+            ),
+        ),
+        rx.cond(
+            DashboardLiveState.charted,
+            rx.card(
+                live_chart(
+                    figure=DashboardState.figure,
+                    tail=DashboardLiveState.tail,
+                    on_resync=DashboardState.resync,
+                    id="equity-chart",
+                ),
+                width="100%",
+            ),
+            bot_instructions(
+                DashboardState.snippet,
+                rx.text(
+                    "Use the token shown when you created the strategy, or get a new one on ",
+                    rx.link("Strategies", href="/strategies"),
+                    " (New token).",
+                ),
+            ),
+        ),
+    )
+
+
+def status_table() -> rx.Component:
+    return rx.box(
+        rx.table.root(
+            rx.table.header(
+                rx.table.row(
+                    *(rx.table.column_header_cell(h) for h in ("Strategy", "Account", "Status", "Last snapshot"))
+                )
+            ),
+            rx.table.body(rx.foreach(DashboardLiveState.statuses, status_row)),
+            width="100%",
+            id="status-table",
+        ),
+        overflow_x="auto",
+        width="100%",
+        style=STACKED_ON_PHONE,
     )
 
 
 def dashboard_page() -> rx.Component:
     return layout(
         rx.vstack(
+            status_timer(DashboardLiveState.tick),
             rx.flex(
                 rx.heading("Dashboard", size="7"),
                 rx.spacer(),
@@ -211,36 +385,12 @@ def dashboard_page() -> rx.Component:
                 spacing="3",
             ),
             equity_card(),
-            rx.card(
-                live_chart(
-                    figure=DashboardState.figure,
-                    tail=DashboardLiveState.tail,
-                    on_resync=DashboardState.resync,
-                    id="equity-chart",
-                ),
-                width="100%",
-            ),
-            rx.heading("Strategies", size="4"),
+            chart_or_first_steps(),
             rx.cond(
                 DashboardLiveState.statuses.length() > 0,
-                rx.box(
-                    rx.table.root(
-                        rx.table.header(
-                            rx.table.row(
-                                *(
-                                    rx.table.column_header_cell(h)
-                                    for h in ("Strategy", "Account", "Status", "Last snapshot")
-                                )
-                            )
-                        ),
-                        rx.table.body(rx.foreach(DashboardLiveState.statuses, status_row)),
-                        width="100%",
-                    ),
-                    overflow_x="auto",
-                    width="100%",
-                ),
-                rx.text("No strategies yet. ", rx.link("Create one", href="/strategies"), " and point a bot at it."),
+                rx.vstack(rx.heading("Strategies", size="4"), status_table(), width="100%"),
             ),
+            time_zone_note(),
             spacing="4",
             width="100%",
         )

@@ -1,5 +1,7 @@
 """/strategies/<id>: one strategy's charts (balances, PnL, price, position, drawdown), latest figures and
-its snapshots, newest first, paged and downloadable as CSV. Live: each stored snapshot updates the open tab.
+its snapshots, newest first, paged and downloadable as CSV. Live: each stored snapshot updates the open tab, and
+the page's one timer ages its status once a minute. "All" starts at the strategy's oldest stored snapshot, for
+the chart and the CSV alike.
 """
 
 from __future__ import annotations
@@ -14,7 +16,18 @@ from projectalgo import charts, dashboard, exports, forms, strategies
 from projectalgo.clock import utcnow
 from projectalgo.components.layout import layout
 from projectalgo.components.live_chart import live_chart
-from projectalgo.pages.dashboard import range_picker, status_badge
+from projectalgo.pages.dashboard import (
+    STACKED_ON_PHONE,
+    TOKEN_PLACEHOLDER,
+    ago,
+    bot_instructions,
+    labelled_cell,
+    range_picker,
+    status_badge,
+    status_timer,
+    time_zone_note,
+)
+from projectalgo.pages.strategies import bot_snippet
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
 from projectalgo.state import AuthState, CurrentUser, in_session
@@ -56,20 +69,29 @@ class StrategyLiveState(AuthState):
     realised: str = "—"
     position: str = "—"
     status: str = "never"
-    last_update: str = ""
+    last_update: str = ""  # the newest stored snapshot's time, ISO 8601
     unseen: int = 0  # snapshots stored since the table was loaded
+    charted: bool = False  # the chart has points (else the page says why not)
     tail: dict = {}
     _strategy_id: int = 0
     _peak_margin: float = 0.0
+    _last_ms: int = 0  # the newest stored snapshot's time; 0: none
+    _stale_ms: int = 0
     _seq: int = 0
 
-    def _show_latest(self, snapshot: Snapshot | None) -> None:
-        if snapshot is None:
-            return
-        self.wallet, self.margin = charts.money(snapshot.wallet_balance), charts.money(snapshot.margin_balance)
-        self.unrealised, self.realised = charts.money(snapshot.unrealised_pnl), charts.money(snapshot.realised_pnl)
-        self.position = f"{snapshot.positions:,f} {snapshot.symbol}".strip()
-        self.last_update = charts.iso_time(snapshot.at_ms)
+    def _show_latest(self, snapshot: Snapshot | None, now_ms: int) -> None:
+        if snapshot is not None and snapshot.at_ms >= self._last_ms:
+            self.wallet, self.margin = charts.money(snapshot.wallet_balance), charts.money(snapshot.margin_balance)
+            self.unrealised = charts.money(snapshot.unrealised_pnl)
+            self.realised = charts.money(snapshot.realised_pnl)
+            self.position = f"{snapshot.positions:,f} {snapshot.symbol}".strip()
+            self.last_update, self._last_ms = charts.iso_time(snapshot.at_ms), snapshot.at_ms
+        self._restatus(now_ms)
+
+    def _restatus(self, now_ms: int) -> None:
+        status = charts.status(self._last_ms or None, now_ms, self._stale_ms, charts.OFFLINE_AFTER_MS)
+        if status != self.status:
+            self.status = status
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
         """A new snapshot of this tab's strategy (pushed by the live hub)."""
@@ -79,9 +101,18 @@ class StrategyLiveState(AuthState):
         self._peak_margin = max(self._peak_margin, point.margin)
         self._seq += 1
         self.tail = charts.strategy_tail(point, self._peak_margin, self._seq)
-        self._show_latest(snapshot)
-        self.status = "live"
+        self.charted = True
+        self._show_latest(snapshot, epoch_ms(utcnow()))  # a backfilled older one does not replace the latest
         self.unseen += 1
+
+    @rx.event
+    async def tick(self, _shown: str = "") -> rx.event.EventSpec | None:
+        """The page's timer, once a minute: the status as of now, from what the tab holds (nothing is read)."""
+        member = await self._member()
+        if not isinstance(member, CurrentUser):
+            return member
+        self._restatus(epoch_ms(utcnow()))
+        return None
 
 
 class StrategyPageState(AuthState):
@@ -92,6 +123,7 @@ class StrategyPageState(AuthState):
     symbol: str = ""
     range_key: str = charts.DEFAULT_RANGE
     figure: dict = {}
+    snippet: str = ""  # how a bot posts, with a placeholder for its token
     lines: list[SnapshotLine] = []
     page: int = 1
     has_more: bool = False
@@ -128,19 +160,25 @@ class StrategyPageState(AuthState):
             view.account_name,
             view.symbol,
         )
-        store = services().snapshot_store
+        store, settings = services().snapshot_store, services().settings
         now = epoch_ms(utcnow())
-        win = dashboard.window(self.range_key, now, epoch_ms(view.created_at))
-        snapshots = await anyio.to_thread.run_sync(dashboard.snapshots_in, store, view.id, win)
+
+        def read() -> tuple[list[Snapshot], Snapshot | None]:
+            win = dashboard.range_window(store, range_key, now, [view.id])
+            return dashboard.snapshots_in(store, view.id, win), store.latest(view.id)
+
+        snapshots, latest = await anyio.to_thread.run_sync(read)
         points = [dashboard.point(s) for s in snapshots]
-        latest = await anyio.to_thread.run_sync(store.latest, view.id)
 
         live = await self.get_state(StrategyLiveState)
-        live._strategy_id = view.id
+        if live._strategy_id != view.id:  # nothing of another strategy stays on the page
+            live.reset()
+        live._strategy_id, live._last_ms = view.id, 0
         live._peak_margin = max((p.margin for p in points), default=0.0)
-        live._show_latest(latest)
-        stale_ms = services().settings.stale_after_minutes * 60_000
-        live.status = charts.status(latest.at_ms if latest else None, now, stale_ms)
+        live._stale_ms = settings.stale_after_minutes * 60_000
+        live._show_latest(latest, now)
+        live.charted = bool(points)
+        self.snippet = bot_snippet(settings.public_url, TOKEN_PLACEHOLDER)
         self.figure = charts.strategy_figure(points, live._seq)
         self._page_ends, self.page = [], 1
         await self._read_page(view.id, 2**62)
@@ -222,8 +260,8 @@ class StrategyPageState(AuthState):
         view = await self._viewable(member)
         if view is None:
             return rx.redirect("/strategies")
-        now = epoch_ms(utcnow())
-        win = dashboard.window(self.range_key, now, epoch_ms(view.created_at))
+        store, range_key, now = services().snapshot_store, self.range_key, epoch_ms(utcnow())
+        win = await anyio.to_thread.run_sync(lambda: dashboard.range_window(store, range_key, now, [view.id]))
         link = exports.signed_link(
             services().settings.secret_key_base,
             user_id=member.id,
@@ -237,7 +275,10 @@ class StrategyPageState(AuthState):
 
 
 def figure_card(label: str, value: rx.Var[str], id_: str) -> rx.Component:
-    return rx.card(rx.text(label, size="1", color_scheme="gray"), rx.text(value, size="4", weight="bold", id=id_))
+    return rx.card(
+        rx.text(label, size="1", color_scheme="gray"),
+        rx.text(value, size="4", weight="bold", id=id_, overflow_wrap="anywhere"),
+    )
 
 
 def latest_figures() -> rx.Component:
@@ -254,8 +295,26 @@ def latest_figures() -> rx.Component:
     )
 
 
+LINE_COLUMNS = (
+    ("Wallet", "wallet"),
+    ("Margin", "margin"),
+    ("Unrealised", "unrealised"),
+    ("Realised", "realised"),
+    ("Position", "positions"),
+    ("Avg entry", "average_entry"),
+    ("Last price", "last_price"),
+)
+
+
+def snapshot_row(line: SnapshotLine) -> rx.Component:
+    return rx.table.row(
+        labelled_cell("Time", rx.moment(line.at, format="YYYY-MM-DD HH:mm:ss", local=True)),
+        *(labelled_cell(label, getattr(line, field)) for label, field in LINE_COLUMNS),
+    )
+
+
 def snapshot_table() -> rx.Component:
-    headers = ("Time", "Wallet", "Margin", "Unrealised", "Realised", "Position", "Avg entry", "Last price")
+    headers = ("Time", *(label for label, _ in LINE_COLUMNS))
     return rx.vstack(
         rx.flex(
             rx.heading("Snapshots", size="4"),
@@ -282,36 +341,19 @@ def snapshot_table() -> rx.Component:
             width="100%",
             align="center",
             spacing="2",
+            wrap="wrap",
         ),
         rx.box(
             rx.table.root(
                 rx.table.header(rx.table.row(*(rx.table.column_header_cell(h) for h in headers))),
-                rx.table.body(
-                    rx.foreach(
-                        StrategyPageState.lines,
-                        lambda line: rx.table.row(
-                            rx.table.cell(rx.moment(line.at, format="YYYY-MM-DD HH:mm:ss", local=True)),
-                            *(
-                                rx.table.cell(getattr(line, f))
-                                for f in (
-                                    "wallet",
-                                    "margin",
-                                    "unrealised",
-                                    "realised",
-                                    "positions",
-                                    "average_entry",
-                                    "last_price",
-                                )
-                            ),
-                        ),
-                    )
-                ),
+                rx.table.body(rx.foreach(StrategyPageState.lines, snapshot_row)),
                 width="100%",
                 size="1",
                 id="snapshot-table",
             ),
             overflow_x="auto",
             width="100%",
+            style=STACKED_ON_PHONE,
         ),
         rx.flex(
             rx.button(
@@ -337,53 +379,109 @@ def snapshot_table() -> rx.Component:
     )
 
 
+def chart_or_why_not() -> rx.Component:
+    """The chart; else, with snapshots outside the range, where the newest is; else how a bot posts them."""
+    live = StrategyLiveState
+    return rx.cond(
+        live.charted,
+        rx.card(
+            live_chart(
+                figure=StrategyPageState.figure,
+                tail=live.tail,
+                on_resync=StrategyPageState.resync,
+                id="strategy-chart",
+            ),
+            width="100%",
+        ),
+        rx.cond(
+            live.last_update != "",
+            rx.callout(
+                rx.flex(
+                    rx.text(
+                        "No snapshots in the last ",
+                        StrategyPageState.range_key,
+                        ": the newest is from ",
+                        ago(live.last_update),
+                        ".",
+                    ),
+                    rx.button("Show all", size="1", variant="soft", on_click=StrategyPageState.set_range(charts.ALL)),
+                    align="center",
+                    spacing="3",
+                    wrap="wrap",
+                ),
+                icon="info",
+                id="empty-range",
+                width="100%",
+            ),
+            bot_instructions(
+                StrategyPageState.snippet,
+                rx.text(
+                    "Use this strategy's token (shown once, when it was made), or get a new one on ",
+                    rx.link("Strategies", href="/strategies"),
+                    " (New token).",
+                ),
+            ),
+        ),
+    )
+
+
+def strategy_header() -> rx.Component:
+    return rx.flex(
+        rx.vstack(
+            # A long unbroken name wraps instead of widening the page.
+            rx.heading(StrategyPageState.name, size="7", id="strategy-name", overflow_wrap="anywhere"),
+            rx.text(
+                StrategyPageState.account_name,
+                " · ",
+                StrategyPageState.symbol,
+                size="2",
+                color_scheme="gray",
+                overflow_wrap="anywhere",
+            ),
+            spacing="1",
+            min_width="0",
+            flex="1 1 16em",
+        ),
+        rx.box(status_badge(StrategyLiveState.status), id="strategy-status"),
+        range_picker(StrategyPageState.range_key, StrategyPageState.set_range),
+        width="100%",
+        align="center",
+        wrap="wrap",
+        spacing="3",
+    )
+
+
 def strategy_page() -> rx.Component:
+    live = StrategyLiveState
     return layout(
         rx.cond(
             StrategyPageState.found,
             rx.vstack(
-                rx.flex(
-                    rx.vstack(
-                        rx.heading(StrategyPageState.name, size="7", id="strategy-name"),
-                        rx.text(
-                            StrategyPageState.account_name,
-                            " · ",
-                            StrategyPageState.symbol,
-                            size="2",
-                            color_scheme="gray",
+                status_timer(live.tick),
+                strategy_header(),
+                rx.text(StrategyPageState.description, overflow_wrap="anywhere"),
+                rx.vstack(
+                    rx.text(
+                        "Last update ",
+                        rx.cond(
+                            live.last_update != "",
+                            rx.fragment(
+                                rx.moment(live.last_update, format="YYYY-MM-DD HH:mm:ss", local=True),
+                                " (",
+                                ago(live.last_update),
+                                ")",
+                            ),
+                            "never",
                         ),
-                        spacing="1",
+                        size="2",
+                        color_scheme="gray",
+                        id="strategy-last-update",
                     ),
-                    rx.box(status_badge(StrategyLiveState.status), id="strategy-status"),
-                    rx.spacer(),
-                    range_picker(StrategyPageState.range_key, StrategyPageState.set_range),
-                    width="100%",
-                    align="center",
-                    wrap="wrap",
-                    spacing="3",
-                ),
-                rx.text(StrategyPageState.description),
-                rx.text(
-                    "Last update ",
-                    rx.cond(
-                        StrategyLiveState.last_update != "",
-                        rx.moment(StrategyLiveState.last_update, format="YYYY-MM-DD HH:mm:ss", local=True),
-                        "never",
-                    ),
-                    size="2",
-                    color_scheme="gray",
-                    id="strategy-last-update",
+                    time_zone_note(),
+                    spacing="1",
                 ),
                 latest_figures(),
-                rx.card(
-                    live_chart(
-                        figure=StrategyPageState.figure,
-                        tail=StrategyLiveState.tail,
-                        on_resync=StrategyPageState.resync,
-                        id="strategy-chart",
-                    ),
-                    width="100%",
-                ),
+                chart_or_why_not(),
                 snapshot_table(),
                 spacing="4",
                 width="100%",

@@ -10,6 +10,7 @@ from projectalgo.snapshots import NUMBER_FIELDS, Snapshot
 from tests.factories import make_member, make_strategy, store_one
 
 H = charts.HOUR_MS
+D = charts.DAY_MS
 NOW = 1_800_000_000_000 - 1_800_000_000_000 % H + 30 * 60_000  # half past an hour
 
 
@@ -48,6 +49,53 @@ def test_windows_use_raw_snapshots_for_24h_and_roll_ups_beyond():
     assert dashboard.window("24H", NOW, 0).source == "raw"
     assert dashboard.window("7D", NOW, 0).source == "hour"
     assert dashboard.window("1Y", NOW, 0).source == "day"
-    all_time = dashboard.window("All", NOW, NOW - 3 * charts.DAY_MS)
-    assert all_time.start_ms == NOW - 3 * charts.DAY_MS and all_time.source == "day"
+    all_time = dashboard.window("All", NOW, NOW - 3 * D)
+    # From the start of the oldest snapshot's UTC day, so that day's roll-up is in.
+    assert all_time.start_ms == NOW - 3 * D - (NOW - 3 * D) % D and all_time.source == "day"
+    assert dashboard.window("All", NOW, None).start_ms == NOW - D - (NOW - D) % D  # nothing stored: a day
+    assert dashboard.window("All", NOW, NOW - H).start_ms <= NOW - D  # a day at least
     assert dashboard.window("bogus", NOW, 0).key == "24H"
+
+
+def _history(engine, store, strategy_id, days, wallet=1000):
+    with session_scope(engine) as session:
+        account_id = session.get(Strategy, strategy_id).account_id
+    values = dict.fromkeys(NUMBER_FIELDS, Decimal(0))
+    for day in range(days, 0, -1):  # one snapshot a day, the oldest first, as a bot backfills
+        at = NOW - day * D
+        store_one(
+            store, Snapshot(strategy_id, account_id, at, **values | {"wallet_balance": Decimal(wallet)}, symbol="X")
+        )
+
+
+def test_all_starts_at_the_oldest_stored_snapshot_not_at_the_strategys_creation(engine):
+    """A member who backfills two years covers them on "All", which is never shorter than "1Y" (issue 13)."""
+    member = make_member(engine)
+    old, _ = make_strategy(engine, member, name="Backfilled")  # created today, history from two years ago
+    new, _ = make_strategy(engine, member, name="Fresh")
+    store = SqlSnapshotStore(engine)
+    _history(engine, store, old, 730)
+    _history(engine, store, new, 3)
+    both = dashboard.range_window(store, "All", NOW, [old, new])
+    assert both.start_ms <= NOW - 730 * D < both.start_ms + D
+    assert dashboard.range_window(store, "All", NOW, [new]).start_ms <= NOW - 3 * D
+    year = dashboard.range_window(store, "1Y", NOW, [old])
+    all_points = dashboard.snapshots_in(store, old, both)
+    assert len(all_points) == 730 > len(dashboard.snapshots_in(store, old, year))
+    assert all_points[0].at_ms == NOW - 730 * D
+    equity = dashboard.overview(store, "All", NOW, [(old, 1)]).equity
+    assert equity.series[0][0] <= NOW - 730 * D and len(equity.series) >= 730
+
+
+def test_the_last_snapshot_is_the_newest_stored_one(engine):
+    """Not strategies.last_snapshot_at, which ingestion writes at most once a second (issue 13)."""
+    member = make_member(engine)
+    a, _ = make_strategy(engine, member, name="A")
+    silent, _ = make_strategy(engine, member, name="Silent")
+    store = SqlSnapshotStore(engine)
+    _history(engine, store, a, 2)
+    newest = store_one(store, Snapshot(a, 1, NOW - 9 * 60_000, **dict.fromkeys(NUMBER_FIELDS, Decimal(1)), symbol="X"))
+    with session_scope(engine) as session:
+        assert session.get(Strategy, a).last_snapshot_at is None  # nothing wrote it: the store is what counts
+    seen = dashboard.overview(store, "24H", NOW, [(a, 1), (silent, 2)])
+    assert seen.latest_ms == {a: newest.at_ms}

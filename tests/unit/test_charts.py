@@ -53,11 +53,17 @@ def test_downsampling_keeps_the_ends_and_each_buckets_extremes():
     assert charts.downsample(points[:50], 2000) == points[:50]
 
 
-def test_status_is_live_stale_or_never():
-    ten_minutes = 10 * 60_000
-    assert charts.status(None, 1_000_000, ten_minutes) == "never"
-    assert charts.status(1_000_000 - ten_minutes, 1_000_000, ten_minutes) == "live"
-    assert charts.status(1_000_000 - ten_minutes - 1, 1_000_000, ten_minutes) == "stale"
+def test_status_is_live_stale_offline_or_never():
+    ten_minutes, hour, now = 10 * 60_000, 60 * 60_000, 10**12
+    assert charts.status(None, now, ten_minutes, hour) == "never"
+    assert charts.status(now - ten_minutes, now, ten_minutes, hour) == "live"
+    assert charts.status(now - ten_minutes - 1, now, ten_minutes, hour) == "stale"
+    assert charts.status(now - hour, now, ten_minutes, hour) == "stale"
+    assert charts.status(now - hour - 1, now, ten_minutes, hour) == "offline"
+    assert charts.status(now - 10 * hour, now, ten_minutes) == "stale"  # no offline asked for (the admin's list)
+    # A stale setting longer than the offline one: live, then straight to offline.
+    assert charts.status(now - 2 * hour, now, 2 * hour, hour) == "live"
+    assert charts.status(now - 2 * hour - 1, now, 2 * hour, hour) == "offline"
 
 
 def test_the_strategy_figure_and_its_tail_share_the_trace_order():
@@ -75,3 +81,54 @@ def test_money_formatting():
     assert charts.money(D("1234.5")) == "$1,234.50"
     assert charts.money(D("-3")) == "-$3.00"
     assert charts.money(None) == "—"
+
+
+def _traces_and_axes(figure):
+    layout = figure["layout"]
+    return figure["data"], {name: axis for name, axis in layout.items() if name.startswith(("xaxis", "yaxis"))}
+
+
+def test_a_few_points_draw_markers_and_many_draw_lines():
+    one = charts.equity_figure([(5 * H, D("9975.5"))], seq=0, title="Wallet balance — All")
+    assert one["data"][0]["mode"] == "lines+markers"  # one point is a dot, not nothing
+    many = charts.equity_figure([(n * H, D(n)) for n in range(500)], seq=0, title="t")
+    assert many["data"][0]["mode"] == "lines"
+    points = [charts.Point(at, 100, 110, 5, 9000, 8900, 2) for at in (1000, 2000)]
+    assert {t["mode"] for t in charts.strategy_figure(points, seq=0)["data"]} == {"lines+markers"}
+    # The browser widens a short time axis to this span: never an axis of milliseconds.
+    assert one["min_x_span"] == charts.strategy_figure(points, seq=0)["min_x_span"] == charts.MIN_X_SPAN_MS >= 60_000
+
+
+def test_money_axes_read_as_dollars_and_grids_suit_light_and_dark_pages():
+    points = [charts.Point(at, 9975.5, 9980, 5, 9000, 8900, 2) for at in (1000, 2000)]
+    for figure in (charts.equity_figure([(H, D(9975))], 0, "t"), charts.strategy_figure(points, 0)):
+        _, axes = _traces_and_axes(figure)
+        for axis in axes.values():
+            assert axis["gridcolor"] == charts.GRID_COLOR and axis["zerolinecolor"] == charts.ZERO_LINE_COLOR
+        assert figure["layout"]["modebar"]["bgcolor"] == "rgba(0, 0, 0, 0)"
+        assert axes["yaxis"]["tickformat"] == "$,.2~f"  # d3: "$9,975" and "-$12.5", not SI's "9.9755k"
+    _, axes = _traces_and_axes(charts.strategy_figure(points, 0))
+    assert [axes[f"yaxis{n}"].get("tickformat") for n in ("", "2", "3", "4", "5")] == [
+        "$,.2~f",
+        "$,.2~f",
+        None,
+        None,
+        ".1%",
+    ]
+    assert axes["yaxis3"]["exponentformat"] == "none"  # price: 9,321.5, never "9.3215k"
+    # Grey at low opacity shows on white and on near-black alike; plotly's own grid is white.
+    assert charts.GRID_COLOR.startswith("rgba(128, 128, 128,")
+
+
+def test_the_strategy_legend_sits_under_the_plot_and_the_equity_title_clear_of_the_modebar():
+    layout = charts.strategy_figure([], 0)["layout"]
+    assert layout["legend"] == {
+        "orientation": "h",
+        "x": 0,
+        "xanchor": "left",
+        "y": 0,
+        "yanchor": "bottom",
+        "yref": "container",
+    }
+    title = charts.equity_figure([], 0, "Wallet balance — 24H")["layout"]["title"]
+    assert (title["x"], title["xanchor"]) == (0, "left")  # the modebar takes the top right corner
