@@ -2,7 +2,8 @@
 
 Every function takes the acting user and checks the role first: admins may change, moderators may read
 users and strategies, nobody else anything. Every change is written to the audit log in the same
-transaction; a refusal is recorded by `record_refusal` in its own (the refused one is rolled back).
+transaction; a refusal is recorded by `record_refusal` in its own (the refused one is rolled back). The
+operator commands (cli.py) record their changes with `record_command_line_change`: no user signs in to them.
 
 Text that reaches the audit log from a browser is whitelisted (roles) or cut to the column sizes, and
 refusals are recorded a few a minute at most (per tab, see `RefusalBudget`, and per actor): anyone may call
@@ -48,6 +49,10 @@ REFUSAL_WINDOW_SECONDS = 60
 REFUSALS_PER_TAB = 5
 REFUSALS_PER_ACTOR = 20
 REFUSALS_SHOWN = 20  # the audit view shows the newest refusals apart, so they never push changes off it
+# Who the audit log names for an entry without a user: a change by an operator command, or a refusal of a
+# caller who was not signed in. Every web change has a signed-in admin, so the outcome tells the two apart.
+COMMAND_LINE = "command line"
+ANONYMOUS = "anonymous"
 
 log = logging.getLogger("projectalgo.admin")
 
@@ -58,6 +63,11 @@ class AdminError(ValueError):
 
 class NotAllowedError(AdminError):
     """The actor's role does not allow this."""
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 day', '30 days': a count with its noun (a regular English plural)."""
+    return f"{count} {noun if count == 1 else noun + 's'}"
 
 
 def role_action(role: object, grant: object) -> str:
@@ -84,11 +94,12 @@ def _require_moderator(actor: Actor | None) -> Actor:
     return actor
 
 
-def _audit(session: Session, actor: Actor, action: str, user: User | None, target: str, reason: str) -> None:
+def _audit(session: Session, actor: Actor | None, action: str, user: User | None, target: str, reason: str) -> None:
+    """A change done, in the caller's transaction; `actor` None is an operator command (COMMAND_LINE)."""
     session.add(
         AuditEntry(
             at=utcnow(),
-            actor_id=actor.user_id,
+            actor_id=actor.user_id if actor else None,
             action=action[:ACTION_MAX_LENGTH],
             target_user_id=user.id if user else None,
             target=target[:TARGET_MAX_LENGTH],
@@ -96,6 +107,17 @@ def _audit(session: Session, actor: Actor, action: str, user: User | None, targe
             outcome="done",
         )
     )
+
+
+def record_command_line_change(
+    session: Session, *, action: str, user: User | None, target: str = "", reason: str = ""
+) -> None:
+    """Audit a change made by an operator command (`python -m projectalgo ...`), in its own transaction.
+
+    Recorded as done without an actor: the audit view names it COMMAND_LINE (a refusal without an actor is an
+    anonymous caller's), and it never counts against the anonymous callers' refusal cap. `target` defaults to
+    the user's email."""
+    _audit(session, None, action, user, target or (user.email if user else ""), reason)
 
 
 @dataclass(frozen=True)
@@ -329,7 +351,7 @@ def create_invite(session: Session, actor: Actor | None, *, user_id: int, uses: 
     )
     session.add(invitation)
     session.flush()
-    _audit(session, actor, f"create invite ({uses} uses)", owner, invitation.code, reason)
+    _audit(session, actor, f"create invite ({plural(uses, 'use')})", owner, invitation.code, reason)
     return invitation
 
 
@@ -354,6 +376,11 @@ def issue_password_reset(session: Session, actor: Actor | None, *, user_id: int)
 # Memberships and payments
 
 
+def grant_membership_action(days: int) -> str:
+    """The audit log's name for a membership grant, from /admin or the command line alike."""
+    return f"grant membership {plural(days, 'day')}"
+
+
 def grant_membership(session: Session, actor: Actor | None, *, user_id: int, days: int, reason: str = "") -> Membership:
     actor = _require_admin(actor)
     reason = _check_reason(reason)
@@ -361,7 +388,7 @@ def grant_membership(session: Session, actor: Actor | None, *, user_id: int, day
     if not 1 <= days <= billing.MAX_GRANT_DAYS:
         raise AdminError(f"Days must be between 1 and {billing.MAX_GRANT_DAYS}.")
     membership = billing.grant(session, user_id=user.id, days=days, source="admin", note=reason)
-    _audit(session, actor, f"grant membership {days} days", user, user.email, reason)
+    _audit(session, actor, grant_membership_action(days), user, user.email, reason)
     return membership
 
 
@@ -456,6 +483,10 @@ def audit_log(
             select(User.id, User.email).where(User.id.in_({e.actor_id for e in entries if e.actor_id}))
         ).all()
     )
-    return [
-        AuditRow(e.at, emails.get(e.actor_id, "anonymous"), e.action, e.target, e.reason, e.outcome) for e in entries
-    ]
+    return [AuditRow(e.at, _actor_name(e, emails), e.action, e.target, e.reason, e.outcome) for e in entries]
+
+
+def _actor_name(entry: AuditEntry, emails: dict[int, str]) -> str:
+    if entry.actor_id is not None:
+        return emails.get(entry.actor_id, ANONYMOUS)
+    return ANONYMOUS if entry.outcome == "refused" else COMMAND_LINE

@@ -1,4 +1,8 @@
-"""Operator commands: `python -m projectalgo <command> ...`."""
+"""Operator commands: `python -m projectalgo <command> ...`.
+
+Every command that changes data records it in the audit log, in the change's own transaction, as done by the
+command line (admin.record_command_line_change): /admin's audit view lists it with the admins' changes.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import getpass
 import sys
 from collections.abc import Callable, Sequence
 
-from projectalgo import accounts, billing, snapshots, strategies
+from projectalgo import accounts, admin, billing, snapshots, strategies
 from projectalgo.db import session_scope
 from projectalgo.runtime import services
 from projectalgo.settings import SettingsError
@@ -56,6 +60,7 @@ def _create_admin(args: argparse.Namespace) -> int:
             default_uses=settings.invite_default_uses,
         )
         code = accounts.own_invitation(session, user.id).code
+        admin.record_command_line_change(session, action="create admin", user=user)
     print(f"created admin {user.email}")
     print(f"invite link: {settings.public_url}/invite/{code}")
     return 0
@@ -64,10 +69,10 @@ def _create_admin(args: argparse.Namespace) -> int:
 def _set_role(args: argparse.Namespace) -> int:
     with session_scope(services().engine) as session:
         user = accounts.user_by_email(session, args.email)
-        for role in args.add or []:
-            accounts.change_role(session, user=user, role=role, grant=True)
-        for role in args.remove or []:
-            accounts.change_role(session, user=user, role=role, grant=False)
+        changes = [(role, True) for role in args.add or []] + [(role, False) for role in args.remove or []]
+        for role, grant in changes:
+            accounts.change_role(session, user=user, role=role, grant=grant)
+            admin.record_command_line_change(session, action=admin.role_action(role, grant), user=user)
         print(f"{user.email}: {', '.join(user.roles) or 'no roles'}")
     return 0
 
@@ -78,6 +83,7 @@ def _grant_membership(args: argparse.Namespace) -> int:
         membership = billing.grant(
             session, user_id=user.id, days=args.days, source="admin", note="granted from the CLI"
         )
+        admin.record_command_line_change(session, action=admin.grant_membership_action(args.days), user=user)
     print(f"{user.email}: member until {membership.ends_at:%Y-%m-%d %H:%M} UTC")
     return 0
 
@@ -88,11 +94,18 @@ def _create_strategy(args: argparse.Namespace) -> int:
         actor = accounts.Actor(user.id, tuple(user.roles))
         wanted = " ".join(args.account.split())
         existing = [a.id for a in strategies.list_accounts(session, actor) if a.name == wanted]
-        account_id = existing[0] if existing else strategies.create_account(session, actor, name=wanted).id
+        if existing:
+            account_id = existing[0]
+        else:
+            account_id = strategies.create_account(session, actor, name=wanted).id
+            admin.record_command_line_change(session, action="create account", user=user, target=wanted)
         strategy = strategies.create_strategy(
             session, actor, account_id=account_id, name=args.name, description=args.description, symbol=args.symbol
         )
         token = strategies.issue_token(session, actor, strategy.id)
+        # The token itself never reaches the audit log; the strategy is named by id and name.
+        target = f"strategy {strategy.id} ({strategy.name})"
+        admin.record_command_line_change(session, action="create strategy with a bot token", user=user, target=target)
     print(token)  # alone on stdout, for scripts
     return 0
 
@@ -115,6 +128,9 @@ def _rebuild_rollups(args: argparse.Namespace) -> int:
     for strategy_id in strategy_ids:
         # Both stores have rebuild_rollups; it is an operator's repair, not part of the SnapshotStore protocol.
         buckets = store.rebuild_rollups(strategy_id)
+        with session_scope(services().engine) as session:
+            target = f"strategy {strategy_id} ({admin.plural(buckets, 'bucket')})"
+            admin.record_command_line_change(session, action="rebuild roll-ups", user=None, target=target)
         print(f"strategy {strategy_id}: {buckets} roll-up buckets rebuilt")
     return 0
 

@@ -5,10 +5,11 @@ import sys
 
 from sqlalchemy import select
 
-from projectalgo import accounts
+from projectalgo import accounts, admin
+from projectalgo.accounts import Actor
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
-from projectalgo.models import Membership, User
+from projectalgo.models import AuditEntry, Membership, Strategy, User
 from tests.conftest import TEST_SECRET_KEY_BASE
 from tests.factories import PASSWORD, make_member, make_strategy, resolve, store_one
 from tests.integration.test_snapshot_stores import HOUR, MIDNIGHT, all_rollups, snap
@@ -130,3 +131,53 @@ def test_create_table_creates_the_snapshot_and_rollup_tables_once(engine, dynamo
     assert first.stdout.splitlines() == ["table clitable created", "table clitable-rollups created"]
     again = _cli(engine, "create-table", extra_env=dynamodb)
     assert again.stdout.splitlines() == ["table clitable already exists", "table clitable-rollups already exists"]
+
+
+def _audit_view(engine):
+    """The audit log as /admin shows it to an admin: (who, what, to whom), oldest first."""
+    with session_scope(engine) as session:
+        boss = session.scalars(select(User).where(User.email == "a@example.com")).one()
+        rows = admin.audit_log(session, Actor(boss.id, tuple(boss.roles)))
+    return [(row.actor, row.action, row.target, row.outcome) for row in reversed(rows)]
+
+
+def test_every_command_that_changes_data_is_in_the_audit_log_as_the_command_line(engine):
+    assert _cli(engine, "create-admin", "--email", "a@example.com", "--name", "A", stdin=PASSWORD).returncode == 0
+    member = make_member(engine, email="m@example.com")
+    commands = [
+        ("set-role", "--email", "m@example.com", "--add", "moderator", "--remove", "moderator"),
+        ("grant-membership", "--email", "m@example.com", "--days", "1"),
+        ("create-strategy", "--email", "m@example.com", "--account", "Main", "--name", "Trend"),
+        ("create-strategy", "--email", "m@example.com", "--account", "Main", "--name", "Carry"),
+    ]
+    outputs = []
+    for command in commands:
+        result = _cli(engine, *command)
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    with session_scope(engine) as session:
+        trend, carry = session.scalars(select(Strategy.id).where(Strategy.owner_id == member.id).order_by(Strategy.id))
+    rebuilt = _cli(engine, "rebuild-rollups", "--strategy", str(trend))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+
+    assert _audit_view(engine) == [
+        (admin.COMMAND_LINE, "create admin", "a@example.com", "done"),
+        (admin.COMMAND_LINE, "grant moderator", "m@example.com", "done"),
+        (admin.COMMAND_LINE, "remove moderator", "m@example.com", "done"),
+        (admin.COMMAND_LINE, "grant membership 1 day", "m@example.com", "done"),
+        (admin.COMMAND_LINE, "create account", "Main", "done"),
+        (admin.COMMAND_LINE, "create strategy with a bot token", f"strategy {trend} (Trend)", "done"),
+        (admin.COMMAND_LINE, "create strategy with a bot token", f"strategy {carry} (Carry)", "done"),
+        (admin.COMMAND_LINE, "rebuild roll-ups", f"strategy {trend} (0 buckets)", "done"),
+    ]
+    tokens = [out.strip() for out in outputs[2:]]
+    with session_scope(engine) as session:
+        stored = " ".join(f"{e.action} {e.target} {e.reason}" for e in session.scalars(select(AuditEntry)))
+    assert all(token.startswith("pa_live_") and token not in stored for token in tokens)
+
+
+def test_a_refused_command_leaves_no_audit_entry(engine):
+    assert _cli(engine, "create-admin", "--email", "a@example.com", "--name", "A", stdin=PASSWORD).returncode == 0
+    refused = _cli(engine, "grant-membership", "--email", "a@example.com", "--days", "0")
+    assert refused.returncode == 1
+    assert [action for _, action, _, _ in _audit_view(engine)] == ["create admin"]

@@ -301,3 +301,35 @@ def test_only_admins_issue_reset_links(engine, role):
     with pytest.raises(admin.NotAllowedError):
         _do(engine, lambda s: admin.issue_password_reset(s, actor, user_id=target.id))
     assert _do(engine, lambda s: s.scalar(select(func.count()).select_from(PasswordReset))) == 0
+
+
+# The command line's changes in the audit log (issue 13)
+
+
+def test_command_line_changes_are_named_apart_from_anonymous_refusals_and_never_use_their_cap(engine):
+    boss = make_admin(engine)
+    member = make_member(engine, inviter=boss)
+    _do(engine, lambda s: admin.record_command_line_change(s, action="grant admin", user=s.get(User, member.id)))
+    for _ in range(admin.REFUSALS_PER_ACTOR):
+        assert _do(engine, lambda s: admin.record_refusal(s, None, "open admin page", "/admin"))
+    rows = _do(engine, lambda s: admin.audit_log(s, actor_of(boss)))
+    assert [(r.actor, r.action, r.target) for r in rows if r.outcome == "done"] == [
+        (admin.COMMAND_LINE, "grant admin", member.email)
+    ]
+    refused = [r for r in rows if r.outcome == "refused"]
+    assert len(refused) == admin.REFUSALS_PER_ACTOR and {r.actor for r in refused} == {admin.ANONYMOUS}
+    target_user = _do(engine, lambda s: s.scalar(select(AuditEntry.target_user_id).where(AuditEntry.outcome == "done")))
+    assert target_user == member.id
+
+
+@pytest.mark.parametrize(("count", "text"), [(0, "0 days"), (1, "1 day"), (2, "2 days"), (365, "365 days")])
+def test_counts_read_as_english(count, text):
+    assert admin.plural(count, "day") == text
+
+
+def test_one_day_and_one_use_are_singular_in_the_audit_log(engine):
+    boss = make_admin(engine)
+    member = make_member(engine, inviter=boss)
+    _do(engine, lambda s: admin.grant_membership(s, actor_of(boss), user_id=member.id, days=1))
+    _do(engine, lambda s: admin.create_invite(s, actor_of(boss), user_id=member.id, uses=1))
+    assert [a for a, _, _ in _audit(engine)] == ["grant membership 1 day", "create invite (1 use)"]
