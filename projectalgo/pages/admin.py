@@ -5,6 +5,11 @@ Admins only; moderators see users and strategies read-only. Each event checks th
 few times a minute per tab and per caller at most. Event arguments arrive as the browser sent them, whatever
 their annotations: each handler reads them with admin's parsers, so a tampered one gets a message.
 A password reset link an admin issues is shown once, in a dialog, and forgotten at their next click.
+
+The strategies' statuses follow the clock on an open page: one hidden timer per tab sends `refresh_statuses`
+once a minute, which re-reads the strategies (checking the role again) and recomputes each status with
+charts.status; "x minutes ago" is the browser's own (moment). On a phone every table stacks its rows into
+cards, each value after its column's name, and the tabs wrap, so nothing is wider than the screen.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from projectalgo import admin, charts, forms
 from projectalgo.accounts import Actor
 from projectalgo.clock import utcnow
 from projectalgo.components.layout import form_error, layout, notice
-from projectalgo.pages.dashboard import status_badge
+from projectalgo.pages.dashboard import STACKED_ON_PHONE, ago, labelled_cell, status_badge, status_timer
 from projectalgo.runtime import services
 from projectalgo.snapshots import epoch_ms
 from projectalgo.state import AuthState, in_session
@@ -89,6 +94,28 @@ def _iso(value: object) -> str:
     return value.isoformat() if value else ""
 
 
+def _strategy_lines(session: Session, actor: Actor, stale_after_minutes: int) -> list[StrategyLine]:
+    now = epoch_ms(utcnow())
+    return [
+        StrategyLine(
+            s.id,
+            s.name,
+            s.owner_email,
+            s.account_name,
+            _iso(s.last_snapshot_at),
+            "archived"
+            if s.archived
+            else charts.status(
+                epoch_ms(s.last_snapshot_at) if s.last_snapshot_at else None,
+                now,
+                stale_after_minutes * 60_000,
+                charts.OFFLINE_AFTER_MS,
+            ),
+        )
+        for s in admin.list_strategies(session, actor)
+    ]
+
+
 def _reason(form: object) -> str:
     return forms.form_text(form, "reason", max_length=admin.REASON_MAX_LENGTH, label="The reason")
 
@@ -120,6 +147,7 @@ class AdminState(AuthState):
     reset_link: str = ""
     reset_link_for: str = ""
     _refusal_budget: admin.RefusalBudget = admin.RefusalBudget()
+    _statuses_read_at: float = 0.0  # wall-clock seconds: the tab may move between workers
 
     async def _actor(self) -> Actor | None:
         user = await self._current_user()
@@ -147,20 +175,7 @@ class AdminState(AuthState):
                 )
                 for u in rows
             ]
-            now, stale = epoch_ms(utcnow()), settings.stale_after_minutes * 60_000
-            self.strategies = [
-                StrategyLine(
-                    s.id,
-                    s.name,
-                    s.owner_email,
-                    s.account_name,
-                    _iso(s.last_snapshot_at),
-                    "archived"
-                    if s.archived
-                    else charts.status(epoch_ms(s.last_snapshot_at) if s.last_snapshot_at else None, now, stale),
-                )
-                for s in admin.list_strategies(session, actor)
-            ]
+            self.strategies = _strategy_lines(session, actor, settings.stale_after_minutes)
             if actor.is_admin:
                 self.invites = [
                     InviteLine(
@@ -184,6 +199,7 @@ class AdminState(AuthState):
                 ]
 
         await in_session(read)
+        self._statuses_read_at = time.time()
         self.ingest_figures = [Figure(k, v) for k, v in services().ingest_stats.last_hour().items()]
 
     async def _refuse(self, actor: Actor | None, action: str, target: str) -> rx.event.EventSpec:
@@ -258,6 +274,23 @@ class AdminState(AuthState):
         else:
             self.error = ""
         await self._reload(actor)
+        return None
+
+    @rx.event
+    async def refresh_statuses(self, _shown: str) -> rx.event.EventSpec | None:
+        """The tab's timer (the hidden moment's text is ignored): statuses and ingestion figures as of now.
+
+        Not a click: the error, notice and a reset link being shown stay. A tick right after the page loaded
+        (the timer's first, on mount) reads nothing."""
+        actor = await self._actor()
+        if actor is None or not actor.is_moderator:
+            return await self._refuse(actor, "refresh statuses", "")
+        if time.time() - self._statuses_read_at < charts.TICK_MS / 2000:
+            return None
+        stale_minutes = services().settings.stale_after_minutes
+        self.strategies = await in_session(lambda session: _strategy_lines(session, actor, stale_minutes))
+        self._statuses_read_at = time.time()
+        self.ingest_figures = [Figure(k, v) for k, v in services().ingest_stats.last_hour().items()]
         return None
 
     @rx.event
@@ -340,7 +373,7 @@ class AdminState(AuthState):
                 "grant membership",
                 f"user {uid}",
                 lambda session, actor: admin.grant_membership(session, actor, user_id=uid, days=days, reason=reason),
-                f"Membership extended by {days} days.",
+                f"Membership extended by {admin.plural(days, 'day')}.",
             )
 
         return await self._act("grant membership", plan)
@@ -417,6 +450,7 @@ def _table(headers: tuple[str, ...], rows: rx.Var, row: Callable, id_: str) -> r
         ),
         overflow_x="auto",
         width="100%",
+        style=STACKED_ON_PHONE,
     )
 
 
@@ -500,15 +534,22 @@ def role_buttons(user: UserLine) -> rx.Component:
     )
 
 
+USER_COLUMNS = ("Name", "Email", "Roles", "Member until", "Created", "Last sign-in")
+
+
 def user_row(user: UserLine) -> rx.Component:
+    _, email, roles, until, created, signed_in = USER_COLUMNS
     return rx.table.row(
-        rx.table.cell(user.name, rx.cond(user.disabled, rx.badge("disabled", color_scheme="red", margin_left="4px"))),
-        rx.table.cell(user.email),
-        rx.table.cell(user.roles),
-        rx.table.cell(_when(user.membership_ends_at)),
-        rx.table.cell(_when(user.created_at)),
-        rx.table.cell(_when(user.last_sign_in_at)),
-        rx.cond(AuthState.is_admin, rx.table.cell(role_buttons(user))),
+        rx.table.cell(
+            rx.text.strong(user.name),
+            rx.cond(user.disabled, rx.badge("disabled", color_scheme="red", margin_left="4px")),
+        ),
+        labelled_cell(email, user.email),
+        labelled_cell(roles, user.roles),
+        labelled_cell(until, _when(user.membership_ends_at)),
+        labelled_cell(created, _when(user.created_at)),
+        labelled_cell(signed_in, _when(user.last_sign_in_at)),
+        rx.cond(AuthState.is_admin, rx.table.cell(role_buttons(user), padding_top="0.5em")),
         id=f"user-{user.id}",
     )
 
@@ -528,15 +569,17 @@ def users_section() -> rx.Component:
             ),
             on_submit=AdminState.search_users,
         ),
-        _table(
-            ("Name", "Email", "Roles", "Member until", "Created", "Last sign-in", ""),
-            AdminState.users,
-            user_row,
-            "users-table",
-        ),
+        _table((*USER_COLUMNS, ""), AdminState.users, user_row, "users-table"),
         rx.flex(
             rx.button("Previous", size="1", variant="soft", on_click=AdminState.change_page(-1)),
-            rx.text("Page ", AdminState.page, " · ", AdminState.total_users, " users", size="2"),
+            rx.text(
+                "Page ",
+                AdminState.page,
+                " · ",
+                AdminState.total_users,
+                rx.cond(AdminState.total_users == 1, " user", " users"),
+                size="2",
+            ),
             rx.button("Next", size="1", variant="soft", on_click=AdminState.change_page(1)),
             spacing="3",
             align="center",
@@ -545,12 +588,16 @@ def users_section() -> rx.Component:
     )
 
 
+INVITE_COLUMNS = ("Code", "Owner", "Uses left", "Registrations")
+
+
 def invite_row(invite: InviteLine) -> rx.Component:
+    code, owner, uses, registrations = INVITE_COLUMNS
     return rx.table.row(
-        rx.table.cell(rx.code(invite.code, size="1")),
-        rx.table.cell(invite.owner),
-        rx.table.cell(invite.uses_remaining, id=f"invite-uses-{invite.id}"),
-        rx.table.cell(invite.registrations),
+        labelled_cell(code, rx.code(invite.code, size="1")),
+        labelled_cell(owner, invite.owner),
+        labelled_cell(uses, invite.uses_remaining, id=f"invite-uses-{invite.id}"),
+        labelled_cell(registrations, invite.registrations),
         rx.table.cell(
             rx.flex(
                 _small_form(
@@ -597,7 +644,7 @@ def invite_row(invite: InviteLine) -> rx.Component:
 
 def invites_section() -> rx.Component:
     return rx.vstack(
-        _table(("Code", "Owner", "Uses left", "Registrations", ""), AdminState.invites, invite_row, "invites-table"),
+        _table((*INVITE_COLUMNS, ""), AdminState.invites, invite_row, "invites-table"),
         rx.text("Extra invitation for a user:", size="2"),
         _small_form(
             AdminState.create_invite,
@@ -632,18 +679,47 @@ def invites_section() -> rx.Component:
     )
 
 
+PAYMENT_COLUMNS = ("Date", "User", "Amount", "Status", "Stripe id")
+
+
+def payment_row(payment: PaymentLine) -> rx.Component:
+    date, user, amount, status, stripe_id = PAYMENT_COLUMNS
+    return rx.table.row(
+        labelled_cell(date, _when(payment.created_at)),
+        labelled_cell(user, payment.user_email),
+        labelled_cell(amount, payment.amount),
+        labelled_cell(status, payment.status),
+        labelled_cell(stripe_id, rx.code(payment.stripe_id, size="1")),
+    )
+
+
 def payments_section() -> rx.Component:
-    return _table(
-        ("Date", "User", "Amount", "Status", "Stripe id"),
-        AdminState.payments,
-        lambda p: rx.table.row(
-            rx.table.cell(_when(p.created_at)),
-            rx.table.cell(p.user_email),
-            rx.table.cell(p.amount),
-            rx.table.cell(p.status),
-            rx.table.cell(rx.code(p.stripe_id, size="1")),
+    return _table(PAYMENT_COLUMNS, AdminState.payments, payment_row, "payments-table")
+
+
+STRATEGY_COLUMNS = ("Strategy", "Owner", "Account", "Last snapshot", "Status")
+
+
+def strategy_row(strategy: StrategyLine) -> rx.Component:
+    """A strategy's name links to its page for admins only: strategies.get_strategy shows a moderator nothing."""
+    _, owner, account, last, status = STRATEGY_COLUMNS
+    return rx.table.row(
+        rx.table.cell(
+            rx.cond(
+                AuthState.is_admin,
+                rx.link(strategy.name, href=f"/strategies/{strategy.id}"),
+                rx.text.strong(strategy.name),
+            ),
+            id=f"admin-strategy-{strategy.id}",
         ),
-        "payments-table",
+        labelled_cell(owner, strategy.owner_email),
+        labelled_cell(account, strategy.account_name),
+        labelled_cell(
+            last,
+            rx.cond(strategy.last_snapshot_at != "", ago(strategy.last_snapshot_at), "never"),
+            id=f"admin-last-snapshot-{strategy.id}",
+        ),
+        labelled_cell(status, status_badge(strategy.status), id=f"admin-status-{strategy.id}"),
     )
 
 
@@ -656,36 +732,31 @@ def strategies_section() -> rx.Component:
             wrap="wrap",
             id="ingest-figures",
         ),
-        _table(
-            ("Strategy", "Owner", "Account", "Last snapshot", "Status"),
-            AdminState.strategies,
-            lambda s: rx.table.row(
-                rx.table.cell(rx.link(s.name, href=f"/strategies/{s.id}")),
-                rx.table.cell(s.owner_email),
-                rx.table.cell(s.account_name),
-                rx.table.cell(_when(s.last_snapshot_at)),
-                rx.table.cell(status_badge(s.status)),
-            ),
-            "admin-strategies-table",
-        ),
+        _table(STRATEGY_COLUMNS, AdminState.strategies, strategy_row, "admin-strategies-table"),
+        # Mounted once the page has loaded for a moderator or an admin: nobody else's tab sends it.
+        rx.cond(AuthState.is_moderator, status_timer(AdminState.refresh_statuses)),
         width="100%",
     )
 
 
-def audit_section() -> rx.Component:
-    return _table(
-        ("When", "Who", "What", "To", "Reason", "Outcome"),
-        AdminState.audit,
-        lambda a: rx.table.row(
-            rx.table.cell(_when(a.at)),
-            rx.table.cell(a.actor),
-            rx.table.cell(a.action),
-            rx.table.cell(a.target),
-            rx.table.cell(a.reason),
-            rx.table.cell(a.outcome),
-        ),
-        "audit-table",
+AUDIT_COLUMNS = ("When", "Who", "What", "To", "Reason", "Outcome")
+
+
+def audit_row(entry: AuditLine) -> rx.Component:
+    return rx.table.row(
+        *(
+            labelled_cell(label, value)
+            for label, value in zip(
+                AUDIT_COLUMNS,
+                (_when(entry.at), entry.actor, entry.action, entry.target, entry.reason, entry.outcome),
+                strict=True,
+            )
+        )
     )
+
+
+def audit_section() -> rx.Component:
+    return _table(AUDIT_COLUMNS, AdminState.audit, audit_row, "audit-table")
 
 
 def reset_link_dialog() -> rx.Component:
@@ -743,6 +814,7 @@ def admin_page() -> rx.Component:
                 rx.tabs.list(
                     *(rx.tabs.trigger(label, value=key) for key, label, _ in sections),
                     *(rx.cond(AuthState.is_admin, rx.tabs.trigger(label, value=key)) for key, label, _ in admin_only),
+                    flex_wrap="wrap",  # every tab in sight on a phone, not scrolled off the edge
                 ),
                 *(rx.tabs.content(body, value=key, padding_top="1em") for key, _, body in sections + admin_only),
                 default_value="users",

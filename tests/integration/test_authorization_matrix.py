@@ -432,6 +432,14 @@ ROWS: list[Row] = [
         must_show=USERS_SHOWN,
     ),
     Row(AdminState.change_page, "/admin", MODERATORS_READ, args=lambda w, who: [1], must_show=USERS_SHOWN),
+    # The tab's once-a-minute timer: statuses as of now (its argument, the hidden moment's text, is ignored).
+    Row(
+        AdminState.refresh_statuses,
+        "/admin",
+        MODERATORS_READ,
+        args=lambda w, who: ["a minute ago"],
+        must_show=shows(OWNER_STRATEGY, to=("moderator", "admin")),
+    ),
     Row(
         AdminState.set_role,
         "/admin",

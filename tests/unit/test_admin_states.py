@@ -1,16 +1,18 @@
 """The admin page's events called directly, bypassing the UI, from anonymous, member, moderator and admin."""
 
 import logging
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from projectalgo import accounts, admin
+from projectalgo import accounts, admin, charts
+from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
-from projectalgo.models import AuditEntry, Invitation, Membership, PasswordReset, User
+from projectalgo.models import AuditEntry, Invitation, Membership, PasswordReset, Strategy, User
 from projectalgo.pages.admin import AdminState
 from projectalgo.runtime import services
-from tests.factories import grant_membership, make_admin, make_member
+from tests.factories import grant_membership, make_admin, make_member, make_strategy
 from tests.support.states import browser_view, call, signed_in_state
 
 
@@ -299,3 +301,66 @@ def test_only_admins_get_reset_links_and_refusals_are_audited(people, who):
     assert state.reset_link == "" and _resets(people["engine"]) == 0
     actor_id = people[who].id if people[who] else None
     assert _refusals(people["engine"]) == [("issue password reset link", actor_id)]
+
+
+# Statuses that follow the clock on an open page (issue 13)
+
+
+def _last_snapshot(engine, strategy_id, minutes_ago):
+    with session_scope(engine) as session:
+        session.get(Strategy, strategy_id).last_snapshot_at = utcnow() - timedelta(minutes=minutes_ago)
+
+
+def _minute_passes(state):
+    state._statuses_read_at -= charts.TICK_MS / 1000
+
+
+@pytest.mark.parametrize("who", ["moderator", "admin"])
+def test_the_tabs_timer_recomputes_statuses_once_a_minute_and_keeps_what_the_page_shows(people, who):
+    engine = people["engine"]
+    never, _ = make_strategy(engine, people["target"], name="Quiet")
+    fresh, _ = make_strategy(engine, people["target"], name="Busy")
+    fading, _ = make_strategy(engine, people["target"], name="Fading")
+    stale_after, offline_after = services().settings.stale_after_minutes, charts.OFFLINE_AFTER_MS // 60_000
+    _last_snapshot(engine, fresh, minutes_ago=stale_after - 1)
+    _last_snapshot(engine, fading, minutes_ago=offline_after - 1)
+    state = signed_in_state(AdminState, people[who])
+    call(state, AdminState.open_admin)
+    assert {s.name: s.status for s in state.strategies} == {"Quiet": "never", "Busy": "live", "Fading": "stale"}
+    state.error, state.notice, state.reset_link = "shown error", "shown notice", "shown link"
+
+    _last_snapshot(engine, fresh, minutes_ago=stale_after + 1)  # the clock moved on; Quiet's bot posted
+    _last_snapshot(engine, never, minutes_ago=0)
+    _last_snapshot(engine, fading, minutes_ago=offline_after + 1)
+    assert call(state, AdminState.refresh_statuses, "a few seconds ago") is None  # the timer's first, on mount
+    before = {"Quiet": "never", "Busy": "live", "Fading": "stale"}
+    assert {s.name: s.status for s in state.strategies} == before  # nothing was read
+
+    _minute_passes(state)
+    assert call(state, AdminState.refresh_statuses, "a minute ago") is None
+    assert {s.name: s.status for s in state.strategies} == {"Quiet": "live", "Busy": "stale", "Fading": "offline"}
+    assert (state.error, state.notice, state.reset_link) == ("shown error", "shown notice", "shown link")
+    assert (state.invites != []) == (who == "admin")  # the rest of the page stays as it was loaded
+
+
+@pytest.mark.parametrize("who", ["anonymous", "member"])
+def test_the_timer_event_from_anyone_else_reads_nothing_and_is_refused(people, who):
+    make_strategy(people["engine"], people["target"], name="Secret Sauce")
+    state = signed_in_state(AdminState, people[who])
+    redirect = call(state, AdminState.refresh_statuses, "")
+    assert ("/login" if who == "anonymous" else "/dashboard") in str(redirect)
+    assert state.strategies == [] and "Secret Sauce" not in browser_view(state)
+    actor_id = people[who].id if people[who] else None
+    assert _refusals(people["engine"]) == [("refresh statuses", actor_id)]
+
+
+def test_a_moderator_demoted_while_the_page_is_open_is_refused_at_the_next_tick(people):
+    make_strategy(people["engine"], people["target"], name="Secret Sauce")
+    state = signed_in_state(AdminState, people["moderator"])
+    call(state, AdminState.open_admin)
+    assert [s.name for s in state.strategies] == ["Secret Sauce"]
+    with session_scope(people["engine"]) as session:
+        accounts.change_role(session, user=session.get(User, people["moderator"].id), role="moderator", grant=False)
+    _minute_passes(state)
+    assert "/dashboard" in str(call(state, AdminState.refresh_statuses, ""))
+    assert state.strategies == [] and "Secret Sauce" not in browser_view(state)
