@@ -8,12 +8,19 @@ page) is read back from Stripe when the page opens, and no new payment starts wh
 Each "Pay" creates a Stripe set-up, so a user may start only a few within an hour, whichever tabs they click in
 (billing.start_card_setup). The Stripe ids stay in backend vars; the client secrets only travel inside the script
 calls to this payer's browser.
+
+The page says what is true for its viewer: active until when, ended when, or not a member yet, and, when payments
+are not configured here, to ask an admin. A members' page sends a signed-in user without an active membership
+here with `?from=<its path>` (state.AuthState._member): the page then says why, for the pages it knows (the
+browser's text is never shown). Inviting is not a benefit of paying: every account's invite link works.
 """
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
@@ -35,6 +42,24 @@ SOMETHING_WRONG = (
 )
 SCRIPT_MISSING = "The payment script could not be loaded. Check your connection and reload the page."
 CARD_NOT_CHECKED = "Your card could not be checked. Please try again."
+FROM_PARAMETER = "from"  # the members' page a user without an active membership was sent here from
+MEMBERS_ONLY = "for members with an active membership"
+WHY_SENT_HERE = (
+    (re.compile(r"/dashboard"), f"The dashboard is {MEMBERS_ONLY}: it opens as soon as yours is."),
+    (
+        re.compile(r"/strategies(/[0-9]+)?"),
+        f"Strategies and their charts are {MEMBERS_ONLY}: they open as soon as yours is.",
+    ),
+    (re.compile(r"/accounts"), f"Brokerage accounts are {MEMBERS_ONLY}: they open as soon as yours is."),
+)
+
+
+def why_sent_here(path: object) -> str:
+    """Why a members' page sent its visitor here, for the `from` path the page was opened with ("" if unknown)."""
+    if not isinstance(path, str):
+        return ""
+    path = path.rstrip("/")
+    return next((why for pattern, why in WHY_SENT_HERE if pattern.fullmatch(path)), "")
 
 
 def _payments_js(call: str) -> str:
@@ -57,16 +82,42 @@ def _browser_error(result: object) -> str:
 
 
 class MembershipState(AuthState):
-    price: str = ""
-    currency: str = ""
-    payments_configured: bool = False
     paying: bool = False
     pay_error: str = ""
     pay_notice: str = ""
     # The user's own payments, newest first: date (ISO 8601), amount, status.
     payments: list[dict[str, str]] = []
+    _payments_loaded: bool = False  # False again after TabGuard emptied the tab
     _setup_id: str = ""
     _intent_id: str = ""
+
+    # The page's facts are computed from the settings, the viewer's membership (AuthState) and the address, so
+    # they hold when TabGuard empties the tab's page states: a payment going through changes the membership.
+
+    @rx.var
+    def price(self) -> str:
+        return f"{services().settings.membership_price:,.2f}"
+
+    @rx.var
+    def currency(self) -> str:
+        return services().settings.membership_currency.upper()
+
+    @rx.var
+    def payments_configured(self) -> bool:
+        return services().payments is not None
+
+    @rx.var(cache=False)
+    def member_active(self) -> bool:
+        """Exempt by role, or a membership that has not ended (as of now)."""
+        ends_at = datetime.fromisoformat(self.membership_ends_at) if self.membership_ends_at else None
+        return billing.MembershipStatus(exempt=self.membership_exempt, ends_at=ends_at).active
+
+    @rx.var(cache=False)
+    def why_here(self) -> str:
+        """Why a members' page sent this viewer here, while they are not a member (WHY_SENT_HERE)."""
+        if not self.signed_in or self.member_active:
+            return ""
+        return why_sent_here(self.router.url.query_parameters.get(FROM_PARAMETER))
 
     @rx.event
     async def open_membership(self) -> rx.event.EventSpec | None:
@@ -74,8 +125,6 @@ class MembershipState(AuthState):
         if user is None:
             return self._to_login()
         settings = services().settings
-        self.price, self.currency = f"{settings.membership_price:,.2f}", settings.membership_currency.upper()
-        self.payments_configured = services().payments is not None
         self.paying, self.pay_error, self.pay_notice = False, "", ""
         self._setup_id = self._intent_id = ""
         if self.payments_configured and not self.membership_exempt:
@@ -94,6 +143,8 @@ class MembershipState(AuthState):
     @rx.event
     async def card_field_ready(self, result: dict) -> None:
         self.pay_error = self.pay_error or _browser_error(result)
+        if (user := await self._current_user()) is not None:
+            await self._reload_if_emptied(user)
 
     @rx.event
     async def start_payment(self) -> rx.event.EventSpec | None:
@@ -112,6 +163,7 @@ class MembershipState(AuthState):
                 self._setup_id, secret = await in_stripe_thread(start)
             except billing.BillingError as error:
                 self.pay_error = str(error)
+                await self._reload_if_emptied(user)
                 return None
             self.paying = True
             return rx.call_script(
@@ -186,13 +238,21 @@ class MembershipState(AuthState):
             return rx.call_script(script, callback=MembershipState.payment_returned)
         self.paying = False
         if outcome.status == "granted":  # an earlier payment went through (nothing was charged now): show its year
-            await self._current_user()
+            # Read now: _current_user answers what TabGuard found before this event, so before the payment.
+            ends_at = await in_session(lambda session: billing.membership_end(session, user.id))
+            self.membership_ends_at = ends_at.isoformat() if ends_at else ""
         self.pay_error, self.pay_notice = (outcome.message, "") if outcome.status == "failed" else ("", outcome.message)
         await self._load_payments(user)
         return None
 
+    async def _reload_if_emptied(self, user: CurrentUser) -> None:
+        """Show the payments again after TabGuard emptied the tab (the membership changed since the page loaded)."""
+        if not self._payments_loaded:
+            await self._load_payments(user)
+
     async def _load_payments(self, user: CurrentUser) -> None:
         history = await in_session(lambda session: billing.payment_history(session, user.id))
+        self._payments_loaded = True
         self.payments = [
             {
                 "date": view.created_at.isoformat(),
@@ -203,7 +263,12 @@ class MembershipState(AuthState):
         ]
 
 
+def _membership_end() -> rx.Component:
+    return rx.moment(AuthState.membership_ends_at, format="LL, HH:mm", local=True)
+
+
 def membership_summary() -> rx.Component:
+    """What is true for this viewer: included with their role, active until, ended on, or none yet."""
     return rx.card(
         rx.vstack(
             rx.heading("Your membership", size="4"),
@@ -211,13 +276,13 @@ def membership_summary() -> rx.Component:
                 AuthState.membership_exempt,
                 rx.text("Included with your role: you never need to pay.", id="membership-state"),
                 rx.cond(
-                    AuthState.membership_ends_at != "",
-                    rx.text(
-                        "Paid until ",
-                        rx.moment(AuthState.membership_ends_at, format="LL, HH:mm", local=True),
-                        id="membership-state",
-                    ),
+                    AuthState.membership_ends_at == "",
                     rx.text("You have no membership yet.", id="membership-state"),
+                    rx.cond(
+                        MembershipState.member_active,
+                        rx.text("Active until ", _membership_end(), ".", id="membership-state"),
+                        rx.text("Your membership ended on ", _membership_end(), ".", id="membership-state"),
+                    ),
                 ),
             ),
             spacing="2",
@@ -226,13 +291,17 @@ def membership_summary() -> rx.Component:
     )
 
 
+def why_here_notice() -> rx.Component:
+    return rx.cond(
+        MembershipState.why_here != "",
+        rx.callout(MembershipState.why_here, icon="lock", color_scheme="amber", id="why-here", width="100%"),
+    )
+
+
 def pay_form() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.heading(
-                rx.cond(AuthState.membership_ends_at != "", "Add a year", "Pay for a year"),
-                size="4",
-            ),
+            rx.heading(rx.cond(MembershipState.member_active, "Add a year", "Pay for a year"), size="4"),
             rx.text(
                 "Enter your card. It goes straight to Stripe; paying while a membership runs adds a year to its end.",
                 color_scheme="gray",
@@ -274,7 +343,11 @@ def payment_section() -> rx.Component:
             MembershipState.payments_configured,
             pay_form(),
             rx.callout(
-                "Payments are not configured on this server yet. Ask an admin to grant your membership.",
+                rx.cond(
+                    MembershipState.member_active,
+                    "Payments are not configured on this server: to extend your membership, ask an admin.",
+                    "Payments are not configured on this server: ask an admin to grant you a membership.",
+                ),
                 icon="info",
                 color_scheme="gray",
                 id="payments-not-configured",
@@ -320,6 +393,7 @@ def membership_page() -> rx.Component:
     return layout(
         rx.vstack(
             rx.heading("Membership", size="7"),
+            why_here_notice(),
             rx.text(
                 "A yearly membership costs ",
                 rx.text.strong(MembershipState.price, " ", MembershipState.currency),
@@ -327,8 +401,13 @@ def membership_page() -> rx.Component:
             ),
             rx.unordered_list(
                 rx.list_item("the live dashboard of your strategies, updated as your bots post;"),
-                rx.list_item("their history and charts;"),
-                rx.list_item("an invite link for the people you trust."),
+                rx.list_item("your brokerage accounts and strategies, their history and charts."),
+            ),
+            rx.text(
+                "Inviting is not part of it: every account's invite link works, paid or not.",
+                color_scheme="gray",
+                size="2",
+                id="invite-rule",
             ),
             membership_summary(),
             payment_section(),

@@ -11,13 +11,13 @@ from sqlalchemy import select
 from projectalgo import accounts, billing
 from projectalgo.db import session_scope
 from projectalgo.models import Membership, Payment, User
-from projectalgo.pages.membership import CARD_NOT_CHECKED, SOMETHING_WRONG, MembershipState
+from projectalgo.pages.membership import CARD_NOT_CHECKED, SOMETHING_WRONG, MembershipState, why_sent_here
 from projectalgo.runtime import services
 from tests.conftest import TEST_SECRET_KEY_BASE, TEST_STRIPE_PUBLISHABLE_KEY, TEST_STRIPE_SECRET_KEY
-from tests.factories import make_admin, make_member
+from tests.factories import grant_membership, make_admin, make_member
 from tests.support.cards import THREE_D_SECURE, VISA, authenticate, enter_card
 from tests.support.network import closed_port_url, silent_server
-from tests.support.states import call, signed_in_state
+from tests.support.states import call, signed_in_state, visit
 
 
 @pytest.fixture
@@ -77,10 +77,13 @@ def test_opening_the_page_settles_a_payment_whose_3d_secure_page_never_reported_
     authenticate(localstripe.url, outcome.client_secret)  # completed at Stripe; then the tab was closed
 
     state = signed_in_state(MembershipState, member)
-    call(state, MembershipState.open_membership)
+    script = call(state, MembershipState.open_membership)
     assert state.pay_notice == billing.EARLIER_GRANTED and state.pay_error == ""
     assert state.membership_ends_at and [p["status"] for p in state.payments] == ["Paid"]
     assert len(_rows(engine, Membership, member.id)) == 1
+    # The grant emptied the tab's page states (a change of membership): the page's facts are set again.
+    assert state.member_active and state.payments_configured and state.price == "499.00"
+    assert "mountCard" in str(script)
 
 
 def test_while_stripe_cannot_say_whether_a_payment_went_through_no_other_starts(engine, stripe_at):
@@ -214,3 +217,51 @@ def test_only_stripe_js_text_errors_are_shown_to_the_payer(engine, stripe_at):
                 assert call(state, MembershipState.card_set_up, result) is None
                 assert (state.pay_error, state.paying, state._setup_id) == (shown, False, "")
         assert stripe_api.connections == 0
+
+
+# What the page says is true for its viewer (issue 13)
+
+
+def _opened(user, path="/membership"):
+    state = signed_in_state(MembershipState, user)
+    visit(state, path)
+    call(state, MembershipState.open_membership)
+    return state
+
+
+def test_a_non_member_sent_here_by_a_members_page_reads_why(app_services):
+    member = make_member(app_services)
+    for came_from, why in [
+        ("%2Fdashboard", "The dashboard is for members with an active membership"),
+        ("/strategies/", "Strategies and their charts are for members"),
+        ("%2Fstrategies%2F12", "Strategies and their charts are for members"),
+        ("/accounts", "Brokerage accounts are for members"),
+    ]:
+        assert _opened(member, f"/membership?from={came_from}").why_here.startswith(why), came_from
+    for came_from in [
+        "",
+        "/admin",
+        "/dashboardx",
+        "https%3A%2F%2Fexample.com%2Fdashboard",
+        "%3Cscript%3E",
+        "/strategies/x",
+    ]:
+        assert _opened(member, f"/membership?from={came_from}").why_here == "", came_from
+    assert _opened(member).why_here == ""
+
+    grant_membership(app_services, member)  # a member sees no such reason, whatever the link says
+    assert _opened(member, "/membership?from=%2Fdashboard").why_here == ""
+
+
+def test_why_sent_here_takes_only_text_it_knows():
+    assert why_sent_here("/dashboard/") == why_sent_here("/dashboard") != ""
+    assert [why_sent_here(value) for value in (None, 7, ["/dashboard"], "/dashboard/../admin")] == ["", "", "", ""]
+
+
+def test_without_stripe_the_page_knows_who_is_a_member(app_services):
+    assert services().payments is None
+    newcomer, paid = make_member(app_services), make_member(app_services)
+    grant_membership(app_services, paid)
+    assert (_opened(newcomer).member_active, _opened(newcomer).payments_configured) == (False, False)
+    assert _opened(paid).member_active and _opened(paid).membership_ends_at
+    assert _opened(make_admin(app_services)).member_active
