@@ -186,8 +186,8 @@ class AuthState(rx.State):
         user = await self._current_user()
         if user is None:
             return self._to_login()
-        if not user.membership_active:
-            return rx.redirect("/membership")
+        if not user.membership_active:  # /membership says why it was sent here (pages/membership.py)
+            return rx.redirect(f"/membership?from={quote(self.router.url.path.rstrip('/') or '/', safe='')}")
         return user
 
 
