@@ -45,7 +45,9 @@ const fitX = (layout, state) => {
   return true;
 };
 
-const CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"] };
+// A short modebar (image, zoom, pan, reset): on a phone it stays clear of the title.
+const CONFIG = { responsive: true, displaylogo: false,
+                 modeBarButtonsToRemove: ["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d"] };
 
 export function LiveChart({ figure, tail, onResync, id }) {
   const element = useRef(null);

@@ -260,7 +260,7 @@ def equity_figure(series: Sequence[tuple[int, Decimal]], seq: int, title: str) -
             "height": 320,
             "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
             # At the left: the modebar takes the top right corner.
-            "title": {"text": title, "x": 0, "xanchor": "left", "xref": "paper", "font": {"size": 15}},
+            "title": {"text": title, "x": 0.02, "xanchor": "left", "xref": "container", "font": {"size": 15}},
             "xaxis": _axis(type="date"),
             "yaxis": _axis(tickformat=MONEY_TICKS, hoverformat=MONEY_HOVER),
             "modebar": MODEBAR,

@@ -197,9 +197,18 @@ class DashboardState(AuthState):
 STACKED_ON_PHONE = {
     "@media (max-width: 47.99em)": {
         "& thead": {"display": "none"},
-        "& table, & tbody, & tr, & td, & tbody th": {"display": "block", "width": "100%"},
-        "& tr": {"padding_y": "0.5em", "box_shadow": "inset 0 -1px var(--gray-a5)"},
-        "& td, & tbody th": {"box_shadow": "none", "padding": "0.2em 0", "overflow_wrap": "anywhere"},
+        "& table, & tbody, & td, & tbody th": {"display": "block", "width": "100%"},
+        "& table": {"height": "auto"},  # Radix gives it height 0, which a block keeps: the rows would be clipped
+        # Each row a card of two columns under its first cell (the name or the time), which spans both.
+        "& tr": {
+            "display": "grid",
+            "grid_template_columns": "repeat(auto-fill, minmax(10em, 1fr))",
+            "column_gap": "1em",
+            "padding_y": "0.5em",
+            "box_shadow": "inset 0 -1px var(--gray-a5)",
+        },
+        "& tr > :first-child": {"grid_column": "1 / -1", "font_weight": "500"},
+        "& td, & tbody th": {"box_shadow": "none", "padding": "0.2em 0", "height": "auto", "overflow_wrap": "anywhere"},
         "& td[data-label]::before": {"content": 'attr(data-label) ": "', "color": "var(--gray-11)"},
     }
 }

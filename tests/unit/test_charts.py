@@ -131,4 +131,4 @@ def test_the_strategy_legend_sits_under_the_plot_and_the_equity_title_clear_of_t
         "yref": "container",
     }
     title = charts.equity_figure([], 0, "Wallet balance — 24H")["layout"]["title"]
-    assert (title["x"], title["xanchor"]) == (0, "left")  # the modebar takes the top right corner
+    assert (title["xref"], title["xanchor"]) == ("container", "left")  # the modebar takes the top right corner
