@@ -1,14 +1,86 @@
-"""/accounts: the member's brokerage accounts (add, rename, archive, delete)."""
+"""/accounts: the member's brokerage accounts (add, rename, archive, delete).
+
+Forms keep what was typed when the server refuses it, and empty only on success: they are not reset on submit,
+and each has a React key that the server changes on success (a new key mounts the form, or a dialog, afresh).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import reflex as rx
+from sqlmodel import Session
 
 from projectalgo import forms, strategies
+from projectalgo.accounts import Actor
 from projectalgo.components.layout import form_error, layout, notice
 from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, in_session
+
+T = TypeVar("T")
+
+# Below this width (phones) a table's rows are stacked as cards, each cell labelled: nothing scrolls sideways.
+PHONE_WIDTH = "48em"
+
+
+def stacked_below(below: str) -> dict:
+    """The style of a table root whose rows stack below `below`; its cells carry their column's data-label."""
+    return {
+        f"@media screen and (max-width: calc({below} - 0.02px))": {
+            "& thead": {"display": "none"},
+            "& table, & tbody, & tr, & th, & td": {"display": "block", "width": "100%"},
+            "& table": {"height": "auto"},  # Radix gives the table no height of its own
+            "& tr": {"padding_y": "0.5em", "border_bottom": f"1px solid {rx.color('gray', 5)}"},
+            "& th, & td": {"box_shadow": "none", "padding_x": "0", "padding_y": "0.2em", "height": "auto"},
+            "& td:empty": {"display": "none"},  # an empty field: no bare label
+            "& [data-label]::before": {
+                "content": "attr(data-label) ': '",
+                "color": rx.color("gray", 11),
+                "font_size": "var(--font-size-1)",
+            },
+        }
+    }
+
+
+# A row's buttons: larger where they are tapped (phones), small beside a table's columns.
+ROW_ACTION_SIZE = rx.breakpoints(initial="2", sm="1")
+
+
+def labelled(label: str) -> dict[str, str]:
+    """A table cell's column name, shown beside its value when the rows are stacked."""
+    return {"data-label": label}
+
+
+def confirmed(
+    trigger: rx.Component,
+    *,
+    question: rx.Var | str,
+    consequence: rx.Component | str,
+    action: str,
+    on_confirm: rx.event.EventSpec,
+    color_scheme: str = "red",
+) -> rx.Component:
+    """`trigger` asks first: a dialog naming what goes and what follows, with Cancel and `action`."""
+    return rx.alert_dialog.root(
+        rx.alert_dialog.trigger(trigger),
+        rx.alert_dialog.content(
+            rx.alert_dialog.title(question),
+            rx.alert_dialog.description(consequence),
+            rx.flex(
+                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
+                rx.alert_dialog.action(rx.button(action, color_scheme=color_scheme, on_click=on_confirm)),
+                spacing="3",
+                justify="end",
+                margin_top="1em",
+            ),
+        ),
+    )
+
+
+def row_of(form: object, field: str) -> int:
+    """Which row's dialog a form came from (-1 when tampered): its refusal is shown in that dialog."""
+    return forms.parse_id(form.get(field)) if isinstance(form, Mapping) else -1
 
 
 @dataclass
@@ -24,6 +96,18 @@ class AccountRow:
 
 class AccountsState(MemberActionsMixin, AuthState):
     accounts: list[AccountRow] = []
+    added: int = 0  # accounts added by this tab: the add form's key, so it empties after each
+    renamed: int = 0  # the rename dialogs' key, so they close after a rename
+    rename_refused: int = 0  # the account whose rename was just refused: its dialog stays open and says why
+
+    async def _act(
+        self,
+        work: Callable[[Session, Actor], T],
+        done: Callable[[T], str],
+        then: Callable[[T], None] | None = None,
+    ) -> rx.event.EventSpec | None:
+        self.rename_refused = 0  # any outcome replaces the last refusal
+        return await super()._act(work, done, then)
 
     async def _reload(self, member: CurrentUser) -> None:
         views = await in_session(lambda session: strategies.list_accounts(session, member.actor))
@@ -49,11 +133,15 @@ class AccountsState(MemberActionsMixin, AuthState):
                 notes=forms.form_text(form, "notes", max_length=strategies.NOTES_MAX_LENGTH, label="The notes"),
             ),
             lambda account: f"Account {account.name!r} added.",
+            then=self._added,
         )
+
+    def _added(self, _account: object) -> None:
+        self.added += 1
 
     @rx.event
     async def rename_account(self, form: dict[str, str]) -> rx.event.EventSpec | None:
-        return await self._act(
+        redirect = await self._act(
             lambda session, actor: strategies.rename_account(
                 session,
                 actor,
@@ -61,7 +149,14 @@ class AccountsState(MemberActionsMixin, AuthState):
                 name=forms.form_text(form, "name", max_length=strategies.NAME_MAX_LENGTH, label="The name"),
             ),
             lambda _account: "Account renamed.",
+            then=self._renamed,
         )
+        if self.error:
+            self.rename_refused = row_of(form, "account_id")
+        return redirect
+
+    def _renamed(self, _account: object) -> None:
+        self.renamed += 1
 
     @rx.event
     async def set_archived(self, account_id: int, archived: bool) -> rx.event.EventSpec | None:
@@ -89,51 +184,53 @@ def add_account_form() -> rx.Component:
                 required=True,
                 max_length=strategies.NAME_MAX_LENGTH,
                 aria_label="Account name",
-                flex="2",
-                min_width="12em",
+                flex="2 1 12em",
             ),
             rx.input(
                 name="exchange",
                 placeholder="Exchange (optional)",
                 max_length=strategies.EXCHANGE_MAX_LENGTH,
                 aria_label="Exchange",
-                flex="1",
-                min_width="8em",
+                flex="1 1 8em",
             ),
             rx.input(
                 name="notes",
                 placeholder="Notes (optional)",
                 max_length=strategies.NOTES_MAX_LENGTH,
                 aria_label="Notes",
-                flex="2",
-                min_width="8em",
+                flex="2 1 8em",
             ),
             rx.button("Add account", type="submit"),
             spacing="2",
             wrap="wrap",
         ),
         on_submit=AccountsState.add_account,
-        reset_on_submit=True,
+        key=f"add-account-{AccountsState.added}",
+        width="100%",
     )
 
 
 def rename_dialog(account: AccountRow) -> rx.Component:
     return rx.dialog.root(
-        rx.dialog.trigger(rx.button("Rename", size="1", variant="soft")),
+        rx.dialog.trigger(rx.button("Rename", size=ROW_ACTION_SIZE, variant="soft")),
         rx.dialog.content(
             rx.dialog.title("Rename account"),
+            rx.cond(AccountsState.rename_refused == account.id, form_error(AccountsState.error)),
             rx.form(
-                rx.input(type="hidden", name="account_id", value=account.id.to_string()),
+                # A plain input: Radix's text field would draw an empty box around a hidden one.
+                rx.el.input(type="hidden", name="account_id", value=account.id.to_string()),
                 rx.input(
                     name="name",
                     default_value=account.name,
                     required=True,
                     max_length=strategies.NAME_MAX_LENGTH,
                     aria_label="New name",
+                    margin_top="0.5em",
                 ),
                 rx.flex(
                     rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
-                    rx.dialog.close(rx.button("Save", type="submit")),
+                    # Not a dialog.close: a refused name stays in the open dialog; a new key closes it on success.
+                    rx.button("Save", type="submit"),
                     spacing="2",
                     justify="end",
                     margin_top="1em",
@@ -141,37 +238,53 @@ def rename_dialog(account: AccountRow) -> rx.Component:
                 on_submit=AccountsState.rename_account,
             ),
         ),
+        key=f"rename-{account.id}-{AccountsState.renamed}",
+    )
+
+
+def delete_button(account: AccountRow) -> rx.Component:
+    return confirmed(
+        rx.button("Delete", size=ROW_ACTION_SIZE, variant="soft", color_scheme="red"),
+        question=f"Delete the account “{account.name}”?",
+        consequence=rx.cond(
+            account.strategy_count > 0,
+            "It still has strategies, which can be archived but not deleted, so it will not be deleted: archive "
+            "the account instead, or first move its strategies to another account.",
+            "It is removed for good.",
+        ),
+        action="Delete account",
+        on_confirm=AccountsState.delete_account(account.id),
     )
 
 
 def account_row(account: AccountRow) -> rx.Component:
     return rx.table.row(
         rx.table.row_header_cell(
-            rx.text(account.name, weight="medium"),
+            rx.text(account.name, weight="medium", as_="span"),
             rx.cond(account.archived, rx.badge("archived", color_scheme="gray", margin_left="0.5em")),
         ),
-        rx.table.cell(account.exchange),
-        rx.table.cell(account.strategy_count),
-        rx.table.cell(rx.moment(account.created_at, format="YYYY-MM-DD", local=True)),
+        rx.table.cell(account.exchange, custom_attrs=labelled("Exchange")),
+        rx.table.cell(account.strategy_count, custom_attrs=labelled("Strategies")),
+        rx.table.cell(rx.moment(account.created_at, format="YYYY-MM-DD", local=True), custom_attrs=labelled("Created")),
         rx.table.cell(
             rx.flex(
                 rename_dialog(account),
                 rx.cond(
                     account.archived,
                     rx.button(
-                        "Restore", size="1", variant="soft", on_click=AccountsState.set_archived(account.id, False)
+                        "Restore",
+                        size=ROW_ACTION_SIZE,
+                        variant="soft",
+                        on_click=AccountsState.set_archived(account.id, False),
                     ),
                     rx.button(
-                        "Archive", size="1", variant="soft", on_click=AccountsState.set_archived(account.id, True)
+                        "Archive",
+                        size=ROW_ACTION_SIZE,
+                        variant="soft",
+                        on_click=AccountsState.set_archived(account.id, True),
                     ),
                 ),
-                rx.button(
-                    "Delete",
-                    size="1",
-                    variant="soft",
-                    color_scheme="red",
-                    on_click=AccountsState.delete_account(account.id),
-                ),
+                delete_button(account),
                 spacing="2",
                 wrap="wrap",
             )
@@ -202,6 +315,7 @@ def accounts_page() -> rx.Component:
                     rx.table.body(rx.foreach(AccountsState.accounts, account_row)),
                     width="100%",
                     id="accounts-table",
+                    style=stacked_below(PHONE_WIDTH),
                 ),
                 rx.text("No accounts yet: add the first one above.", color_scheme="gray"),
             ),

@@ -1,10 +1,14 @@
-"""/strategies: the member's strategies and their bot tokens (shown once, then only their prefix)."""
+"""/strategies: the member's strategies and their bot tokens (shown once, then only their prefix).
+
+Its forms keep what was typed when the server refuses it and empty only on success, as on /accounts.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import reflex as rx
 from sqlmodel import Session
@@ -12,8 +16,11 @@ from sqlmodel import Session
 from projectalgo import forms, strategies
 from projectalgo.accounts import Actor
 from projectalgo.components.layout import form_error, layout, notice
+from projectalgo.pages.accounts import ROW_ACTION_SIZE, confirmed, labelled, row_of, stacked_below
 from projectalgo.runtime import services
 from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, in_session
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -74,6 +81,18 @@ class StrategiesState(MemberActionsMixin, AuthState):
     # A token just created: shown once, cleared on dismiss and on every page load.
     new_token: str = ""
     new_token_strategy: str = ""
+    created: int = 0  # strategies created by this tab: the create form's key, so it empties after each
+    saved: int = 0  # the edit dialogs' key, so they close after a save
+    edit_refused: int = 0  # the strategy whose edit was just refused: its dialog stays open and says why
+
+    async def _act(
+        self,
+        work: Callable[[Session, Actor], T],
+        done: Callable[[T], str],
+        then: Callable[[T], None] | None = None,
+    ) -> rx.event.EventSpec | None:
+        self.edit_refused = 0  # any outcome replaces the last refusal
+        return await super()._act(work, done, then)
 
     @rx.var
     def new_token_snippet(self) -> str:
@@ -113,7 +132,7 @@ class StrategiesState(MemberActionsMixin, AuthState):
             )
             return strategy.name, strategies.issue_token(session, actor, strategy.id)
 
-        return await self._issue(create, lambda created: f"Strategy {created[0]!r} created.")
+        return await self._issue(create, lambda created: f"Strategy {created[0]!r} created.", created=True)
 
     @rx.event
     async def new_token_for(self, strategy_id: int) -> rx.event.EventSpec | None:
@@ -126,12 +145,18 @@ class StrategiesState(MemberActionsMixin, AuthState):
         )
 
     async def _issue(
-        self, work: Callable[[Session, Actor], tuple[str, str]], done: Callable[[tuple[str, str]], str]
+        self,
+        work: Callable[[Session, Actor], tuple[str, str]],
+        done: Callable[[tuple[str, str]], str],
+        *,
+        created: bool = False,
     ) -> rx.event.EventSpec | None:
         """Run `work`, which returns a strategy's name and a new token of it, and show that token this once."""
 
         def show(issued: tuple[str, str]) -> None:
             self.new_token_strategy, self.new_token = issued
+            if created:
+                self.created += 1
 
         return await self._act(work, done, then=show)
 
@@ -141,7 +166,7 @@ class StrategiesState(MemberActionsMixin, AuthState):
 
     @rx.event
     async def update_strategy(self, form: dict[str, str]) -> rx.event.EventSpec | None:
-        return await self._act(
+        redirect = await self._act(
             lambda session, actor: strategies.update_strategy(
                 session,
                 actor,
@@ -150,7 +175,14 @@ class StrategiesState(MemberActionsMixin, AuthState):
                 **_fields(form),
             ),
             lambda _strategy: "Strategy saved.",
+            then=self._saved,
         )
+        if self.error:
+            self.edit_refused = row_of(form, "strategy_id")
+        return redirect
+
+    def _saved(self, _strategy: object) -> None:
+        self.saved += 1
 
     @rx.event
     async def set_archived(self, strategy_id: int, archived: bool) -> rx.event.EventSpec | None:
@@ -184,9 +216,10 @@ def _fields(form: object) -> dict[str, str]:
     }
 
 
-def account_select(default: rx.Var | str = "") -> rx.Component:
+def account_select(default: rx.Var | str = "", **trigger: object) -> rx.Component:
     return rx.select.root(
-        rx.select.trigger(placeholder="Brokerage account", aria_label="Brokerage account", min_width="12em"),
+        # Never wider than its form: a long account name is cut short with an ellipsis instead.
+        rx.select.trigger(placeholder="Brokerage account", aria_label="Brokerage account", max_width="100%", **trigger),
         rx.select.content(
             rx.foreach(StrategiesState.account_options, lambda a: rx.select.item(a.name, value=a.id)),
         ),
@@ -205,32 +238,30 @@ def create_form() -> rx.Component:
                 required=True,
                 max_length=strategies.NAME_MAX_LENGTH,
                 aria_label="Strategy name",
-                flex="2",
-                min_width="10em",
+                flex="2 1 10em",
             ),
-            account_select(),
+            account_select(min_width="12em"),
             rx.input(
                 name="symbol",
                 placeholder="Symbol (optional)",
                 max_length=strategies.SYMBOL_MAX_LENGTH,
                 aria_label="Symbol",
-                flex="1",
-                min_width="7em",
+                flex="1 1 7em",
             ),
             rx.input(
                 name="description",
                 placeholder="Description (optional)",
                 max_length=strategies.DESCRIPTION_MAX_LENGTH,
                 aria_label="Description",
-                flex="3",
-                min_width="10em",
+                flex="3 1 10em",
             ),
             rx.button("Create strategy", type="submit"),
             spacing="2",
             wrap="wrap",
         ),
         on_submit=StrategiesState.create_strategy,
-        reset_on_submit=True,
+        key=f"create-strategy-{StrategiesState.created}",
+        width="100%",
     )
 
 
@@ -254,10 +285,13 @@ def new_token_card() -> rx.Component:
                 wrap="wrap",
             ),
             rx.text("Your bot sends:", size="2"),
-            rx.code_block(StrategiesState.new_token_snippet, language="bash", wrap_long_lines=True, width="100%"),
+            rx.code_block(
+                StrategiesState.new_token_snippet, language="bash", wrap_long_lines=True, width="100%", max_width="100%"
+            ),
             rx.button("I have stored it", size="1", variant="soft", on_click=StrategiesState.dismiss_token),
             color_scheme="amber",
             width="100%",
+            min_width="0",
             id="new-token-card",
         ),
     )
@@ -265,12 +299,13 @@ def new_token_card() -> rx.Component:
 
 def edit_dialog(strategy: StrategyRow) -> rx.Component:
     return rx.dialog.root(
-        rx.dialog.trigger(rx.button("Edit", size="1", variant="soft")),
+        rx.dialog.trigger(rx.button("Edit", size=ROW_ACTION_SIZE, variant="soft")),
         rx.dialog.content(
             rx.dialog.title("Edit strategy"),
+            rx.cond(StrategiesState.edit_refused == strategy.id, form_error(StrategiesState.error)),
             rx.form(
                 rx.vstack(
-                    rx.input(type="hidden", name="strategy_id", value=strategy.id.to_string()),
+                    rx.el.input(type="hidden", name="strategy_id", value=strategy.id.to_string()),
                     rx.input(
                         name="name",
                         default_value=strategy.name,
@@ -279,10 +314,12 @@ def edit_dialog(strategy: StrategyRow) -> rx.Component:
                         aria_label="Name",
                         width="100%",
                     ),
-                    account_select(strategy.account_id),
+                    # Its own text must not widen the dialog past a phone's screen (contain: inline-size).
+                    account_select(strategy.account_id, width="100%", contain="inline-size"),
                     rx.input(
                         name="symbol",
                         default_value=strategy.symbol,
+                        placeholder="Symbol (optional)",
                         max_length=strategies.SYMBOL_MAX_LENGTH,
                         aria_label="Symbol",
                         width="100%",
@@ -290,38 +327,74 @@ def edit_dialog(strategy: StrategyRow) -> rx.Component:
                     rx.text_area(
                         name="description",
                         default_value=strategy.description,
+                        placeholder="Description (optional)",
                         max_length=strategies.DESCRIPTION_MAX_LENGTH,
                         aria_label="Description",
                         width="100%",
                     ),
                     rx.flex(
                         rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
-                        rx.dialog.close(rx.button("Save", type="submit")),
+                        # Not a dialog.close: a refused edit stays in the open dialog; a new key closes it on success.
+                        rx.button("Save", type="submit"),
                         spacing="2",
                         justify="end",
                         width="100%",
                     ),
+                    margin_top="0.5em",
                 ),
                 on_submit=StrategiesState.update_strategy,
             ),
         ),
+        key=f"edit-{strategy.id}-{StrategiesState.saved}",
     )
 
 
-def token_chip(token: TokenRow) -> rx.Component:
+def when(value: rx.Var[str]) -> rx.Component:
+    """An ISO time in the viewer's own time zone, to the minute; "never" when there is none."""
+    return rx.cond(value != "", rx.moment(value, format="YYYY-MM-DD HH:mm", local=True), "never")
+
+
+def token_chip(token: TokenRow, strategy_name: rx.Var[str]) -> rx.Component:
     return rx.flex(
         rx.code(token.prefix, "…", size="1"),
-        rx.icon_button(
-            rx.icon("x", size=12),
+        rx.text(
+            "created ",
+            when(token.created_at),
+            " · last used ",
+            when(token.last_used_at),
             size="1",
-            variant="ghost",
-            color_scheme="red",
-            title="Revoke token",
-            aria_label=f"Revoke token {token.prefix}",
-            on_click=StrategiesState.revoke_token(token.id),
+            color_scheme="gray",
+            as_="span",
+        ),
+        confirmed(
+            rx.button(
+                "Revoke",
+                size=ROW_ACTION_SIZE,
+                variant="soft",
+                color_scheme="red",
+                title="Revoke token",
+                aria_label=f"Revoke token {token.prefix}",
+            ),
+            question=f"Revoke token {token.prefix}… of “{strategy_name}”?",
+            consequence="Bots using it will be refused from now on. This cannot be undone.",
+            action="Revoke token",
+            on_confirm=StrategiesState.revoke_token(token.id),
         ),
         align="center",
-        spacing="1",
+        spacing="2",
+        wrap="wrap",
+        class_name="token-chip",
+    )
+
+
+def archive_button(strategy: StrategyRow) -> rx.Component:
+    return confirmed(
+        rx.button("Archive", size=ROW_ACTION_SIZE, variant="soft", color_scheme="gray"),
+        question=f"Archive the strategy “{strategy.name}”?",
+        consequence="Its bots' tokens are refused until you restore it. Its history stays.",
+        action="Archive strategy",
+        on_confirm=StrategiesState.set_archived(strategy.id, True),
+        color_scheme="orange",
     )
 
 
@@ -332,28 +405,38 @@ def strategy_row(strategy: StrategyRow) -> rx.Component:
             rx.cond(strategy.archived, rx.badge("archived", color_scheme="gray", margin_left="0.5em")),
             rx.text(strategy.description, size="1", color_scheme="gray"),
         ),
-        rx.table.cell(strategy.account_name),
-        rx.table.cell(strategy.symbol),
+        rx.table.cell(strategy.account_name, custom_attrs=labelled("Account")),
+        rx.table.cell(strategy.symbol, custom_attrs=labelled("Symbol")),
         rx.table.cell(
-            rx.cond(strategy.last_snapshot_at != "", rx.moment(strategy.last_snapshot_at, from_now=True), "never")
+            rx.cond(strategy.last_snapshot_at != "", rx.moment(strategy.last_snapshot_at, from_now=True), "never"),
+            custom_attrs=labelled("Last snapshot"),
         ),
-        rx.table.cell(rx.flex(rx.foreach(strategy.tokens, token_chip), direction="column", spacing="1")),
+        rx.table.cell(
+            rx.flex(
+                rx.foreach(strategy.tokens, lambda token: token_chip(token, strategy.name)),
+                direction="column",
+                spacing="1",
+            ),
+            custom_attrs=labelled("Tokens"),
+        ),
         rx.table.cell(
             rx.flex(
                 edit_dialog(strategy),
-                rx.button("New token", size="1", variant="soft", on_click=StrategiesState.new_token_for(strategy.id)),
+                rx.button(
+                    "New token",
+                    size=ROW_ACTION_SIZE,
+                    variant="soft",
+                    on_click=StrategiesState.new_token_for(strategy.id),
+                ),
                 rx.cond(
                     strategy.archived,
                     rx.button(
-                        "Restore", size="1", variant="soft", on_click=StrategiesState.set_archived(strategy.id, False)
-                    ),
-                    rx.button(
-                        "Archive",
-                        size="1",
+                        "Restore",
+                        size=ROW_ACTION_SIZE,
                         variant="soft",
-                        color_scheme="gray",
-                        on_click=StrategiesState.set_archived(strategy.id, True),
+                        on_click=StrategiesState.set_archived(strategy.id, False),
                     ),
+                    archive_button(strategy),
                 ),
                 spacing="2",
                 wrap="wrap",
@@ -376,22 +459,20 @@ def strategies_page() -> rx.Component:
             ),
             rx.cond(
                 StrategiesState.strategies.length() > 0,
-                rx.box(
-                    rx.table.root(
-                        rx.table.header(
-                            rx.table.row(
-                                *(
-                                    rx.table.column_header_cell(h)
-                                    for h in ("Strategy", "Account", "Symbol", "Last snapshot", "Tokens", "")
-                                )
+                rx.table.root(
+                    rx.table.header(
+                        rx.table.row(
+                            *(
+                                rx.table.column_header_cell(h)
+                                for h in ("Strategy", "Account", "Symbol", "Last snapshot", "Tokens", "")
                             )
-                        ),
-                        rx.table.body(rx.foreach(StrategiesState.strategies, strategy_row)),
-                        width="100%",
-                        id="strategies-table",
+                        )
                     ),
-                    overflow_x="auto",
+                    rx.table.body(rx.foreach(StrategiesState.strategies, strategy_row)),
                     width="100%",
+                    id="strategies-table",
+                    # Six columns, the tokens' dates among them: stacked up to small laptops, not only phones.
+                    style=stacked_below("62em"),
                 ),
                 rx.text("No strategies yet.", color_scheme="gray"),
             ),

@@ -96,3 +96,34 @@ def test_tampered_ids_are_refused_with_a_message(world):
     state = signed_in_state(AccountsState, world["alice"])
     assert call(state, AccountsState.delete_account, "1 OR 1=1") is None
     assert state.error == "No such brokerage account."
+
+
+def test_a_refused_dialog_stays_the_one_showing_why_and_only_successes_empty_the_forms(world):
+    accounts = signed_in_state(AccountsState, world["alice"])
+    call(accounts, AccountsState.open_accounts)
+    call(accounts, AccountsState.add_account, {"name": "bitmex MAIN"})
+    assert "already have an account named 'BitMEX main'" in accounts.error and accounts.added == 0
+    call(accounts, AccountsState.add_account, {"name": "Spare"})
+    assert accounts.error == "" and accounts.added == 1
+    spare = next(a.id for a in accounts.accounts if a.name == "Spare")
+    call(accounts, AccountsState.rename_account, {"account_id": str(spare), "name": "BITMEX main"})
+    assert (accounts.rename_refused, accounts.renamed) == (spare, 0)
+    call(accounts, AccountsState.set_archived, world["account_id"], True)  # the next outcome replaces it
+    assert accounts.rename_refused == 0
+    call(accounts, AccountsState.rename_account, ["not", "a", "form"])
+    assert accounts.error == "The form could not be read. Reload the page and try again."
+    assert accounts.rename_refused == -1  # no dialog's
+    call(accounts, AccountsState.rename_account, {"account_id": str(spare), "name": "Spare two"})
+    assert (accounts.error, accounts.rename_refused, accounts.renamed) == ("", 0, 1)
+
+    page = signed_in_state(StrategiesState, world["alice"])
+    call(page, StrategiesState.open_strategies)
+    call(page, StrategiesState.create_strategy, {"account_id": str(spare), "name": "TREND"})
+    assert "already have a strategy named 'Trend'" in page.error and page.created == 0 and page.new_token == ""
+    call(page, StrategiesState.create_strategy, {"account_id": str(spare), "name": "Breakout"})
+    assert page.error == "" and page.created == 1 and page.new_token.startswith("pa_live_")
+    edit = {"strategy_id": str(world["strategy_id"]), "account_id": str(spare), "name": "breakout"}
+    call(page, StrategiesState.update_strategy, edit)
+    assert (page.edit_refused, page.saved) == (world["strategy_id"], 0)
+    call(page, StrategiesState.update_strategy, edit | {"name": "Trend two"})
+    assert (page.error, page.edit_refused, page.saved) == ("", 0, 1)
