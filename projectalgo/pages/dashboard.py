@@ -108,7 +108,8 @@ class DashboardLiveState(AuthState):
         self._refresh_numbers()
         bucket = snapshot.at_ms - snapshot.at_ms % self._bucket_ms
         self.tail = charts.equity_tail(bucket, self._total(), self._seq)
-        self.charted = True
+        if not self.charted:  # a var set is sent even when unchanged: only the first point is news
+            self.charted = True
         # A backfilled (older) snapshot does not make the strategy's last snapshot older.
         self.statuses = [
             StatusRow(r.id, r.name, r.account, r.status, max(r.last_snapshot_ms, snapshot.at_ms))

@@ -101,7 +101,8 @@ class StrategyLiveState(AuthState):
         self._peak_margin = max(self._peak_margin, point.margin)
         self._seq += 1
         self.tail = charts.strategy_tail(point, self._peak_margin, self._seq)
-        self.charted = True
+        if not self.charted:  # a var set is sent even when unchanged: only the first point is news
+            self.charted = True
         self._show_latest(snapshot, epoch_ms(utcnow()))  # a backfilled older one does not replace the latest
         self.unseen += 1
 
