@@ -34,6 +34,27 @@ class RefusedError(Exception):
     """The post is refused: answered with args (status, error, detail[, headers])."""
 
 
+def _refused_token(owner: strategies.TokenOwner | None, token: str) -> RefusedError:
+    """Why a token may not post: unknown or revoked, its owner disabled, or its strategy archived."""
+    if owner is None:
+        reason, error = (
+            "unknown_token",
+            RefusedError(401, "invalid_token", "This token is unknown or has been revoked."),
+        )
+    elif owner.owner_disabled:
+        reason = "owner_disabled"
+        error = RefusedError(
+            403,
+            "owner_disabled",
+            "The account this strategy belongs to is disabled; its owner should contact an admin.",
+        )
+    else:
+        reason = "strategy_archived"
+        error = RefusedError(403, "strategy_archived", "This strategy is archived; its owner can restore it.")
+    log.info("ingest.refused reason=%s prefix=%s", reason, token[: strategies.TOKEN_DISPLAY_LENGTH])
+    return error
+
+
 @dataclass(frozen=True)
 class Post:
     token: str
@@ -119,9 +140,8 @@ class Ingestor:
         accepted: list[tuple[int, strategies.TokenOwner, Snapshot]] = []  # (index in posts, owner, snapshot)
         for index, post in enumerate(posts):
             owner = owners.get(post.token)
-            if owner is None:
-                log.info("ingest.refused reason=unknown_token prefix=%s", post.token[: strategies.TOKEN_DISPLAY_LENGTH])
-                outcomes.append(RefusedError(401, "invalid_token", "This token is unknown or has been revoked."))
+            if owner is None or owner.owner_disabled or owner.strategy_archived:
+                outcomes.append(_refused_token(owner, post.token))
             elif wait := self._limiter.acquire(owner.token_id):
                 retry_after = {"Retry-After": str(math.ceil(wait))}
                 outcomes.append(

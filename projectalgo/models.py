@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 metadata = SQLModel.metadata
@@ -142,7 +142,11 @@ class BrokerageAccount(SQLModel, table=True):
     """A member's account at a broker; strategies trading on it share its wallet (counted once)."""
 
     __tablename__ = "brokerage_accounts"
-    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_brokerage_accounts_owner_name"),)
+    __table_args__ = (
+        UniqueConstraint("owner_id", "name", name="uq_brokerage_accounts_owner_name"),
+        # Names are unique per owner whatever their case (migration 0009).
+        Index("uq_brokerage_accounts_owner_lower_name", "owner_id", text("lower(name)"), unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="users.id", index=True)
@@ -155,7 +159,10 @@ class BrokerageAccount(SQLModel, table=True):
 
 class Strategy(SQLModel, table=True):
     __tablename__ = "strategies"
-    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_strategies_owner_name"),)
+    __table_args__ = (
+        UniqueConstraint("owner_id", "name", name="uq_strategies_owner_name"),
+        Index("uq_strategies_owner_lower_name", "owner_id", text("lower(name)"), unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # The owner is the account's owner, kept here too so names are unique per owner and lists need no join.

@@ -344,19 +344,21 @@ def revoke_token(session: Session, actor: Actor, token_id: int) -> None:
 
 @dataclass(frozen=True)
 class TokenOwner:
-    """What an accepted bot token resolves to."""
+    """What a bot token that has not been revoked resolves to."""
 
     token_id: int
     strategy_id: int
     account_id: int
     owner_id: int
+    strategy_archived: bool  # refused while archived, with its own answer
+    owner_disabled: bool  # refused while the owner is disabled, with its own answer
 
 
 def resolve_tokens(connection: Connection | Session, tokens: Iterable[str]) -> dict[str, TokenOwner]:
-    """The strategy each accepted token may post for, by one lookup on the token hash's unique index.
+    """The strategy each token that is not revoked belongs to, by one lookup on the token hash's unique index.
 
-    Revoked tokens, archived strategies and disabled owners are left out. Takes a plain connection too:
-    on the ingestion path, an ORM session costs several times the query itself.
+    Revoked tokens are left out; an archived strategy or a disabled owner is said, so the bot is told why.
+    Takes a plain connection too: on the ingestion path, an ORM session costs several times the query itself.
     """
     by_hash = {token_hash(token): token for token in tokens if token.startswith(TOKEN_PREFIX) and len(token) <= 100}
     if not by_hash:
@@ -367,15 +369,18 @@ def resolve_tokens(connection: Connection | Session, tokens: Iterable[str]) -> d
 
 # Built once: on the ingestion path, building the statement cost about as much as running it.
 _RESOLVE = (
-    select(StrategyToken.token_hash, StrategyToken.id, Strategy.id, Strategy.account_id, Strategy.owner_id)
+    select(
+        StrategyToken.token_hash,
+        StrategyToken.id,
+        Strategy.id,
+        Strategy.account_id,
+        Strategy.owner_id,
+        Strategy.archived_at.is_not(None),
+        User.disabled_at.is_not(None),
+    )
     .join(Strategy, Strategy.id == StrategyToken.strategy_id)
     .join(User, User.id == Strategy.owner_id)
-    .where(
-        StrategyToken.token_hash.in_(bindparam("token_hashes", expanding=True)),
-        StrategyToken.revoked_at.is_(None),
-        Strategy.archived_at.is_(None),
-        User.disabled_at.is_(None),
-    )
+    .where(StrategyToken.token_hash.in_(bindparam("token_hashes", expanding=True)), StrategyToken.revoked_at.is_(None))
 )
 
 

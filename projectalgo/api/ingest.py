@@ -114,6 +114,8 @@ OPENAPI = {
             {
                 400: "Not JSON, or not a JSON object.",
                 401: "Missing, unknown or revoked token.",
+                403: "The token's strategy is archived (strategy_archived) or its owner's account is disabled "
+                "(owner_disabled); nothing was stored.",
                 409: "created_at is more than 5 minutes ahead of the server's clock (is the bot's clock right?); "
                 "nothing was stored.",
                 413: "Body over 16 KB.",

@@ -5,14 +5,14 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from projectalgo import snapshots, strategies
 from projectalgo.clock import utcnow
 from projectalgo.db import make_engine, session_scope
 from projectalgo.ingestion import Ingestor, Post, RefusedError, Stored
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
-from projectalgo.models import Strategy, StrategyToken
+from projectalgo.models import Strategy, StrategyToken, User
 from projectalgo.ratelimit import RateLimiter
 from tests.factories import actor_of, make_member, make_strategy
 
@@ -135,3 +135,18 @@ def test_a_bot_whose_owner_membership_ended_is_still_accepted(engine, world):
     ingestor = Ingestor(engine, SqlSnapshotStore(engine), RateLimiter(1000, 1000))
     (answer,) = asyncio.run(submit_all(ingestor, [post(one_token)]))
     assert isinstance(answer, Stored) and SqlSnapshotStore(engine).latest(one).at_ms == AT_MS
+
+
+def test_bots_are_told_when_their_owner_is_disabled_or_their_strategy_archived(engine, world):
+    """Distinct answers (issue 13): a disabled owner and an archived strategy are not a revoked token."""
+    (one, one_token), (two, two_token) = world["one"], world["two"]
+    with session_scope(engine) as session:
+        strategies.set_strategy_archived(session, actor_of(world["member"]), two, archived=True)
+    ingestor = Ingestor(engine, SqlSnapshotStore(engine), RateLimiter(1000, 1000))
+    (archived,) = asyncio.run(submit_all(ingestor, [post(two_token)]))
+    assert archived.args[:2] == (403, "strategy_archived")
+    with session_scope(engine) as session:
+        session.execute(update(User).where(User.id == world["member"].id).values(disabled_at=utcnow()))
+    (disabled,) = asyncio.run(submit_all(ingestor, [post(one_token, AT_MS + 5)]))
+    assert disabled.args[:2] == (403, "owner_disabled") and "disabled" in disabled.args[2]
+    assert SqlSnapshotStore(engine).latest(one) is None and SqlSnapshotStore(engine).latest(two) is None

@@ -54,10 +54,10 @@ def test_disabling_ends_sessions_and_bot_tokens_but_keeps_data_and_not_oneself(e
         _do(engine, lambda s: admin.set_disabled(s, actor_of(boss), user_id=boss.id, disabled=True))
     _do(engine, lambda s: admin.set_disabled(s, actor_of(boss), user_id=member.id, disabled=True, reason="abuse"))
     assert _do(engine, lambda s: accounts.user_for_session(s, session_token, idle=IDLE)) is None
-    assert _do(engine, lambda s: resolve(s, token)) is None
+    assert _do(engine, lambda s: resolve(s, token)).owner_disabled  # the ingestion refuses it, saying why
     assert _do(engine, lambda s: strategies.get_strategy(s, actor_of(boss), strategy_id)).name == "Trend"
     _do(engine, lambda s: admin.set_disabled(s, actor_of(boss), user_id=member.id, disabled=False))
-    assert _do(engine, lambda s: resolve(s, token)) is not None
+    assert not _do(engine, lambda s: resolve(s, token)).owner_disabled
     assert (
         _do(engine, lambda s: accounts.user_for_session(s, session_token, idle=IDLE)) is None
     )  # ended sessions stay ended
