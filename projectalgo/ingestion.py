@@ -26,7 +26,8 @@ from projectalgo.snapshots import Snapshot, SnapshotInput, SnapshotStore, StoreU
 
 log = logging.getLogger("projectalgo.ingest")
 # "Last used" and "last snapshot" are written at most once a second per token: one SQL write per
-# snapshot would halve the embedded store's throughput, and a second is far below what anyone reads.
+# snapshot would halve the embedded store's throughput, and a second is far below what anyone reads. A
+# token's newest snapshot held back by that is written a second later, so the last post of a burst counts.
 RECORD_USE_EVERY_SECONDS = 1.0
 
 
@@ -83,8 +84,11 @@ class Ingestor:
         self._store = store
         self._limiter = limiter
         self._clock = clock
-        # token id -> when its use was last written; only the one batch being stored touches it
+        # token id -> when its use was last written, and its newest stored snapshot not written yet; only the
+        # ingest thread touches them (a batch, or the delayed write of what a batch held back)
         self._recorded_at: dict[int, float] = {}
+        self._unrecorded: dict[int, Stored] = {}
+        self._delayed_write: asyncio.TimerHandle | None = None
         self._waiting: list[tuple[Post, asyncio.Future[Outcome]]] = []
         # One thread stores one batch at a time: the next batch gathers meanwhile, and the store's
         # writes never wait for each other within this process.
@@ -128,6 +132,21 @@ class Ingestor:
                         outcome.set_result(result)
         finally:
             self._storing = False
+            self._write_held_back_use_later()
+
+    def _write_held_back_use_later(self) -> None:
+        """Once the posts stop, write the use a batch held back (a second later, on the ingest thread)."""
+        if self._unrecorded and self._delayed_write is None:
+            loop = asyncio.get_running_loop()
+            self._delayed_write = loop.call_later(RECORD_USE_EVERY_SECONDS, self._write_held_back_use)
+
+    def _write_held_back_use(self) -> None:
+        self._delayed_write = None
+        if self._storing:
+            return  # a batch is being stored: it writes what is due, and schedules the rest
+        loop = asyncio.get_running_loop()
+        written = loop.run_in_executor(self._thread, self._record_use, [])
+        written.add_done_callback(lambda _done: self._write_held_back_use_later())
 
     def process(self, posts: list[Post]) -> list[Outcome]:
         """Resolve the tokens, apply the rate limits, store what is accepted (blocking: a worker thread)."""
@@ -163,17 +182,22 @@ class Ingestor:
         return [outcome for outcome in outcomes if outcome is not None]
 
     def _record_use(self, stored: list[Stored]) -> None:
-        """Write each token's last use, at most once a second per token; a failure only loses that note."""
-        now = self._clock()
-        due: dict[int, Stored] = {}
+        """Write each token's last use, at most once a second per token, from its newest stored snapshot (one
+        held back earlier included); a failure only loses that note."""
         for item in stored:
-            token_id = item.owner.token_id
-            if now - self._recorded_at.get(token_id, -math.inf) >= RECORD_USE_EVERY_SECONDS and (
-                token_id not in due or item.snapshot.at_ms > due[token_id].snapshot.at_ms
-            ):
-                due[token_id] = item  # the token's newest snapshot in the batch
+            held = self._unrecorded.get(item.owner.token_id)
+            if held is None or item.snapshot.at_ms > held.snapshot.at_ms:
+                self._unrecorded[item.owner.token_id] = item
+        now = self._clock()
+        due = {
+            token_id: item
+            for token_id, item in self._unrecorded.items()
+            if now - self._recorded_at.get(token_id, -math.inf) >= RECORD_USE_EVERY_SECONDS
+        }
         if not due:
             return
+        for token_id in due:
+            del self._unrecorded[token_id]
         try:
             with Session(self._engine) as session, session.begin():
                 for item in due.values():

@@ -150,3 +150,27 @@ def test_bots_are_told_when_their_owner_is_disabled_or_their_strategy_archived(e
     (disabled,) = asyncio.run(submit_all(ingestor, [post(one_token, AT_MS + 5)]))
     assert disabled.args[:2] == (403, "owner_disabled") and "disabled" in disabled.args[2]
     assert SqlSnapshotStore(engine).latest(one) is None and SqlSnapshotStore(engine).latest(two) is None
+
+
+def test_the_last_post_of_a_burst_is_recorded_as_the_last_snapshot(engine, world):
+    """The use is written at most once a second per token; what that held back is written a second later
+    (issue 13: the dashboards said "stale, 24 minutes ago" while the newest snapshot was 9 minutes old)."""
+    one, one_token = world["one"]
+    ingestor = Ingestor(engine, SqlSnapshotStore(engine), RateLimiter(1000, 1000))
+
+    def last_snapshot_ms() -> int | None:
+        with session_scope(engine) as session:
+            last = session.get(Strategy, one).last_snapshot_at
+        return round(last.replace(tzinfo=UTC).timestamp() * 1000) if last else None
+
+    async def burst() -> int | None:
+        for n in range(3):  # one batch each, within the same second
+            await ingestor.submit(post(one_token, AT_MS + n))
+        held_back = last_snapshot_ms()
+        deadline = asyncio.get_running_loop().time() + 10
+        while last_snapshot_ms() != AT_MS + 2 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        return held_back
+
+    assert asyncio.run(burst()) == AT_MS  # the first was written at once, the later ones held back...
+    assert last_snapshot_ms() == AT_MS + 2  # ...and the newest written once its second had passed
