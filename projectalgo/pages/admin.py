@@ -454,6 +454,10 @@ def _table(headers: tuple[str, ...], rows: rx.Var, row: Callable, id_: str) -> r
     )
 
 
+# A row's actions take a whole line of its card on a phone (STACKED_ON_PHONE lays a row out as a grid).
+WHOLE_CARD = "1 / -1"
+
+
 def _small_form(on_submit: rx.EventHandler, *fields: rx.Component, label: str) -> rx.Component:
     return rx.form(
         rx.flex(*fields, rx.button(label, size="1", type="submit"), spacing="1", wrap="wrap", align="center"),
@@ -549,7 +553,7 @@ def user_row(user: UserLine) -> rx.Component:
         labelled_cell(until, _when(user.membership_ends_at)),
         labelled_cell(created, _when(user.created_at)),
         labelled_cell(signed_in, _when(user.last_sign_in_at)),
-        rx.cond(AuthState.is_admin, rx.table.cell(role_buttons(user), padding_top="0.5em")),
+        rx.cond(AuthState.is_admin, rx.table.cell(role_buttons(user), grid_column=WHOLE_CARD, padding_top="0.5em")),
         id=f"user-{user.id}",
     )
 
@@ -637,7 +641,8 @@ def invite_row(invite: InviteLine) -> rx.Component:
                 ),
                 spacing="2",
                 wrap="wrap",
-            )
+            ),
+            grid_column=WHOLE_CARD,
         ),
     )
 

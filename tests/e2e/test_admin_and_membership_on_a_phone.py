@@ -1,0 +1,80 @@
+"""/admin and /membership on a phone (390 by 844 pixels) in chromium: nothing wider than the screen, every tab and every
+action of a user in reach."""
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.factories import make_admin, make_member, make_strategy
+
+pytestmark = pytest.mark.e2e
+PHONE = {"width": 390, "height": 844}
+
+# Every element the reader can see that reaches past the screen's left or right edge (an element inside a
+# scrolled box counts as well: nothing may hide off to the side).
+PAST_THE_EDGE = """() => {
+  const width = document.documentElement.clientWidth;
+  const past = [];
+  for (const element of document.querySelectorAll("body *")) {
+    const box = element.getBoundingClientRect();
+    if (box.width === 0 || getComputedStyle(element).visibility === "hidden") continue;
+    if (box.right > width + 0.5 || box.left < -0.5) {
+      const where = `${Math.round(box.left)}..${Math.round(box.right)}`;
+      past.push(`${element.tagName}#${element.id}.${element.className} ${where}`);
+    }
+  }
+  return {scrollWidth: document.documentElement.scrollWidth, past: past.slice(0, 10)};
+}"""
+
+
+def _fits(page) -> None:
+    page.wait_for_timeout(300)  # moments and badges render after the state arrives
+    found = page.evaluate(PAST_THE_EDGE)
+    assert found == {"scrollWidth": PHONE["width"], "past": []}, found
+
+
+def _within_the_screen(locator) -> None:
+    box = locator.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+
+
+def test_admin_fits_a_phone_and_its_tabs_and_a_users_actions_are_in_reach(app_server, app_engine, sign_in, page):
+    boss = make_admin(app_engine, email="phone-admin@example.com", name="Phone Admin")
+    member = make_member(
+        app_engine, inviter=boss, name="Maximilian Longname-Membership", email="a.rather.long.address@example.com"
+    )
+    make_strategy(app_engine, member, name="Mean reversion on hourly candles", account="BitMEX main account")
+    page.set_viewport_size(PHONE)
+    sign_in("phone-admin@example.com")
+    page.goto(f"{app_server.url}/admin")
+    row = page.locator(f"#user-{member.id}")
+    expect(row).to_contain_text("a.rather.long.address@example.com")
+    _fits(page)
+
+    for action in ("Make moderator", "Disable", "Grant days", "Reset link", "End membership"):
+        _within_the_screen(row.get_by_role("button", name=action, exact=True))
+    row.get_by_label("Days").fill("7")
+    row.get_by_role("button", name="Grant days").click()
+    page.get_by_text("Membership extended by 7 days.").wait_for()
+    row.get_by_role("button", name="Make moderator").click()
+    expect(row).to_contain_text("member, moderator")
+    _fits(page)
+
+    for tab in ("Strategies", "Invites", "Payments", "Audit log"):
+        trigger = page.get_by_role("tab", name=tab)
+        _within_the_screen(trigger)
+        trigger.click()
+        expect(trigger).to_have_attribute("aria-selected", "true")
+        _fits(page)
+    audit = page.locator("#audit-table")
+    expect(audit).to_contain_text("grant membership 7 days")
+    expect(audit).to_contain_text("grant moderator")
+
+
+def test_membership_fits_a_phone(app_server, app_engine, sign_in, page):
+    make_member(app_engine, email="phone-member@example.com")
+    page.set_viewport_size(PHONE)
+    sign_in("phone-member@example.com", lands_on="/membership?from=%2Fdashboard")
+    page.locator("#membership-state").get_by_text("no membership yet").wait_for()
+    page.locator("#card-element input").first.wait_for()  # Stripe.js's card field, mounted
+    _within_the_screen(page.get_by_role("button", name="Pay 499.00 USD"))
+    _fits(page)
