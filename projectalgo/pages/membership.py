@@ -409,8 +409,8 @@ def membership_page() -> rx.Component:
                 size="2",
                 id="invite-rule",
             ),
-            membership_summary(),
-            payment_section(),
+            # Only once the page has loaded for its viewer: until then the defaults would say "no membership".
+            rx.cond(AuthState.signed_in, rx.fragment(membership_summary(), payment_section())),
             payment_history(),
             spacing="4",
             width="100%",

@@ -4,9 +4,11 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from playwright.sync_api import expect
+from sqlalchemy import select, update
 
 from projectalgo import billing
+from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
 from projectalgo.models import Membership, Payment
 from tests.conftest import TEST_STRIPE_SECRET_KEY
@@ -22,7 +24,7 @@ def _sign_in_to_membership(page, app_server, email):
     page.fill("#email", email)
     page.fill("#password", PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/membership/?$"))
+    page.wait_for_url(re.compile(r"/membership/?(\?from=[^&]*)?$"))
 
 
 def _enter_card(page, number):
@@ -61,7 +63,7 @@ def test_a_member_pays_by_card_and_lands_on_the_dashboard(app_server, app_engine
     assert payment.stripe_payment_intent_id not in sent and "pm_" not in sent
 
     page.goto(f"{app_server.url}/membership")
-    page.locator("#membership-state").get_by_text("Paid until").wait_for()
+    page.locator("#membership-state").get_by_text("Active until").wait_for()
     page.locator("#payments").get_by_text("Paid", exact=True).wait_for()
     assert "499.00 USD" in page.locator("#payments").inner_text()
     # localstripe's own webhook for this payment arrives about a second later: it must not grant again.
@@ -122,3 +124,34 @@ def test_when_the_payment_script_cannot_load_the_page_says_so(app_server, app_en
     member = make_member(app_engine)
     _sign_in_to_membership(page, app_server, member.email)
     page.get_by_role("alert").get_by_text("The payment script could not be loaded.").wait_for()
+
+
+def test_a_non_member_sent_from_the_dashboard_reads_why_and_whose_membership_ended_reads_when(
+    app_server, app_engine, page
+):
+    member = make_member(app_engine)
+    _sign_in_to_membership(page, app_server, member.email)
+    page.goto(f"{app_server.url}/membership?from=%2Fdashboard")
+    expect(page.locator("#why-here")).to_have_text(
+        "The dashboard is for members with an active membership: it opens as soon as yours is."
+    )
+    expect(page.locator("#membership-state")).to_have_text("You have no membership yet.")
+    assert "not part of it" in page.locator("#invite-rule").inner_text()  # inviting is no paid benefit
+    page.goto(f"{app_server.url}/membership?from=%2Fprofile%3Cb%3E")  # not a members' page: nothing said
+    expect(page.locator("#membership-state")).to_have_text("You have no membership yet.")
+    assert page.locator("#why-here").count() == 0
+
+    with session_scope(app_engine) as session:  # a year that has run out
+        billing.grant(session, user_id=member.id, days=1, source="admin")
+        session.execute(update(Membership).where(Membership.user_id == member.id).values(ends_at=utcnow()))
+    page.goto(f"{app_server.url}/membership?from=%2Fstrategies%2F7")
+    expect(page.locator("#membership-state")).to_contain_text("Your membership ended on ")
+    expect(page.locator("#why-here")).to_contain_text("Strategies and their charts are for members")
+    expect(page.get_by_role("heading", name="Pay for a year")).to_be_visible()
+
+    with session_scope(app_engine) as session:
+        billing.grant(session, user_id=member.id, days=30, source="admin")
+    page.goto(f"{app_server.url}/membership?from=%2Fdashboard")
+    expect(page.locator("#membership-state")).to_contain_text("Active until ")
+    expect(page.get_by_role("heading", name="Add a year")).to_be_visible()
+    assert page.locator("#why-here").count() == 0
