@@ -3,8 +3,11 @@
 import re
 
 import pytest
+from playwright.sync_api import expect
 
-from tests.factories import PASSWORD, invite_code_of, make_admin
+from projectalgo import accounts, admin
+from projectalgo.db import session_scope
+from tests.factories import PASSWORD, actor_of, invite_code_of, make_admin
 
 pytestmark = pytest.mark.e2e
 
@@ -13,7 +16,7 @@ def test_register_sign_in_see_own_invite_and_sign_out(app_server, app_engine, pa
     inviter = make_admin(app_engine, name="Grace Hopper")
     page.goto(f"{app_server.url}/invite/{invite_code_of(app_engine, inviter)}")
     page.get_by_text("Grace Hopper invited you").wait_for()
-    assert "5 use(s) left" in page.locator("#invite-summary").inner_text()
+    assert "This invitation has 5 uses left." in page.locator("#invite-summary").inner_text()
 
     page.fill("#name", "Linus Member")
     page.fill("#email", "Linus@Example.com")
@@ -27,7 +30,7 @@ def test_register_sign_in_see_own_invite_and_sign_out(app_server, app_engine, pa
     page.fill("#password", PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     # The dashboard sends a member who has not paid yet to /membership.
-    page.wait_for_url(re.compile(r"/membership/?$"))
+    page.wait_for_url(re.compile(r"/membership/?(\?from=[^&]*)?$"))
     page.locator("#membership-state").get_by_text("no membership yet").wait_for()
     assert page.locator("#signed-in-name").inner_text() == "Linus Member"
     link = page.locator("#invite-link").inner_text()
@@ -52,3 +55,12 @@ def test_a_wrong_password_shows_a_message_and_an_unknown_invite_a_friendly_page(
     page.goto(f"{app_server.url}/invite/no-such-code")
     page.locator("#invite-problem").get_by_text("not valid").wait_for()
     assert page.get_by_role("button", name="Create account").count() == 0
+
+
+def test_an_invitation_with_one_use_left_says_one_use(app_server, app_engine, page):
+    inviter = make_admin(app_engine, name="Una Inviter")
+    with session_scope(app_engine) as session:
+        invitation = accounts.own_invitation(session, inviter.id)
+        admin.set_invite_uses(session, actor_of(inviter), invitation_id=invitation.id, uses=1)
+    page.goto(f"{app_server.url}/invite/{invitation.code}")
+    expect(page.locator("#invite-summary")).to_have_text("Una Inviter invited you. This invitation has 1 use left.")
