@@ -36,7 +36,7 @@ from projectalgo.api import build_api
 from projectalgo.migrations import upgrade_to_head
 from projectalgo.pages.accounts import AccountsState
 from projectalgo.pages.admin import AdminState
-from projectalgo.pages.dashboard import DashboardState
+from projectalgo.pages.dashboard import DashboardLiveState, DashboardState
 from projectalgo.pages.invite import InviteState
 from projectalgo.pages.login import LoginState, LogoutState
 from projectalgo.pages.membership import MembershipState
@@ -44,7 +44,7 @@ from projectalgo.pages.not_found import NotFoundState
 from projectalgo.pages.profile import ProfileState
 from projectalgo.pages.reset import ResetState
 from projectalgo.pages.strategies import StrategiesState
-from projectalgo.pages.strategy import StrategyPageState
+from projectalgo.pages.strategy import StrategyLiveState, StrategyPageState
 from projectalgo.runtime import services
 from tests.factories import PASSWORD
 from tests.support.matrix import (
@@ -394,6 +394,20 @@ ROWS: list[Row] = [
         must_show=STRATEGY_SHOWN,
     ),
     Row(StrategyPageState.resync, "/strategies/[strategy_id]", OWNERS_AND_ADMINS_VIEW, must_show=STRATEGY_SHOWN),
+    Row(
+        StrategyLiveState.tick,
+        "/strategies/[strategy_id]",
+        OWNERS_AND_ADMINS_VIEW,
+        args=lambda w, who: [""],
+        must_show=STRATEGY_SHOWN,
+    ),
+    Row(
+        DashboardLiveState.tick,
+        "/dashboard",
+        MEMBERS_OWN_DATA,
+        args=lambda w, who: [""],
+        must_show=shows(MONEY, to=("owner",)),
+    ),
     Row(
         StrategyPageState.newer_page,
         "/strategies/[strategy_id]",
