@@ -216,7 +216,9 @@ class AuditEntry(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(index=True)
-    actor_id: int | None = Field(default=None, foreign_key="users.id")  # None: not signed in
+    actor_id: int | None = Field(
+        default=None, foreign_key="users.id"
+    )  # None: not signed in (a refusal) or the command line (a change)
     action: str = Field(max_length=64)
     target_user_id: int | None = Field(default=None, foreign_key="users.id")
     target: str = Field(default="", max_length=200)

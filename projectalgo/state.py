@@ -114,14 +114,18 @@ class AuthState(rx.State):
     def invite_link(self) -> str:
         return f"{services().settings.public_url}/invite/{self.invite_code}" if self.invite_code else ""
 
-    async def _current_user(self) -> CurrentUser | None:
+    async def _current_user(self, *, after_own_change: bool = False) -> CurrentUser | None:
         """Resolve the browser's token against the database now (a revoked session or disabled user ends here).
 
         Once per event: TabGuard resolves it before the handler runs, and the handler gets that answer again.
+        `after_own_change`: this event's handler just changed its own user's membership or roles (the same
+        sign-in): read them again, and keep the tab, which was filled for this very user.
         """
         token, idle = self.session_token, idle_limit()
         resolved = _resolved_this_event.get()
-        if resolved is not None and resolved[0] == token:
+        if after_own_change:
+            self._identity = None
+        elif resolved is not None and resolved[0] == token:
             return resolved[1]
 
         def load(session: Session) -> tuple[CurrentUser, billing.MembershipStatus, int, str] | bool:
@@ -144,6 +148,8 @@ class AuthState(rx.State):
             self._disabled = loaded
             return None
         user, membership, uses_left, code = loaded
+        if after_own_change:
+            _resolved_this_event.set((token, user))
         if self._identity not in (None, user.identity):  # another user, or a lost role or membership
             await self._empty_tab()
         self._user, self._identity, self._disabled = user, user.identity, False

@@ -238,9 +238,7 @@ class MembershipState(AuthState):
             return rx.call_script(script, callback=MembershipState.payment_returned)
         self.paying = False
         if outcome.status == "granted":  # an earlier payment went through (nothing was charged now): show its year
-            # Read now: _current_user answers what TabGuard found before this event, so before the payment.
-            ends_at = await in_session(lambda session: billing.membership_end(session, user.id))
-            self.membership_ends_at = ends_at.isoformat() if ends_at else ""
+            await self._current_user(after_own_change=True)
         self.pay_error, self.pay_notice = (outcome.message, "") if outcome.status == "failed" else ("", outcome.message)
         await self._load_payments(user)
         return None

@@ -81,9 +81,11 @@ def test_opening_the_page_settles_a_payment_whose_3d_secure_page_never_reported_
     assert state.pay_notice == billing.EARLIER_GRANTED and state.pay_error == ""
     assert state.membership_ends_at and [p["status"] for p in state.payments] == ["Paid"]
     assert len(_rows(engine, Membership, member.id)) == 1
-    # The grant emptied the tab's page states (a change of membership): the page's facts are set again.
     assert state.member_active and state.payments_configured and state.price == "499.00"
     assert "mountCard" in str(script)
+    # The page's own grant is not a change of user for the tab: the next event keeps what the page shows.
+    call(state, MembershipState.card_field_ready, {})
+    assert state.pay_notice == billing.EARLIER_GRANTED and [p["status"] for p in state.payments] == ["Paid"]
 
 
 def test_while_stripe_cannot_say_whether_a_payment_went_through_no_other_starts(engine, stripe_at):
