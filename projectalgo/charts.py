@@ -18,21 +18,17 @@ ALL = "All"  # the range that starts at the oldest stored snapshot
 MAX_POINTS = 2000  # per trace: more is invisible on a screen and slow to draw
 # How often an open page brings its statuses and "x minutes ago" up to date (one event per tab).
 TICK_MS = 60_000
-# A bot silent this long is "offline", not just "stale". A constant until settings.py has OFFLINE_AFTER_MINUTES
-# (asked for in issue 13); pages pass it to `status`.
-OFFLINE_AFTER_MS = 60 * 60_000
 
 
-def status(last_snapshot_ms: int | None, now_ms: int, stale_after_ms: int, offline_after_ms: int | None = None) -> str:
-    """never / live / stale / offline, from the age of the strategy's newest snapshot. Without
-    `offline_after_ms`, a silent bot stays "stale"; when it is not past `stale_after_ms`, it goes from live
-    straight to offline."""
+def status(last_snapshot_ms: int | None, now_ms: int, stale_after_ms: int, offline_after_ms: int) -> str:
+    """never / live / stale / offline, from the age of the strategy's newest snapshot (the settings
+    STALE_AFTER_MINUTES and OFFLINE_AFTER_MINUTES)."""
     if last_snapshot_ms is None:
         return "never"
     age = now_ms - last_snapshot_ms
     if age <= stale_after_ms:
         return "live"
-    if offline_after_ms is not None and age > max(offline_after_ms, stale_after_ms):
+    if age > max(offline_after_ms, stale_after_ms):
         return "offline"
     return "stale"
 

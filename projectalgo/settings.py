@@ -55,8 +55,9 @@ class Settings:
     stripe_js_url: str
     membership_price: Decimal
     membership_currency: str
-    # A strategy is "stale" when its last snapshot is older than this.
+    # A strategy is "stale" when its last snapshot is older than this, and "offline" past the second.
     stale_after_minutes: int
+    offline_after_minutes: int
     # Snapshot ingestion: per-token rate limit (token bucket).
     ingest_rate_per_second: float
     ingest_burst: int
@@ -73,6 +74,14 @@ class Settings:
     @property
     def database_backend(self) -> str:
         return self.database_url.split(":", 1)[0].split("+", 1)[0]
+
+    @property
+    def stale_after_ms(self) -> int:
+        return self.stale_after_minutes * 60_000
+
+    @property
+    def offline_after_ms(self) -> int:
+        return self.offline_after_minutes * 60_000
 
     @property
     def is_production(self) -> bool:
@@ -233,6 +242,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if currency in NOT_CENT_CURRENCIES.split():
         raise SettingsError(f"MEMBERSHIP_CURRENCY must be a currency with cents (usd, eur, ...), got {currency!r}")
 
+    stale_after_minutes = _integer(env, "STALE_AFTER_MINUTES", 10, 1, 10_080)
     return Settings(
         app_env=app_env,
         database_url=database_url,
@@ -256,7 +266,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stripe_js_url=_url(env, "STRIPE_JS_URL", default="https://js.stripe.com/v3/", exact=True),
         membership_price=_price(env),
         membership_currency=currency,
-        stale_after_minutes=_integer(env, "STALE_AFTER_MINUTES", 10, 1, 10_080),
+        stale_after_minutes=stale_after_minutes,
+        offline_after_minutes=_integer(
+            env, "OFFLINE_AFTER_MINUTES", max(60, stale_after_minutes), stale_after_minutes, 100_800
+        ),
         ingest_rate_per_second=_integer(env, "INGEST_RATE_PER_SECOND", 10, 1, 100_000),
         ingest_burst=_integer(env, "INGEST_BURST", 50, 1, 1_000_000),
         cors_allowed_origins=cors_origins(env),

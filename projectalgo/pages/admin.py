@@ -94,8 +94,8 @@ def _iso(value: object) -> str:
     return value.isoformat() if value else ""
 
 
-def _strategy_lines(session: Session, actor: Actor, stale_after_minutes: int) -> list[StrategyLine]:
-    now = epoch_ms(utcnow())
+def _strategy_lines(session: Session, actor: Actor) -> list[StrategyLine]:
+    now, settings = epoch_ms(utcnow()), services().settings
     return [
         StrategyLine(
             s.id,
@@ -108,8 +108,8 @@ def _strategy_lines(session: Session, actor: Actor, stale_after_minutes: int) ->
             else charts.status(
                 epoch_ms(s.last_snapshot_at) if s.last_snapshot_at else None,
                 now,
-                stale_after_minutes * 60_000,
-                charts.OFFLINE_AFTER_MS,
+                settings.stale_after_ms,
+                settings.offline_after_ms,
             ),
         )
         for s in admin.list_strategies(session, actor)
@@ -156,7 +156,6 @@ class AdminState(AuthState):
     async def _reload(self, actor: Actor) -> None:
         """Everything this actor may see: moderators users and strategies, admins all of it."""
         search, page = self.search, self.page
-        settings = services().settings
 
         def read(session: Session) -> None:
             rows, self.total_users = admin.list_users(session, actor, search=search, page=page)
@@ -175,7 +174,7 @@ class AdminState(AuthState):
                 )
                 for u in rows
             ]
-            self.strategies = _strategy_lines(session, actor, settings.stale_after_minutes)
+            self.strategies = _strategy_lines(session, actor)
             if actor.is_admin:
                 self.invites = [
                     InviteLine(
@@ -287,8 +286,7 @@ class AdminState(AuthState):
             return await self._refuse(actor, "refresh statuses", "")
         if time.time() - self._statuses_read_at < charts.TICK_MS / 2000:
             return None
-        stale_minutes = services().settings.stale_after_minutes
-        self.strategies = await in_session(lambda session: _strategy_lines(session, actor, stale_minutes))
+        self.strategies = await in_session(lambda session: _strategy_lines(session, actor))
         self._statuses_read_at = time.time()
         self.ingest_figures = [Figure(k, v) for k, v in services().ingest_stats.last_hour().items()]
         return None

@@ -42,7 +42,7 @@ def restatus(rows: list[StatusRow], now_ms: int, stale_ms: int) -> list[StatusRo
             r.id,
             r.name,
             r.account,
-            charts.status(r.last_snapshot_ms or None, now_ms, stale_ms, charts.OFFLINE_AFTER_MS),
+            charts.status(r.last_snapshot_ms or None, now_ms, stale_ms, services().settings.offline_after_ms),
             r.last_snapshot_ms,
         )
         for r in rows
@@ -149,13 +149,13 @@ class DashboardState(AuthState):
         seen = await anyio.to_thread.run_sync(
             dashboard.overview, services().snapshot_store, self.range_key, now, list(accounts.items())
         )
-        stale_ms = settings.stale_after_minutes * 60_000
+        stale_ms = settings.stale_after_ms
         rows = [
             StatusRow(
                 s.id,
                 s.name,
                 s.account_name,
-                charts.status(seen.latest_ms.get(s.id), now, stale_ms, charts.OFFLINE_AFTER_MS),
+                charts.status(seen.latest_ms.get(s.id), now, stale_ms, settings.offline_after_ms),
                 seen.latest_ms.get(s.id, 0),
             )
             for s in active

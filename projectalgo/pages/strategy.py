@@ -89,7 +89,7 @@ class StrategyLiveState(AuthState):
         self._restatus(now_ms)
 
     def _restatus(self, now_ms: int) -> None:
-        status = charts.status(self._last_ms or None, now_ms, self._stale_ms, charts.OFFLINE_AFTER_MS)
+        status = charts.status(self._last_ms or None, now_ms, self._stale_ms, services().settings.offline_after_ms)
         if status != self.status:
             self.status = status
 
@@ -176,7 +176,7 @@ class StrategyPageState(AuthState):
             live.reset()
         live._strategy_id, live._last_ms = view.id, 0
         live._peak_margin = max((p.margin for p in points), default=0.0)
-        live._stale_ms = settings.stale_after_minutes * 60_000
+        live._stale_ms = settings.stale_after_ms
         live._show_latest(latest, now)
         live.charted = bool(points)
         self.snippet = bot_snippet(settings.public_url, TOKEN_PLACEHOLDER)

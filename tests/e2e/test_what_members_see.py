@@ -120,11 +120,12 @@ def test_all_covers_a_backfilled_history_on_both_pages_and_in_the_csv(app_server
 
 def test_statuses_and_ages_follow_the_clock_on_an_open_page(app_server, app_env, app_engine, sign_in, page):
     """A bot falls silent: the open page turns it stale within a minute, without a reload (one timer per tab)."""
-    stale_ms = load_settings(app_env).stale_after_minutes * 60_000
+    settings = load_settings(app_env)
+    stale_ms = settings.stale_after_ms
     owner = _member(app_engine, "ticking@example.com")
     quiet, _ = make_strategy(app_engine, owner, name="Quiet bot")
     gone, _ = make_strategy(app_engine, owner, name="Gone bot")
-    _store(app_engine, gone, epoch_ms(utcnow()) - charts.OFFLINE_AFTER_MS - 60_000)
+    _store(app_engine, gone, epoch_ms(utcnow()) - settings.offline_after_ms - 60_000)
     last = _store(app_engine, quiet, epoch_ms(utcnow()) - stale_ms + 6_000)  # live for six more seconds
     sockets = []
     page.on("websocket", lambda socket: sockets.append(socket))

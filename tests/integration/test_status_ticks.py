@@ -7,7 +7,6 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import event
 
-from projectalgo import charts
 from projectalgo.clock import utcnow
 from projectalgo.pages import dashboard as dashboard_page
 from projectalgo.pages import strategy as strategy_page
@@ -63,7 +62,7 @@ def test_the_dashboard_tick_turns_a_silent_bot_stale_then_offline_reading_no_sna
     _later(monkeypatch, dashboard_page, timedelta(minutes=2))
     assert call(live, DashboardLiveState.tick, "") is None
     assert [row.status for row in live.statuses] == ["stale"]
-    _later(monkeypatch, dashboard_page, timedelta(milliseconds=charts.OFFLINE_AFTER_MS) + world["stale"])
+    _later(monkeypatch, dashboard_page, timedelta(milliseconds=services().settings.offline_after_ms) + world["stale"])
     call(live, DashboardLiveState.tick, "")
     assert [row.status for row in live.statuses] == ["offline"]
     assert statements and not [s for s in statements if "snapshot" in s.lower()]  # sign-in checks only

@@ -321,7 +321,7 @@ def test_the_tabs_timer_recomputes_statuses_once_a_minute_and_keeps_what_the_pag
     never, _ = make_strategy(engine, people["target"], name="Quiet")
     fresh, _ = make_strategy(engine, people["target"], name="Busy")
     fading, _ = make_strategy(engine, people["target"], name="Fading")
-    stale_after, offline_after = services().settings.stale_after_minutes, charts.OFFLINE_AFTER_MS // 60_000
+    stale_after, offline_after = services().settings.stale_after_minutes, services().settings.offline_after_minutes
     _last_snapshot(engine, fresh, minutes_ago=stale_after - 1)
     _last_snapshot(engine, fading, minutes_ago=offline_after - 1)
     state = signed_in_state(AdminState, people[who])

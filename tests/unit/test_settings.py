@@ -132,3 +132,10 @@ def test_rxconfig_takes_the_origins_and_proxy_hops_from_the_settings():
 
 def test_make_run_listens_on_loopback_unless_host_says_otherwise():
     assert '--backend-host "${HOST:-127.0.0.1}"' in Path("scripts/run").read_text()
+
+
+def test_offline_comes_after_stale():
+    assert (load_settings({}).stale_after_ms, load_settings({}).offline_after_ms) == (600_000, 3_600_000)
+    assert load_settings({"STALE_AFTER_MINUTES": "90"}).offline_after_minutes == 90
+    with pytest.raises(SettingsError, match="OFFLINE_AFTER_MINUTES must be between 30"):
+        load_settings({"STALE_AFTER_MINUTES": "30", "OFFLINE_AFTER_MINUTES": "20"})
