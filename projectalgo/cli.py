@@ -93,7 +93,7 @@ def _create_strategy(args: argparse.Namespace) -> int:
         user = accounts.user_by_email(session, args.email)
         actor = accounts.Actor(user.id, tuple(user.roles))
         wanted = " ".join(args.account.split())
-        existing = [a.id for a in strategies.list_accounts(session, actor) if a.name == wanted]
+        existing = [a.id for a in strategies.list_accounts(session, actor) if a.name.casefold() == wanted.casefold()]
         if existing:
             account_id = existing[0]
         else:

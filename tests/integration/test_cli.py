@@ -88,7 +88,7 @@ def test_grant_membership_records_an_admin_grant(engine):
 def test_create_strategy_prints_the_token_alone_and_reuses_the_account(engine):
     _cli(engine, "create-admin", "--email", "a@example.com", "--name", "A", stdin=PASSWORD)
     first = _cli(engine, "create-strategy", "--email", "a@example.com", "--account", "Main", "--name", "Trend")
-    second = _cli(engine, "create-strategy", "--email", "a@example.com", "--account", "Main", "--name", "Carry")
+    second = _cli(engine, "create-strategy", "--email", "a@example.com", "--account", "MAIN", "--name", "Carry")
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     token = first.stdout.strip()
     assert first.stdout == token + "\n" and token.startswith("pa_live_")
