@@ -49,6 +49,14 @@ def form_id(form: object, name: str) -> int:
     return parse_id(_form_value(form, name))
 
 
+def lenient_form_id(form: object, name: str) -> int:
+    """The id in the field `name` as parse_id reads it, never raising: -1 for a form that is not one.
+
+    For after a refusal, to tell which row's dialog the form came from (and show the refusal in it).
+    """
+    return parse_id(form.get(name)) if isinstance(form, Mapping) else -1
+
+
 def parse_id(value: object) -> int:
     """An id sent by the browser (a number or its text); -1, which matches nothing, for anything else.
 

@@ -6,7 +6,7 @@ and each has a React key that the server changes on success (a new key mounts th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -15,72 +15,12 @@ from sqlmodel import Session
 
 from projectalgo import forms, strategies
 from projectalgo.accounts import Actor
+from projectalgo.components.dialogs import with_confirmation
 from projectalgo.components.layout import form_error, layout, notice
+from projectalgo.components.tables import ROW_ACTION_SIZE, WHOLE_CARD, labelled_cell, stacked_table
 from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, in_session
 
 T = TypeVar("T")
-
-# Below this width (phones) a table's rows are stacked as cards, each cell labelled: nothing scrolls sideways.
-PHONE_WIDTH = "48em"
-
-
-def stacked_below(below: str) -> dict:
-    """The style of a table root whose rows stack below `below`; its cells carry their column's data-label."""
-    return {
-        f"@media screen and (max-width: calc({below} - 0.02px))": {
-            "& thead": {"display": "none"},
-            "& table, & tbody, & tr, & th, & td": {"display": "block", "width": "100%"},
-            "& table": {"height": "auto"},  # Radix gives the table no height of its own
-            "& tr": {"padding_y": "0.5em", "border_bottom": f"1px solid {rx.color('gray', 5)}"},
-            "& th, & td": {"box_shadow": "none", "padding_x": "0", "padding_y": "0.2em", "height": "auto"},
-            "& td:empty": {"display": "none"},  # an empty field: no bare label
-            "& [data-label]::before": {
-                "content": "attr(data-label) ': '",
-                "color": rx.color("gray", 11),
-                "font_size": "var(--font-size-1)",
-            },
-        }
-    }
-
-
-# A row's buttons: larger where they are tapped (phones), small beside a table's columns.
-ROW_ACTION_SIZE = rx.breakpoints(initial="2", sm="1")
-
-
-def labelled(label: str) -> dict[str, str]:
-    """A table cell's column name, shown beside its value when the rows are stacked."""
-    return {"data-label": label}
-
-
-def confirmed(
-    trigger: rx.Component,
-    *,
-    question: rx.Var | str,
-    consequence: rx.Component | str,
-    action: str,
-    on_confirm: rx.event.EventSpec,
-    color_scheme: str = "red",
-) -> rx.Component:
-    """`trigger` asks first: a dialog naming what goes and what follows, with Cancel and `action`."""
-    return rx.alert_dialog.root(
-        rx.alert_dialog.trigger(trigger),
-        rx.alert_dialog.content(
-            rx.alert_dialog.title(question),
-            rx.alert_dialog.description(consequence),
-            rx.flex(
-                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(rx.button(action, color_scheme=color_scheme, on_click=on_confirm)),
-                spacing="3",
-                justify="end",
-                margin_top="1em",
-            ),
-        ),
-    )
-
-
-def row_of(form: object, field: str) -> int:
-    """Which row's dialog a form came from (-1 when tampered): its refusal is shown in that dialog."""
-    return forms.parse_id(form.get(field)) if isinstance(form, Mapping) else -1
 
 
 @dataclass
@@ -152,7 +92,7 @@ class AccountsState(MemberActionsMixin, AuthState):
             then=self._renamed,
         )
         if self.error:
-            self.rename_refused = row_of(form, "account_id")
+            self.rename_refused = forms.lenient_form_id(form, "account_id")
         return redirect
 
     def _renamed(self, _account: object) -> None:
@@ -243,7 +183,7 @@ def rename_dialog(account: AccountRow) -> rx.Component:
 
 
 def delete_button(account: AccountRow) -> rx.Component:
-    return confirmed(
+    return with_confirmation(
         rx.button("Delete", size=ROW_ACTION_SIZE, variant="soft", color_scheme="red"),
         question=f"Delete the account “{account.name}”?",
         consequence=rx.cond(
@@ -263,9 +203,9 @@ def account_row(account: AccountRow) -> rx.Component:
             rx.text(account.name, weight="medium", as_="span"),
             rx.cond(account.archived, rx.badge("archived", color_scheme="gray", margin_left="0.5em")),
         ),
-        rx.table.cell(account.exchange, custom_attrs=labelled("Exchange")),
-        rx.table.cell(account.strategy_count, custom_attrs=labelled("Strategies")),
-        rx.table.cell(rx.moment(account.created_at, format="YYYY-MM-DD", local=True), custom_attrs=labelled("Created")),
+        labelled_cell("Exchange", account.exchange),
+        labelled_cell("Strategies", account.strategy_count),
+        labelled_cell("Created", rx.moment(account.created_at, format="YYYY-MM-DD", local=True)),
         rx.table.cell(
             rx.flex(
                 rename_dialog(account),
@@ -287,7 +227,8 @@ def account_row(account: AccountRow) -> rx.Component:
                 delete_button(account),
                 spacing="2",
                 wrap="wrap",
-            )
+            ),
+            grid_column=WHOLE_CARD,
         ),
     )
 
@@ -306,16 +247,11 @@ def accounts_page() -> rx.Component:
             add_account_form(),
             rx.cond(
                 AccountsState.accounts.length() > 0,
-                rx.table.root(
-                    rx.table.header(
-                        rx.table.row(
-                            *(rx.table.column_header_cell(h) for h in ("Name", "Exchange", "Strategies", "Created", ""))
-                        )
-                    ),
-                    rx.table.body(rx.foreach(AccountsState.accounts, account_row)),
-                    width="100%",
-                    id="accounts-table",
-                    style=stacked_below(PHONE_WIDTH),
+                stacked_table(
+                    ("Name", "Exchange", "Strategies", "Created", ""),
+                    AccountsState.accounts,
+                    account_row,
+                    id_="accounts-table",
                 ),
                 rx.text("No accounts yet: add the first one above.", color_scheme="gray"),
             ),

@@ -25,7 +25,8 @@ from projectalgo import admin, charts, forms
 from projectalgo.accounts import Actor
 from projectalgo.clock import utcnow
 from projectalgo.components.layout import form_error, layout, notice
-from projectalgo.pages.dashboard import STACKED_ON_PHONE, ago, labelled_cell, status_badge, status_timer
+from projectalgo.components.status import ago, local_minute, status_badge, status_timer
+from projectalgo.components.tables import WHOLE_CARD, labelled_cell, stacked_table
 from projectalgo.runtime import services
 from projectalgo.snapshots import epoch_ms
 from projectalgo.state import AuthState, in_session
@@ -433,29 +434,6 @@ class AdminState(AuthState):
         return await self._act("create invite", plan)
 
 
-def _when(value: rx.Var[str]) -> rx.Component:
-    return rx.cond(value != "", rx.moment(value, format="YYYY-MM-DD HH:mm", local=True), "—")
-
-
-def _table(headers: tuple[str, ...], rows: rx.Var, row: Callable, id_: str) -> rx.Component:
-    return rx.box(
-        rx.table.root(
-            rx.table.header(rx.table.row(*(rx.table.column_header_cell(h) for h in headers))),
-            rx.table.body(rx.foreach(rows, row)),
-            size="1",
-            width="100%",
-            id=id_,
-        ),
-        overflow_x="auto",
-        width="100%",
-        style=STACKED_ON_PHONE,
-    )
-
-
-# A row's actions take a whole line of its card on a phone (STACKED_ON_PHONE lays a row out as a grid).
-WHOLE_CARD = "1 / -1"
-
-
 def _small_form(on_submit: rx.EventHandler, *fields: rx.Component, label: str) -> rx.Component:
     return rx.form(
         rx.flex(*fields, rx.button(label, size="1", type="submit"), spacing="1", wrap="wrap", align="center"),
@@ -548,9 +526,9 @@ def user_row(user: UserLine) -> rx.Component:
         ),
         labelled_cell(email, user.email),
         labelled_cell(roles, user.roles),
-        labelled_cell(until, _when(user.membership_ends_at)),
-        labelled_cell(created, _when(user.created_at)),
-        labelled_cell(signed_in, _when(user.last_sign_in_at)),
+        labelled_cell(until, local_minute(user.membership_ends_at, otherwise="—")),
+        labelled_cell(created, local_minute(user.created_at, otherwise="—")),
+        labelled_cell(signed_in, local_minute(user.last_sign_in_at, otherwise="—")),
         rx.cond(AuthState.is_admin, rx.table.cell(role_buttons(user), grid_column=WHOLE_CARD, padding_top="0.5em")),
         id=f"user-{user.id}",
     )
@@ -571,7 +549,7 @@ def users_section() -> rx.Component:
             ),
             on_submit=AdminState.search_users,
         ),
-        _table((*USER_COLUMNS, ""), AdminState.users, user_row, "users-table"),
+        stacked_table((*USER_COLUMNS, ""), AdminState.users, user_row, id_="users-table", size="1"),
         rx.flex(
             rx.button("Previous", size="1", variant="soft", on_click=AdminState.change_page(-1)),
             rx.text(
@@ -647,7 +625,7 @@ def invite_row(invite: InviteLine) -> rx.Component:
 
 def invites_section() -> rx.Component:
     return rx.vstack(
-        _table((*INVITE_COLUMNS, ""), AdminState.invites, invite_row, "invites-table"),
+        stacked_table((*INVITE_COLUMNS, ""), AdminState.invites, invite_row, id_="invites-table", size="1"),
         rx.text("Extra invitation for a user:", size="2"),
         _small_form(
             AdminState.create_invite,
@@ -688,7 +666,7 @@ PAYMENT_COLUMNS = ("Date", "User", "Amount", "Status", "Stripe id")
 def payment_row(payment: PaymentLine) -> rx.Component:
     date, user, amount, status, stripe_id = PAYMENT_COLUMNS
     return rx.table.row(
-        labelled_cell(date, _when(payment.created_at)),
+        labelled_cell(date, local_minute(payment.created_at, otherwise="—")),
         labelled_cell(user, payment.user_email),
         labelled_cell(amount, payment.amount),
         labelled_cell(status, payment.status),
@@ -697,7 +675,7 @@ def payment_row(payment: PaymentLine) -> rx.Component:
 
 
 def payments_section() -> rx.Component:
-    return _table(PAYMENT_COLUMNS, AdminState.payments, payment_row, "payments-table")
+    return stacked_table(PAYMENT_COLUMNS, AdminState.payments, payment_row, id_="payments-table", size="1")
 
 
 STRATEGY_COLUMNS = ("Strategy", "Owner", "Account", "Last snapshot", "Status")
@@ -735,7 +713,7 @@ def strategies_section() -> rx.Component:
             wrap="wrap",
             id="ingest-figures",
         ),
-        _table(STRATEGY_COLUMNS, AdminState.strategies, strategy_row, "admin-strategies-table"),
+        stacked_table(STRATEGY_COLUMNS, AdminState.strategies, strategy_row, id_="admin-strategies-table", size="1"),
         # Mounted once the page has loaded for a moderator or an admin: nobody else's tab sends it.
         rx.cond(AuthState.is_moderator, status_timer(AdminState.refresh_statuses)),
         width="100%",
@@ -751,7 +729,14 @@ def audit_row(entry: AuditLine) -> rx.Component:
             labelled_cell(label, value)
             for label, value in zip(
                 AUDIT_COLUMNS,
-                (_when(entry.at), entry.actor, entry.action, entry.target, entry.reason, entry.outcome),
+                (
+                    local_minute(entry.at, otherwise="—"),
+                    entry.actor,
+                    entry.action,
+                    entry.target,
+                    entry.reason,
+                    entry.outcome,
+                ),
                 strict=True,
             )
         )
@@ -759,7 +744,7 @@ def audit_row(entry: AuditLine) -> rx.Component:
 
 
 def audit_section() -> rx.Component:
-    return _table(AUDIT_COLUMNS, AdminState.audit, audit_row, "audit-table")
+    return stacked_table(AUDIT_COLUMNS, AdminState.audit, audit_row, id_="audit-table", size="1")
 
 
 def reset_link_dialog() -> rx.Component:

@@ -16,14 +16,14 @@ from sqlmodel import Session
 
 from projectalgo import charts, dashboard, strategies
 from projectalgo.clock import utcnow
+from projectalgo.components.bot import TOKEN_PLACEHOLDER, bot_instructions, bot_snippet
 from projectalgo.components.layout import layout
-from projectalgo.components.live_chart import live_chart, local_time_zone
-from projectalgo.pages.strategies import bot_snippet
+from projectalgo.components.live_chart import live_chart
+from projectalgo.components.status import ago, range_picker, status_badge, status_timer, time_zone_note
+from projectalgo.components.tables import labelled_cell, stacked_table
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
 from projectalgo.state import AuthState, CurrentUser, in_session
-
-TOKEN_PLACEHOLDER = "<your strategy's token>"
 
 
 @dataclass
@@ -193,59 +193,6 @@ class DashboardState(AuthState):
         return await self._guarded_load()
 
 
-# Phones: a table's rows become cards, each value after its column's name (the cell's data-label), so nothing
-# is wider than the screen and nothing hides off to the side.
-STACKED_ON_PHONE = {
-    "@media (max-width: 47.99em)": {
-        "& thead": {"display": "none"},
-        "& table, & tbody, & td, & tbody th": {"display": "block", "width": "100%"},
-        "& table": {"height": "auto"},  # Radix gives it height 0, which a block keeps: the rows would be clipped
-        # Each row a card of two columns under its first cell (the name or the time), which spans both.
-        "& tr": {
-            "display": "grid",
-            "grid_template_columns": "repeat(auto-fill, minmax(10em, 1fr))",
-            "column_gap": "1em",
-            "padding_y": "0.5em",
-            "box_shadow": "inset 0 -1px var(--gray-a5)",
-        },
-        "& tr > :first-child": {"grid_column": "1 / -1", "font_weight": "500"},
-        "& td, & tbody th": {"box_shadow": "none", "padding": "0.2em 0", "height": "auto", "overflow_wrap": "anywhere"},
-        "& td[data-label]::before": {"content": 'attr(data-label) ": "', "color": "var(--gray-11)"},
-    }
-}
-
-
-def labelled_cell(label: str, *children: rx.Component | rx.Var | str, **props: object) -> rx.Component:
-    """A table cell named by its column, for the stacked phone layout."""
-    return rx.table.cell(*children, custom_attrs={"data-label": label}, **props)
-
-
-def status_timer(on_tick: rx.EventHandler) -> rx.Component:
-    """The tab's one timer: a hidden moment whose every minute (and mount) sends `on_tick`."""
-    return rx.moment(interval=charts.TICK_MS, on_change=on_tick, display="none")
-
-
-def time_zone_note() -> rx.Component:
-    return rx.text(
-        "Times are in your browser's time zone, ", local_time_zone(id="time-zone"), ".", size="1", color_scheme="gray"
-    )
-
-
-def ago(when: rx.Var[int] | rx.Var[str]) -> rx.Component:
-    """Relative time ("5 minutes ago"), kept current by the browser."""
-    return rx.moment(when, from_now=True, interval=charts.TICK_MS)
-
-
-def range_picker(current: rx.Var[str], on_change: rx.EventHandler) -> rx.Component:
-    return rx.segmented_control.root(
-        *(rx.segmented_control.item(key, value=key) for key in charts.RANGES),
-        value=current,
-        on_change=on_change,
-        size="1",
-        aria_label="Time range",
-    )
-
-
 def stat(label: rx.Component | str, value: rx.Component, id_: str) -> rx.Component:
     return rx.vstack(rx.text(label, size="2", color_scheme="gray"), rx.box(value, id=id_), spacing="1")
 
@@ -277,13 +224,6 @@ def equity_card() -> rx.Component:
     )
 
 
-STATUS_COLORS = (("live", "green"), ("stale", "amber"), ("offline", "red"))
-
-
-def status_badge(status: rx.Var[str]) -> rx.Component:
-    return rx.badge(status, color_scheme=rx.match(status, *STATUS_COLORS, "gray"))
-
-
 def status_row(row: StatusRow) -> rx.Component:
     return rx.table.row(
         rx.table.row_header_cell(rx.link(row.name, href=f"/strategies/{row.id}"), overflow_wrap="anywhere"),
@@ -299,24 +239,6 @@ def status_row(row: StatusRow) -> rx.Component:
 
 def next_step(text: str, label: str, href: str, id_: str) -> rx.Component:
     return rx.callout(rx.text(text, " ", rx.link(label, href=href, weight="bold")), icon="info", id=id_, width="100%")
-
-
-def bot_instructions(snippet: rx.Var[str], token_text: rx.Component) -> rx.Component:
-    """What a strategy without snapshots needs: a bot posting them, as in this example."""
-    return rx.card(
-        rx.vstack(
-            rx.heading("No snapshots yet", size="4"),
-            rx.text(
-                "Charts appear as soon as your bot posts its first snapshot, like this (every few seconds or minutes):"
-            ),
-            rx.code_block(snippet, language="bash", wrap_long_lines=True, width="100%"),
-            token_text,
-            spacing="3",
-            width="100%",
-        ),
-        id="bot-instructions",
-        width="100%",
-    )
 
 
 def chart_or_first_steps() -> rx.Component:
@@ -364,20 +286,11 @@ def chart_or_first_steps() -> rx.Component:
 
 
 def status_table() -> rx.Component:
-    return rx.box(
-        rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    *(rx.table.column_header_cell(h) for h in ("Strategy", "Account", "Status", "Last snapshot"))
-                )
-            ),
-            rx.table.body(rx.foreach(DashboardLiveState.statuses, status_row)),
-            width="100%",
-            id="status-table",
-        ),
-        overflow_x="auto",
-        width="100%",
-        style=STACKED_ON_PHONE,
+    return stacked_table(
+        ("Strategy", "Account", "Status", "Last snapshot"),
+        DashboardLiveState.statuses,
+        status_row,
+        id_="status-table",
     )
 
 

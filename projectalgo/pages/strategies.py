@@ -5,7 +5,6 @@ Its forms keep what was typed when the server refuses it and empty only on succe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -15,8 +14,11 @@ from sqlmodel import Session
 
 from projectalgo import forms, strategies
 from projectalgo.accounts import Actor
+from projectalgo.components.bot import bot_snippet
+from projectalgo.components.dialogs import with_confirmation
 from projectalgo.components.layout import form_error, layout, notice
-from projectalgo.pages.accounts import ROW_ACTION_SIZE, confirmed, labelled, row_of, stacked_below
+from projectalgo.components.status import local_minute
+from projectalgo.components.tables import ROW_ACTION_SIZE, WHOLE_CARD, labelled_cell, stacked_table
 from projectalgo.runtime import services
 from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, in_session
 
@@ -52,27 +54,6 @@ class AccountOption:
 
 def _iso(value: object) -> str:
     return value.isoformat() if value else ""
-
-
-def bot_snippet(public_url: str, token: str) -> str:
-    """The exact request a bot sends, for the member to paste into their bot."""
-    body = {
-        "data": {
-            "last_price": 9321.5,
-            "margin_balance": 10234.12,
-            "wallet_balance": 10011.7,
-            "realised_pnl": 120.5,
-            "positions": 150,
-            "symbol": "XBTUSD",
-            "average_entry_price": 9300.25,
-        }
-    }
-    return (
-        f"curl -X POST {public_url}/api/v1/strategy/ \\\n"
-        f"  -H 'Authorization: Bearer {token}' \\\n"
-        "  -H 'Content-Type: application/json' \\\n"
-        f"  -d '{json.dumps(body)}'"
-    )
 
 
 class StrategiesState(MemberActionsMixin, AuthState):
@@ -178,7 +159,7 @@ class StrategiesState(MemberActionsMixin, AuthState):
             then=self._saved,
         )
         if self.error:
-            self.edit_refused = row_of(form, "strategy_id")
+            self.edit_refused = forms.lenient_form_id(form, "strategy_id")
         return redirect
 
     def _saved(self, _strategy: object) -> None:
@@ -349,24 +330,19 @@ def edit_dialog(strategy: StrategyRow) -> rx.Component:
     )
 
 
-def when(value: rx.Var[str]) -> rx.Component:
-    """An ISO time in the viewer's own time zone, to the minute; "never" when there is none."""
-    return rx.cond(value != "", rx.moment(value, format="YYYY-MM-DD HH:mm", local=True), "never")
-
-
 def token_chip(token: TokenRow, strategy_name: rx.Var[str]) -> rx.Component:
     return rx.flex(
         rx.code(token.prefix, "…", size="1"),
         rx.text(
             "created ",
-            when(token.created_at),
+            local_minute(token.created_at, otherwise="never"),
             " · last used ",
-            when(token.last_used_at),
+            local_minute(token.last_used_at, otherwise="never"),
             size="1",
             color_scheme="gray",
             as_="span",
         ),
-        confirmed(
+        with_confirmation(
             rx.button(
                 "Revoke",
                 size=ROW_ACTION_SIZE,
@@ -388,7 +364,7 @@ def token_chip(token: TokenRow, strategy_name: rx.Var[str]) -> rx.Component:
 
 
 def archive_button(strategy: StrategyRow) -> rx.Component:
-    return confirmed(
+    return with_confirmation(
         rx.button("Archive", size=ROW_ACTION_SIZE, variant="soft", color_scheme="gray"),
         question=f"Archive the strategy “{strategy.name}”?",
         consequence="Its bots' tokens are refused until you restore it. Its history stays.",
@@ -405,19 +381,20 @@ def strategy_row(strategy: StrategyRow) -> rx.Component:
             rx.cond(strategy.archived, rx.badge("archived", color_scheme="gray", margin_left="0.5em")),
             rx.text(strategy.description, size="1", color_scheme="gray"),
         ),
-        rx.table.cell(strategy.account_name, custom_attrs=labelled("Account")),
-        rx.table.cell(strategy.symbol, custom_attrs=labelled("Symbol")),
-        rx.table.cell(
+        labelled_cell("Account", strategy.account_name),
+        labelled_cell("Symbol", strategy.symbol),
+        labelled_cell(
+            "Last snapshot",
             rx.cond(strategy.last_snapshot_at != "", rx.moment(strategy.last_snapshot_at, from_now=True), "never"),
-            custom_attrs=labelled("Last snapshot"),
         ),
-        rx.table.cell(
+        labelled_cell(
+            "Tokens",
             rx.flex(
                 rx.foreach(strategy.tokens, lambda token: token_chip(token, strategy.name)),
                 direction="column",
                 spacing="1",
             ),
-            custom_attrs=labelled("Tokens"),
+            grid_column=WHOLE_CARD,  # each token's dates and button on one line of a stacked row
         ),
         rx.table.cell(
             rx.flex(
@@ -440,7 +417,8 @@ def strategy_row(strategy: StrategyRow) -> rx.Component:
                 ),
                 spacing="2",
                 wrap="wrap",
-            )
+            ),
+            grid_column=WHOLE_CARD,
         ),
     )
 
@@ -459,20 +437,13 @@ def strategies_page() -> rx.Component:
             ),
             rx.cond(
                 StrategiesState.strategies.length() > 0,
-                rx.table.root(
-                    rx.table.header(
-                        rx.table.row(
-                            *(
-                                rx.table.column_header_cell(h)
-                                for h in ("Strategy", "Account", "Symbol", "Last snapshot", "Tokens", "")
-                            )
-                        )
-                    ),
-                    rx.table.body(rx.foreach(StrategiesState.strategies, strategy_row)),
-                    width="100%",
-                    id="strategies-table",
+                stacked_table(
+                    ("Strategy", "Account", "Symbol", "Last snapshot", "Tokens", ""),
+                    StrategiesState.strategies,
+                    strategy_row,
+                    id_="strategies-table",
                     # Six columns, the tokens' dates among them: stacked up to small laptops, not only phones.
-                    style=stacked_below("62em"),
+                    stack_below="62em",
                 ),
                 rx.text("No strategies yet.", color_scheme="gray"),
             ),

@@ -14,20 +14,11 @@ import reflex as rx
 
 from projectalgo import charts, dashboard, exports, forms, strategies
 from projectalgo.clock import utcnow
+from projectalgo.components.bot import TOKEN_PLACEHOLDER, bot_instructions, bot_snippet
 from projectalgo.components.layout import layout
 from projectalgo.components.live_chart import live_chart
-from projectalgo.pages.dashboard import (
-    STACKED_ON_PHONE,
-    TOKEN_PLACEHOLDER,
-    ago,
-    bot_instructions,
-    labelled_cell,
-    range_picker,
-    status_badge,
-    status_timer,
-    time_zone_note,
-)
-from projectalgo.pages.strategies import bot_snippet
+from projectalgo.components.status import ago, range_picker, status_badge, status_timer, time_zone_note
+from projectalgo.components.tables import labelled_cell, stacked_table
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
 from projectalgo.state import AuthState, CurrentUser, in_session
@@ -344,18 +335,7 @@ def snapshot_table() -> rx.Component:
             spacing="2",
             wrap="wrap",
         ),
-        rx.box(
-            rx.table.root(
-                rx.table.header(rx.table.row(*(rx.table.column_header_cell(h) for h in headers))),
-                rx.table.body(rx.foreach(StrategyPageState.lines, snapshot_row)),
-                width="100%",
-                size="1",
-                id="snapshot-table",
-            ),
-            overflow_x="auto",
-            width="100%",
-            style=STACKED_ON_PHONE,
-        ),
+        stacked_table(headers, StrategyPageState.lines, snapshot_row, id_="snapshot-table", size="1"),
         rx.flex(
             rx.button(
                 "Newer",
