@@ -139,3 +139,24 @@ def test_offline_comes_after_stale():
     assert load_settings({"STALE_AFTER_MINUTES": "90"}).offline_after_minutes == 90
     with pytest.raises(SettingsError, match="OFFLINE_AFTER_MINUTES must be between 30"):
         load_settings({"STALE_AFTER_MINUTES": "30", "OFFLINE_AFTER_MINUTES": "20"})
+
+
+class _Recording(dict):
+    """An environment that notes every variable the settings ask it for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def get(self, name: str, default: object = None) -> object:
+        self.asked.add(name)
+        return super().get(name, default)
+
+
+def test_every_setting_is_documented_in_env_example(tmp_path):
+    env = _Recording()
+    env["SECRET_KEY_FILE"] = str(tmp_path / "secret")
+    load_settings(env)
+    documented = Path(".env.example").read_text()
+    assert len(env.asked) > 25
+    assert sorted(name for name in env.asked if name not in documented) == []
