@@ -7,7 +7,6 @@ callers on an event loop run them in a thread.
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 import secrets
 from collections.abc import Collection
@@ -22,6 +21,7 @@ from sqlmodel import Session
 from projectalgo import throttle
 from projectalgo.clock import utcnow
 from projectalgo.models import ROLES, Attempt, Invitation, LoginSession, PasswordReset, User
+from projectalgo.tokens import new_token, token_hash
 
 PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_BYTES = 72  # bcrypt's limit; bcrypt 5 raises beyond it
@@ -300,18 +300,13 @@ def authenticate(session: Session, *, email: str, password: str, client: str, bc
     return user
 
 
-def _token_hash(token: str) -> str:
-    # Tokens carry 256 random bits, so a plain SHA-256 cannot be reversed by guessing.
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def start_session(session: Session, *, user: User, days: int) -> str:
     """A new sign-in for `user`; returns the token for the browser (stored here only as a hash)."""
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     now = utcnow()
     session.add(
         LoginSession(
-            token_hash=_token_hash(token),
+            token_hash=token_hash(token),
             user_id=user.id,
             created_at=now,
             last_seen_at=now,
@@ -350,7 +345,7 @@ def user_for_session(session: Session, token: str, *, idle: timedelta) -> Signed
     row = session.exec(
         select(LoginSession, User)
         .join(User, User.id == LoginSession.user_id)
-        .where(LoginSession.token_hash == _token_hash(token), *_live_session(now, idle))
+        .where(LoginSession.token_hash == token_hash(token), *_live_session(now, idle))
     ).first()
     if row is None:
         return None
@@ -368,7 +363,7 @@ def disabled_user_session(session: Session, token: str) -> bool:
             select(func.count())
             .select_from(LoginSession)
             .join(User, User.id == LoginSession.user_id)
-            .where(LoginSession.token_hash == _token_hash(token), User.disabled_at.is_not(None))
+            .where(LoginSession.token_hash == token_hash(token), User.disabled_at.is_not(None))
         )
         == 1
     )
@@ -392,7 +387,7 @@ def live_session_user(session: Session, login_session_id: int, *, idle: timedelt
 def end_session(session: Session, token: str) -> None:
     session.execute(
         update(LoginSession)
-        .where(LoginSession.token_hash == _token_hash(token), LoginSession.revoked_at.is_(None))
+        .where(LoginSession.token_hash == token_hash(token), LoginSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
 
@@ -439,9 +434,9 @@ def issue_password_reset(session: Session, *, user: User) -> str:
     """A one-time token for `user` to set a new password at /reset/<token>; earlier unused ones stop working."""
     now = utcnow()
     session.execute(delete(PasswordReset).where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None)))
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     session.add(
-        PasswordReset(user_id=user.id, token_hash=_token_hash(token), created_at=now, expires_at=now + RESET_LINK_VALID)
+        PasswordReset(user_id=user.id, token_hash=token_hash(token), created_at=now, expires_at=now + RESET_LINK_VALID)
     )
     session.flush()
     return token
@@ -455,7 +450,7 @@ def password_reset_usable(session: Session, token: str) -> bool:
             .select_from(PasswordReset)
             .join(User, User.id == PasswordReset.user_id)
             .where(
-                PasswordReset.token_hash == _token_hash(token),
+                PasswordReset.token_hash == token_hash(token),
                 PasswordReset.used_at.is_(None),
                 PasswordReset.expires_at > now,
                 User.disabled_at.is_(None),
@@ -475,7 +470,7 @@ def reset_password(session: Session, *, token: str, password: str, confirmation:
     used = session.execute(
         update(PasswordReset)
         .where(
-            PasswordReset.token_hash == _token_hash(token),
+            PasswordReset.token_hash == token_hash(token),
             PasswordReset.used_at.is_(None),
             PasswordReset.expires_at > now,
         )

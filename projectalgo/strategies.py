@@ -7,8 +7,6 @@ everything (for support) but change only their own. Plain Python on a SQL sessio
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +18,7 @@ from sqlmodel import Session
 from projectalgo.accounts import Actor
 from projectalgo.clock import utcnow
 from projectalgo.models import BrokerageAccount, Strategy, StrategyToken, User
+from projectalgo.tokens import new_token, token_hash
 
 TOKEN_PREFIX = "pa_live_"  # recognisable, so secret scanners can spot a leaked token
 TOKEN_DISPLAY_LENGTH = len(TOKEN_PREFIX) + 6
@@ -70,11 +69,6 @@ class StrategyView:
     last_snapshot_at: datetime | None
     archived: bool
     tokens: tuple[TokenView, ...]
-
-
-def token_hash(token: str) -> str:
-    # 256 random bits: a plain SHA-256 cannot be reversed by guessing, and needs no key to rotate.
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _clean_name(name: str, what: str) -> str:
@@ -323,7 +317,7 @@ def get_strategy(session: Session, actor: Actor, strategy_id: int) -> StrategyVi
 def issue_token(session: Session, actor: Actor, strategy_id: int) -> str:
     """A new token for the strategy; the others stay valid, so a bot can be switched without downtime."""
     strategy = _visible_strategy(session, actor, strategy_id, to_change=True)
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = new_token(TOKEN_PREFIX)
     row = StrategyToken(
         strategy_id=strategy.id, token_hash=token_hash(token), prefix=token[:TOKEN_DISPLAY_LENGTH], created_at=utcnow()
     )

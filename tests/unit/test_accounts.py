@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from projectalgo import accounts
+from projectalgo import accounts, tokens
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
 from projectalgo.models import Attempt, Invitation, LoginSession, PasswordReset, User
@@ -323,7 +323,7 @@ def test_a_password_reset_link_works_once_ends_every_sign_in_and_expires(engine)
         token = accounts.start_session(session, user=member, days=30)
         first = accounts.issue_password_reset(session, user=member)
         second = accounts.issue_password_reset(session, user=member)  # the newer link replaces the older
-        assert session.scalars(select(PasswordReset.token_hash)).all() == [accounts._token_hash(second)]
+        assert session.scalars(select(PasswordReset.token_hash)).all() == [tokens.token_hash(second)]
     with session_scope(engine) as session:
         assert not accounts.password_reset_usable(session, first)
         assert accounts.password_reset_usable(session, second)

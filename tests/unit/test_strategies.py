@@ -1,7 +1,7 @@
 import pytest
 from sqlalchemy import select
 
-from projectalgo import strategies
+from projectalgo import strategies, tokens
 from projectalgo.db import session_scope
 from projectalgo.models import StrategyToken
 from tests.factories import actor_of, resolve, strategy_tables, strategy_world
@@ -98,7 +98,7 @@ def test_token_lifecycle(engine, two_members):
         first = resolve(session, token)
         assert (first.strategy_id, first.owner_id) == (two_members["strategy_id"], two_members["alice"].id)
         stored = session.scalars(select(StrategyToken.token_hash)).all()
-        assert token not in stored and stored == [strategies.token_hash(token)]
+        assert token not in stored and stored == [tokens.token_hash(token)]
         second = strategies.issue_token(session, alice, two_members["strategy_id"])
     with session_scope(engine) as session:
         assert resolve(session, second).strategy_id == two_members["strategy_id"]
