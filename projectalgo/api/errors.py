@@ -29,6 +29,24 @@ def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict]:
     }
 
 
+class TooLargeError(Exception):
+    """A request body over the route's limit."""
+
+
+async def read_limited(request: Request, max_bytes: int) -> bytes:
+    """The request's body, refused (TooLargeError) as soon as it is known to be over `max_bytes`: by its
+    Content-Length, or while it streams in, never read whole first."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise TooLargeError
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise TooLargeError
+    return bytes(body)
+
+
 def error_response(status: int, error: str, detail: object, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from projectalgo import snapshots
-from projectalgo.api.errors import error_response, error_responses
+from projectalgo.api.errors import TooLargeError, error_response, error_responses, read_limited
 from projectalgo.clock import utcnow
 from projectalgo.ingestion import Post, RefusedError
 from projectalgo.runtime import services
@@ -135,22 +135,6 @@ DESCRIPTION = (
 )
 
 
-class _TooLargeError(Exception):
-    pass
-
-
-async def _read_limited(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > snapshots.MAX_BODY_BYTES:
-        raise _TooLargeError
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > snapshots.MAX_BODY_BYTES:
-            raise _TooLargeError
-    return bytes(body)
-
-
 def _header_token(request: Request) -> str | None:
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     return credentials.strip() or None if scheme.lower() == "bearer" else None
@@ -166,8 +150,8 @@ async def ingest(request: Request) -> JSONResponse:
     if content_type != "application/json":
         return _refused(415, "unsupported_media_type", "Send the snapshot as Content-Type: application/json.")
     try:
-        raw = await _read_limited(request)
-    except _TooLargeError:
+        raw = await read_limited(request, snapshots.MAX_BODY_BYTES)
+    except TooLargeError:
         return _refused(413, "too_large", f"The body must be at most {snapshots.MAX_BODY_BYTES} bytes.")
     try:
         body = snapshots.read_body(raw)

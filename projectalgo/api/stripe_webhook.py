@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from projectalgo import billing
-from projectalgo.api.errors import error_response, error_responses
+from projectalgo.api.errors import TooLargeError, error_response, error_responses, read_limited
 from projectalgo.db import session_scope
 from projectalgo.integrations.stripe import WebhookError, WebhookEvent, verify_webhook
 from projectalgo.runtime import services
@@ -117,13 +117,12 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     secret = services().settings.stripe_webhook_secret
     if not secret:
         return error_response(404, "not_found", "Stripe webhooks are not configured on this server.")
-    payload = bytearray()
-    async for chunk in request.stream():
-        payload += chunk
-        if len(payload) > MAX_BODY_BYTES:
-            return error_response(413, "payload_too_large", "A Stripe event is never this large.")
     try:
-        event = verify_webhook(bytes(payload), request.headers.get("stripe-signature"), secret)
+        payload = await read_limited(request, MAX_BODY_BYTES)
+    except TooLargeError:
+        return error_response(413, "payload_too_large", "A Stripe event is never this large.")
+    try:
+        event = verify_webhook(payload, request.headers.get("stripe-signature"), secret)
     except WebhookError as error:
         log.warning("stripe.webhook_refused reason=%s", error.code)
         return error_response(400, error.code, str(error))

@@ -89,7 +89,7 @@ def test_memberships_are_granted_within_1_to_3650_days_and_ended_with_a_reason(e
     member = make_member(engine, inviter=boss)
     act = actor_of(boss)
     for bad in (0, 3651):
-        with pytest.raises(admin.AdminError, match="between 1 and 3650"):
+        with pytest.raises(billing.BillingError, match="between 1 and 3650"):
             _do(engine, lambda s, bad=bad: admin.grant_membership(s, act, user_id=member.id, days=bad))
     with pytest.raises(admin.AdminError, match="No such user"):
         _do(engine, lambda s: admin.grant_membership(s, act, user_id=999, days=5))
