@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedErro
 
 from projectalgo.settings import Settings
 from projectalgo.snapshots import (
+    ALL_TIME_END_MS,
     NUMBER_FIELDS,
     Page,
     Rollup,
@@ -374,7 +375,7 @@ class DynamoSnapshotStore:
         return self._call(self._table.query, ConsistentRead=True, **kwargs)
 
     def latest(self, strategy_id: int) -> Snapshot | None:
-        return next(iter(self.recent(strategy_id, 2**62, limit=1)), None)
+        return next(iter(self.recent(strategy_id, ALL_TIME_END_MS, limit=1)), None)
 
     def earliest(self, strategy_id: int) -> Snapshot | None:
         # One Query, oldest first, one item: the key's own order, never a Scan.

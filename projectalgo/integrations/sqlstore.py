@@ -20,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from projectalgo.db import UNREACHABLE_ERRORS
 from projectalgo.models import RollupRow, SnapshotRow
 from projectalgo.snapshots import (
+    ALL_TIME_END_MS,
     NUMBER_FIELDS,
     Page,
     Rollup,
@@ -224,7 +225,7 @@ class SqlSnapshotStore:
         return len(folded)
 
     def latest(self, strategy_id: int) -> Snapshot | None:
-        return next(iter(self.recent(strategy_id, 2**62, limit=1)), None)
+        return next(iter(self.recent(strategy_id, ALL_TIME_END_MS, limit=1)), None)
 
     def earliest(self, strategy_id: int) -> Snapshot | None:
         query = select(SnapshotRow).where(SnapshotRow.strategy_id == strategy_id).order_by(SnapshotRow.at_ms).limit(1)

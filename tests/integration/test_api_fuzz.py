@@ -34,13 +34,13 @@ from projectalgo.api import build_api
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Membership, Payment, Strategy, StripeEvent
+from projectalgo.snapshots import ALL_TIME_END_MS
 from tests.conftest import TEST_SECRET_KEY_BASE, TEST_STRIPE_WEBHOOK_SECRET
 from tests.factories import make_admin, make_member, make_strategy, store_one
 from tests.support.webhooks import sign
 
 INGEST_REQUESTS, WEBHOOK_REQUESTS, CSV_REQUESTS = 1600, 800, 800
 FUZZ = settings(deadline=None, suppress_health_check=list(HealthCheck), database=None)
-ALL_TIME = 2**53
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -215,7 +215,7 @@ def test_fuzzed_bot_posts_store_each_accepted_snapshot_once_and_nothing_else(api
     for token in tokens:
         strategy_id = strategy_of.get(token)
         if strategy_id is not None:
-            assert len(store.between(strategy_id, 0, ALL_TIME, limit=10_000).items) == accepted[strategy_id]
+            assert len(store.between(strategy_id, 0, ALL_TIME_END_MS, limit=10_000).items) == accepted[strategy_id]
 
 
 # --- POST /api/v1/stripe/webhook -------------------------------------------------------------------------------
@@ -410,7 +410,7 @@ def test_fuzzed_csv_links_download_exactly_when_they_should(api, app_services):
         _no_server_error(answer)
         outcomes[answer.status_code] += 1
         in_bounds = all(1 <= n < 2**63 for n in (strategy, user, login)) and all(
-            0 <= n <= ALL_TIME for n in (start, end, expires)
+            0 <= n <= ALL_TIME_END_MS for n in (start, end, expires)
         )
         valid = (
             in_bounds

@@ -46,6 +46,7 @@ from projectalgo.pages.reset import ResetState
 from projectalgo.pages.strategies import StrategiesState
 from projectalgo.pages.strategy import StrategyLiveState, StrategyPageState
 from projectalgo.runtime import services
+from projectalgo.snapshots import ALL_TIME_END_MS
 from tests.factories import PASSWORD
 from tests.support.matrix import (
     ACTORS,
@@ -827,7 +828,10 @@ def send(calls: list[Call]) -> list[httpx.Response]:
 
 def snapshot_counts(world: World) -> dict[int, int]:
     store = services().snapshot_store
-    return {sid: len(store.recent(sid, 2**62, limit=10_000)) for sid in (world.strategy_id, world.other_strategy_id)}
+    return {
+        sid: len(store.recent(sid, ALL_TIME_END_MS, limit=10_000))
+        for sid in (world.strategy_id, world.other_strategy_id)
+    }
 
 
 @pytest.mark.parametrize("actor", HTTP_ACTORS)

@@ -19,7 +19,7 @@ from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import LoginSession, Strategy, User
-from projectalgo.snapshots import NUMBER_FIELDS, Snapshot
+from projectalgo.snapshots import ALL_TIME_END_MS, NUMBER_FIELDS, Snapshot
 from tests.conftest import TEST_SECRET_KEY_BASE
 from tests.factories import make_admin, make_member, make_strategy, store_one
 
@@ -33,7 +33,7 @@ def _sign_in(engine: Engine, user: User) -> tuple[int, str]:
         return accounts.user_for_session(session, token, idle=IDLE).login_session_id, token
 
 
-def _link(user_id, login_id, strategy_id, start=0, end=2**53, now=None, secret=TEST_SECRET_KEY_BASE):
+def _link(user_id, login_id, strategy_id, start=0, end=ALL_TIME_END_MS, now=None, secret=TEST_SECRET_KEY_BASE):
     return exports.signed_link(
         secret,
         user_id=user_id,

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
-from projectalgo.snapshots import NUMBER_FIELDS
+from projectalgo.snapshots import ALL_TIME_END_MS, NUMBER_FIELDS
 from tests.factories import make_member, make_strategy
 
 _names = itertools.count(1)
@@ -53,7 +53,7 @@ def test_a_body_is_stored_whole_or_not_at_all(app_server, app_engine, body):
         timeout=10,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
-    stored = SqlSnapshotStore(app_engine).between(strategy_id, 0, 2**53).items
+    stored = SqlSnapshotStore(app_engine).between(strategy_id, 0, ALL_TIME_END_MS).items
     if answer.status_code == 201:
         assert len(stored) == 1
         sent = json.loads(raw, parse_float=Decimal, parse_int=Decimal)["data"]

@@ -13,6 +13,7 @@ from projectalgo import snapshots
 from projectalgo.integrations.dynamodb import DynamoSnapshotStore
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.settings import load_settings
+from projectalgo.snapshots import ALL_TIME_END_MS
 from tests.factories import make_member, make_strategy, store_one
 
 _tables = itertools.count(1)
@@ -167,7 +168,7 @@ def test_concurrent_puts_at_the_same_millisecond_all_land_once(store_and_strateg
     with ThreadPoolExecutor(max_workers=16) as pool:
         stored = [s for batch in pool.map(put_many, range(16)) for s in batch]
     for strategy_id in (a, b):
-        kept = store.between(strategy_id, 0, 2**53).items
+        kept = store.between(strategy_id, 0, ALL_TIME_END_MS).items
         assert len(kept) == 80 and len({s.at_ms for s in kept}) == 80
         assert sorted(s.wallet_balance for s in kept) == sorted(
             s.wallet_balance for s in stored if s.strategy_id == strategy_id
@@ -208,7 +209,7 @@ def expected_rollups(stored, resolution):
 
 
 def all_rollups(store, strategy_id, resolution):
-    return store.rollups(strategy_id, resolution, 0, snapshots.ALL_TIME_END_MS)
+    return store.rollups(strategy_id, resolution, 0, ALL_TIME_END_MS)
 
 
 def test_rollups_hold_each_buckets_last_snapshot_and_extremes(store_and_strategies):
