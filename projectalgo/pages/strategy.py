@@ -20,7 +20,7 @@ from projectalgo.components.live_chart import live_chart
 from projectalgo.components.status import ago, range_picker, status_badge, status_timer, time_zone_note
 from projectalgo.components.tables import labelled_cell, stacked_table
 from projectalgo.runtime import services
-from projectalgo.snapshots import Snapshot, epoch_ms
+from projectalgo.snapshots import ALL_TIME_END_MS, Snapshot, epoch_ms
 from projectalgo.state import AuthState, CurrentUser, in_session
 
 PAGE_SIZE = 50
@@ -173,7 +173,7 @@ class StrategyPageState(AuthState):
         self.snippet = bot_snippet(settings.public_url, TOKEN_PLACEHOLDER)
         self.figure = charts.strategy_figure(points, live._seq)
         self._page_ends, self.page = [], 1
-        await self._read_page(view.id, 2**62)
+        await self._read_page(view.id, ALL_TIME_END_MS)
         live.unseen = 0
         services().watchers.watch(
             self.router.session.client_token, StrategyLiveState, [view.id], member.login_session_id
@@ -196,7 +196,7 @@ class StrategyPageState(AuthState):
         if view is None:
             return None
         if view.id != self._strategy_id:  # pages kept for another strategy mean nothing here: start over
-            page, before_ms = 1, 2**62
+            page, before_ms = 1, ALL_TIME_END_MS
         self._strategy_id, self.page = view.id, page
         await self._read_page(view.id, before_ms)
         if page == 1:
@@ -230,18 +230,18 @@ class StrategyPageState(AuthState):
     @rx.event
     async def newer_page(self) -> rx.event.EventSpec | None:
         if self.page <= 1:
-            return await self._page_to(1, 2**62)
+            return await self._page_to(1, ALL_TIME_END_MS)
         return await self._page_to(self.page - 1, self._page_ends[self.page - 2])
 
     @rx.event
     async def older_page(self) -> rx.event.EventSpec | None:
         if not (self.has_more and self._next_before):
-            return await self._page_to(self.page, self._page_ends[-1] if self._page_ends else 2**62)
+            return await self._page_to(self.page, self._page_ends[-1] if self._page_ends else ALL_TIME_END_MS)
         return await self._page_to(self.page + 1, self._next_before)
 
     @rx.event
     async def show_newest(self) -> rx.event.EventSpec | None:
-        return await self._page_to(1, 2**62)
+        return await self._page_to(1, ALL_TIME_END_MS)
 
     @rx.event
     async def download_csv(self) -> rx.event.EventSpec | None:
