@@ -22,20 +22,11 @@ import aiohttp
 
 from projectalgo.db import make_engine
 from projectalgo.migrations import upgrade_to_head
+from projectalgo.snapshots import EXAMPLE_DATA
 from tests.factories import make_member, make_strategy
 from tests.support import servers
 
-BODY = {
-    "data": {
-        "last_price": "9321.5",
-        "margin_balance": "10234.12",
-        "wallet_balance": "10011.7",
-        "realised_pnl": "120.5",
-        "positions": 150,
-        "symbol": "XBTUSD",
-        "average_entry_price": "9300.25",
-    }
-}
+BODY = {"data": EXAMPLE_DATA}
 
 
 async def drive(url: str, tokens: list[str | None], seconds: float) -> tuple[int, list[float], dict[int, int]]:

@@ -30,6 +30,16 @@ MAX_FUTURE_SKEW = timedelta(minutes=5)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_BODY_BYTES = 16 * 1024
 ALL_TIME_END_MS = 2**53  # past any at_ms a bot can send
+# The `data` of one snapshot as a bot sends it: the published example, the bot snippet, tests and benchmarks.
+EXAMPLE_DATA = {
+    "last_price": 9321.5,
+    "margin_balance": 10234.12,
+    "wallet_balance": 10011.7,
+    "realised_pnl": 120.5,
+    "positions": 150,
+    "symbol": "XBTUSD",
+    "average_entry_price": 9300.25,
+}
 
 # The bot contract's bounds and grammars, which the published OpenAPI schema states as they are (api/ingest.py):
 # whatever a schema-valid body holds is accepted here, and whatever is refused here breaks the schema, except for

@@ -78,17 +78,7 @@ OPENAPI = {
         "content": {
             "application/json": {
                 "schema": SNAPSHOT_SCHEMA,
-                "example": {
-                    "data": {
-                        "last_price": 9321.5,
-                        "margin_balance": 10234.12,
-                        "wallet_balance": 10011.7,
-                        "realised_pnl": 120.5,
-                        "positions": 150,
-                        "symbol": "XBTUSD",
-                        "average_entry_price": 9300.25,
-                    }
-                },
+                "example": {"data": snapshots.EXAMPLE_DATA},
             }
         },
     },

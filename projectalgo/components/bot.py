@@ -5,22 +5,14 @@ import json
 
 import reflex as rx
 
+from projectalgo.snapshots import EXAMPLE_DATA
+
 TOKEN_PLACEHOLDER = "<your strategy's token>"
 
 
 def bot_snippet(public_url: str, token: str) -> str:
     """The exact request a bot sends, for the member to paste into their bot."""
-    body = {
-        "data": {
-            "last_price": 9321.5,
-            "margin_balance": 10234.12,
-            "wallet_balance": 10011.7,
-            "realised_pnl": 120.5,
-            "positions": 150,
-            "symbol": "XBTUSD",
-            "average_entry_price": 9300.25,
-        }
-    }
+    body = {"data": EXAMPLE_DATA}
     return (
         f"curl -X POST {public_url}/api/v1/strategy/ \\\n"
         f"  -H 'Authorization: Bearer {token}' \\\n"

@@ -11,19 +11,12 @@ from playwright.sync_api import expect
 from projectalgo import accounts
 from projectalgo.db import session_scope
 from projectalgo.models import User
+from projectalgo.snapshots import EXAMPLE_DATA
 from tests.factories import PASSWORD, grant_membership, invite_code_of, make_admin, make_member, make_strategy
 from tests.support.cards import THREE_D_SECURE
 
 pytestmark = pytest.mark.e2e
-BODY = {
-    "last_price": 9321.5,
-    "margin_balance": 10234.12,
-    "wallet_balance": 10011.7,
-    "realised_pnl": 120.5,
-    "positions": 150,
-    "symbol": "XBTUSD",
-    "average_entry_price": 9300.25,
-}
+BODY = EXAMPLE_DATA
 # Runs in every document and frame before its own scripts: reports each refusal the CSP makes.
 WATCH_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation", (event) => {

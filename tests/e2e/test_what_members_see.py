@@ -18,20 +18,12 @@ from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Strategy
 from projectalgo.settings import load_settings
-from projectalgo.snapshots import NUMBER_FIELDS, Snapshot, epoch_ms
+from projectalgo.snapshots import EXAMPLE_DATA, NUMBER_FIELDS, Snapshot, epoch_ms
 from tests.factories import PASSWORD, actor_of, grant_membership, make_member, make_strategy, store_one
 
 pytestmark = pytest.mark.e2e
 DAY = charts.DAY_MS
-BODY = {
-    "last_price": 9321.5,
-    "margin_balance": 10234.12,
-    "wallet_balance": 9975.5,
-    "realised_pnl": 120.5,
-    "positions": 150,
-    "symbol": "XBTUSD",
-    "average_entry_price": 9300.25,
-}
+BODY = EXAMPLE_DATA | {"wallet_balance": 9975.5}
 
 
 def _post(url: str, token: str, **values: object) -> None:

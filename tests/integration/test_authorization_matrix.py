@@ -46,7 +46,7 @@ from projectalgo.pages.reset import ResetState
 from projectalgo.pages.strategies import StrategiesState
 from projectalgo.pages.strategy import StrategyLiveState, StrategyPageState
 from projectalgo.runtime import services
-from projectalgo.snapshots import ALL_TIME_END_MS
+from projectalgo.snapshots import ALL_TIME_END_MS, EXAMPLE_DATA
 from tests.factories import PASSWORD
 from tests.support.matrix import (
     ACTORS,
@@ -676,17 +676,7 @@ def test_page_cell(row: Row, actor: str, cell: tuple[Engine, World]) -> None:
 # HTTP routes: the API app in process (the routes hold no per-tab state: the two tab columns do not apply)
 
 HTTP_ACTORS = ("anonymous", *PEOPLE)
-BOT_BODY = {
-    "data": {
-        "last_price": 9321.5,
-        "margin_balance": 10234.12,
-        "wallet_balance": 10011.7,
-        "realised_pnl": 120.5,
-        "positions": 150,
-        "symbol": "XBTUSD",
-        "average_entry_price": 9300.25,
-    }
-}
+BOT_BODY = {"data": EXAMPLE_DATA}
 
 
 @dataclass(frozen=True)

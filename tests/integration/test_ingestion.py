@@ -17,15 +17,7 @@ from projectalgo.ratelimit import RateLimiter
 from tests.factories import actor_of, make_member, make_strategy
 
 AT_MS = 1_700_000_000_000
-BODY = {
-    "last_price": "9321.5",
-    "margin_balance": "10234.12",
-    "wallet_balance": "10011.7",
-    "realised_pnl": "120.5",
-    "positions": "150",
-    "symbol": "XBTUSD",
-    "average_entry_price": "9300.25",
-}
+BODY = {name: str(value) for name, value in snapshots.EXAMPLE_DATA.items()}  # numbers as numeric text, as bots may send
 
 
 def post(token: str, at_ms: int | None = AT_MS, **values: str) -> Post:
