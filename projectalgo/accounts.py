@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from projectalgo import throttle
 from projectalgo.clock import utcnow
+from projectalgo.errors import InvalidInputError
 from projectalgo.models import ROLES, Attempt, Invitation, LoginSession, PasswordReset, User
 from projectalgo.tokens import new_token, token_hash
 
@@ -42,7 +43,7 @@ ACCOUNT_DISABLED = "This account is disabled; contact an admin."
 _EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class AccountError(ValueError):
+class AccountError(InvalidInputError):
     """A request the user can correct; the message is safe to show them."""
 
 

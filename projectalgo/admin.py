@@ -23,6 +23,7 @@ from sqlmodel import Session
 from projectalgo import accounts, billing, forms
 from projectalgo.accounts import Actor
 from projectalgo.clock import utcnow
+from projectalgo.errors import InvalidInputError, NotAllowedError
 from projectalgo.models import (
     ROLES,
     AuditEntry,
@@ -57,12 +58,8 @@ ANONYMOUS = "anonymous"
 log = logging.getLogger("projectalgo.admin")
 
 
-class AdminError(ValueError):
+class AdminError(InvalidInputError):
     """Bad input or a rule that forbids the change; the message is safe to show."""
-
-
-class NotAllowedError(AdminError):
-    """The actor's role does not allow this."""
 
 
 def plural(count: int, noun: str) -> str:

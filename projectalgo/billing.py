@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from projectalgo import throttle
 from projectalgo.clock import utcnow
+from projectalgo.errors import InvalidInputError
 from projectalgo.models import Membership, Payment, StripeEvent, User
 
 SOURCES = ("stripe", "admin")
@@ -63,7 +64,7 @@ EARLIER_GRANTED = "An earlier payment of yours went through: your membership is 
 log = logging.getLogger("projectalgo.billing")
 
 
-class BillingError(ValueError):
+class BillingError(InvalidInputError):
     """A request the user or operator can correct; the message is safe to show."""
 
 
@@ -384,7 +385,7 @@ def pay_with_card_setup(
         if confirmed is None:
             return PaymentOutcome("pending", IN_DOUBT)
         if confirmed.status == "requires_confirmation":  # it never reached Stripe: nothing was charged
-            return PaymentOutcome("failed", str(error))
+            return PaymentOutcome("failed", error.message)
     return _settle(sessions, user_id, confirmed, client_secret)
 
 

@@ -11,8 +11,9 @@ import getpass
 import sys
 from collections.abc import Callable, Sequence
 
-from projectalgo import accounts, admin, billing, snapshots, strategies
+from projectalgo import accounts, admin, billing, strategies
 from projectalgo.db import session_scope
+from projectalgo.errors import DomainError
 from projectalgo.runtime import services
 from projectalgo.settings import SettingsError
 
@@ -189,12 +190,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
-    except (
-        CommandError,
-        accounts.AccountError,
-        billing.BillingError,
-        strategies.StrategyError,
-        snapshots.StoreUnavailableError,
-    ) as error:
+    except (CommandError, DomainError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from projectalgo.errors import InvalidInputError
+
 MAX_ID = 2**31 - 1  # the id columns are 32-bit integers on PostgreSQL
 FORM_NOT_UNDERSTOOD = "The form could not be read. Reload the page and try again."
 _WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]{1,12}$")
 
 
-class InputError(ValueError):
+class InputError(InvalidInputError):
     """The browser sent something its form cannot have sent (a tampered or stale page); the message says so."""
 
 

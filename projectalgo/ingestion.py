@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from projectalgo import strategies
 from projectalgo.db import UNREACHABLE_ERRORS
+from projectalgo.errors import DomainError, NotAllowedError, RateLimitedError, UnauthenticatedError
 from projectalgo.ratelimit import RateLimiter
 from projectalgo.snapshots import Snapshot, SnapshotInput, SnapshotStore, StoreUnavailableError
 
@@ -31,27 +32,21 @@ log = logging.getLogger("projectalgo.ingest")
 RECORD_USE_EVERY_SECONDS = 1.0
 
 
-class RefusedError(Exception):
-    """The post is refused: answered with args (status, error, detail[, headers])."""
-
-
-def _refused_token(owner: strategies.TokenOwner | None, token: str) -> RefusedError:
+def _refused_token(owner: strategies.TokenOwner | None, token: str) -> DomainError:
     """Why a token may not post: unknown or revoked, its owner disabled, or its strategy archived."""
+    error: DomainError
     if owner is None:
-        reason, error = (
-            "unknown_token",
-            RefusedError(401, "invalid_token", "This token is unknown or has been revoked."),
-        )
+        reason = "unknown_token"
+        error = UnauthenticatedError("This token is unknown or has been revoked.", code="invalid_token")
     elif owner.owner_disabled:
         reason = "owner_disabled"
-        error = RefusedError(
-            403,
-            "owner_disabled",
+        error = NotAllowedError(
             "The account this strategy belongs to is disabled; its owner should contact an admin.",
+            code="owner_disabled",
         )
     else:
         reason = "strategy_archived"
-        error = RefusedError(403, "strategy_archived", "This strategy is archived; its owner can restore it.")
+        error = NotAllowedError("This strategy is archived; its owner can restore it.", code="strategy_archived")
     log.info("ingest.refused reason=%s prefix=%s", reason, token[: strategies.TOKEN_DISPLAY_LENGTH])
     return error
 
@@ -69,7 +64,7 @@ class Stored:
     snapshot: Snapshot
 
 
-Outcome = Stored | Exception  # RefusedError, StoreUnavailableError, or what kept that snapshot out
+Outcome = Stored | Exception  # a DomainError (a refusal, StoreUnavailableError), or what kept that snapshot out
 
 
 def _failed() -> RuntimeError:
@@ -97,8 +92,8 @@ class Ingestor:
         self._task: asyncio.Task[None] | None = None
 
     async def submit(self, post: Post) -> Stored:
-        """Store one post with whatever else is waiting. Raises RefusedError, StoreUnavailableError, or the
-        error that kept this one snapshot from being stored."""
+        """Store one post with whatever else is waiting. Raises a DomainError (a refusal, or
+        StoreUnavailableError), or the error that kept this one snapshot from being stored."""
         outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting.append((post, outcome))
         if not self._storing:
@@ -162,9 +157,10 @@ class Ingestor:
             if owner is None or owner.owner_disabled or owner.strategy_archived:
                 outcomes.append(_refused_token(owner, post.token))
             elif wait := self._limiter.acquire(owner.token_id):
-                retry_after = {"Retry-After": str(math.ceil(wait))}
                 outcomes.append(
-                    RefusedError(429, "rate_limited", "Too many snapshots for this token; slow down.", retry_after)
+                    RateLimitedError(
+                        "Too many snapshots for this token; slow down.", retry_after_seconds=math.ceil(wait)
+                    )
                 )
             else:
                 at_ms = post.snapshot.at_ms or post.received_ms

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
 from typing import Protocol
 
+from projectalgo.errors import ConflictError, InvalidInputError, UnavailableError, UnreadableError
+
 NUMBER_FIELDS = (
     "last_price",
     "margin_balance",
@@ -155,25 +157,45 @@ class SnapshotInput:
         return Snapshot(strategy_id=strategy_id, account_id=account_id, at_ms=at_ms, **self.values)
 
 
-class BadBodyError(ValueError):
-    """Not JSON, or not a JSON object: HTTP 400."""
+class BadBodyError(UnreadableError):
+    """Not JSON, or not a JSON object."""
 
 
-class InvalidSnapshotError(ValueError):
-    """Named fields are wrong: HTTP 422 with every problem listed."""
+class InvalidSnapshotError(InvalidInputError):
+    """Named fields are wrong: every problem is listed."""
+
+    code = "invalid_snapshot"
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
+        super().__init__("; ".join(problems), problems=problems)
 
 
-class FutureSnapshotError(InvalidSnapshotError):
-    """Only created_at is wrong: more than MAX_FUTURE_SKEW ahead of the server's clock. HTTP 409: a well-formed
-    snapshot that the server's present refuses (the bot's clock is ahead); nothing was stored."""
+class FutureSnapshotError(ConflictError):
+    """Only created_at is wrong: more than MAX_FUTURE_SKEW ahead of the server's clock. A well-formed snapshot
+    that the server's present refuses (the bot's clock is ahead); nothing was stored."""
+
+    code = "created_at_in_future"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems), problems=problems)
 
 
-class StoreUnavailableError(RuntimeError):
-    """The snapshot store cannot be reached now; nothing was stored. HTTP 503, retry later."""
+STORE_UNAVAILABLE = "The snapshot store is unreachable; nothing was stored. Retry later."
+STORE_RETRY_AFTER_SECONDS = 5
+
+
+class StoreUnavailableError(UnavailableError):
+    """The snapshot store cannot be reached now; nothing was stored. The message is the same for every cause:
+    `cause` (also the exception's text, for the log and the operator) is never shown to users."""
+
+    code = "store_unavailable"
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(STORE_UNAVAILABLE, retry_after_seconds=STORE_RETRY_AFTER_SECONDS)
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return self.cause
 
 
 class _NonFinite:

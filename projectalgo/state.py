@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from contextvars import ContextVar
@@ -23,9 +24,11 @@ from sqlmodel import Session
 
 from projectalgo import accounts, billing
 from projectalgo.db import session_scope
+from projectalgo.errors import SOMETHING_WRONG, DomainError
 from projectalgo.runtime import password_threads, services
 
 T = TypeVar("T")
+ui_log = logging.getLogger("projectalgo.ui")
 
 
 async def _in_session_on(executor: Executor | None, work: Callable[[Session], T]) -> T:
@@ -79,6 +82,15 @@ def login_url(path: str) -> str:
     """/login, remembering where to come back to (the static build serves pages with a trailing slash)."""
     path = path.rstrip("/")
     return f"/login?next={quote(path, safe='')}" if path and path != "/login" else "/login"
+
+
+def failure_message(error: Exception) -> str:
+    """What a page shows when an action failed: a domain refusal's own message; for anything else, which is
+    a fault and never shown, a generic text (the fault is logged with its traceback)."""
+    if isinstance(error, DomainError):
+        return error.message
+    ui_log.exception("ui.action_failed error=%s", type(error).__name__, exc_info=error)
+    return SOMETHING_WRONG
 
 
 class AuthState(rx.State):
@@ -246,17 +258,17 @@ class MemberActionsMixin(rx.State, mixin=True):
     ) -> rx.event.EventSpec | None:
         """Check membership on the server, run `work` in one transaction as this member, show the outcome.
 
-        `work` reads the browser's input (forms) and raises a ValueError subclass (forms.InputError, the
-        contexts' user-facing errors) to refuse; nothing is written then. On success the notice is `done` of
-        what `work` returned, and `then` receives it too.
+        `work` reads the browser's input (forms) and raises a DomainError to refuse; nothing is written then,
+        nor on any other exception. On success the notice is `done` of what `work` returned, and `then` receives
+        it too.
         """
         member = await self._member()
         if not isinstance(member, CurrentUser):
             return member
         try:
             result = await in_session(lambda session: work(session, member.actor))
-        except ValueError as refusal:
-            self.error, self.notice = str(refusal), ""
+        except Exception as error:  # noqa: BLE001 - failure_message logs what is not a refusal
+            self.error, self.notice = failure_message(error), ""
         else:
             self.error, self.notice = "", done(result)
             if then is not None:

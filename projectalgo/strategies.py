@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from projectalgo.accounts import Actor
 from projectalgo.clock import utcnow
+from projectalgo.errors import InvalidInputError, NotFoundError
 from projectalgo.models import BrokerageAccount, Strategy, StrategyToken, User
 from projectalgo.tokens import new_token, token_hash
 
@@ -29,12 +30,8 @@ NOTES_MAX_LENGTH = 500
 DESCRIPTION_MAX_LENGTH = 1000
 
 
-class StrategyError(ValueError):
+class StrategyError(InvalidInputError):
     """A request the member can correct; the message is safe to show."""
-
-
-class NotFoundError(StrategyError):
-    """No such account, strategy or token among those the actor may see."""
 
 
 @dataclass(frozen=True)

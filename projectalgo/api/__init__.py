@@ -22,6 +22,7 @@ from projectalgo.api.downloads import router as downloads_router
 from projectalgo.api.health import router as health_router
 from projectalgo.api.ingest import router as ingest_router
 from projectalgo.api.stripe_webhook import router as stripe_webhook_router
+from projectalgo.errors import DomainError
 
 TITLE = "ProjectAlgo API"
 OPENAPI_URL = "/api/openapi.json"
@@ -43,6 +44,7 @@ def build_api() -> FastAPI:
     )
     api.add_exception_handler(StarletteHTTPException, errors.http_error)
     api.add_exception_handler(RequestValidationError, errors.validation_error)
+    api.add_exception_handler(DomainError, errors.refusal)
     api.add_exception_handler(Exception, errors.unexpected_error)
     api.include_router(
         health_router,

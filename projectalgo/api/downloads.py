@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from enum import Enum
 
 import anyio
 from fastapi import APIRouter, Path, Query
@@ -12,8 +11,9 @@ from fastapi.responses import Response, StreamingResponse
 
 from projectalgo import accounts, exports, strategies
 from projectalgo.accounts import Actor
-from projectalgo.api.errors import error_response, error_responses
+from projectalgo.api.errors import error_responses
 from projectalgo.db import session_scope
+from projectalgo.errors import NotAllowedError
 from projectalgo.runtime import services
 from projectalgo.snapshots import ALL_TIME_END_MS
 
@@ -22,22 +22,14 @@ MAX_ID = 2**63 - 1  # the largest SQL BIGINT: ids beyond it name nothing
 INVALID_LINK = "This download link is invalid or has expired; download again."
 
 
-class _Refusal(Enum):
-    dead_session = "dead_session"
-    not_found = "not_found"
-
-
-def _may_read(user_id: int, login_session_id: int, strategy_id: int, idle: timedelta) -> str | _Refusal:
+def _may_read(user_id: int, login_session_id: int, strategy_id: int, idle: timedelta) -> str:
     """The strategy's name when the link's login session is live for that user and the user may read the strategy
-    now; else why not."""
+    now; NotAllowedError (the sign-in has ended) or NotFoundError otherwise."""
     with session_scope(services().engine) as session:
         user = accounts.live_session_user(session, login_session_id, idle=idle)
         if user is None or user.id != user_id:
-            return _Refusal.dead_session
-        try:
-            return strategies.get_strategy(session, Actor(user.id, tuple(user.roles)), strategy_id).name
-        except strategies.NotFoundError:
-            return _Refusal.not_found
+            raise NotAllowedError("This link's sign-in has ended; sign in and download again.", code="invalid_link")
+        return strategies.get_strategy(session, Actor(user.id, tuple(user.roles)), strategy_id).name
 
 
 RESPONSES: dict[int | str, dict] = {
@@ -87,13 +79,10 @@ async def snapshots_csv(
         sig=sig,
         now_s=int(time.time()),
     ):
-        return error_response(403, "invalid_link", INVALID_LINK)
+        raise NotAllowedError(INVALID_LINK, code="invalid_link")
     idle = timedelta(minutes=settings.session_idle_minutes)
+    # A refusal raised here is answered by api.errors.refusal.
     name = await anyio.to_thread.run_sync(_may_read, user, login, strategy_id, idle)
-    if name is _Refusal.dead_session:
-        return error_response(403, "invalid_link", "This link's sign-in has ended; sign in and download again.")
-    if not isinstance(name, str):
-        return error_response(404, "not_found", "No such strategy.")
     filename = "".join(c if (c.isascii() and c.isalnum()) or c in "-_" else "_" for c in name) or "strategy"
     # A sync iterator: Starlette reads each page from the store on a worker thread, off the event loop.
     return StreamingResponse(

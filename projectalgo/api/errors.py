@@ -1,4 +1,5 @@
-"""The API's one error shape: {"error": <code>, "detail": <human text or list>}, never a traceback."""
+"""The API's one error shape: {"error": <code>, "detail": <human text or list>}, never a traceback; and the one
+mapping of the domain's refusals (projectalgo.errors) to HTTP answers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,20 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from projectalgo.errors import (
+    SOMETHING_WRONG,
+    ConflictError,
+    DomainError,
+    InvalidInputError,
+    NotAllowedError,
+    NotFoundError,
+    RateLimitedError,
+    TryLaterError,
+    UnauthenticatedError,
+    UnavailableError,
+    UnreadableError,
+)
 
 log = logging.getLogger("projectalgo.api")
 # The OpenAPI schema of every error answer.
@@ -51,6 +66,33 @@ def error_response(status: int, error: str, detail: object, headers: dict[str, s
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
+# The status of each kind of refusal: an error's most specific kind decides (the first of its class's MRO here).
+STATUS: dict[type[DomainError], int] = {
+    UnreadableError: 400,
+    InvalidInputError: 422,
+    UnauthenticatedError: 401,
+    NotAllowedError: 403,
+    NotFoundError: 404,
+    ConflictError: 409,
+    RateLimitedError: 429,
+    UnavailableError: 503,
+    DomainError: 400,  # a refusal of no more precise kind
+}
+
+
+def refusal_response(error: DomainError) -> JSONResponse:
+    """The HTTP answer to a domain refusal: its kind's status and its code; as detail, every problem it names,
+    else its message; Retry-After when it says when to try again."""
+    status = next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
+    headers = {"Retry-After": str(error.retry_after_seconds)} if isinstance(error, TryLaterError) else None
+    return error_response(status, error.code, error.problems or error.message, headers)
+
+
+async def refusal(_request: Request, exc: DomainError) -> JSONResponse:
+    """A route's refusal that it did not answer itself."""
+    return refusal_response(exc)
+
+
 def method_not_allowed(method: str, path: str, allowed: list[str]) -> JSONResponse:
     """405 with the Allow header (RFC 9110): `path` exists, but not for `method`."""
     allow = ", ".join(allowed)
@@ -70,4 +112,4 @@ async def validation_error(_request: Request, exc: RequestValidationError) -> JS
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("api.unhandled_error path=%s", request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
+    return error_response(500, "internal_error", SOMETHING_WRONG)

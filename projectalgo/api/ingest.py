@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from projectalgo import snapshots
-from projectalgo.api.errors import TooLargeError, error_response, error_responses, read_limited
+from projectalgo.api.errors import TooLargeError, error_response, error_responses, read_limited, refusal_response
 from projectalgo.clock import utcnow
-from projectalgo.ingestion import Post, RefusedError
+from projectalgo.errors import DomainError
+from projectalgo.ingestion import Post
 from projectalgo.runtime import services
 
 log = logging.getLogger("projectalgo.ingest")
@@ -130,9 +131,15 @@ def _header_token(request: Request) -> str | None:
     return credentials.strip() or None if scheme.lower() == "bearer" else None
 
 
-def _refused(status: int, error: str, detail: object, headers: dict[str, str] | None = None) -> JSONResponse:
+def _refused(status: int, error: str, detail: object) -> JSONResponse:
+    """A post refused by HTTP's rules, before the domain sees it."""
     services().ingest_stats.count(error)
-    return error_response(status, error, detail, headers)
+    return error_response(status, error, detail)
+
+
+def _refused_by_domain(refusal: DomainError) -> JSONResponse:
+    services().ingest_stats.count(refusal.code)
+    return refusal_response(refusal)
 
 
 async def ingest(request: Request) -> JSONResponse:
@@ -145,8 +152,8 @@ async def ingest(request: Request) -> JSONResponse:
         return _refused(413, "too_large", f"The body must be at most {snapshots.MAX_BODY_BYTES} bytes.")
     try:
         body = snapshots.read_body(raw)
-    except snapshots.BadBodyError as error:
-        return _refused(400, "bad_request", str(error))
+    except snapshots.BadBodyError as refusal:
+        return _refused_by_domain(refusal)
 
     token = _header_token(request) or snapshots.body_token(body)
     if token is None:
@@ -158,23 +165,12 @@ async def ingest(request: Request) -> JSONResponse:
     now = utcnow()
     try:
         accepted = snapshots.validate(body, now)
-    except snapshots.FutureSnapshotError as error:
-        return _refused(409, "created_at_in_future", error.problems)
-    except snapshots.InvalidSnapshotError as error:
-        return _refused(422, "invalid_snapshot", error.problems)
-
-    try:
         stored = (await services().ingestor.submit(Post(token, accepted, snapshots.epoch_ms(now)))).snapshot
-    except RefusedError as refusal:
-        return _refused(*refusal.args)
-    except snapshots.StoreUnavailableError as error:
-        log.warning("ingest.store_unavailable error=%s", error)
-        return _refused(
-            503,
-            "store_unavailable",
-            "The snapshot store is unreachable; nothing was stored. Retry later.",
-            {"Retry-After": "5"},
-        )
+    except snapshots.StoreUnavailableError as refusal:
+        log.warning("ingest.store_unavailable error=%s", refusal)
+        return _refused_by_domain(refusal)
+    except DomainError as refusal:
+        return _refused_by_domain(refusal)
     services().ingest_stats.count("accepted")
     await services().hub.publish(stored)
     created_at = stored.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")

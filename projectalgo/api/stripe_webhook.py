@@ -17,8 +17,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from projectalgo import billing
-from projectalgo.api.errors import TooLargeError, error_response, error_responses, read_limited
+from projectalgo.api.errors import TooLargeError, error_response, error_responses, read_limited, refusal_response
 from projectalgo.db import session_scope
+from projectalgo.errors import UnavailableError
 from projectalgo.integrations.stripe import WebhookError, WebhookEvent, verify_webhook
 from projectalgo.runtime import services
 
@@ -133,11 +134,12 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         outcome = await anyio.to_thread.run_sync(_apply, event)
     except SQLAlchemyError:
         log.exception("stripe.webhook_database_error event=%s type=%s", event.id, event.type)
-        return error_response(
-            503,
-            "database_unavailable",
-            "The event could not be recorded right now; send it again later.",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        return refusal_response(
+            UnavailableError(
+                "The event could not be recorded right now; send it again later.",
+                code="database_unavailable",
+                retry_after_seconds=RETRY_AFTER_SECONDS,
+            )
         )
     log.info("stripe.webhook event=%s type=%s outcome=%s", event.id, event.type, outcome)
     return JSONResponse({"received": True, "outcome": outcome})

@@ -6,7 +6,7 @@ from sqlmodel import Session
 from projectalgo import accounts, forms
 from projectalgo.components.layout import form_error, labelled_input, layout, new_password_inputs
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, in_password_session, in_session
+from projectalgo.state import AuthState, failure_message, in_password_session, in_session
 
 
 class InviteState(AuthState):
@@ -62,8 +62,8 @@ class InviteState(AuthState):
 
         try:
             await in_password_session(register)
-        except (accounts.AccountError, forms.InputError) as error:
-            self.error = str(error)
+        except Exception as error:  # noqa: BLE001 - failure_message logs what is not a refusal
+            self.error = failure_message(error)
             await self._describe()
             return None
         return rx.redirect("/login?registered=1")

@@ -6,7 +6,7 @@ from sqlmodel import Session
 from projectalgo import accounts, forms
 from projectalgo.components.layout import form_error, labelled_input, layout
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, in_password_session, in_session
+from projectalgo.state import AuthState, failure_message, in_password_session, in_session
 
 HOME = "/dashboard"
 
@@ -52,8 +52,8 @@ class LoginState(AuthState):
 
         try:
             token = await in_password_session(authenticate)
-        except (accounts.AccountError, forms.InputError) as error:
-            self.error = str(error)
+        except Exception as error:  # noqa: BLE001 - failure_message logs what is not a refusal
+            self.error = failure_message(error)
             return None
         await self._empty_tab()  # whatever this tab showed was loaded for someone else, or for nobody
         self.error = ""

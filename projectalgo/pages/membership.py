@@ -29,8 +29,9 @@ import reflex as rx
 from projectalgo import __version__, billing
 from projectalgo.components.layout import form_error, layout
 from projectalgo.db import session_scope
+from projectalgo.errors import DomainError
 from projectalgo.runtime import in_stripe_thread, services
-from projectalgo.state import AuthState, CurrentUser, in_session
+from projectalgo.state import AuthState, CurrentUser, failure_message, in_session
 
 T = TypeVar("T")
 log = logging.getLogger("projectalgo.membership")
@@ -161,8 +162,8 @@ class MembershipState(AuthState):
             )
             try:
                 self._setup_id, secret = await in_stripe_thread(start)
-            except billing.BillingError as error:
-                self.pay_error = str(error)
+            except DomainError as error:  # anything else: _failsafe
+                self.pay_error = failure_message(error)
                 await self._reload_if_emptied(user)
                 return None
             self.paying = True
@@ -225,8 +226,8 @@ class MembershipState(AuthState):
         sessions = partial(session_scope, services().engine)
         try:
             return await in_stripe_thread(partial(flow, sessions, gateway, **kwargs))
-        except billing.BillingError as error:
-            return billing.PaymentOutcome("failed", str(error))
+        except DomainError as error:
+            return billing.PaymentOutcome("failed", failure_message(error))
 
     async def _show(self, user: CurrentUser, outcome: billing.PaymentOutcome) -> rx.event.EventSpec | None:
         if outcome.status == "granted" and not outcome.message:

@@ -6,7 +6,7 @@ from sqlmodel import Session
 from projectalgo import accounts, forms
 from projectalgo.components.layout import form_error, labelled_input, layout, new_password_inputs, notice
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, in_password_session, in_session
+from projectalgo.state import AuthState, failure_message, in_password_session, in_session
 
 
 class ProfileState(AuthState):
@@ -47,8 +47,8 @@ class ProfileState(AuthState):
 
         try:
             await in_password_session(change)
-        except (accounts.AccountError, forms.InputError) as error:
-            self.error, self.notice = str(error), ""
+        except Exception as error:  # noqa: BLE001 - failure_message logs what is not a refusal
+            self.error, self.notice = failure_message(error), ""
             return None
         self.error, self.notice = "", "Password changed. Your other sign-ins have ended."
         return None

@@ -6,7 +6,7 @@ from sqlmodel import Session
 from projectalgo import accounts, forms
 from projectalgo.components.layout import form_error, layout, new_password_inputs
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, in_password_session, in_session
+from projectalgo.state import AuthState, failure_message, in_password_session, in_session
 
 
 class ResetState(AuthState):
@@ -37,8 +37,8 @@ class ResetState(AuthState):
 
         try:
             await in_password_session(reset)
-        except (accounts.AccountError, forms.InputError) as error:
-            self.error = str(error)
+        except Exception as error:  # noqa: BLE001 - failure_message logs what is not a refusal
+            self.error = failure_message(error)
             self.usable = await in_session(lambda session: accounts.password_reset_usable(session, token))
             return None
         # Every sign-in of that user has ended, this tab's too if it was theirs: start clean.

@@ -19,6 +19,7 @@ from projectalgo.components.layout import layout
 from projectalgo.components.live_chart import live_chart
 from projectalgo.components.status import ago, range_picker, status_badge, status_timer, time_zone_note
 from projectalgo.components.tables import labelled_cell, stacked_table
+from projectalgo.errors import NotFoundError
 from projectalgo.runtime import services
 from projectalgo.snapshots import ALL_TIME_END_MS, Snapshot, epoch_ms
 from projectalgo.state import AuthState, CurrentUser, in_session
@@ -132,7 +133,7 @@ class StrategyPageState(AuthState):
         strategy_id, actor = self._route_id(), member.actor
         try:
             return await in_session(lambda session: strategies.get_strategy(session, actor, strategy_id))
-        except strategies.NotFoundError:
+        except NotFoundError:
             self.reset()
             self.found = False
             (await self.get_state(StrategyLiveState)).reset()

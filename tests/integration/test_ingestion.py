@@ -10,7 +10,8 @@ from sqlalchemy import select, update
 from projectalgo import snapshots, strategies
 from projectalgo.clock import utcnow
 from projectalgo.db import make_engine, session_scope
-from projectalgo.ingestion import Ingestor, Post, RefusedError, Stored
+from projectalgo.errors import NotAllowedError, RateLimitedError, UnauthenticatedError
+from projectalgo.ingestion import Ingestor, Post, Stored
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Strategy, StrategyToken, User
 from projectalgo.ratelimit import RateLimiter
@@ -78,10 +79,11 @@ def test_each_post_of_a_batch_gets_its_own_answer(engine, world):
     assert (first.snapshot.at_ms, first.snapshot.wallet_balance) == (AT_MS, 1)
     assert (second.snapshot.at_ms, second.snapshot.wallet_balance) == (AT_MS + 1, 2)  # same ms: the next one
     assert first.owner.strategy_id == second.owner.strategy_id == one
-    assert unknown.args[:2] == revoked.args[:2] == (401, "invalid_token")
-    assert isinstance(limited, RefusedError) and limited.args[:2] == (429, "rate_limited")
-    assert limited.args[3]["Retry-After"] == "1000"
-    assert isinstance(fourth, RefusedError)  # still over the limit
+    assert isinstance(unknown, UnauthenticatedError) and isinstance(revoked, UnauthenticatedError)
+    assert unknown.code == revoked.code == "invalid_token"
+    assert isinstance(limited, RateLimitedError) and limited.code == "rate_limited"
+    assert limited.retry_after_seconds == 1000
+    assert isinstance(fourth, RateLimitedError)  # still over the limit
     assert [s.wallet_balance for s in SqlSnapshotStore(engine).between(one, 0, 2 * AT_MS).items] == [1, 2]
     assert SqlSnapshotStore(engine).latest(two) is None
 
@@ -102,6 +104,8 @@ def test_an_unreachable_database_answers_every_post_unavailable_and_stores_nothi
     ingestor = Ingestor(unreachable, SqlSnapshotStore(unreachable), RateLimiter(1000, 1000))
     answers = asyncio.run(submit_all(ingestor, [post(one_token), post(one_token, AT_MS + 1)]))
     assert all(isinstance(answer, snapshots.StoreUnavailableError) for answer in answers)
+    assert all(answer.retry_after_seconds == snapshots.STORE_RETRY_AFTER_SECONDS for answer in answers)
+    assert "token lookup failed" in answers[0].cause and answers[0].message == snapshots.STORE_UNAVAILABLE
     assert SqlSnapshotStore(engine).latest(world["one"][0]) is None
 
 
@@ -136,11 +140,13 @@ def test_bots_are_told_when_their_owner_is_disabled_or_their_strategy_archived(e
         strategies.set_strategy_archived(session, actor_of(world["member"]), two, archived=True)
     ingestor = Ingestor(engine, SqlSnapshotStore(engine), RateLimiter(1000, 1000))
     (archived,) = asyncio.run(submit_all(ingestor, [post(two_token)]))
-    assert archived.args[:2] == (403, "strategy_archived")
+    assert isinstance(archived, NotAllowedError) and archived.code == "strategy_archived"
     with session_scope(engine) as session:
         session.execute(update(User).where(User.id == world["member"].id).values(disabled_at=utcnow()))
     (disabled,) = asyncio.run(submit_all(ingestor, [post(one_token, AT_MS + 5)]))
-    assert disabled.args[:2] == (403, "owner_disabled") and "disabled" in disabled.args[2]
+    assert (
+        isinstance(disabled, NotAllowedError) and disabled.code == "owner_disabled" and "disabled" in disabled.message
+    )
     assert SqlSnapshotStore(engine).latest(one) is None and SqlSnapshotStore(engine).latest(two) is None
 
 

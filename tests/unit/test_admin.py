@@ -7,6 +7,7 @@ from sqlalchemy import func, select, update
 from projectalgo import accounts, admin, billing, forms, strategies
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
+from projectalgo.errors import NotAllowedError
 from projectalgo.models import AuditEntry, Invitation, PasswordReset, User
 from tests.factories import actor_of, make_admin, make_member, make_strategy, resolve
 
@@ -139,14 +140,14 @@ def test_only_admins_change_and_only_moderators_read(engine, role):
         lambda s: admin.audit_log(s, actor),
     ]
     for change in changes:
-        with pytest.raises(admin.NotAllowedError):
+        with pytest.raises(NotAllowedError):
             _do(engine, change)
     reads = [lambda s: admin.list_users(s, actor), lambda s: admin.list_strategies(s, actor)]
     for read in reads:
         if role == "moderator":
             _do(engine, read)
         else:
-            with pytest.raises(admin.NotAllowedError):
+            with pytest.raises(NotAllowedError):
                 _do(engine, read)
     assert _audit(engine) == []
 
@@ -298,7 +299,7 @@ def test_only_admins_issue_reset_links(engine, role):
     boss = make_admin(engine)
     target = make_member(engine, inviter=boss)
     actor = None if role is None else accounts.Actor(make_member(engine, inviter=boss).id, ("member", role))
-    with pytest.raises(admin.NotAllowedError):
+    with pytest.raises(NotAllowedError):
         _do(engine, lambda s: admin.issue_password_reset(s, actor, user_id=target.id))
     assert _do(engine, lambda s: s.scalar(select(func.count()).select_from(PasswordReset))) == 0
 

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from projectalgo import snapshots
+from projectalgo.errors import ConflictError, InvalidInputError
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 EIGHT_AM = int(datetime(2026, 11, 25, 8, tzinfo=UTC).timestamp())  # epoch seconds
@@ -120,7 +121,6 @@ def test_created_at_accepts_iso_and_epoch_seconds_or_ms(created_at, expected):
 @pytest.mark.parametrize(
     ("created_at", "problem"),
     [
-        ((NOW + timedelta(minutes=6)).isoformat(), "more than 5 minutes in the future"),
         ("yesterday", "must be ISO 8601"),
         ("", "must be ISO 8601"),
         (True, "must be ISO 8601"),
@@ -130,6 +130,14 @@ def test_created_at_accepts_iso_and_epoch_seconds_or_ms(created_at, expected):
 )
 def test_bad_created_at_is_refused(created_at, problem):
     assert problem in _problems(GOOD | {"created_at": created_at})[0]
+
+
+def test_created_at_too_far_ahead_is_a_conflict_not_invalid_input():
+    with pytest.raises(snapshots.FutureSnapshotError) as refused:
+        _validate(GOOD | {"created_at": (NOW + timedelta(minutes=6)).isoformat()})
+    assert isinstance(refused.value, ConflictError) and not isinstance(refused.value, InvalidInputError)
+    assert refused.value.code == "created_at_in_future"
+    assert refused.value.problems == ["created_at: is more than 5 minutes in the future"]
 
 
 @pytest.mark.parametrize("raw", [b"", b"not json", b"[1, 2]", b'"text"', b"\xff\xfe", b"1" * 5000])

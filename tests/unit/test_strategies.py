@@ -3,6 +3,7 @@ from sqlalchemy import select
 
 from projectalgo import strategies, tokens
 from projectalgo.db import session_scope
+from projectalgo.errors import NotFoundError
 from projectalgo.models import StrategyToken
 from tests.factories import actor_of, resolve, strategy_tables, strategy_world
 
@@ -32,14 +33,14 @@ CHANGES = {
 @pytest.mark.parametrize("intruder", ["bob", "admin"])
 def test_nobody_but_the_owner_changes_an_account_or_strategy(engine, two_members, action, intruder):
     before = strategy_tables(engine)
-    with pytest.raises(strategies.NotFoundError), session_scope(engine) as session:
+    with pytest.raises(NotFoundError), session_scope(engine) as session:
         CHANGES[action](session, actor_of(two_members[intruder]), two_members)
     assert strategy_tables(engine) == before
 
 
 def test_others_cannot_read_a_strategy_but_admins_can(engine, two_members):
     with session_scope(engine) as session:
-        with pytest.raises(strategies.NotFoundError, match="No such strategy"):
+        with pytest.raises(NotFoundError, match="No such strategy"):
             strategies.get_strategy(session, actor_of(two_members["bob"]), two_members["strategy_id"])
         assert strategies.list_strategies(session, actor_of(two_members["bob"])) == []
         assert strategies.list_accounts(session, actor_of(two_members["bob"])) == []
@@ -111,7 +112,7 @@ def test_token_lifecycle(engine, two_members):
         assert resolve(session, second) is not None
         assert resolve(session, "pa_live_" + "x" * 43) is None
         assert resolve(session, "") is None
-        with pytest.raises(strategies.NotFoundError):
+        with pytest.raises(NotFoundError):
             strategies.revoke_token(session, alice, two_members["token_id"])  # already revoked
 
 

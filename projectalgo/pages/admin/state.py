@@ -21,9 +21,10 @@ from sqlmodel import Session
 from projectalgo import admin, charts, forms
 from projectalgo.accounts import Actor
 from projectalgo.clock import utcnow
+from projectalgo.errors import NotAllowedError
 from projectalgo.runtime import services
 from projectalgo.snapshots import epoch_ms
-from projectalgo.state import AuthState, in_session
+from projectalgo.state import AuthState, failure_message, in_session
 
 
 @dataclass
@@ -227,15 +228,15 @@ class AdminState(AuthState):
         except forms.InputError as problem:
             if actor is None or not actor.is_admin:
                 return await self._refuse(actor, action, "")
-            self.error, self.notice = str(problem), ""
+            self.error, self.notice = failure_message(problem), ""
             await self._reload(actor)
             return None
         try:
             result = await in_session(lambda session: change.work(session, actor))
-        except admin.NotAllowedError:
+        except NotAllowedError:  # by role
             return await self._refuse(actor, change.action, change.target)
-        except ValueError as problem:
-            self.error, self.notice = str(problem), ""
+        except Exception as problem:  # noqa: BLE001 - failure_message logs what is not a refusal
+            self.error, self.notice = failure_message(problem), ""
         else:
             self.error, self.notice = "", change.done
             if change.then is not None:
@@ -264,7 +265,7 @@ class AdminState(AuthState):
         try:
             read()
         except forms.InputError as problem:
-            self.error, self.notice = str(problem), ""
+            self.error, self.notice = failure_message(problem), ""
         else:
             self.error = ""
         await self._reload(actor)
