@@ -25,7 +25,7 @@ from projectalgo.pages.strategies import StrategiesState, strategies_page
 from projectalgo.pages.strategy import StrategyPageState, strategy_page
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot
-from projectalgo.state import TabGuard, idle_limit, in_session
+from projectalgo.state import TabGuard, idle_limit, in_session, unhandled_event_error
 
 log = logging.getLogger("projectalgo.live")
 PRUNE_EVERY_SECONDS = 60
@@ -50,7 +50,7 @@ class ProjectAlgoApp(rx.App):
         return ()
 
 
-app = ProjectAlgoApp(api_transformer=around_reflex)
+app = ProjectAlgoApp(api_transformer=around_reflex, backend_exception_handler=unhandled_event_error)
 app.add_middleware(TabGuard(), index=0)
 _pushes: set[asyncio.Task] = set()  # running pushes, kept so they are not garbage-collected
 

@@ -18,6 +18,7 @@ from typing import TypeVar
 from urllib.parse import quote
 
 import reflex as rx
+from reflex.event import EventSpec
 from reflex.middleware import Middleware
 from reflex.utils.format import format_event_handler
 from sqlmodel import Session
@@ -91,6 +92,12 @@ def failure_message(error: Exception) -> str:
         return error.message
     ui_log.exception("ui.action_failed error=%s", type(error).__name__, exc_info=error)
     return SOMETHING_WRONG
+
+
+def unhandled_event_error(exception: Exception) -> EventSpec:
+    """rx.App(backend_exception_handler=...): an error no handler caught is shown as failure_message says, in
+    development too, never as its own text."""
+    return rx.toast.error(failure_message(exception), id="backend_error", position="top-center")
 
 
 class AuthState(rx.State):

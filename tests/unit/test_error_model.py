@@ -91,3 +91,13 @@ def test_a_refusal_naming_every_problem_answers_the_list():
         "error": "invalid_snapshot",
         "detail": ["symbol: is missing", "positions: must be a number"],
     }
+
+
+def test_an_error_no_handler_caught_is_shown_without_its_text(app_services, caplog):
+    from projectalgo.projectalgo import app
+    from projectalgo.state import unhandled_event_error
+
+    assert app.backend_exception_handler is unhandled_event_error
+    shown = str(unhandled_event_error(ValueError("secret internals")))
+    assert "secret internals" not in shown and "Something went wrong" in shown
+    assert "ui.action_failed" in caplog.text
