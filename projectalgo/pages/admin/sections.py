@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from projectalgo import admin
+from projectalgo import admin, billing
 from projectalgo.components.status import ago, local_minute, status_badge, status_timer
 from projectalgo.components.tables import WHOLE_CARD, labelled_cell, stacked_table
 from projectalgo.pages.admin.state import AdminState, AuditLine, InviteLine, PaymentLine, StrategyLine, UserLine
@@ -54,7 +54,7 @@ def role_buttons(user: UserLine) -> rx.Component:
                 type="number",
                 default_value="365",
                 min=1,
-                max=3650,
+                max=billing.MAX_GRANT_DAYS,
                 width="5em",
                 size="1",
                 aria_label="Days",
@@ -167,7 +167,7 @@ def invite_row(invite: InviteLine) -> rx.Component:
                         name="uses",
                         type="number",
                         min=0,
-                        max=10_000,
+                        max=admin.MAX_INVITE_USES,
                         width="5em",
                         size="1",
                         aria_label=f"Uses for {invite.code}",
@@ -221,7 +221,7 @@ def invites_section() -> rx.Component:
                 type="number",
                 default_value="5",
                 min=0,
-                max=10_000,
+                max=admin.MAX_INVITE_USES,
                 width="5em",
                 size="1",
                 aria_label="Uses",
