@@ -16,7 +16,10 @@ from sqlalchemy import Engine, create_engine
 from projectalgo.db import make_engine
 from projectalgo.migrations import upgrade_to_head
 from tests.support import servers
+from tests.support.timeouts import ServerStartsUntimed
 
+# A test that hangs fails after this many seconds instead of holding up the run; a browser test gets more.
+E2E_TIMEOUT_SECONDS = 300
 TEST_SECRET_KEY_BASE = "test-secret-key-base-0123456789abcdef0123456789abcdef"
 # Test-mode Stripe keys for localstripe (it accepts any sk_/pk_ key).
 TEST_STRIPE_SECRET_KEY = "sk_test_projectalgo_localstripe"
@@ -203,6 +206,13 @@ def app_services(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[En
     services.cache_clear()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(ServerStartsUntimed(), "server-starts-untimed")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Fast tests first: the browser tests (which also build and start the app) run last."""
+    """Fast tests first: the browser tests (which also build and start the app) run last, with a longer timeout."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+    for item in items:
+        if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_SECONDS))
