@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -157,12 +159,22 @@ def page(browser) -> Iterator[object]:
     context.close()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database that each test's own is copied from: copying is some 100 times faster than
+    running the migrations again for every test."""
+    path = tmp_path_factory.mktemp("migrated") / "template.db"
+    upgrade_to_head(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def engine(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Engine]:
     """A fresh, migrated SQLite database for one test."""
-    url = f"sqlite:///{tmp_path / 'test.db'}"
-    upgrade_to_head(url)
-    engine = make_engine(url)
+    path = tmp_path / "test.db"
+    with closing(sqlite3.connect(migrated_sqlite)) as template, closing(sqlite3.connect(path)) as copy:
+        template.backup(copy)  # a consistent copy, whatever the template's journal holds
+    engine = make_engine(f"sqlite:///{path}")
     yield engine
     engine.dispose()
 
@@ -175,14 +187,25 @@ def postgres(server_logs: Path) -> Iterator[servers.Server]:
         yield from _run(servers.start_postgres(server_logs, Path(data_dir)))
 
 
+@pytest.fixture(scope="session")
+def pg_template(postgres: servers.Server) -> str:
+    """A migrated PostgreSQL database that each test's own is created from (CREATE DATABASE ... TEMPLATE)."""
+    name = "migrated_template"
+    admin = create_engine(f"{postgres.url}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    upgrade_to_head(f"{postgres.url}/{name}")  # disposes of its connections: a template must have none
+    return name
+
+
 @pytest.fixture
-def pg_engine(postgres: servers.Server) -> Iterator[Engine]:
+def pg_engine(postgres: servers.Server, pg_template: str) -> Iterator[Engine]:
     """A fresh, migrated PostgreSQL database for one test."""
     name = f"test_{uuid.uuid4().hex}"
     admin = create_engine(f"{postgres.url}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    upgrade_to_head(f"{postgres.url}/{name}")
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
     engine = make_engine(f"{postgres.url}/{name}")
     yield engine
     engine.dispose()
