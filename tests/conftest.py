@@ -75,9 +75,15 @@ def _app_env(tmp_path_factory: pytest.TempPathFactory, name: str) -> dict[str, s
     }
 
 
-def _start_app(env: dict[str, str], server_logs: Path, name: str) -> Iterator[servers.Server]:
+def _serves_pages(request: pytest.FixtureRequest) -> bool:
+    """Whether the apps under test build and serve their pages: only for a run with browser tests (marked e2e).
+    Without, each runs `--backend-only` (its API and websocket) and no front end is built."""
+    return any(item.get_closest_marker("e2e") for item in request.session.items)
+
+
+def _start_app(env: dict[str, str], server_logs: Path, name: str, pages: bool) -> Iterator[servers.Server]:
     upgrade_to_head(env["DATABASE_URL"])
-    yield from _run(servers.start_app(server_logs, env, name))
+    yield from _run(servers.start_app(server_logs, env, name, pages=pages))
 
 
 @pytest.fixture(scope="session")
@@ -93,8 +99,11 @@ def app_env(tmp_path_factory: pytest.TempPathFactory, localstripe: servers.Serve
 
 
 @pytest.fixture(scope="session")
-def app_server(app_env: dict[str, str], server_logs: Path, localstripe: servers.Server) -> Iterator[servers.Server]:
-    for server in _start_app(app_env, server_logs, "app"):
+def app_server(
+    request: pytest.FixtureRequest, app_env: dict[str, str], server_logs: Path, localstripe: servers.Server
+) -> Iterator[servers.Server]:
+    """The main app as `reflex run --env prod` runs it; it builds the run's one front end, when one is needed."""
+    for server in _start_app(app_env, server_logs, "app", _serves_pages(request)):
         # localstripe signs and delivers its events (about 1 s late) to the app, as Stripe would.
         servers.register_stripe_webhook(localstripe, f"{server.url}/api/v1/stripe/webhook", TEST_STRIPE_WEBHOOK_SECRET)
         yield server
@@ -129,8 +138,16 @@ def dynamo_app_env(tmp_path_factory: pytest.TempPathFactory, dynamo_backing: ser
 
 
 @pytest.fixture(scope="session")
-def dynamo_app_server(dynamo_app_env: dict[str, str], server_logs: Path) -> Iterator[servers.Server]:
-    yield from _start_app(dynamo_app_env, server_logs, "dynamo-app")
+def dynamo_app_server(
+    request: pytest.FixtureRequest, dynamo_app_env: dict[str, str], server_logs: Path
+) -> Iterator[servers.Server]:
+    """The DynamoDB app; with pages, those app_server built (one front-end build per run, not one per app)."""
+    if not _serves_pages(request):
+        yield from _start_app(dynamo_app_env, server_logs, "dynamo-app", pages=False)
+        return
+    built = request.getfixturevalue("app_server")
+    upgrade_to_head(dynamo_app_env["DATABASE_URL"])
+    yield from _run(servers.start_app_on_built_pages(server_logs, dynamo_app_env, built, "dynamo-app"))
 
 
 @pytest.fixture(scope="session")
@@ -234,7 +251,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Fast tests first: the browser tests (which also build and start the app) run last, with a longer timeout."""
+    """Fast tests first: the browser tests run last, with a longer timeout."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
     for item in items:
         if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):

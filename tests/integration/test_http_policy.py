@@ -2,7 +2,8 @@
 
 Most tests build the app in this process as Reflex's server does (`projectalgo.projectalgo:app()`, Reflex's own
 CORS middleware and python-socketio's Origin check included, the front end left out), on a database of their
-own; the last ones ask the running app (`reflex run --env prod`), pages and websocket included.
+own; the last ones ask the running app (`reflex run --env prod`), pages (the one e2e test here) and websocket
+included.
 """
 
 from __future__ import annotations
@@ -263,6 +264,7 @@ def _inline_scripts(html: str) -> list[str]:
     return [body for attrs, body in re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S) if "src=" not in attrs]
 
 
+@pytest.mark.e2e  # the built pages' inline scripts: only a run with e2e tests builds them
 def test_the_running_apps_pages_assets_and_api_carry_the_headers_and_csp(app_server, app_env):
     stripe = app_env["STRIPE_API_BASE"]
     for path in ("/login", "/dashboard", "/invite/some-code", "/strategies/1", "/payments.js", "/api/v1/health"):

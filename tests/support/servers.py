@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import requests
 
@@ -36,6 +37,7 @@ class Server:
     log_path: Path
     url: str
     launch: Callable[[], Server]  # starts the same command again, on the same port
+    web_dir: Path | None = None  # an app's built front end, when it serves pages
 
     def restart(self) -> None:
         self.stop()
@@ -146,27 +148,68 @@ def register_stripe_webhook(localstripe: Server, url: str, secret: str) -> None:
     response.raise_for_status()
 
 
-def start_app(log_dir: Path, env: Mapping[str, str], name: str = "app") -> Server:
-    """The app as README command 1 runs it: `reflex run --env prod`, one port for pages, websocket and API.
-
-    Each app under test builds its front end in its own folder, so several can run side by side.
-    """
-    port = int(env["PORT"])
-    command = [str(ROOT / ".venv" / "bin" / "reflex"), "run", "--env", "prod", "--backend-host", "127.0.0.1"]
-    url = f"http://127.0.0.1:{port}"
-    full_env = {
+def _app_command_env(log_dir: Path, env: Mapping[str, str], name: str) -> dict[str, str]:
+    return {
         **env,
         "PATH": f"{TOOLS / '.bin'}:{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
         "REFLEX_TELEMETRY_ENABLED": "false",
         "REFLEX_CHECK_LATEST_VERSION": "false",
         "REFLEX_WEB_WORKDIR": str(log_dir / f"web-{name}"),
     }
-    # The first build installs the front end's packages and compiles it: allow a few minutes.
+
+
+def _start_app_process(
+    log_dir: Path, env: Mapping[str, str], name: str, command: list[str], *, pages: bool, timeout: float
+) -> Server:
+    url = f"http://127.0.0.1:{int(env['PORT'])}"
 
     def ready() -> bool:
-        return http_ok(f"{url}/api/v1/health")() and http_ok(f"{url}/")()
+        return http_ok(f"{url}/api/v1/health")() and (not pages or http_ok(f"{url}/")())
 
-    return start_server(name, command, url, ready, log_dir, timeout=420, env=full_env)
+    server = start_server(name, command, url, ready, log_dir, timeout, env=_app_command_env(log_dir, env, name))
+    server.web_dir = log_dir / f"web-{name}" if pages else None
+    return server
+
+
+def start_app(log_dir: Path, env: Mapping[str, str], name: str = "app", *, pages: bool = True) -> Server:
+    """The app as README command 1 runs it: `reflex run --env prod`, one port for pages, websocket and API, its
+    front end built in a folder of its own. Without `pages`, `--backend-only`: the same server for the API and
+    the websocket, with no front end to build (tests that load no page need none).
+    """
+    command = [str(ROOT / ".venv" / "bin" / "reflex"), "run", "--env", "prod", "--backend-host", "127.0.0.1"]
+    if not pages:
+        # rxconfig.py sets the front end's port, which `--backend-only` refuses: 0 is none.
+        env = {**env, "REFLEX_FRONTEND_PORT": "0"}
+        return _start_app_process(log_dir, env, name, [*command, "--backend-only"], pages=False, timeout=120)
+    # The first build installs the front end's packages and compiles it: allow a few minutes.
+    return _start_app_process(log_dir, env, name, command, pages=True, timeout=420)
+
+
+def start_app_on_built_pages(log_dir: Path, env: Mapping[str, str], built: Server, name: str) -> Server:
+    """Another app under test serving the front end `built` (a start_app with pages) built, instead of building
+    its own: the builds differ only in the app's address, written into one of the files, rewritten here.
+    """
+    if built.web_dir is None:
+        raise ServerStartError(f"{name}: {built.name} serves no pages to share")
+    web_dir = log_dir / f"web-{name}"
+    shutil.rmtree(web_dir, ignore_errors=True)
+    (web_dir / "build").mkdir(parents=True)
+    shutil.copytree(built.web_dir / "build" / "client", web_dir / "build" / "client")
+    # The routes the server matches pages with; the Reflex version that built them (else it starts afresh).
+    for manifest in ("routes.json", "reflex.json"):
+        shutil.copy2(built.web_dir / manifest, web_dir / manifest)
+    old, new = f"//{urlparse(built.url).netloc}".encode(), f"//127.0.0.1:{int(env['PORT'])}".encode()
+    rewritten = 0
+    for path in (web_dir / "build" / "client").rglob("*"):
+        if path.suffix in {".js", ".html", ".json"} and path.is_file() and old in (content := path.read_bytes()):
+            path.write_bytes(content.replace(old, new))
+            for encoding in (".gz", ".br", ".zst"):  # precompressed copies of the old text
+                Path(f"{path}{encoding}").unlink(missing_ok=True)
+            rewritten += 1
+    if not rewritten:
+        raise ServerStartError(f"{name}: {built.name}'s front end does not name {built.url}: cannot share it")
+    command = [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "tests" / "support" / "run_built_app.py")]
+    return _start_app_process(log_dir, env, name, command, pages=True, timeout=120)
 
 
 def _postgres_bin() -> Path:
