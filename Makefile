@@ -1,4 +1,4 @@
-.PHONY: run test lint format migrate bench
+.PHONY: run test test-fast lint format migrate
 
 run:        ## set up and start the app on embedded defaults
 	scripts/run
@@ -6,11 +6,14 @@ run:        ## set up and start the app on embedded defaults
 test:       ## set up and run the whole test suite (lint included)
 	scripts/test
 
-lint:
-	scripts/setup test && . scripts/env.sh && ruff format --check . && ruff check .
+test-fast:  ## lint and every test but the e2e (browser) ones: no chromium, no front-end build
+	scripts/test --fast
+
+lint:       ## ruff format --check and ruff check; installs ruff alone
+	scripts/setup lint && . scripts/env.sh && ruff format --check . && ruff check .
 
 format:
-	. scripts/env.sh && ruff format . && ruff check --fix .
+	scripts/setup lint && . scripts/env.sh && ruff format . && ruff check --fix .
 
 migrate:
 	scripts/setup run && . scripts/env.sh && python -m projectalgo migrate
