@@ -84,7 +84,8 @@ def test_all_covers_a_backfilled_history_on_both_pages_and_in_the_csv(app_server
     for day in range(500, 0, -1):
         _store(app_engine, strategy_id, now - day * DAY, wallet=1000 + day)
     sign_in("backfill@example.com")
-
+    # The dashboard's first figure first: arriving late, it would pass for the chosen range's.
+    page.wait_for_function("() => { const e = document.querySelector('#equity-chart'); return e && e.data; }")
     _choose(page, "1Y", "#equity-chart")
     year = _x_ms(page, "#equity-chart")
     _choose(page, "All", "#equity-chart")
