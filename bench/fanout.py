@@ -26,7 +26,7 @@ import psutil
 import socketio
 
 from bench.ingest import app_env
-from projectalgo import accounts
+from projectalgo import members
 from projectalgo.db import make_engine, session_scope
 from projectalgo.snapshots import NUMBER_FIELDS
 from tests.factories import grant_membership, make_member, make_strategy
@@ -43,7 +43,7 @@ def arrange(env: dict[str, str]) -> tuple[int, str, str]:
     grant_membership(engine, member)
     strategy_id, token = make_strategy(engine, member, name="Fan-out")
     with session_scope(engine) as session:
-        session_token = accounts.start_session(session, user=member, days=1)
+        session_token = members.start_session(session, user=member, days=1)
     return strategy_id, token, session_token
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.signin --rounds 12 --tries 20
 
-Through accounts.authenticate on a fresh SQLite database (the work the sign-in event does on the password
+Through members.authenticate on a fresh SQLite database (the work the sign-in event does on the password
 threads). Each try comes from its own client address, so the sign-in throttle stays out of the way. Prints the
 median and spread of each case and their ratio: an attacker must not tell members' emails from others by time.
 """
@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from projectalgo import accounts
+from projectalgo import members
 from projectalgo.db import make_engine, session_scope
 from projectalgo.migrations import upgrade_to_head
 
@@ -26,9 +26,9 @@ def _time_sign_in(engine, email: str, client: str, rounds: int) -> float:
     started = time.perf_counter()
     try:
         with session_scope(engine) as session:
-            accounts.authenticate(session, email=email, password="wrong password!", client=client, bcrypt_rounds=rounds)
-    except accounts.AccountError as refusal:
-        assert str(refusal) == accounts.SIGN_IN_FAILED, refusal
+            members.authenticate(session, email=email, password="wrong password!", client=client, bcrypt_rounds=rounds)
+    except members.AccountError as refusal:
+        assert str(refusal) == members.SIGN_IN_FAILED, refusal
     return time.perf_counter() - started
 
 
@@ -42,7 +42,7 @@ def main() -> None:
         upgrade_to_head(url)
         engine = make_engine(url)
         with session_scope(engine) as session:
-            accounts.create_admin(
+            members.create_admin(
                 session,
                 name="Known",
                 email="known@example.com",

@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlmodel import Session
 
-from projectalgo import accounts, billing, forms
-from projectalgo.accounts import Actor
+from projectalgo import billing, forms, members
 from projectalgo.clock import utcnow
 from projectalgo.errors import InvalidInputError, NotAllowedError
+from projectalgo.members import Actor
 from projectalgo.models import (
     ROLES,
     AuditEntry,
@@ -249,7 +249,7 @@ def set_role(session: Session, actor: Actor | None, *, user_id: int, role: str, 
             raise AdminError("You cannot remove your own admin role; ask another admin.")
         if user.has_role("admin") and _admin_count(session) <= 1:
             raise AdminError("The last admin cannot be demoted.")
-    accounts.change_role(session, user=user, role=role, grant=grant)
+    members.change_role(session, user=user, role=role, grant=grant)
     _audit(session, actor, f"{'grant' if grant else 'remove'} {role}", user, user.email, reason)
     return user
 
@@ -344,7 +344,7 @@ def create_invite(session: Session, actor: Actor | None, *, user_id: int, uses: 
     reason = _check_reason(reason)
     owner = _user(session, user_id)
     invitation = Invitation(
-        code=accounts.new_invite_code(), owner_id=owner.id, uses_remaining=_check_uses(uses), created_at=utcnow()
+        code=members.new_invite_code(), owner_id=owner.id, uses_remaining=_check_uses(uses), created_at=utcnow()
     )
     session.add(invitation)
     session.flush()
@@ -365,7 +365,7 @@ def issue_password_reset(session: Session, actor: Actor | None, *, user_id: int)
     user = _user(session, user_id)
     if user.disabled_at is not None:
         raise AdminError("This user is disabled: enable them before issuing a reset link.")
-    token = accounts.issue_password_reset(session, user=user)
+    token = members.issue_password_reset(session, user=user)
     _audit(session, actor, "issue password reset link", user, user.email, "")
     return token
 

@@ -11,7 +11,7 @@ import getpass
 import sys
 from collections.abc import Callable, Sequence
 
-from projectalgo import accounts, admin, billing, strategies
+from projectalgo import admin, billing, members, strategies
 from projectalgo.db import session_scope
 from projectalgo.errors import DomainError
 from projectalgo.runtime import services
@@ -52,7 +52,7 @@ def _create_admin(args: argparse.Namespace) -> int:
     settings = services().settings
     password = _read_password()
     with session_scope(services().engine) as session:
-        user = accounts.create_admin(
+        user = members.create_admin(
             session,
             name=args.name,
             email=args.email,
@@ -60,7 +60,7 @@ def _create_admin(args: argparse.Namespace) -> int:
             bcrypt_rounds=settings.bcrypt_rounds,
             default_uses=settings.invite_default_uses,
         )
-        code = accounts.own_invitation(session, user.id).code
+        code = members.own_invitation(session, user.id).code
         admin.record_command_line_change(session, action="create admin", user=user)
     print(f"created admin {user.email}")
     print(f"invite link: {settings.public_url}/invite/{code}")
@@ -69,10 +69,10 @@ def _create_admin(args: argparse.Namespace) -> int:
 
 def _set_role(args: argparse.Namespace) -> int:
     with session_scope(services().engine) as session:
-        user = accounts.user_by_email(session, args.email)
+        user = members.user_by_email(session, args.email)
         changes = [(role, True) for role in args.add or []] + [(role, False) for role in args.remove or []]
         for role, grant in changes:
-            accounts.change_role(session, user=user, role=role, grant=grant)
+            members.change_role(session, user=user, role=role, grant=grant)
             admin.record_command_line_change(session, action=admin.role_action(role, grant), user=user)
         print(f"{user.email}: {', '.join(user.roles) or 'no roles'}")
     return 0
@@ -80,7 +80,7 @@ def _set_role(args: argparse.Namespace) -> int:
 
 def _grant_membership(args: argparse.Namespace) -> int:
     with session_scope(services().engine) as session:
-        user = accounts.user_by_email(session, args.email)
+        user = members.user_by_email(session, args.email)
         membership = billing.grant(
             session, user_id=user.id, days=args.days, source="admin", note="granted from the CLI"
         )
@@ -91,8 +91,8 @@ def _grant_membership(args: argparse.Namespace) -> int:
 
 def _create_strategy(args: argparse.Namespace) -> int:
     with session_scope(services().engine) as session:
-        user = accounts.user_by_email(session, args.email)
-        actor = accounts.Actor(user.id, tuple(user.roles))
+        user = members.user_by_email(session, args.email)
+        actor = members.Actor(user.id, tuple(user.roles))
         wanted = " ".join(args.account.split())
         existing = [a.id for a in strategies.list_accounts(session, actor) if a.name.casefold() == wanted.casefold()]
         if existing:
@@ -154,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     create_admin.add_argument("--name", required=True)
     set_role = command("set-role", "grant or remove roles (member, moderator, admin)", _set_role)
     set_role.add_argument("--email", required=True)
-    set_role.add_argument("--add", action="append", choices=accounts.ROLES, metavar="ROLE")
-    set_role.add_argument("--remove", action="append", choices=accounts.ROLES, metavar="ROLE")
+    set_role.add_argument("--add", action="append", choices=members.ROLES, metavar="ROLE")
+    set_role.add_argument("--remove", action="append", choices=members.ROLES, metavar="ROLE")
     grant = command("grant-membership", "grant or extend a membership by N days (source: admin)", _grant_membership)
     grant.add_argument("--email", required=True)
     grant.add_argument("--days", type=int, default=365)

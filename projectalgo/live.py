@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from projectalgo import accounts, billing, strategies
+from projectalgo import billing, members, strategies
 from projectalgo.models import Strategy
 from projectalgo.snapshots import Snapshot
 
@@ -46,11 +46,11 @@ def allowed_sessions(
     strategy = session.get(Strategy, strategy_id)
     if strategy is None or not login_session_ids:
         return set()
-    users = accounts.live_session_users(session, login_session_ids, idle=idle)
+    users = members.live_session_users(session, login_session_ids, idle=idle)
     allowed: dict[int, bool] = {}  # by user id: several tabs of one user cost one check
     for user in users.values():
         if user.id not in allowed:
-            actor = accounts.Actor(user.id, tuple(user.roles))
+            actor = members.Actor(user.id, tuple(user.roles))
             allowed[user.id] = strategies.may_view(strategy, actor) and billing.status(session, user).active
     return {login_id for login_id, user in users.items() if allowed[user.id]}
 

@@ -23,7 +23,7 @@ from reflex.middleware import Middleware
 from reflex.utils.format import format_event_handler
 from sqlmodel import Session
 
-from projectalgo import accounts, billing
+from projectalgo import billing, members
 from projectalgo.db import session_scope
 from projectalgo.errors import SOMETHING_WRONG, DomainError
 from projectalgo.runtime import password_threads, services
@@ -60,8 +60,8 @@ class CurrentUser:
     login_session_id: int
 
     @property
-    def actor(self) -> accounts.Actor:
-        return accounts.Actor(self.id, self.roles)
+    def actor(self) -> members.Actor:
+        return members.Actor(self.id, self.roles)
 
     @property
     def identity(self) -> tuple[int, int, tuple[str, ...], bool]:
@@ -149,11 +149,11 @@ class AuthState(rx.State):
 
         def load(session: Session) -> tuple[CurrentUser, billing.MembershipStatus, int, str] | bool:
             """The signed-in user and their page data, else whether the token's user has been disabled."""
-            signed_in = accounts.user_for_session(session, token, idle=idle)
+            signed_in = members.user_for_session(session, token, idle=idle)
             if signed_in is None:
-                return accounts.disabled_user_session(session, token)
+                return members.disabled_user_session(session, token)
             user = signed_in.user
-            invitation = accounts.own_invitation(session, user.id)
+            invitation = members.own_invitation(session, user.id)
             membership = billing.status(session, user)
             current = CurrentUser(
                 user.id, user.name, user.email, tuple(user.roles), membership.active, signed_in.login_session_id
@@ -259,7 +259,7 @@ class MemberActionsMixin(rx.State, mixin=True):
 
     async def _act(
         self,
-        work: Callable[[Session, accounts.Actor], T],
+        work: Callable[[Session, members.Actor], T],
         done: Callable[[T], str],
         then: Callable[[T], None] | None = None,
     ) -> rx.event.EventSpec | None:

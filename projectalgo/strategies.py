@@ -15,9 +15,9 @@ from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from projectalgo.accounts import Actor
 from projectalgo.clock import utcnow
 from projectalgo.errors import InvalidInputError, NotFoundError
+from projectalgo.members import Actor
 from projectalgo.models import BrokerageAccount, Strategy, StrategyToken, User
 from projectalgo.tokens import new_token, token_hash
 

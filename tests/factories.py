@@ -7,9 +7,9 @@ import itertools
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from projectalgo import accounts, billing, strategies
-from projectalgo.accounts import Actor
+from projectalgo import billing, members, strategies
 from projectalgo.db import session_scope
+from projectalgo.members import Actor
 from projectalgo.models import BrokerageAccount, Strategy, StrategyToken, User
 from projectalgo.snapshots import Snapshot, SnapshotStore
 
@@ -20,14 +20,12 @@ _numbers = itertools.count(1)
 def make_admin(engine: Engine, *, name: str = "Ada Admin", email: str | None = None) -> User:
     email = email or f"admin{next(_numbers)}@example.com"
     with session_scope(engine) as session:
-        return accounts.create_admin(
-            session, name=name, email=email, password=PASSWORD, bcrypt_rounds=4, default_uses=5
-        )
+        return members.create_admin(session, name=name, email=email, password=PASSWORD, bcrypt_rounds=4, default_uses=5)
 
 
 def invite_code_of(engine: Engine, user: User) -> str:
     with session_scope(engine) as session:
-        return accounts.own_invitation(session, user.id).code
+        return members.own_invitation(session, user.id).code
 
 
 def make_member(
@@ -36,7 +34,7 @@ def make_member(
     inviter = inviter or make_admin(engine)
     email = email or f"member{next(_numbers)}@example.com"
     with session_scope(engine) as session:
-        return accounts.register(
+        return members.register(
             session,
             code=invite_code_of(engine, inviter),
             name=name,

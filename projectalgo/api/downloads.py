@@ -9,11 +9,11 @@ import anyio
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response, StreamingResponse
 
-from projectalgo import accounts, exports, strategies
-from projectalgo.accounts import Actor
+from projectalgo import exports, members, strategies
 from projectalgo.api.errors import error_responses
 from projectalgo.db import session_scope
 from projectalgo.errors import NotAllowedError
+from projectalgo.members import Actor
 from projectalgo.runtime import services
 from projectalgo.snapshots import ALL_TIME_END_MS
 
@@ -26,7 +26,7 @@ def _may_read(user_id: int, login_session_id: int, strategy_id: int, idle: timed
     """The strategy's name when the link's login session is live for that user and the user may read the strategy
     now; NotAllowedError (the sign-in has ended) or NotFoundError otherwise."""
     with session_scope(services().engine) as session:
-        user = accounts.live_session_user(session, login_session_id, idle=idle)
+        user = members.live_session_user(session, login_session_id, idle=idle)
         if user is None or user.id != user_id:
             raise NotAllowedError("This link's sign-in has ended; sign in and download again.", code="invalid_link")
         return strategies.get_strategy(session, Actor(user.id, tuple(user.roles)), strategy_id).name

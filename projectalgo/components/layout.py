@@ -2,7 +2,7 @@
 
 import reflex as rx
 
-from projectalgo.accounts import PASSWORD_MAX_BYTES, PASSWORD_MIN_LENGTH
+from projectalgo.members import PASSWORD_MAX_BYTES, PASSWORD_MIN_LENGTH
 from projectalgo.state import AuthState
 
 

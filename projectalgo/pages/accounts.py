@@ -14,10 +14,10 @@ import reflex as rx
 from sqlmodel import Session
 
 from projectalgo import forms, strategies
-from projectalgo.accounts import Actor
 from projectalgo.components.dialogs import with_confirmation
 from projectalgo.components.layout import form_error, layout, notice
 from projectalgo.components.tables import ROW_ACTION_SIZE, WHOLE_CARD, labelled_cell, stacked_table
+from projectalgo.members import Actor
 from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, in_session
 
 T = TypeVar("T")

@@ -3,7 +3,7 @@
 import reflex as rx
 from sqlmodel import Session
 
-from projectalgo import accounts, forms
+from projectalgo import forms, members
 from projectalgo.components.layout import form_error, labelled_input, layout, new_password_inputs
 from projectalgo.runtime import services
 from projectalgo.state import AuthState, failure_message, in_password_session, in_session
@@ -22,7 +22,7 @@ class InviteState(AuthState):
 
     async def _describe(self) -> None:
         code = self._code()
-        view = await in_session(lambda session: accounts.describe_invite(session, code))
+        view = await in_session(lambda session: members.describe_invite(session, code))
         self.found = view is not None
         self.usable = bool(view and view.usable)
         self.inviter_name = view.inviter_name if view else ""
@@ -44,16 +44,14 @@ class InviteState(AuthState):
         client = self.router.session.client_ip or "unknown"
 
         def register(session: Session) -> None:
-            accounts.register(
+            members.register(
                 session,
                 code=code,
-                name=forms.form_text(form, "name", max_length=accounts.NAME_MAX_LENGTH, label="The name"),
-                email=forms.form_text(form, "email", max_length=accounts.EMAIL_MAX_LENGTH, label="The email"),
-                password=forms.form_text(
-                    form, "password", max_length=accounts.PASSWORD_MAX_BYTES, label="The password"
-                ),
+                name=forms.form_text(form, "name", max_length=members.NAME_MAX_LENGTH, label="The name"),
+                email=forms.form_text(form, "email", max_length=members.EMAIL_MAX_LENGTH, label="The email"),
+                password=forms.form_text(form, "password", max_length=members.PASSWORD_MAX_BYTES, label="The password"),
                 confirmation=forms.form_text(
-                    form, "confirmation", max_length=accounts.PASSWORD_MAX_BYTES, label="The confirmation"
+                    form, "confirmation", max_length=members.PASSWORD_MAX_BYTES, label="The confirmation"
                 ),
                 client=client,
                 bcrypt_rounds=settings.bcrypt_rounds,
@@ -74,7 +72,7 @@ def registration_form() -> rx.Component:
         rx.vstack(
             form_error(InviteState.error),
             labelled_input(
-                "Name", name="name", auto_complete="name", required=True, max_length=accounts.NAME_MAX_LENGTH
+                "Name", name="name", auto_complete="name", required=True, max_length=members.NAME_MAX_LENGTH
             ),
             labelled_input(
                 "Email",
@@ -82,7 +80,7 @@ def registration_form() -> rx.Component:
                 type="email",
                 auto_complete="email",
                 required=True,
-                max_length=accounts.EMAIL_MAX_LENGTH,
+                max_length=members.EMAIL_MAX_LENGTH,
             ),
             *new_password_inputs(),
             rx.button("Create account", type="submit", width="100%"),

@@ -3,7 +3,7 @@
 import reflex as rx
 from sqlmodel import Session
 
-from projectalgo import accounts, forms
+from projectalgo import forms, members
 from projectalgo.components.layout import form_error, labelled_input, layout
 from projectalgo.runtime import services
 from projectalgo.state import AuthState, failure_message, in_password_session, in_session
@@ -24,7 +24,7 @@ class LoginState(AuthState):
 
     @rx.event
     async def open_login(self) -> rx.event.EventSpec | None:
-        self.error = accounts.ACCOUNT_DISABLED if self.router.url.query_parameters.get("disabled") else ""
+        self.error = members.ACCOUNT_DISABLED if self.router.url.query_parameters.get("disabled") else ""
         query = self.router.url.query_parameters
         self.notice = (
             "Your account is ready. Sign in."
@@ -43,12 +43,12 @@ class LoginState(AuthState):
         settings = services().settings
 
         def authenticate(session: Session) -> str:
-            email = forms.form_text(form, "email", max_length=accounts.EMAIL_MAX_LENGTH, label="The email")
-            password = forms.form_text(form, "password", max_length=accounts.PASSWORD_MAX_BYTES, label="The password")
-            user = accounts.authenticate(
+            email = forms.form_text(form, "email", max_length=members.EMAIL_MAX_LENGTH, label="The email")
+            password = forms.form_text(form, "password", max_length=members.PASSWORD_MAX_BYTES, label="The password")
+            user = members.authenticate(
                 session, email=email, password=password, client=client, bcrypt_rounds=settings.bcrypt_rounds
             )
-            return accounts.start_session(session, user=user, days=settings.session_days)
+            return members.start_session(session, user=user, days=settings.session_days)
 
         try:
             token = await in_password_session(authenticate)
@@ -91,7 +91,7 @@ class LogoutState(AuthState):
     async def sign_out(self) -> rx.event.EventSpec:
         token = self.session_token
         if token:
-            await in_session(lambda session: accounts.end_session(session, token))
+            await in_session(lambda session: members.end_session(session, token))
         self.session_token = ""
         await self._empty_tab()
         await self._forget_user()

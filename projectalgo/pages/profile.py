@@ -3,7 +3,7 @@
 import reflex as rx
 from sqlmodel import Session
 
-from projectalgo import accounts, forms
+from projectalgo import forms, members
 from projectalgo.components.layout import form_error, labelled_input, layout, new_password_inputs, notice
 from projectalgo.runtime import services
 from projectalgo.state import AuthState, failure_message, in_password_session, in_session
@@ -31,10 +31,10 @@ class ProfileState(AuthState):
 
         def change(session: Session) -> None:
             current, password, confirmation = (
-                forms.form_text(form, name, max_length=accounts.PASSWORD_MAX_BYTES, label="The password")
+                forms.form_text(form, name, max_length=members.PASSWORD_MAX_BYTES, label="The password")
                 for name in ("current", "password", "confirmation")
             )
-            accounts.change_password(
+            members.change_password(
                 session,
                 user_id=user.id,
                 current=current,
@@ -57,7 +57,7 @@ class ProfileState(AuthState):
     async def sign_out_everywhere(self) -> rx.event.EventSpec:
         user = await self._current_user()
         if user is not None:
-            await in_session(lambda session: accounts.end_all_sessions(session, user.id))
+            await in_session(lambda session: members.end_all_sessions(session, user.id))
         self.session_token = ""
         await self._empty_tab()
         await self._forget_user()

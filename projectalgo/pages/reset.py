@@ -3,7 +3,7 @@
 import reflex as rx
 from sqlmodel import Session
 
-from projectalgo import accounts, forms
+from projectalgo import forms, members
 from projectalgo.components.layout import form_error, layout, new_password_inputs
 from projectalgo.runtime import services
 from projectalgo.state import AuthState, failure_message, in_password_session, in_session
@@ -20,7 +20,7 @@ class ResetState(AuthState):
     async def open_reset(self) -> None:
         self.error = ""
         token = self._token()
-        self.usable = await in_session(lambda session: accounts.password_reset_usable(session, token))
+        self.usable = await in_session(lambda session: members.password_reset_usable(session, token))
 
     @rx.event
     async def reset_password(self, form: dict[str, str]) -> rx.event.EventSpec | None:
@@ -28,10 +28,10 @@ class ResetState(AuthState):
 
         def reset(session: Session) -> None:
             password, confirmation = (
-                forms.form_text(form, name, max_length=accounts.PASSWORD_MAX_BYTES, label="The password")
+                forms.form_text(form, name, max_length=members.PASSWORD_MAX_BYTES, label="The password")
                 for name in ("password", "confirmation")
             )
-            accounts.reset_password(
+            members.reset_password(
                 session, token=token, password=password, confirmation=confirmation, bcrypt_rounds=rounds
             )
 
@@ -39,7 +39,7 @@ class ResetState(AuthState):
             await in_password_session(reset)
         except Exception as error:  # noqa: BLE001 - failure_message logs what is not a refusal
             self.error = failure_message(error)
-            self.usable = await in_session(lambda session: accounts.password_reset_usable(session, token))
+            self.usable = await in_session(lambda session: members.password_reset_usable(session, token))
             return None
         # Every sign-in of that user has ended, this tab's too if it was theirs: start clean.
         self.session_token = ""

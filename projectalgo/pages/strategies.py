@@ -13,12 +13,12 @@ import reflex as rx
 from sqlmodel import Session
 
 from projectalgo import forms, strategies
-from projectalgo.accounts import Actor
 from projectalgo.components.bot import bot_snippet
 from projectalgo.components.dialogs import with_confirmation
 from projectalgo.components.layout import form_error, layout, notice
 from projectalgo.components.status import local_minute
 from projectalgo.components.tables import ROW_ACTION_SIZE, WHOLE_CARD, labelled_cell, stacked_table
+from projectalgo.members import Actor
 from projectalgo.runtime import services
 from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, in_session
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from projectalgo import accounts
+from projectalgo import members
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
 from projectalgo.models import User
@@ -28,7 +28,7 @@ def test_an_admin_changes_an_invite_a_membership_and_a_role_and_sees_each_in_the
     boss = make_admin(app_engine, email="boss-admin@example.com", name="Boss")
     member = make_member(app_engine, inviter=boss, name="Zed Candidate", email="zed@example.com")
     with session_scope(app_engine) as session:
-        invitation = accounts.own_invitation(session, member.id)
+        invitation = members.own_invitation(session, member.id)
     sign_in("boss-admin@example.com", lands_on="/dashboard")
     page.goto(f"{app_server.url}/admin")
     page.get_by_role("button", name="Search").wait_for()
@@ -73,7 +73,7 @@ def test_a_member_opening_admin_is_sent_away(app_server, app_engine, sign_in, pa
 def _moderator(engine, email):
     member = make_member(engine, email=email)
     with session_scope(engine) as session:
-        accounts.change_role(session, user=session.get(User, member.id), role="moderator", grant=True)
+        members.change_role(session, user=session.get(User, member.id), role="moderator", grant=True)
     return member
 
 

@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from projectalgo import accounts
+from projectalgo import members
 from projectalgo.db import session_scope
 from tests.factories import make_admin, make_member
 
@@ -28,7 +28,7 @@ def test_an_admin_copies_a_reset_link_shown_once_and_the_audit_log_names_only_th
     link = page.locator("#reset-link").inner_text()
     assert link.startswith(f"{app_server.url}/reset/")
     with session_scope(app_engine) as session:
-        assert accounts.password_reset_usable(session, link.rsplit("/", 1)[1])
+        assert members.password_reset_usable(session, link.rsplit("/", 1)[1])
     dialog.get_by_role("button", name="Copy").click()
     page.wait_for_function("async (link) => (await navigator.clipboard.readText()) === link", arg=link)
     dialog.get_by_role("button", name="Done").click()

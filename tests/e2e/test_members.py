@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from projectalgo import accounts, admin
+from projectalgo import admin, members
 from projectalgo.db import session_scope
 from tests.factories import PASSWORD, actor_of, invite_code_of, make_admin
 
@@ -60,7 +60,7 @@ def test_a_wrong_password_shows_a_message_and_an_unknown_invite_a_friendly_page(
 def test_an_invitation_with_one_use_left_says_one_use(app_server, app_engine, page):
     inviter = make_admin(app_engine, name="Una Inviter")
     with session_scope(app_engine) as session:
-        invitation = accounts.own_invitation(session, inviter.id)
+        invitation = members.own_invitation(session, inviter.id)
         admin.set_invite_uses(session, actor_of(inviter), invitation_id=invitation.id, uses=1)
     page.goto(f"{app_server.url}/invite/{invitation.code}")
     expect(page.locator("#invite-summary")).to_have_text("Una Inviter invited you. This invitation has 1 use left.")

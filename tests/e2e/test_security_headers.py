@@ -8,7 +8,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from projectalgo import accounts
+from projectalgo import members
 from projectalgo.db import session_scope
 from projectalgo.models import User
 from projectalgo.snapshots import EXAMPLE_DATA
@@ -49,7 +49,7 @@ def _post(url: str, token: str, wallet: float) -> None:
 
 def _reset_token(engine, user) -> str:
     with session_scope(engine) as session:
-        return accounts.issue_password_reset(session, user=session.get(User, user.id))
+        return members.issue_password_reset(session, user=session.get(User, user.id))
 
 
 def _settle(page) -> None:

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from projectalgo import accounts, billing, exports, snapshots
+from projectalgo import billing, exports, members, snapshots
 from projectalgo.api import build_api
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
@@ -357,11 +357,11 @@ def test_fuzzed_csv_links_download_exactly_when_they_should(api, app_services):
     logins = {}  # login session id -> (user id, live)
     with session_scope(engine) as session:
         for user in (owner, other, admin, owner):
-            token = accounts.start_session(session, user=user, days=30)
-            logins[accounts.user_for_session(session, token, idle=idle).login_session_id] = (user.id, token)
+            token = members.start_session(session, user=user, days=30)
+            logins[members.user_for_session(session, token, idle=idle).login_session_id] = (user.id, token)
     ended = max(logins)  # the owner's second sign-in: signed out
     with session_scope(engine) as session:
-        accounts.end_session(session, logins[ended][1])
+        members.end_session(session, logins[ended][1])
     readers = {owner.id: {strategy_id}, admin.id: {strategy_id, others_strategy}, other.id: {others_strategy}}
     outcomes: Counter[int] = Counter()
     live = {login: user_id for login, (user_id, _) in logins.items() if login != ended}

@@ -5,10 +5,10 @@ import sys
 
 from sqlalchemy import select
 
-from projectalgo import accounts, admin
-from projectalgo.accounts import Actor
+from projectalgo import admin, members
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
+from projectalgo.members import Actor
 from projectalgo.models import AuditEntry, Membership, Strategy, User
 from tests.conftest import TEST_SECRET_KEY_BASE
 from tests.factories import PASSWORD, make_member, make_strategy, resolve, store_one
@@ -34,11 +34,9 @@ def test_create_admin_reads_the_password_from_stdin_and_prints_the_invite_link(e
     assert result.returncode == 0, result.stderr
     with session_scope(engine) as session:
         user = session.scalars(select(User)).one()
-        code = accounts.own_invitation(session, user.id).code
+        code = members.own_invitation(session, user.id).code
         assert (
-            accounts.authenticate(
-                session, email="boss@example.com", password=PASSWORD, client="cli", bcrypt_rounds=4
-            ).id
+            members.authenticate(session, email="boss@example.com", password=PASSWORD, client="cli", bcrypt_rounds=4).id
             == user.id
         )
     assert user.roles == ["member", "admin"]

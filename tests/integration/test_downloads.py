@@ -13,7 +13,7 @@ import pytest
 import requests
 from sqlalchemy import Engine, update
 
-from projectalgo import accounts, exports
+from projectalgo import exports, members
 from projectalgo.api import build_api
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
@@ -29,8 +29,8 @@ IDLE = timedelta(days=1)
 def _sign_in(engine: Engine, user: User) -> tuple[int, str]:
     """A new sign-in of `user`: (its login session id, its browser token)."""
     with session_scope(engine) as session:
-        token = accounts.start_session(session, user=user, days=30)
-        return accounts.user_for_session(session, token, idle=IDLE).login_session_id, token
+        token = members.start_session(session, user=user, days=30)
+        return members.user_for_session(session, token, idle=IDLE).login_session_id, token
 
 
 def _link(user_id, login_id, strategy_id, start=0, end=ALL_TIME_END_MS, now=None, secret=TEST_SECRET_KEY_BASE):
@@ -130,7 +130,7 @@ def test_a_link_is_bound_to_the_sign_in_it_was_made_for(world):
     second_login, _ = _sign_in(engine, alice)
     _refused_link(_get(link.replace(f"login={world['login_id']}", f"login={second_login}")))
     with session_scope(engine) as session:
-        accounts.end_session(session, world["token"])  # sign-out
+        members.end_session(session, world["token"])  # sign-out
     _refused_link(_get(link))
     assert _get(_link(alice.id, second_login, strategy_id)).status_code == 200
 

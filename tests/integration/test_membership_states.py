@@ -8,7 +8,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from projectalgo import accounts, billing
+from projectalgo import billing, members
 from projectalgo.db import session_scope
 from projectalgo.models import Membership, Payment, User
 from projectalgo.pages.membership import CARD_NOT_CHECKED, SOMETHING_WRONG, MembershipState, why_sent_here
@@ -47,7 +47,7 @@ def _rows(engine, model, user_id):
 def _moderator(engine):
     member = make_member(engine)
     with session_scope(engine) as session:
-        return accounts.change_role(session, user=session.get(User, member.id), role="moderator", grant=True)
+        return members.change_role(session, user=session.get(User, member.id), role="moderator", grant=True)
 
 
 @pytest.mark.parametrize("make_exempt", [make_admin, _moderator], ids=["admin", "moderator"])

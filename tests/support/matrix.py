@@ -26,7 +26,7 @@ from reflex_base import constants
 from sqlalchemy import Engine, select
 from sqlmodel import SQLModel
 
-from projectalgo import accounts, billing
+from projectalgo import billing, members
 from projectalgo.db import session_scope
 from projectalgo.models import AuditEntry, Invitation, StrategyToken, User
 from projectalgo.runtime import services
@@ -359,8 +359,8 @@ def build_world(engine: Engine) -> World:
     for who in ("owner", "other_member", "moderator", "no_membership", "disabled"):
         users[who] = make_member(engine, inviter=admin, name=NAMES[who], email=email_of(who))
     with session_scope(engine) as session:
-        accounts.change_role(session, user=session.get(User, users["moderator"].id), role="moderator", grant=True)
-        tokens = {who: accounts.start_session(session, user=user, days=1) for who, user in users.items()}
+        members.change_role(session, user=session.get(User, users["moderator"].id), role="moderator", grant=True)
+        tokens = {who: members.start_session(session, user=user, days=1) for who, user in users.items()}
     for who in ("other_member", "disabled"):
         grant_membership(engine, users[who], days=365)
 

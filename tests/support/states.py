@@ -10,7 +10,7 @@ import reflex as rx
 from reflex.event import Event
 from reflex.utils.format import format_event_handler
 
-from projectalgo import accounts
+from projectalgo import members
 from projectalgo.db import session_scope
 from projectalgo.models import User
 from projectalgo.runtime import services
@@ -23,7 +23,7 @@ def signed_in_state(state_class: type[rx.State], user: User | None) -> rx.State:
     state = root.get_substate(state_class.get_full_name().split(".")[1:])
     if user is not None:
         with session_scope(services().engine) as session:
-            state.session_token = accounts.start_session(session, user=user, days=1)
+            state.session_token = members.start_session(session, user=user, days=1)
     return state
 
 

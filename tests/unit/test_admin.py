@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from projectalgo import accounts, admin, billing, forms, strategies
+from projectalgo import admin, billing, forms, members, strategies
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
 from projectalgo.errors import NotAllowedError
@@ -50,24 +50,24 @@ def test_disabling_ends_sessions_and_bot_tokens_but_keeps_data_and_not_oneself(e
     boss = make_admin(engine)
     member = make_member(engine, inviter=boss)
     strategy_id, token = make_strategy(engine, member)
-    session_token = _do(engine, lambda s: accounts.start_session(s, user=member, days=1))
+    session_token = _do(engine, lambda s: members.start_session(s, user=member, days=1))
     with pytest.raises(admin.AdminError, match="disable yourself"):
         _do(engine, lambda s: admin.set_disabled(s, actor_of(boss), user_id=boss.id, disabled=True))
     _do(engine, lambda s: admin.set_disabled(s, actor_of(boss), user_id=member.id, disabled=True, reason="abuse"))
-    assert _do(engine, lambda s: accounts.user_for_session(s, session_token, idle=IDLE)) is None
+    assert _do(engine, lambda s: members.user_for_session(s, session_token, idle=IDLE)) is None
     assert _do(engine, lambda s: resolve(s, token)).owner_disabled  # the ingestion refuses it, saying why
     assert _do(engine, lambda s: strategies.get_strategy(s, actor_of(boss), strategy_id)).name == "Trend"
     _do(engine, lambda s: admin.set_disabled(s, actor_of(boss), user_id=member.id, disabled=False))
     assert not _do(engine, lambda s: resolve(s, token)).owner_disabled
     assert (
-        _do(engine, lambda s: accounts.user_for_session(s, session_token, idle=IDLE)) is None
+        _do(engine, lambda s: members.user_for_session(s, session_token, idle=IDLE)) is None
     )  # ended sessions stay ended
 
 
 def test_invites_can_be_changed_disabled_and_created_within_bounds(engine):
     boss = make_admin(engine)
     member = make_member(engine, inviter=boss)
-    own = _do(engine, lambda s: accounts.own_invitation(s, member.id))
+    own = _do(engine, lambda s: members.own_invitation(s, member.id))
     act = actor_of(boss)
     _do(engine, lambda s: admin.set_invite_uses(s, act, invitation_id=own.id, uses=10, reason="trusted"))
     for bad in (-1, 10_001):
@@ -80,7 +80,7 @@ def test_invites_can_be_changed_disabled_and_created_within_bounds(engine):
     rows = {r.id: r for r in _do(engine, lambda s: admin.list_invites(s, act))}
     assert (rows[own.id].uses_remaining, rows[own.id].disabled) == (10, True)
     assert (rows[extra.id].uses_remaining, rows[extra.id].owner_email) == (3, member.email)
-    boss_invite = _do(engine, lambda s: accounts.own_invitation(s, boss.id))
+    boss_invite = _do(engine, lambda s: members.own_invitation(s, boss.id))
     assert rows[boss_invite.id].registrations == 1  # the member registered with it
     assert [a for a, _, _ in _audit(engine)] == ["invite uses 5 -> 10", "disable invite", "create invite (3 uses)"]
 
@@ -106,7 +106,7 @@ def test_memberships_are_granted_within_1_to_3650_days_and_ended_with_a_reason(e
 
 def test_users_are_searched_and_paged(engine):
     boss = make_admin(engine, name="Boss")
-    invitation_id = _do(engine, lambda s: accounts.own_invitation(s, boss.id).id)
+    invitation_id = _do(engine, lambda s: members.own_invitation(s, boss.id).id)
     _do(engine, lambda s: admin.set_invite_uses(s, actor_of(boss), invitation_id=invitation_id, uses=30))
     for n in range(30):
         make_member(engine, inviter=boss, name=f"Trader {n}", email=f"trader{n}@example.com")
@@ -125,8 +125,8 @@ def test_only_admins_change_and_only_moderators_read(engine, role):
     if role:
         user = make_member(engine, inviter=boss)
         if role == "moderator":
-            _do(engine, lambda s: accounts.change_role(s, user=s.get(User, user.id), role="moderator", grant=True))
-        actor = accounts.Actor(user.id, ("member", role) if role == "moderator" else ("member",))
+            _do(engine, lambda s: members.change_role(s, user=s.get(User, user.id), role="moderator", grant=True))
+        actor = members.Actor(user.id, ("member", role) if role == "moderator" else ("member",))
     changes = [
         lambda s: admin.set_role(s, actor, user_id=target.id, role="moderator", grant=True),
         lambda s: admin.set_disabled(s, actor, user_id=target.id, disabled=True),
@@ -281,7 +281,7 @@ def test_an_admin_issues_a_one_time_reset_link_which_is_audited_without_its_toke
     boss = make_admin(engine)
     member = make_member(engine, inviter=boss)
     token = _do(engine, lambda s: admin.issue_password_reset(s, actor_of(boss), user_id=member.id))
-    assert _do(engine, lambda s: accounts.password_reset_usable(s, token))
+    assert _do(engine, lambda s: members.password_reset_usable(s, token))
     entries = _do(
         engine, lambda s: [(e.action, e.target, e.reason, e.target_user_id) for e in s.scalars(select(AuditEntry))]
     )
@@ -298,7 +298,7 @@ def test_an_admin_issues_a_one_time_reset_link_which_is_audited_without_its_toke
 def test_only_admins_issue_reset_links(engine, role):
     boss = make_admin(engine)
     target = make_member(engine, inviter=boss)
-    actor = None if role is None else accounts.Actor(make_member(engine, inviter=boss).id, ("member", role))
+    actor = None if role is None else members.Actor(make_member(engine, inviter=boss).id, ("member", role))
     with pytest.raises(NotAllowedError):
         _do(engine, lambda s: admin.issue_password_reset(s, actor, user_id=target.id))
     assert _do(engine, lambda s: s.scalar(select(func.count()).select_from(PasswordReset))) == 0

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from projectalgo import accounts, admin, charts
+from projectalgo import admin, charts, members
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
 from projectalgo.models import AuditEntry, Invitation, Membership, PasswordReset, Strategy, User
@@ -25,7 +25,7 @@ def people(app_services):
     moderator = make_member(engine, inviter=boss, name="Mod")
     grant_membership(engine, target, days=30)
     with session_scope(engine) as session:
-        accounts.change_role(session, user=session.get(User, moderator.id), role="moderator", grant=True)
+        members.change_role(session, user=session.get(User, moderator.id), role="moderator", grant=True)
         invitation_id = session.scalar(select(Invitation.id).where(Invitation.owner_id == target.id))
     return {
         "engine": engine,
@@ -276,7 +276,7 @@ def test_an_admin_sees_a_reset_link_once_and_the_next_click_forgets_it(people):
     assert state.reset_link.startswith(prefix) and state.reset_link_for == target.email and state.error == ""
     token = state.reset_link.removeprefix(prefix)
     with session_scope(engine) as session:
-        assert accounts.password_reset_usable(session, token)
+        assert members.password_reset_usable(session, token)
     assert token in browser_view(state)
     assert token not in repr(_entries(engine)) and token not in repr(state.audit)
     assert state.audit[0].action == "issue password reset link" and state.audit[0].target == target.email
@@ -290,7 +290,7 @@ def test_an_admin_sees_a_reset_link_once_and_the_next_click_forgets_it(people):
     call(state, AdminState.close_reset_link)
     assert state.reset_link == "" and state.reset_link_for == ""
     with session_scope(engine) as session:
-        assert not accounts.password_reset_usable(session, token)  # a newer link replaced it
+        assert not members.password_reset_usable(session, token)  # a newer link replaced it
 
 
 @pytest.mark.parametrize("who", ["anonymous", "member", "moderator"])
@@ -360,7 +360,7 @@ def test_a_moderator_demoted_while_the_page_is_open_is_refused_at_the_next_tick(
     call(state, AdminState.open_admin)
     assert [s.name for s in state.strategies] == ["Secret Sauce"]
     with session_scope(people["engine"]) as session:
-        accounts.change_role(session, user=session.get(User, people["moderator"].id), role="moderator", grant=False)
+        members.change_role(session, user=session.get(User, people["moderator"].id), role="moderator", grant=False)
     _minute_passes(state)
     assert "/dashboard" in str(call(state, AdminState.refresh_statuses, ""))
     assert state.strategies == [] and "Secret Sauce" not in browser_view(state)

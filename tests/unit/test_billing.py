@@ -6,7 +6,7 @@ from functools import partial
 import pytest
 from sqlalchemy import select
 
-from projectalgo import accounts, billing
+from projectalgo import billing, members
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
 from projectalgo.models import Attempt, Membership, Payment, User
@@ -24,7 +24,7 @@ def test_a_new_member_has_no_membership_and_admins_and_moderators_are_exempt(eng
     admin = make_admin(engine)
     assert _status(engine, admin.id).active and _status(engine, admin.id).exempt
     with session_scope(engine) as session:
-        accounts.change_role(session, user=session.get(User, member.id), role="moderator", grant=True)
+        members.change_role(session, user=session.get(User, member.id), role="moderator", grant=True)
     assert _status(engine, member.id).exempt
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from projectalgo import accounts, runtime
+from projectalgo import members, runtime
 from projectalgo.db import session_scope
 from projectalgo.pages.profile import ProfileState
 from projectalgo.pages.reset import ResetState
@@ -25,12 +25,12 @@ def mia(app_services):
 
 def _signed_in(engine, token: str) -> bool:
     with session_scope(engine) as session:
-        return accounts.user_for_session(session, token, idle=DAY) is not None
+        return members.user_for_session(session, token, idle=DAY) is not None
 
 
 def _other_sign_in(engine, user) -> str:
     with session_scope(engine) as session:
-        return accounts.start_session(session, user=user, days=1)
+        return members.start_session(session, user=user, days=1)
 
 
 def _form(current: str, new: str = NEW_PASSWORD, confirmation: str | None = None) -> dict[str, str]:
@@ -78,7 +78,7 @@ def test_signing_out_everywhere_ends_every_sign_in_and_empties_the_tab(app_servi
 
 def _issue_reset(engine, user) -> str:
     with session_scope(engine) as session:
-        return accounts.issue_password_reset(session, user=user)
+        return members.issue_password_reset(session, user=user)
 
 
 def test_a_reset_link_sets_a_new_password_once_and_ends_every_sign_in(app_services, mia):
@@ -93,7 +93,7 @@ def test_a_reset_link_sets_a_new_password_once_and_ends_every_sign_in(app_servic
     assert "/login?reset=1" in str(redirect)
     assert not _signed_in(app_services, elsewhere)
     with session_scope(app_services) as session:
-        user = accounts.authenticate(
+        user = members.authenticate(
             session, email="mia@example.com", password=NEW_PASSWORD, client="test", bcrypt_rounds=4
         )
         assert user.id == mia.id

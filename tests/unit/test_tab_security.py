@@ -9,7 +9,7 @@ import pytest
 import reflex as rx
 from sqlalchemy import update
 
-from projectalgo import accounts, live
+from projectalgo import live, members
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
 from projectalgo.models import LoginSession, Membership, User
@@ -60,7 +60,7 @@ def _alices_strategy_page(world, who: str):
 def _sign_in_as(engine, state, user: User) -> None:
     """Another user's sign-in token arrives in this tab (as after signing in elsewhere in the same browser)."""
     with session_scope(engine) as session:
-        state.session_token = accounts.start_session(session, user=user, days=1)
+        state.session_token = members.start_session(session, user=user, days=1)
 
 
 def _demote(engine, user: User) -> None:
@@ -140,7 +140,7 @@ def test_a_lost_right_empties_the_tab_at_its_next_event(world, loss):
         elif loss == "disabled":
             session.execute(update(User).where(User.id == alice.id).values(disabled_at=utcnow()))
         else:
-            accounts.end_all_sessions(session, alice.id)
+            members.end_all_sessions(session, alice.id)
     call(dashboard, DashboardState.resync)
     assert "123,456.78" not in browser_view(dashboard)
     assert services().watchers.of(world["strategy_id"]) == []
@@ -148,7 +148,7 @@ def test_a_lost_right_empties_the_tab_at_its_next_event(world, loss):
 
 def _login_id(engine, token: str) -> int:
     with session_scope(engine) as session:
-        return accounts.user_for_session(session, token, idle=timedelta(days=1)).login_session_id
+        return members.user_for_session(session, token, idle=timedelta(days=1)).login_session_id
 
 
 def _allowed(engine, strategy_id: int, login_ids: set[int]) -> set[int]:

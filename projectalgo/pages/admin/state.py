@@ -19,9 +19,9 @@ import reflex as rx
 from sqlmodel import Session
 
 from projectalgo import admin, charts, forms
-from projectalgo.accounts import Actor
 from projectalgo.clock import utcnow
 from projectalgo.errors import NotAllowedError
+from projectalgo.members import Actor
 from projectalgo.runtime import services
 from projectalgo.snapshots import epoch_ms
 from projectalgo.state import AuthState, failure_message, in_session
