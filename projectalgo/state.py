@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import reflex as rx
@@ -203,17 +204,50 @@ class AuthState(rx.State):
         return rx.redirect(login_url(self.router.url.path))
 
     async def _member(self) -> CurrentUser | rx.event.EventSpec:
-        """The signed-in user with an active membership, or where to send them instead.
-
-        Every members-only page load and event starts here, so a revoked session, a disabled user or an
-        ended membership takes effect at the next click, whatever the browser shows.
-        """
+        """The signed-in user with an active membership, or where to send them instead."""
         user = await self._current_user()
         if user is None:
             return self._to_login()
         if not user.membership_active:  # /membership says why it was sent here (pages/membership.py)
             return rx.redirect(f"/membership?from={quote(self.router.url.path.rstrip('/') or '/', safe='')}")
         return user
+
+    async def _signed_in(self) -> CurrentUser | rx.event.EventSpec:
+        """The signed-in user, or the sign-in page to send them to."""
+        user = await self._current_user()
+        return self._to_login() if user is None else user
+
+
+Guarded = Callable[..., Awaitable[Any]]
+
+
+def _runs_as(
+    resolve: Callable[[AuthState], Awaitable[CurrentUser | rx.event.EventSpec]],
+) -> Callable[[Guarded], Guarded]:
+    def guard(handler: Guarded) -> Guarded:
+        @functools.wraps(handler)
+        async def guarded(self: AuthState, *args: object, **kwargs: object) -> object:
+            user = await resolve(self)
+            if not isinstance(user, CurrentUser):
+                return user
+            return await handler(self, user, *args, **kwargs)
+
+        # Reflex reads an event handler's arguments from its signature and annotations: the user is not one.
+        signature = inspect.signature(handler)
+        state, user, *arguments = signature.parameters.values()
+        guarded.__signature__ = signature.replace(parameters=[state, *arguments])  # type: ignore[attr-defined]
+        guarded.__annotations__ = {k: v for k, v in handler.__annotations__.items() if k != user.name}
+        return guarded
+
+    return guard
+
+
+# Decorate a page state's method whose second parameter is the user: it runs only for a signed-in member
+# (anyone else is sent to sign in or to /membership, AuthState._member) or any signed-in user (signed_in).
+# Every members-only page load and event goes through one of them, so a revoked session, a disabled user or an
+# ended membership takes effect at the next click, whatever the browser shows.
+members_only = _runs_as(AuthState._member)
+signed_in = _runs_as(AuthState._signed_in)
 
 
 class TabGuard(Middleware):
@@ -252,13 +286,16 @@ class MemberActionsMixin(rx.State, mixin=True):
 
     error: str = ""
     notice: str = ""
+    refused_id: int = 0  # the object whose edit was just refused: its dialog stays open and says why
 
     async def _reload(self, member: CurrentUser) -> None:
         """Refresh the page's lists for `member` (each page defines it)."""
         raise NotImplementedError
 
+    @members_only
     async def _act(
         self,
+        member: CurrentUser,
         work: Callable[[Session, members.Actor], T],
         done: Callable[[T], str],
         then: Callable[[T], None] | None = None,
@@ -269,9 +306,7 @@ class MemberActionsMixin(rx.State, mixin=True):
         nor on any other exception. On success the notice is `done` of what `work` returned, and `then` receives
         it too.
         """
-        member = await self._member()
-        if not isinstance(member, CurrentUser):
-            return member
+        self.refused_id = 0  # any outcome replaces the last refusal
         try:
             result = await in_session(lambda session: work(session, member.actor))
         except Exception as error:  # noqa: BLE001 - failure_message logs what is not a refusal
@@ -283,11 +318,9 @@ class MemberActionsMixin(rx.State, mixin=True):
         await self._reload(member)
         return None
 
-    async def _open(self) -> rx.event.EventSpec | None:
+    @members_only
+    async def _open(self, member: CurrentUser) -> rx.event.EventSpec | None:
         """on_load: check membership and load the page's lists."""
         self.error = self.notice = ""
-        member = await self._member()
-        if not isinstance(member, CurrentUser):
-            return member
         await self._reload(member)
         return None

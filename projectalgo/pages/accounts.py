@@ -6,18 +6,15 @@ and each has a React key that the server changes on success (a new key mounts th
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 import reflex as rx
-from sqlmodel import Session
 
 from projectalgo import forms, strategies
 from projectalgo.components.dialogs import with_confirmation
 from projectalgo.components.layout import form_error, layout, notice
 from projectalgo.components.tables import ROW_ACTION_SIZE, WHOLE_CARD, labelled_cell, stacked_table
-from projectalgo.members import Actor
 from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, in_session
 
 T = TypeVar("T")
@@ -38,16 +35,6 @@ class AccountsState(MemberActionsMixin, AuthState):
     accounts: list[AccountRow] = []
     added: int = 0  # accounts added by this tab: the add form's key, so it empties after each
     renamed: int = 0  # the rename dialogs' key, so they close after a rename
-    rename_refused: int = 0  # the account whose rename was just refused: its dialog stays open and says why
-
-    async def _act(
-        self,
-        work: Callable[[Session, Actor], T],
-        done: Callable[[T], str],
-        then: Callable[[T], None] | None = None,
-    ) -> rx.event.EventSpec | None:
-        self.rename_refused = 0  # any outcome replaces the last refusal
-        return await super()._act(work, done, then)
 
     async def _reload(self, member: CurrentUser) -> None:
         views = await in_session(lambda session: strategies.list_accounts(session, member.actor))
@@ -92,7 +79,7 @@ class AccountsState(MemberActionsMixin, AuthState):
             then=self._renamed,
         )
         if self.error:
-            self.rename_refused = forms.lenient_form_id(form, "account_id")
+            self.refused_id = forms.lenient_form_id(form, "account_id")
         return redirect
 
     def _renamed(self, _account: object) -> None:
@@ -155,7 +142,7 @@ def rename_dialog(account: AccountRow) -> rx.Component:
         rx.dialog.trigger(rx.button("Rename", size=ROW_ACTION_SIZE, variant="soft")),
         rx.dialog.content(
             rx.dialog.title("Rename account"),
-            rx.cond(AccountsState.rename_refused == account.id, form_error(AccountsState.error)),
+            rx.cond(AccountsState.refused_id == account.id, form_error(AccountsState.error)),
             rx.form(
                 # A plain input: Radix's text field would draw an empty box around a hidden one.
                 rx.el.input(type="hidden", name="account_id", value=account.id.to_string()),

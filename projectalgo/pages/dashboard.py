@@ -23,7 +23,7 @@ from projectalgo.components.status import ago, range_picker, status_badge, statu
 from projectalgo.components.tables import labelled_cell, stacked_table
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
-from projectalgo.state import AuthState, CurrentUser, in_session
+from projectalgo.state import AuthState, CurrentUser, in_session, members_only
 
 
 @dataclass
@@ -120,11 +120,9 @@ class DashboardLiveState(AuthState):
         self._restatus(epoch_ms(utcnow()))
 
     @rx.event
-    async def tick(self, _shown: str = "") -> rx.event.EventSpec | None:
+    @members_only
+    async def tick(self, member: CurrentUser, _shown: str = "") -> rx.event.EventSpec | None:
         """The page's timer, once a minute: statuses as of now, from what the tab holds (nothing is read)."""
-        member = await self._member()
-        if not isinstance(member, CurrentUser):
-            return member
         self._restatus(epoch_ms(utcnow()))
         return None
 
@@ -169,10 +167,8 @@ class DashboardState(AuthState):
             self.router.session.client_token, DashboardLiveState, accounts, member.login_session_id
         )
 
-    async def _guarded_load(self) -> rx.event.EventSpec | None:
-        member = await self._member()
-        if not isinstance(member, CurrentUser):
-            return member
+    @members_only
+    async def _guarded_load(self, member: CurrentUser) -> rx.event.EventSpec | None:
         await self._load(member)
         return None
 

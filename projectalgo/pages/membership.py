@@ -15,10 +15,11 @@ here with `?from=<its path>` (state.AuthState._member): the page then says why, 
 browser's text is never shown). Inviting is not a benefit of paying: every account's invite link works.
 """
 
+import functools
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
@@ -31,7 +32,7 @@ from projectalgo.components.layout import form_error, layout
 from projectalgo.db import session_scope
 from projectalgo.errors import DomainError
 from projectalgo.runtime import in_stripe_thread, services
-from projectalgo.state import AuthState, CurrentUser, failure_message, in_session
+from projectalgo.state import AuthState, CurrentUser, failure_message, in_session, signed_in
 
 T = TypeVar("T")
 log = logging.getLogger("projectalgo.membership")
@@ -82,6 +83,20 @@ def _browser_error(result: object) -> str:
     return error[:300] if isinstance(error, str) else CARD_NOT_CHECKED
 
 
+def _payment_step(step: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T | rx.event.EventSpec | None]]:
+    """A step of paying, for a signed-in user: whatever goes wrong in it, the Pay button stops spinning and the
+    payer reads what to do (MembershipState._failsafe)."""
+    guarded = signed_in(step)
+
+    @functools.wraps(guarded)
+    async def failsafe_step(self: "MembershipState", *args: object) -> T | rx.event.EventSpec | None:
+        with self._failsafe():
+            return await guarded(self, *args)
+        return None
+
+    return failsafe_step
+
+
 class MembershipState(AuthState):
     paying: bool = False
     pay_error: str = ""
@@ -121,10 +136,8 @@ class MembershipState(AuthState):
         return why_sent_here(self.router.url.query_parameters.get(FROM_PARAMETER))
 
     @rx.event
-    async def open_membership(self) -> rx.event.EventSpec | None:
-        user = await self._current_user()
-        if user is None:
-            return self._to_login()
+    @signed_in
+    async def open_membership(self, user: CurrentUser) -> rx.event.EventSpec | None:
         settings = services().settings
         self.paying, self.pay_error, self.pay_notice = False, "", ""
         self._setup_id = self._intent_id = ""
@@ -148,66 +161,50 @@ class MembershipState(AuthState):
             await self._reload_if_emptied(user)
 
     @rx.event
-    async def start_payment(self) -> rx.event.EventSpec | None:
-        with self._failsafe():
-            user = await self._current_user()
-            if user is None:
-                return self._to_login()
-            gateway = services().payments
-            if gateway is None or self.membership_exempt or self.paying:
-                return None
-            self.pay_error = self.pay_notice = ""
-            start = partial(
-                billing.start_card_setup, partial(session_scope, services().engine), gateway, user_id=user.id
-            )
-            try:
-                self._setup_id, secret = await in_stripe_thread(start)
-            except DomainError as error:  # anything else: _failsafe
-                self.pay_error = failure_message(error)
-                await self._reload_if_emptied(user)
-                return None
-            self.paying = True
-            return rx.call_script(
-                _payments_js(f"setUpCard({json.dumps(secret)})"), callback=MembershipState.card_set_up
-            )
-        return None
+    @_payment_step
+    async def start_payment(self, user: CurrentUser) -> rx.event.EventSpec | None:
+        gateway = services().payments
+        if gateway is None or self.membership_exempt or self.paying:
+            return None
+        self.pay_error = self.pay_notice = ""
+        start = partial(billing.start_card_setup, partial(session_scope, services().engine), gateway, user_id=user.id)
+        try:
+            self._setup_id, secret = await in_stripe_thread(start)
+        except DomainError as error:  # anything else: _payment_step
+            self.pay_error = failure_message(error)
+            await self._reload_if_emptied(user)
+            return None
+        self.paying = True
+        return rx.call_script(_payments_js(f"setUpCard({json.dumps(secret)})"), callback=MembershipState.card_set_up)
 
     @rx.event
-    async def card_set_up(self, result: dict) -> rx.event.EventSpec | None:
+    @_payment_step
+    async def card_set_up(self, user: CurrentUser, result: dict) -> rx.event.EventSpec | None:
         """Stripe.js finished the card set-up started here: charge the card (the set-up id is the server's own)."""
         setup_id, self._setup_id = self._setup_id, ""
-        with self._failsafe():
-            user = await self._current_user()
-            if user is None:
-                return self._to_login()
-            if not setup_id:
-                return None  # nothing was started from this page: a stale or forged call
-            if error := _browser_error(result):
-                return await self._show(user, billing.PaymentOutcome("failed", error))  # e.g. Stripe declined the card
-            settings = services().settings
-            outcome = await self._run(
-                billing.pay_with_card_setup,
-                user_id=user.id,
-                setup_id=setup_id,
-                price=settings.membership_price,
-                currency=settings.membership_currency,
-            )
-            return await self._show(user, outcome)
-        return None
+        if not setup_id:
+            return None  # nothing was started from this page: a stale or forged call
+        if error := _browser_error(result):
+            return await self._show(user, billing.PaymentOutcome("failed", error))  # e.g. Stripe declined the card
+        settings = services().settings
+        outcome = await self._run(
+            billing.pay_with_card_setup,
+            user_id=user.id,
+            setup_id=setup_id,
+            price=settings.membership_price,
+            currency=settings.membership_currency,
+        )
+        return await self._show(user, outcome)
 
     @rx.event
-    async def payment_returned(self, _result: dict) -> rx.event.EventSpec | None:
+    @_payment_step
+    async def payment_returned(self, user: CurrentUser, _result: dict) -> rx.event.EventSpec | None:
         """Stripe.js finished 3-D Secure: read this user's PaymentIntent back from Stripe, whatever the browser says."""
         intent_id, self._intent_id = self._intent_id, ""
-        with self._failsafe():
-            user = await self._current_user()
-            if user is None:
-                return self._to_login()
-            if not intent_id:
-                return None
-            outcome = await self._run(billing.check_payment, user_id=user.id, intent_id=intent_id)
-            return await self._show(user, outcome)
-        return None
+        if not intent_id:
+            return None
+        outcome = await self._run(billing.check_payment, user_id=user.id, intent_id=intent_id)
+        return await self._show(user, outcome)
 
     @contextmanager
     def _failsafe(self) -> Iterator[None]:

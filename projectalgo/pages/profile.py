@@ -6,7 +6,7 @@ from sqlmodel import Session
 from projectalgo import forms, members
 from projectalgo.components.layout import form_error, labelled_input, layout, new_password_inputs, notice
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, failure_message, in_password_session, in_session
+from projectalgo.state import AuthState, CurrentUser, failure_message, in_password_session, in_session, signed_in
 
 
 class ProfileState(AuthState):
@@ -14,18 +14,14 @@ class ProfileState(AuthState):
     notice: str = ""
 
     @rx.event
-    async def open_profile(self) -> rx.event.EventSpec | None:
+    @signed_in
+    async def open_profile(self, _user: CurrentUser) -> None:
         self.error = self.notice = ""
-        if await self._current_user() is None:
-            return self._to_login()
-        return None
 
     @rx.event
-    async def change_password(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+    @signed_in
+    async def change_password(self, user: CurrentUser, form: dict[str, str]) -> None:
         """The current password is required; every other sign-in of the user ends, this one stays."""
-        user = await self._current_user()
-        if user is None:
-            return self._to_login()
         client = self.router.session.client_ip or "unknown"
         rounds = services().settings.bcrypt_rounds
 

@@ -64,16 +64,6 @@ class StrategiesState(MemberActionsMixin, AuthState):
     new_token_strategy: str = ""
     created: int = 0  # strategies created by this tab: the create form's key, so it empties after each
     saved: int = 0  # the edit dialogs' key, so they close after a save
-    edit_refused: int = 0  # the strategy whose edit was just refused: its dialog stays open and says why
-
-    async def _act(
-        self,
-        work: Callable[[Session, Actor], T],
-        done: Callable[[T], str],
-        then: Callable[[T], None] | None = None,
-    ) -> rx.event.EventSpec | None:
-        self.edit_refused = 0  # any outcome replaces the last refusal
-        return await super()._act(work, done, then)
 
     @rx.var
     def new_token_snippet(self) -> str:
@@ -159,7 +149,7 @@ class StrategiesState(MemberActionsMixin, AuthState):
             then=self._saved,
         )
         if self.error:
-            self.edit_refused = forms.lenient_form_id(form, "strategy_id")
+            self.refused_id = forms.lenient_form_id(form, "strategy_id")
         return redirect
 
     def _saved(self, _strategy: object) -> None:
@@ -283,7 +273,7 @@ def edit_dialog(strategy: StrategyRow) -> rx.Component:
         rx.dialog.trigger(rx.button("Edit", size=ROW_ACTION_SIZE, variant="soft")),
         rx.dialog.content(
             rx.dialog.title("Edit strategy"),
-            rx.cond(StrategiesState.edit_refused == strategy.id, form_error(StrategiesState.error)),
+            rx.cond(StrategiesState.refused_id == strategy.id, form_error(StrategiesState.error)),
             rx.form(
                 rx.vstack(
                     rx.el.input(type="hidden", name="strategy_id", value=strategy.id.to_string()),

@@ -22,7 +22,7 @@ from projectalgo.components.tables import labelled_cell, stacked_table
 from projectalgo.errors import NotFoundError
 from projectalgo.runtime import services
 from projectalgo.snapshots import ALL_TIME_END_MS, Snapshot, epoch_ms
-from projectalgo.state import AuthState, CurrentUser, in_session
+from projectalgo.state import AuthState, CurrentUser, in_session, members_only
 
 PAGE_SIZE = 50
 
@@ -99,11 +99,9 @@ class StrategyLiveState(AuthState):
         self.unseen += 1
 
     @rx.event
-    async def tick(self, _shown: str = "") -> rx.event.EventSpec | None:
+    @members_only
+    async def tick(self, member: CurrentUser, _shown: str = "") -> rx.event.EventSpec | None:
         """The page's timer, once a minute: the status as of now, from what the tab holds (nothing is read)."""
-        member = await self._member()
-        if not isinstance(member, CurrentUser):
-            return member
         self._restatus(epoch_ms(utcnow()))
         return None
 
@@ -188,11 +186,9 @@ class StrategyPageState(AuthState):
         self.has_more = len(found) > PAGE_SIZE
         self._next_before = found[PAGE_SIZE - 1].at_ms if self.has_more else 0
 
-    async def _page_to(self, page: int, before_ms: int) -> rx.event.EventSpec | None:
+    @members_only
+    async def _page_to(self, member: CurrentUser, page: int, before_ms: int) -> rx.event.EventSpec | None:
         """Show page `page` (ending before `before_ms`) of the URL's strategy, if the member may see it now."""
-        member = await self._member()
-        if not isinstance(member, CurrentUser):
-            return member
         view = await self._viewable(member)
         if view is None:
             return None
@@ -205,10 +201,8 @@ class StrategyPageState(AuthState):
         return None
 
     @rx.event
-    async def open_strategy(self) -> rx.event.EventSpec | None:
-        member = await self._member()
-        if not isinstance(member, CurrentUser):
-            return member
+    @members_only
+    async def open_strategy(self, member: CurrentUser) -> rx.event.EventSpec | None:
         self.range_key = charts.DEFAULT_RANGE
         await self._load(member)
         return None
@@ -221,10 +215,8 @@ class StrategyPageState(AuthState):
         return await self.resync()
 
     @rx.event
-    async def resync(self) -> rx.event.EventSpec | None:
-        member = await self._member()
-        if not isinstance(member, CurrentUser):
-            return member
+    @members_only
+    async def resync(self, member: CurrentUser) -> rx.event.EventSpec | None:
         await self._load(member)
         return None
 
@@ -245,11 +237,9 @@ class StrategyPageState(AuthState):
         return await self._page_to(1, ALL_TIME_END_MS)
 
     @rx.event
-    async def download_csv(self) -> rx.event.EventSpec | None:
+    @members_only
+    async def download_csv(self, member: CurrentUser) -> rx.event.EventSpec | None:
         """A link valid for a minute, for this sign-in, strategy and the chosen range."""
-        member = await self._member()
-        if not isinstance(member, CurrentUser):
-            return member
         view = await self._viewable(member)
         if view is None:
             return rx.redirect("/strategies")

@@ -107,14 +107,14 @@ def test_a_refused_dialog_stays_the_one_showing_why_and_only_successes_empty_the
     assert accounts.error == "" and accounts.added == 1
     spare = next(a.id for a in accounts.accounts if a.name == "Spare")
     call(accounts, AccountsState.rename_account, {"account_id": str(spare), "name": "BITMEX main"})
-    assert (accounts.rename_refused, accounts.renamed) == (spare, 0)
+    assert (accounts.refused_id, accounts.renamed) == (spare, 0)
     call(accounts, AccountsState.set_archived, world["account_id"], True)  # the next outcome replaces it
-    assert accounts.rename_refused == 0
+    assert accounts.refused_id == 0
     call(accounts, AccountsState.rename_account, ["not", "a", "form"])
     assert accounts.error == "The form could not be read. Reload the page and try again."
-    assert accounts.rename_refused == -1  # no dialog's
+    assert accounts.refused_id == -1  # no dialog's
     call(accounts, AccountsState.rename_account, {"account_id": str(spare), "name": "Spare two"})
-    assert (accounts.error, accounts.rename_refused, accounts.renamed) == ("", 0, 1)
+    assert (accounts.error, accounts.refused_id, accounts.renamed) == ("", 0, 1)
 
     page = signed_in_state(StrategiesState, world["alice"])
     call(page, StrategiesState.open_strategies)
@@ -124,6 +124,6 @@ def test_a_refused_dialog_stays_the_one_showing_why_and_only_successes_empty_the
     assert page.error == "" and page.created == 1 and page.new_token.startswith("pa_live_")
     edit = {"strategy_id": str(world["strategy_id"]), "account_id": str(spare), "name": "breakout"}
     call(page, StrategiesState.update_strategy, edit)
-    assert (page.edit_refused, page.saved) == (world["strategy_id"], 0)
+    assert (page.refused_id, page.saved) == (world["strategy_id"], 0)
     call(page, StrategiesState.update_strategy, edit | {"name": "Trend two"})
-    assert (page.error, page.edit_refused, page.saved) == ("", 0, 1)
+    assert (page.error, page.refused_id, page.saved) == ("", 0, 1)
