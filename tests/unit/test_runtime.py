@@ -1,6 +1,8 @@
 import asyncio
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import pytest
 
@@ -25,30 +27,54 @@ def test_without_a_stripe_secret_key_there_is_no_payment_gateway(environment):
     assert services().payments is None
 
 
-def test_with_stripe_keys_the_gateway_is_built_once(environment):
+def test_with_stripe_keys_there_is_a_payment_gateway(environment):
     environment.setenv("STRIPE_SECRET_KEY", TEST_STRIPE_SECRET_KEY)
     environment.setenv("STRIPE_PUBLISHABLE_KEY", TEST_STRIPE_PUBLISHABLE_KEY)
     assert isinstance(services().payments, StripeGateway)
-    assert services().payments is services().payments
 
 
 def test_stripe_work_runs_a_few_at_a_time_on_threads_that_database_work_does_not_need():
-    release, started = threading.Event(), []
+    """Each call is held until released, one at a time: the call after the first STRIPE_THREADS starts only once
+    one has finished (decided by what it sees at its start, not by how long the test waited for it)."""
+    calls = 3 * STRIPE_THREADS
+    releases = [threading.Event() for _ in range(calls)]
+    lock = threading.Lock()
+    started: list[tuple[int, str]] = []  # (calls finished when this one started, its thread's name)
+    finished = 0
 
-    def slow_stripe_call() -> None:
-        started.append(threading.current_thread().name)
-        release.wait(10)
+    def stripe_call(n: int) -> None:
+        nonlocal finished
+        with lock:
+            started.append((finished, threading.current_thread().name))
+        releases[n].wait(60)
+        with lock:
+            finished += 1
 
-    async def scenario() -> tuple[int, str]:
-        waiting = [asyncio.ensure_future(in_stripe_thread(slow_stripe_call)) for _ in range(3 * STRIPE_THREADS)]
-        await asyncio.sleep(0.3)
-        database_work = await asyncio.wait_for(asyncio.to_thread(lambda: "done"), timeout=2)
-        running = len(started)
-        release.set()
-        await asyncio.gather(*waiting)
-        return running, database_work
+    async def until(condition: Callable[[], bool]) -> None:
+        deadline = asyncio.get_running_loop().time() + 30
+        while not condition():
+            assert asyncio.get_running_loop().time() < deadline, "timed out"
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> str:
+        waiting = [asyncio.ensure_future(in_stripe_thread(partial(stripe_call, n))) for n in range(calls)]
+        try:
+            await until(lambda: len(started) >= STRIPE_THREADS)
+            # Every Stripe thread is held: database work still runs at once, on threads of its own.
+            database_work = await asyncio.wait_for(asyncio.to_thread(lambda: "done"), timeout=30)
+            releases[0].set()
+            await until(lambda: len(started) > STRIPE_THREADS)
+        finally:
+            for release in releases:
+                release.set()
+            await asyncio.gather(*waiting)
+        return database_work
 
     with ThreadPoolExecutor(max_workers=1) as thread:  # its own event loop: Playwright may hold this thread's
-        running, database_work = thread.submit(asyncio.run, scenario()).result()
-    assert (running, database_work) == (STRIPE_THREADS, "done")
-    assert len(started) == 3 * STRIPE_THREADS and all(name.startswith("stripe") for name in started)
+        database_work = thread.submit(asyncio.run, scenario()).result()
+    assert database_work == "done"
+    assert len(started) == calls and all(name.startswith("stripe") for _, name in started)
+    # How many ran at once when each started: its place in the order, less those finished by then.
+    at_once = [place + 1 - finished_before for place, (finished_before, _) in enumerate(started)]
+    assert max(at_once) == at_once[STRIPE_THREADS - 1] == STRIPE_THREADS
+    assert started[STRIPE_THREADS][0] == 1  # the next call waited for the one released
