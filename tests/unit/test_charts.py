@@ -65,15 +65,18 @@ def test_status_is_live_stale_offline_or_never():
     assert charts.status(now - 2 * hour - 1, now, 2 * hour, hour) == "offline"
 
 
-def test_the_strategy_figure_and_its_tail_share_the_trace_order():
+def test_a_live_tail_extends_every_trace_as_the_figure_redrawn_with_the_new_point_would():
     points = [charts.Point(at, 100 + at, 110 + at, 5, 9000, 8900, 2) for at in (1000, 2000, 3000)]
+    new = charts.Point(4000, 50, 60, 5, 9000, 8900, 2)
     figure = charts.strategy_figure(points, seq=7)
-    names = [trace["name"] for trace in figure["data"]]
-    assert names == [name for name, _, _ in charts.STRATEGY_TRACES] and figure["seq"] == 7
+    assert figure["seq"] == 7 and figure["data"][2]["name"] == "Unrealised PnL"
     assert figure["data"][2]["y"] == [10, 10, 10]  # unrealised = margin - wallet
-    tail = charts.strategy_tail(charts.Point(4000, 50, 60, 5, 9000, 8900, 2), peak_margin=120, seq=8)
-    assert tail["seq"] == 8 and [p[0] for p in tail["points"]] == list(range(len(names)))
-    assert tail["points"][-1] == [7, 4000, 60 / 120 - 1]
+    tail = charts.strategy_tail(new, peak_margin=max(p.margin for p in points), seq=8)
+    redrawn = charts.strategy_figure([*points, new], seq=8)
+    assert tail["seq"] == 8 and sorted(trace for trace, _, _ in tail["points"]) == list(range(len(figure["data"])))
+    for trace, at, y in tail["points"]:
+        assert (at, y) == (redrawn["data"][trace]["x"][-1], redrawn["data"][trace]["y"][-1]), trace
+    assert tail["points"][-1] == [len(figure["data"]) - 1, 4000, 60 / 3110 - 1]  # drawdown from the peak
 
 
 def test_money_formatting():
