@@ -2,6 +2,7 @@
 
 import threading
 import time
+from collections.abc import Callable
 
 import requests
 
@@ -18,6 +19,8 @@ BODY = {
     "symbol": "XBTUSD",
     "average_entry_price": 6,
 }
+MAX_POSTS = 5000  # bounded: the poster stops by itself if the test does not stop it
+CONDITION_SECONDS = 60  # each step's deadline: a step not reached by then fails the test
 
 
 def test_every_post_is_201_and_stored_or_503_and_not_while_dynamodb_stops_and_restarts(
@@ -26,31 +29,53 @@ def test_every_post_is_201_and_stored_or_503_and_not_while_dynamodb_stops_and_re
     member = make_member(dynamo_app_engine)
     bots = [make_strategy(dynamo_app_engine, member, name=f"Fault {n}") for n in range(3)]
     answers: list[tuple[int, int, requests.Response]] = []  # (strategy id, value sent, answer)
+    answered = threading.Condition()  # notified on each answer, and when the poster ends
     stop = threading.Event()
 
     def post_until_stopped():
-        with requests.Session() as http:
-            for n in range(2000):  # bounded; ~25 posts a second across three tokens (under each token's rate)
-                if stop.is_set():
-                    return
-                strategy_id, token = bots[n % 3]
-                answer = http.post(
-                    f"{dynamo_app_server.url}/api/v1/strategy/",
-                    json={"data": BODY | {"positions": n}},
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=15,
-                )
-                answers.append((strategy_id, n, answer))
-                time.sleep(0.04)
+        try:
+            with requests.Session() as http:
+                for n in range(MAX_POSTS):
+                    if stop.is_set():
+                        return
+                    strategy_id, token = bots[n % 3]
+                    answer = http.post(
+                        f"{dynamo_app_server.url}/api/v1/strategy/",
+                        json={"data": BODY | {"positions": n}},
+                        headers={"Authorization": f"Bearer {token}"},
+                        timeout=15,
+                    )
+                    with answered:
+                        answers.append((strategy_id, n, answer))
+                        answered.notify_all()
+                    time.sleep(0.04)  # pace: ~25 posts a second across three tokens, under each token's rate
+        finally:
+            with answered:
+                answered.notify_all()
+
+    def statuses_since(start: int) -> list[int]:
+        return [answer.status_code for _, _, answer in answers[start:]]
+
+    def answer_count() -> int:
+        with answered:
+            return len(answers)
+
+    def wait_until(what: str, condition: Callable[[], bool]) -> None:
+        """Wait until `condition` holds, or fail when it has not after CONDITION_SECONDS or the poster ended."""
+        with answered:
+            answered.wait_for(lambda: condition() or not poster.is_alive(), timeout=CONDITION_SECONDS)
+            assert condition(), f"{what}: not after {CONDITION_SECONDS} s; answers: {statuses_since(0)}"
 
     poster = threading.Thread(target=post_until_stopped)
     poster.start()
     try:
-        time.sleep(1.5)
+        wait_until("posts stored before the outage", lambda: statuses_since(0).count(201) >= 5)
         dynamo_backing.stop()
-        time.sleep(2)
+        stopped = answer_count()
+        wait_until("a post refused during the outage", lambda: 503 in statuses_since(stopped))
         dynamo_backing.restart()
-        time.sleep(2)
+        restarted = answer_count()
+        wait_until("a post stored after the outage", lambda: 201 in statuses_since(restarted))
     finally:
         stop.set()
         poster.join(timeout=60)
