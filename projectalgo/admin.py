@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlmodel import Session
 
-from projectalgo import billing, forms, members
+from projectalgo import forms, members, memberships
 from projectalgo.clock import utcnow
 from projectalgo.errors import InvalidInputError, NotAllowedError
 from projectalgo.members import Actor
@@ -382,7 +382,7 @@ def grant_membership(session: Session, actor: Actor | None, *, user_id: int, day
     actor = _require_admin(actor)
     reason = _check_reason(reason)
     user = _user(session, user_id)
-    membership = billing.grant(session, user_id=user.id, days=days, source="admin", note=reason)
+    membership = memberships.grant(session, user_id=user.id, days=days, source="admin", note=reason)
     _audit(session, actor, grant_membership_action(days), user, user.email, reason)
     return membership
 

@@ -1,5 +1,4 @@
-"""Membership rules: who may see the members' pages, granting or extending a yearly membership, and the
-yearly membership payment.
+"""Paying for the yearly membership (memberships.py grants it).
 
 Plain Python on a SQL session; no Reflex here. Stripe is behind the `BillingGateway` protocol (implemented
 in integrations/stripe.py): this module sees only `Intent` snapshots, whether they come from the Stripe API
@@ -9,6 +8,7 @@ or from a verified webhook, and both paths end in `apply_intent`, which grants o
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -16,17 +16,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from projectalgo import throttle
 from projectalgo.clock import utcnow
-from projectalgo.errors import InvalidInputError
-from projectalgo.models import Membership, Payment, StripeEvent, User
+from projectalgo.errors import DomainError, NotAllowedError, NotFoundError, RateLimitedError, UnavailableError
+from projectalgo.memberships import MEMBERSHIP_DAYS, grant
+from projectalgo.models import Payment, StripeEvent
 
-SOURCES = ("stripe", "admin")
-MAX_GRANT_DAYS = 3650
-MEMBERSHIP_DAYS = 365  # what one paid PaymentIntent buys
 # Stripe's PaymentIntent statuses, plus "failed": Stripe reports a declined attempt as
 # requires_payment_method with a last_payment_error.
 PAYMENT_STATUSES = (
@@ -47,10 +45,10 @@ OPEN_PAYMENTS_DAYS = 7
 # Card set-ups (Stripe SetupIntents) one user may start, across all their tabs, within the window.
 CARD_SETUPS_PER_WINDOW = 5
 CARD_SETUP_WINDOW = timedelta(hours=1)
-NOTE_MAX_LENGTH = Membership.__table__.c.note.type.length
 METHOD_MAX_LENGTH = Payment.__table__.c.method.type.length
 DECLINED = "Your card was declined."
 UNAVAILABLE = "Payments are unavailable right now. Please try again in a few minutes."
+PAYMENTS_RETRY_AFTER_SECONDS = 120
 BROKEN = "Payments are not working because of a problem on our side. It has been logged; please tell an admin."
 PROCESSING = (
     "Your payment is being processed. Your membership starts as soon as Stripe confirms it; please do not pay again."
@@ -64,80 +62,22 @@ EARLIER_GRANTED = "An earlier payment of yours went through: your membership is 
 log = logging.getLogger("projectalgo.billing")
 
 
-class BillingError(InvalidInputError):
-    """A request the user or operator can correct; the message is safe to show."""
-
-
-@dataclass(frozen=True)
-class MembershipStatus:
-    exempt: bool  # admins and moderators are never asked to pay
-    ends_at: datetime | None
-
-    @property
-    def active(self) -> bool:
-        return self.exempt or (self.ends_at is not None and self.ends_at > utcnow())
-
-
-def is_exempt(user: User) -> bool:
-    return user.has_role("admin") or user.has_role("moderator")
-
-
-def membership_end(session: Session, user_id: int) -> datetime | None:
-    return session.scalar(select(func.max(Membership.ends_at)).where(Membership.user_id == user_id))
-
-
-def status(session: Session, user: User) -> MembershipStatus:
-    return MembershipStatus(exempt=is_exempt(user), ends_at=membership_end(session, user.id))
-
-
-def grant(session: Session, *, user_id: int, days: int, source: str, note: str = "") -> Membership:
-    """Add `days` of membership, from the current end when one is still running, else from now.
-
-    Callers that must not grant twice for the same payment hold a unique key in the same transaction.
-    The user's row stays locked until the transaction ends, so two grants for one user never both start from
-    the same end (on PostgreSQL; SQLite ignores the lock and lets one transaction write at a time).
-    """
-    if source not in SOURCES:
-        raise BillingError(f"Unknown membership source {source!r}.")
-    if not 1 <= days <= MAX_GRANT_DAYS:
-        raise BillingError(f"Days must be between 1 and {MAX_GRANT_DAYS}.")
-    if session.exec(select(User.id).where(User.id == user_id).with_for_update()).first() is None:
-        raise BillingError("That user does not exist.")
-    now = utcnow()
-    current_end = membership_end(session, user_id)
-    starts_at = current_end if current_end and current_end > now else now
-    membership = Membership(
-        user_id=user_id,
-        starts_at=starts_at,
-        ends_at=starts_at + timedelta(days=days),
-        source=source,
-        note=note[:NOTE_MAX_LENGTH],
-        created_at=now,
-    )
-    session.add(membership)
-    session.flush()
-    return membership
-
-
-# --- Payments -------------------------------------------------------------------------------------------
-
-
-class PaymentUnavailableError(BillingError):
+class PaymentUnavailableError(UnavailableError):
     """The payment provider could not be reached or did not answer in time: a temporary failure.
 
     Stripe may still have carried out the request (its answer was lost): after a confirmation, ask Stripe
     for the PaymentIntent's status before telling the payer anything.
     """
 
+    def __init__(self, message: str = UNAVAILABLE) -> None:
+        super().__init__(message, retry_after_seconds=PAYMENTS_RETRY_AFTER_SECONDS, code="payments_unavailable")
 
-class PaymentProviderError(BillingError):
+
+class PaymentProviderError(DomainError):
     """The payment provider refused the request itself (a wrong key, a missing permission, an invalid request):
     a fault on our side that trying again will not fix."""
 
-
-class CardSetupLimitError(BillingError):
-    """The user started CARD_SETUPS_PER_WINDOW card set-ups within CARD_SETUP_WINDOW; the message says when to
-    try again."""
+    code = "payments_broken"
 
 
 @dataclass(frozen=True)
@@ -223,7 +163,7 @@ def record_payment(
     payment = _payment_for_intent(session, intent.id)
     if payment is not None:
         if payment.user_id != user_id:
-            raise BillingError("That payment belongs to someone else.")
+            raise NotAllowedError("That payment belongs to someone else.")
         return payment
     now = utcnow()
     payment = Payment(
@@ -250,7 +190,7 @@ def own_payment(session: Session, *, user_id: int, intent_id: str) -> Payment:
     """The payment row of `intent_id` if it belongs to `user_id`; never another user's."""
     payment = _payment_for_intent(session, intent_id)
     if payment is None or payment.user_id != user_id:
-        raise BillingError("No such payment.")
+        raise NotFoundError("No such payment.")
     return payment
 
 
@@ -340,9 +280,11 @@ def start_card_setup(sessions: Sessions, gateway: BillingGateway, *, user_id: in
         if seen.count >= CARD_SETUPS_PER_WINDOW and seen.oldest is not None:
             throttle.withdraw(session, attempt)
             log.warning("billing.card_setups_limited user=%s", user_id)
-            raise CardSetupLimitError(
+            wait = seen.oldest + CARD_SETUP_WINDOW - now
+            raise RateLimitedError(
                 f"You have started {CARD_SETUPS_PER_WINDOW} payments within an hour. "
-                f"Please wait {throttle.wait_text(seen.oldest + CARD_SETUP_WINDOW - now)} before trying again."
+                f"Please wait {throttle.wait_text(wait)} before trying again.",
+                retry_after_seconds=max(1, math.ceil(wait.total_seconds())),
             )
     return gateway.start_card_setup(user_id=user_id)
 

@@ -11,7 +11,7 @@ import getpass
 import sys
 from collections.abc import Callable, Sequence
 
-from projectalgo import admin, billing, members, strategies
+from projectalgo import admin, members, memberships, strategies
 from projectalgo.db import session_scope
 from projectalgo.errors import DomainError
 from projectalgo.runtime import services
@@ -81,7 +81,7 @@ def _set_role(args: argparse.Namespace) -> int:
 def _grant_membership(args: argparse.Namespace) -> int:
     with session_scope(services().engine) as session:
         user = members.user_by_email(session, args.email)
-        membership = billing.grant(
+        membership = memberships.grant(
             session, user_id=user.id, days=args.days, source="admin", note="granted from the CLI"
         )
         admin.record_command_line_change(session, action=admin.grant_membership_action(args.days), user=user)

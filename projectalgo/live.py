@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from projectalgo import billing, members, strategies
+from projectalgo import members, memberships, strategies
 from projectalgo.models import Strategy
 from projectalgo.snapshots import Snapshot
 
@@ -51,7 +51,7 @@ def allowed_sessions(
     for user in users.values():
         if user.id not in allowed:
             actor = members.Actor(user.id, tuple(user.roles))
-            allowed[user.id] = strategies.may_view(strategy, actor) and billing.status(session, user).active
+            allowed[user.id] = strategies.may_view(strategy, actor) and memberships.status(session, user).active
     return {login_id for login_id, user in users.items() if allowed[user.id]}
 
 

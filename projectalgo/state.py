@@ -24,7 +24,7 @@ from reflex.middleware import Middleware
 from reflex.utils.format import format_event_handler
 from sqlmodel import Session
 
-from projectalgo import billing, members
+from projectalgo import members, memberships
 from projectalgo.db import session_scope
 from projectalgo.errors import SOMETHING_WRONG, DomainError
 from projectalgo.runtime import password_threads, services
@@ -148,14 +148,14 @@ class AuthState(rx.State):
         elif resolved is not None and resolved[0] == token:
             return resolved[1]
 
-        def load(session: Session) -> tuple[CurrentUser, billing.MembershipStatus, int, str] | bool:
+        def load(session: Session) -> tuple[CurrentUser, memberships.MembershipStatus, int, str] | bool:
             """The signed-in user and their page data, else whether the token's user has been disabled."""
             signed_in = members.user_for_session(session, token, idle=idle)
             if signed_in is None:
                 return members.disabled_user_session(session, token)
             user = signed_in.user
             invitation = members.own_invitation(session, user.id)
-            membership = billing.status(session, user)
+            membership = memberships.status(session, user)
             current = CurrentUser(
                 user.id, user.name, user.email, tuple(user.roles), membership.active, signed_in.login_session_id
             )

@@ -7,7 +7,7 @@ import itertools
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from projectalgo import billing, members, strategies
+from projectalgo import members, memberships, strategies
 from projectalgo.db import session_scope
 from projectalgo.members import Actor
 from projectalgo.models import BrokerageAccount, Strategy, StrategyToken, User
@@ -63,7 +63,7 @@ def make_strategy(engine: Engine, owner: User, *, name: str = "Trend", account: 
 
 def grant_membership(engine: Engine, user: User, days: int = 365) -> None:
     with session_scope(engine) as session:
-        billing.grant(session, user_id=user.id, days=days, source="admin")
+        memberships.grant(session, user_id=user.id, days=days, source="admin")
 
 
 def strategy_tables(engine: Engine) -> list[list[tuple]]:

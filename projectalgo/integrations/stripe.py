@@ -24,8 +24,6 @@ import stripe
 from projectalgo.billing import (
     BROKEN,
     DECLINED,
-    UNAVAILABLE,
-    BillingError,
     CardSetup,
     Intent,
     PaymentProviderError,
@@ -112,12 +110,12 @@ def _call(method: Callable[..., stripe.StripeObject], *args: object, **kwargs: o
         raise _refusal(error) from error
 
 
-def _refusal(error: stripe.StripeError) -> BillingError:
+def _refusal(error: stripe.StripeError) -> PaymentUnavailableError | PaymentProviderError:
     """A temporary failure (warning, "try again later") or a refusal that is our fault (error, "tell an admin")."""
     name, code, request = type(error).__name__, error.code, error.request_id
     if isinstance(error, TEMPORARY):
         log.warning("stripe.unavailable error=%s code=%s request=%s", name, code, request)
-        return PaymentUnavailableError(UNAVAILABLE)
+        return PaymentUnavailableError()
     log.error("stripe.refused error=%s code=%s request=%s message=%s", name, code, request, error.user_message)
     return PaymentProviderError(BROKEN)
 

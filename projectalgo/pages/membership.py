@@ -27,7 +27,7 @@ from typing import TypeVar
 
 import reflex as rx
 
-from projectalgo import __version__, billing
+from projectalgo import __version__, billing, memberships
 from projectalgo.components.layout import form_error, layout
 from projectalgo.db import session_scope
 from projectalgo.errors import DomainError
@@ -89,9 +89,9 @@ def _payment_step(step: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[
     guarded = signed_in(step)
 
     @functools.wraps(guarded)
-    async def failsafe_step(self: "MembershipState", *args: object) -> T | rx.event.EventSpec | None:
+    async def failsafe_step(self: "MembershipState", *args: object, **kwargs: object) -> T | rx.event.EventSpec | None:
         with self._failsafe():
-            return await guarded(self, *args)
+            return await guarded(self, *args, **kwargs)
         return None
 
     return failsafe_step
@@ -126,7 +126,7 @@ class MembershipState(AuthState):
     def member_active(self) -> bool:
         """Exempt by role, or a membership that has not ended (as of now)."""
         ends_at = datetime.fromisoformat(self.membership_ends_at) if self.membership_ends_at else None
-        return billing.MembershipStatus(exempt=self.membership_exempt, ends_at=ends_at).active
+        return memberships.MembershipStatus(exempt=self.membership_exempt, ends_at=ends_at).active
 
     @rx.var(cache=False)
     def why_here(self) -> str:

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select, update
 
-from projectalgo import billing
+from projectalgo import billing, memberships
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
 from projectalgo.models import Membership, Payment
@@ -142,7 +142,7 @@ def test_a_non_member_sent_from_the_dashboard_reads_why_and_whose_membership_end
     assert page.locator("#why-here").count() == 0
 
     with session_scope(app_engine) as session:  # a year that has run out
-        billing.grant(session, user_id=member.id, days=1, source="admin")
+        memberships.grant(session, user_id=member.id, days=1, source="admin")
         session.execute(update(Membership).where(Membership.user_id == member.id).values(ends_at=utcnow()))
     page.goto(f"{app_server.url}/membership?from=%2Fstrategies%2F7")
     expect(page.locator("#membership-state")).to_contain_text("Your membership ended on ")
@@ -150,7 +150,7 @@ def test_a_non_member_sent_from_the_dashboard_reads_why_and_whose_membership_end
     expect(page.get_by_role("heading", name="Pay for a year")).to_be_visible()
 
     with session_scope(app_engine) as session:
-        billing.grant(session, user_id=member.id, days=30, source="admin")
+        memberships.grant(session, user_id=member.id, days=30, source="admin")
     page.goto(f"{app_server.url}/membership?from=%2Fdashboard")
     expect(page.locator("#membership-state")).to_contain_text("Active until ")
     expect(page.get_by_role("heading", name="Add a year")).to_be_visible()

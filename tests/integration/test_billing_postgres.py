@@ -5,7 +5,7 @@ import time
 
 from sqlalchemy import select, text
 
-from projectalgo import billing
+from projectalgo import memberships
 from projectalgo.db import session_scope
 from projectalgo.models import Membership
 from tests.factories import make_member
@@ -23,7 +23,7 @@ def test_two_concurrent_grants_for_one_user_add_up_instead_of_overlapping(pg_eng
 
     def first() -> None:
         with session_scope(pg_engine) as session:
-            billing.grant(session, user_id=member.id, days=30, source="admin")
+            memberships.grant(session, user_id=member.id, days=30, source="admin")
             first_granted.set()
             # Commit only once the second grant has finished, or is seen waiting for this transaction.
             deadline = time.monotonic() + 10
@@ -33,7 +33,7 @@ def test_two_concurrent_grants_for_one_user_add_up_instead_of_overlapping(pg_eng
     def second() -> None:
         assert first_granted.wait(10)
         with session_scope(pg_engine) as session:
-            billing.grant(session, user_id=member.id, days=30, source="admin")
+            memberships.grant(session, user_id=member.id, days=30, source="admin")
         second_done.set()
 
     threads = [threading.Thread(target=first), threading.Thread(target=second)]

@@ -9,8 +9,9 @@ import pytest
 import stripe
 from sqlalchemy import select
 
-from projectalgo import billing
+from projectalgo import billing, memberships
 from projectalgo.db import session_scope
+from projectalgo.errors import NotFoundError
 from projectalgo.integrations import stripe as stripe_integration
 from projectalgo.integrations.stripe import StripeGateway
 from projectalgo.models import Membership, Payment, User
@@ -128,7 +129,7 @@ def test_paying_with_a_set_up_card_grants_one_membership_and_checking_again_chan
     intent_id = payment.stripe_payment_intent_id
     check = partial(billing.check_payment, sessions, gateway, intent_id=intent_id)
     assert check(user_id=member.id) == billing.PaymentOutcome("granted")
-    with pytest.raises(billing.BillingError, match="No such payment"):
+    with pytest.raises(NotFoundError, match="No such payment"):
         check(user_id=make_member(engine).id)
     with session_scope(engine) as session:
         assert len(session.exec(select(Membership).where(Membership.user_id == member.id)).scalars().all()) == 1
@@ -148,7 +149,7 @@ def test_a_declined_charge_is_recorded_and_grants_nothing(gateway, localstripe, 
     assert outcome == billing.PaymentOutcome("failed", "Your card was declined.")
     with session_scope(engine) as session:
         assert [p.status for p in billing.payment_history(session, member.id)] == ["failed"]
-        assert not billing.status(session, session.get(User, member.id)).active
+        assert not memberships.status(session, session.get(User, member.id)).active
 
 
 def test_a_card_set_up_for_someone_else_or_not_completed_is_not_charged(gateway, localstripe, engine, settings):
@@ -182,7 +183,7 @@ def test_a_payment_stripe_reports_for_another_amount_than_recorded_is_not_claime
     outcome = billing.check_payment(sessions, gateway, user_id=member.id, intent_id=intent.id)
     assert outcome.status == "failed" and "does not match" in outcome.message
     with session_scope(engine) as session:
-        assert not billing.status(session, session.get(User, member.id)).active
+        assert not memberships.status(session, session.get(User, member.id)).active
 
 
 # --- Answers that never arrive: the payment is read back from Stripe, and never paid twice -----------------

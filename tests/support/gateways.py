@@ -6,7 +6,7 @@ Everything else is the real StripeGateway talking to localstripe.
 
 from __future__ import annotations
 
-from projectalgo.billing import UNAVAILABLE, CardSetup, Intent, PaymentUnavailableError
+from projectalgo.billing import CardSetup, Intent, PaymentUnavailableError
 from projectalgo.integrations.stripe import StripeGateway
 
 
@@ -18,7 +18,7 @@ class AnswerLostGateway:
 
     def _reachable(self) -> None:
         if self.down:
-            raise PaymentUnavailableError(UNAVAILABLE)
+            raise PaymentUnavailableError()
 
     def start_card_setup(self, *, user_id: int) -> tuple[str, str]:
         self._reachable()
@@ -44,7 +44,7 @@ class AnswerLostGateway:
         self._reachable()
         self._gateway.confirm_payment(intent_id)  # Stripe takes the payment...
         self.down = self._down_after_confirm
-        raise PaymentUnavailableError(UNAVAILABLE)  # ...and its answer is lost on the way back
+        raise PaymentUnavailableError()  # ...and its answer is lost on the way back
 
     def payment(self, intent_id: str) -> Intent:
         self._reachable()

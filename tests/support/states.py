@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -45,9 +46,14 @@ def call(state: rx.State, handler: rx.event.EventHandler, *args: object) -> obje
     It runs on its own event loop in a thread: Playwright's sync API keeps a loop running in the main thread.
     """
 
+    # Reflex passes an event's arguments by name (the handler's signature names them), so a test does too.
+    names = list(inspect.signature(handler.fn).parameters)[1:]
+    payload = dict(zip(names, args, strict=False))
+    assert len(payload) == len(args), f"{handler.fn.__qualname__} takes {names}, not {len(args)} arguments"
+
     async def event() -> object:
         await preprocess(state, handler)
-        return await handler.fn(state, *args)
+        return await handler.fn(state, **payload)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, event()).result()

@@ -4,10 +4,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from projectalgo import admin, billing, forms, members, strategies
+from projectalgo import admin, forms, members, memberships, strategies
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
-from projectalgo.errors import NotAllowedError
+from projectalgo.errors import InvalidInputError, NotAllowedError
 from projectalgo.models import AuditEntry, Invitation, PasswordReset, User
 from tests.factories import actor_of, make_admin, make_member, make_strategy, resolve
 
@@ -90,18 +90,18 @@ def test_memberships_are_granted_within_1_to_3650_days_and_ended_with_a_reason(e
     member = make_member(engine, inviter=boss)
     act = actor_of(boss)
     for bad in (0, 3651):
-        with pytest.raises(billing.BillingError, match="between 1 and 3650"):
+        with pytest.raises(InvalidInputError, match="between 1 and 3650"):
             _do(engine, lambda s, bad=bad: admin.grant_membership(s, act, user_id=member.id, days=bad))
     with pytest.raises(admin.AdminError, match="No such user"):
         _do(engine, lambda s: admin.grant_membership(s, act, user_id=999, days=5))
     _do(engine, lambda s: admin.grant_membership(s, act, user_id=member.id, days=30, reason="comp"))
     _do(engine, lambda s: admin.grant_membership(s, act, user_id=member.id, days=30))
-    status = _do(engine, lambda s: billing.status(s, s.get(User, member.id)))
+    status = _do(engine, lambda s: memberships.status(s, s.get(User, member.id)))
     assert status.active and status.ends_at > utcnow() + timedelta(days=59)
     with pytest.raises(admin.AdminError, match="reason"):
         _do(engine, lambda s: admin.end_membership(s, act, user_id=member.id, reason=" "))
     _do(engine, lambda s: admin.end_membership(s, act, user_id=member.id, reason="refunded"))
-    assert not _do(engine, lambda s: billing.status(s, s.get(User, member.id))).active
+    assert not _do(engine, lambda s: memberships.status(s, s.get(User, member.id))).active
 
 
 def test_users_are_searched_and_paged(engine):

@@ -6,16 +6,17 @@ from functools import partial
 import pytest
 from sqlalchemy import select
 
-from projectalgo import billing, members
+from projectalgo import billing, members, memberships
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
+from projectalgo.errors import DomainError, NotAllowedError, NotFoundError, RateLimitedError
 from projectalgo.models import Attempt, Membership, Payment, User
 from tests.factories import make_admin, make_member
 
 
 def _status(engine, user_id):
     with session_scope(engine) as session:
-        return billing.status(session, session.get(User, user_id))
+        return memberships.status(session, session.get(User, user_id))
 
 
 def test_a_new_member_has_no_membership_and_admins_and_moderators_are_exempt(engine):
@@ -32,11 +33,11 @@ def test_granting_starts_now_and_extending_starts_from_the_current_end(engine):
     member = make_member(engine)
     before = utcnow()
     with session_scope(engine) as session:
-        first = billing.grant(session, user_id=member.id, days=365, source="stripe")
+        first = memberships.grant(session, user_id=member.id, days=365, source="stripe")
     assert before <= first.starts_at <= utcnow()
     assert first.ends_at - first.starts_at == timedelta(days=365)
     with session_scope(engine) as session:
-        second = billing.grant(session, user_id=member.id, days=365, source="admin")
+        second = memberships.grant(session, user_id=member.id, days=365, source="admin")
     assert second.starts_at == first.ends_at
     status = _status(engine, member.id)
     assert status.active and status.ends_at == first.ends_at + timedelta(days=365)
@@ -45,12 +46,12 @@ def test_granting_starts_now_and_extending_starts_from_the_current_end(engine):
 def test_an_ended_membership_is_not_extended_from_the_past(engine):
     member = make_member(engine)
     with session_scope(engine) as session:
-        old = billing.grant(session, user_id=member.id, days=1, source="admin")
+        old = memberships.grant(session, user_id=member.id, days=1, source="admin")
         old.starts_at, old.ends_at = utcnow() - timedelta(days=3), utcnow() - timedelta(days=2)
         session.add(old)
     assert not _status(engine, member.id).active
     with session_scope(engine) as session:
-        renewed = billing.grant(session, user_id=member.id, days=30, source="admin")
+        renewed = memberships.grant(session, user_id=member.id, days=30, source="admin")
     assert renewed.starts_at > utcnow() - timedelta(minutes=1)
     assert _status(engine, member.id).active
 
@@ -66,8 +67,8 @@ def test_an_ended_membership_is_not_extended_from_the_past(engine):
 )
 def test_bad_grants_are_refused(engine, change, message):
     member = make_member(engine)
-    with session_scope(engine) as session, pytest.raises(billing.BillingError, match=message):
-        billing.grant(session, **({"user_id": member.id, "days": 30, "source": "admin"} | change))
+    with session_scope(engine) as session, pytest.raises(DomainError, match=message):
+        memberships.grant(session, **({"user_id": member.id, "days": 30, "source": "admin"} | change))
     assert not _status(engine, member.id).active
 
 
@@ -132,7 +133,7 @@ def test_a_succeeded_payment_grants_365_days_once_and_records_the_membership(eng
 def test_paying_while_active_extends_from_the_current_end(engine):
     member = _paying_member(engine, "pi_extend")
     with session_scope(engine) as session:
-        first = billing.grant(session, user_id=member.id, days=30, source="admin")
+        first = memberships.grant(session, user_id=member.id, days=30, source="admin")
     assert _event(engine, "evt_extend", "payment_intent.succeeded", _intent("pi_extend", member.id)) == "granted"
     assert _status(engine, member.id).ends_at == first.ends_at + timedelta(days=365)
 
@@ -186,9 +187,9 @@ def test_a_success_for_another_amount_grants_nothing(engine):
 def test_a_payment_is_only_ever_another_users_by_its_own_row(engine):
     member = _paying_member(engine, "pi_mine")
     other = make_member(engine)
-    with session_scope(engine) as session, pytest.raises(billing.BillingError, match="No such payment"):
+    with session_scope(engine) as session, pytest.raises(NotFoundError, match="No such payment"):
         billing.own_payment(session, user_id=other.id, intent_id="pi_mine")
-    with session_scope(engine) as session, pytest.raises(billing.BillingError, match="someone else"):
+    with session_scope(engine) as session, pytest.raises(NotAllowedError, match="someone else"):
         billing.record_payment(session, user_id=other.id, intent=_intent("pi_mine", other.id))
     with session_scope(engine) as session:
         assert billing.payment_history(session, other.id) == []
@@ -224,15 +225,16 @@ def test_card_setups_are_limited_per_user_within_a_sliding_window(engine):
     sessions, gateway = partial(session_scope, engine), CountingGateway()
     for _ in range(billing.CARD_SETUPS_PER_WINDOW):
         billing.start_card_setup(sessions, gateway, user_id=7)
-    with pytest.raises(billing.CardSetupLimitError, match="wait 60 minutes"):
+    with pytest.raises(RateLimitedError, match="wait 60 minutes") as refused:
         billing.start_card_setup(sessions, gateway, user_id=7)
+    assert 3590 <= refused.value.retry_after_seconds <= 3600
     assert gateway.started == billing.CARD_SETUPS_PER_WINDOW  # the refused one never reached Stripe
     billing.start_card_setup(sessions, gateway, user_id=8)  # another user counts for themselves
     with session_scope(engine) as session:  # the oldest set-up ages out of the window
         oldest = session.scalars(select(Attempt).where(Attempt.key == "user:7").order_by(Attempt.id)).first()
         oldest.at -= billing.CARD_SETUP_WINDOW
     billing.start_card_setup(sessions, gateway, user_id=7)
-    with pytest.raises(billing.CardSetupLimitError):
+    with pytest.raises(RateLimitedError):
         billing.start_card_setup(sessions, gateway, user_id=7)
 
 
@@ -242,7 +244,7 @@ def test_parallel_card_setups_never_pass_the_limit(engine):
     def start(_n: int) -> bool:
         try:
             billing.start_card_setup(sessions, gateway, user_id=7)
-        except billing.CardSetupLimitError:
+        except RateLimitedError:
             return False
         return True
 

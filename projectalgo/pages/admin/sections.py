@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from projectalgo import admin, billing
+from projectalgo import admin, memberships
 from projectalgo.components.status import ago, local_minute, status_badge, status_timer
 from projectalgo.components.tables import WHOLE_CARD, labelled_cell, stacked_table
 from projectalgo.pages.admin.state import AdminState, AuditLine, InviteLine, PaymentLine, StrategyLine, UserLine
@@ -54,7 +54,7 @@ def role_buttons(user: UserLine) -> rx.Component:
                 type="number",
                 default_value="365",
                 min=1,
-                max=billing.MAX_GRANT_DAYS,
+                max=memberships.MAX_GRANT_DAYS,
                 width="5em",
                 size="1",
                 aria_label="Days",
