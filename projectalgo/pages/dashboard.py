@@ -162,7 +162,8 @@ class DashboardState(AuthState):
         self.snippet = bot_snippet(settings.public_url, TOKEN_PLACEHOLDER)
         live = await self.get_state(DashboardLiveState)
         seq = live._show(seen.equity, seen.window, rows, accounts, stale_ms)
-        self.figure = charts.equity_figure(seen.equity.series, seq, f"Wallet balance — {seen.window.key}")
+        title = f"Wallet balance — {seen.window.key}"
+        self.figure = await anyio.to_thread.run_sync(charts.equity_figure, seen.equity.series, seq, title)
         services().watchers.watch(
             self.router.session.client_token, DashboardLiveState, accounts, member.login_session_id
         )

@@ -170,7 +170,7 @@ class StrategyPageState(AuthState):
         live._show_latest(latest, now)
         live.charted = bool(points)
         self.snippet = bot_snippet(settings.public_url, TOKEN_PLACEHOLDER)
-        self.figure = charts.strategy_figure(points, live._seq)
+        self.figure = await anyio.to_thread.run_sync(charts.strategy_figure, points, live._seq)  # ~40 ms
         self._page_ends, self.page = [], 1
         await self._read_page(view.id, ALL_TIME_END_MS)
         live.unseen = 0
