@@ -14,11 +14,13 @@ Plain Python on a SQL session; no Reflex here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
-from sqlmodel import Session
+from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from projectalgo import forms, members, memberships
 from projectalgo.clock import utcnow
@@ -34,15 +36,17 @@ from projectalgo.models import (
     Payment,
     Strategy,
     User,
+    id_of,
+    max_length,
 )
 
 MAX_INVITE_USES = 10_000
 PAGE_SIZE = 25
 SEARCH_MAX_LENGTH = 100
 # The audit log's column sizes, read from the model.
-ACTION_MAX_LENGTH = AuditEntry.__table__.c.action.type.length
-TARGET_MAX_LENGTH = AuditEntry.__table__.c.target.type.length
-REASON_MAX_LENGTH = AuditEntry.__table__.c.reason.type.length
+ACTION_MAX_LENGTH = max_length(AuditEntry, "action")
+TARGET_MAX_LENGTH = max_length(AuditEntry, "target")
+REASON_MAX_LENGTH = max_length(AuditEntry, "reason")
 MANAGED_ROLES = ("moderator", "admin")  # the roles changed on /admin ("member" is everyone's)
 # Refusals recorded per window: per tab (RefusalBudget), and per actor across tabs and workers (all anonymous
 # callers count as one actor). Further refusals are counted in the log only.
@@ -159,12 +163,16 @@ def record_refusal(session: Session, actor: Actor | None, action: str, target: s
     the column sizes; callers pass no browser text in `action` beyond what `role_action` lets through.
     """
     now = utcnow()
-    who = AuditEntry.actor_id == actor.user_id if actor else AuditEntry.actor_id.is_(None)
-    recent = session.scalar(
+    who = col(AuditEntry.actor_id) == actor.user_id if actor else col(AuditEntry.actor_id).is_(None)
+    recent = session.scalars(
         select(func.count())
         .select_from(AuditEntry)
-        .where(AuditEntry.at >= now - timedelta(seconds=REFUSAL_WINDOW_SECONDS), AuditEntry.outcome == "refused", who)
-    )
+        .where(
+            col(AuditEntry.at) >= now - timedelta(seconds=REFUSAL_WINDOW_SECONDS),
+            col(AuditEntry.outcome) == "refused",
+            who,
+        )
+    ).one()
     if recent >= REFUSALS_PER_ACTOR:
         return False
     session.add(
@@ -207,23 +215,23 @@ def list_users(session: Session, actor: Actor | None, *, search: str = "", page:
     query = select(User)
     if search.strip():
         pattern = f"%{search.strip().lower()}%"
-        query = query.where(or_(func.lower(User.name).like(pattern), User.email.like(pattern)))
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    users = session.scalars(query.order_by(User.id).offset((max(page, 1) - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+        query = query.where(or_(func.lower(User.name).like(pattern), col(User.email).like(pattern)))
+    total = session.scalars(select(func.count()).select_from(query.subquery())).one()
+    users = session.scalars(query.order_by(col(User.id)).offset((max(page, 1) - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
     ends = dict(
         session.execute(
-            select(Membership.user_id, func.max(Membership.ends_at))
-            .where(Membership.user_id.in_([u.id for u in users]))
-            .group_by(Membership.user_id)
+            select(col(Membership.user_id), func.max(Membership.ends_at))
+            .where(col(Membership.user_id).in_([u.id for u in users]))
+            .group_by(col(Membership.user_id))
         ).all()
     )
     rows = [
         UserRow(
-            u.id,
+            id_of(u),
             u.name,
             u.email,
             tuple(u.roles),
-            ends.get(u.id),
+            ends.get(id_of(u)),
             u.created_at,
             u.last_sign_in_at,
             u.disabled_at is not None,
@@ -234,7 +242,7 @@ def list_users(session: Session, actor: Actor | None, *, search: str = "", page:
 
 
 def _admin_count(session: Session) -> int:
-    users = session.scalars(select(User).where(User.disabled_at.is_(None))).all()
+    users = session.scalars(select(User).where(col(User.disabled_at).is_(None))).all()
     return sum(u.has_role("admin") for u in users)
 
 
@@ -267,7 +275,7 @@ def set_disabled(session: Session, actor: Actor | None, *, user_id: int, disable
     if disabled:
         session.execute(
             update(LoginSession)
-            .where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
+            .where(col(LoginSession.user_id) == user.id, col(LoginSession.revoked_at).is_(None))
             .values(revoked_at=now)
         )
     _audit(session, actor, "disable user" if disabled else "enable user", user, user.email, reason)
@@ -290,15 +298,17 @@ class InviteRow:
 
 def list_invites(session: Session, actor: Actor | None) -> list[InviteRow]:
     _require_admin(actor)
-    registrations = select(User.invited_with_id, func.count().label("n")).group_by(User.invited_with_id).subquery()
+    registrations = (
+        select(col(User.invited_with_id), func.count().label("n")).group_by(col(User.invited_with_id)).subquery()
+    )
     rows = session.execute(
-        select(Invitation, User.name, User.email, func.coalesce(registrations.c.n, 0))
-        .join(User, User.id == Invitation.owner_id)
+        select(Invitation, col(User.name), col(User.email), func.coalesce(registrations.c.n, 0))
+        .join(User, col(User.id) == Invitation.owner_id)
         .outerjoin(registrations, registrations.c.invited_with_id == Invitation.id)
-        .order_by(Invitation.id)
+        .order_by(col(Invitation.id))
     ).all()
     return [
-        InviteRow(i.id, i.code, name, email, i.uses_remaining, n, i.disabled_at is not None)
+        InviteRow(id_of(i), i.code, name, email, i.uses_remaining, n, i.disabled_at is not None)
         for i, name, email, n in rows
     ]
 
@@ -344,7 +354,7 @@ def create_invite(session: Session, actor: Actor | None, *, user_id: int, uses: 
     reason = _check_reason(reason)
     owner = _user(session, user_id)
     invitation = Invitation(
-        code=members.new_invite_code(), owner_id=owner.id, uses_remaining=_check_uses(uses), created_at=utcnow()
+        code=members.new_invite_code(), owner_id=id_of(owner), uses_remaining=_check_uses(uses), created_at=utcnow()
     )
     session.add(invitation)
     session.flush()
@@ -382,7 +392,7 @@ def grant_membership(session: Session, actor: Actor | None, *, user_id: int, day
     actor = _require_admin(actor)
     reason = _check_reason(reason)
     user = _user(session, user_id)
-    membership = memberships.grant(session, user_id=user.id, days=days, source="admin", note=reason)
+    membership = memberships.grant(session, user_id=id_of(user), days=days, source="admin", note=reason)
     _audit(session, actor, grant_membership_action(days), user, user.email, reason)
     return membership
 
@@ -396,10 +406,12 @@ def end_membership(session: Session, actor: Actor | None, *, user_id: int, reaso
         raise AdminError("Give a reason for ending a membership.")
     now = utcnow()
     session.execute(
-        update(Membership).where(Membership.user_id == user.id, Membership.ends_at > now).values(ends_at=now)
+        update(Membership).where(col(Membership.user_id) == user.id, col(Membership.ends_at) > now).values(ends_at=now)
     )
     session.execute(
-        update(Membership).where(Membership.user_id == user.id, Membership.starts_at > now).values(starts_at=now)
+        update(Membership)
+        .where(col(Membership.user_id) == user.id, col(Membership.starts_at) > now)
+        .values(starts_at=now)
     )
     _audit(session, actor, "end membership", user, user.email, reason)
 
@@ -417,7 +429,10 @@ class PaymentRow:
 def list_payments(session: Session, actor: Actor | None, *, limit: int = 200) -> list[PaymentRow]:
     _require_admin(actor)
     rows = session.execute(
-        select(Payment, User.email).join(User, User.id == Payment.user_id).order_by(Payment.id.desc()).limit(limit)
+        select(Payment, col(User.email))
+        .join(User, col(User.id) == Payment.user_id)
+        .order_by(col(Payment.id).desc())
+        .limit(limit)
     ).all()
     return [
         PaymentRow(p.created_at, email, p.amount, p.currency, p.status, p.stripe_payment_intent_id) for p, email in rows
@@ -440,13 +455,13 @@ class StrategyRow:
 def list_strategies(session: Session, actor: Actor | None) -> list[StrategyRow]:
     _require_moderator(actor)
     rows = session.execute(
-        select(Strategy, User.email, BrokerageAccount.name)
-        .join(User, User.id == Strategy.owner_id)
-        .join(BrokerageAccount, BrokerageAccount.id == Strategy.account_id)
-        .order_by(Strategy.id)
+        select(Strategy, col(User.email), col(BrokerageAccount.name))
+        .join(User, col(User.id) == Strategy.owner_id)
+        .join(BrokerageAccount, col(BrokerageAccount.id) == Strategy.account_id)
+        .order_by(col(Strategy.id))
     ).all()
     return [
-        StrategyRow(s.id, s.name, email, account, s.last_snapshot_at, s.archived_at is not None)
+        StrategyRow(id_of(s), s.name, email, account, s.last_snapshot_at, s.archived_at is not None)
         for s, email, account in rows
     ]
 
@@ -469,19 +484,19 @@ def audit_log(
 ) -> list[AuditRow]:
     """The newest `limit` changes and, among them by time, the newest `refusals` refusals; newest first."""
     _require_admin(actor)
-    newest = select(AuditEntry).order_by(AuditEntry.id.desc())
-    done = session.scalars(newest.where(AuditEntry.outcome != "refused").limit(limit)).all()
-    refused = session.scalars(newest.where(AuditEntry.outcome == "refused").limit(refusals)).all()
-    entries = sorted([*done, *refused], key=lambda e: e.id, reverse=True)
+    newest = select(AuditEntry).order_by(col(AuditEntry.id).desc())
+    done = session.scalars(newest.where(col(AuditEntry.outcome) != "refused").limit(limit)).all()
+    refused = session.scalars(newest.where(col(AuditEntry.outcome) == "refused").limit(refusals)).all()
+    entries = sorted([*done, *refused], key=id_of, reverse=True)
     emails = dict(
         session.execute(
-            select(User.id, User.email).where(User.id.in_({e.actor_id for e in entries if e.actor_id}))
+            select(col(User.id), col(User.email)).where(col(User.id).in_({e.actor_id for e in entries if e.actor_id}))
         ).all()
     )
     return [AuditRow(e.at, _actor_name(e, emails), e.action, e.target, e.reason, e.outcome) for e in entries]
 
 
-def _actor_name(entry: AuditEntry, emails: dict[int, str]) -> str:
+def _actor_name(entry: AuditEntry, emails: Mapping[int | None, str]) -> str:
     if entry.actor_id is not None:
         return emails.get(entry.actor_id, ANONYMOUS)
     return ANONYMOUS if entry.outcome == "refused" else COMMAND_LINE

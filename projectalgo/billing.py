@@ -17,13 +17,14 @@ from decimal import Decimal
 from typing import Protocol
 
 from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from projectalgo import throttle
 from projectalgo.clock import utcnow
 from projectalgo.errors import DomainError, NotAllowedError, NotFoundError, RateLimitedError, UnavailableError
 from projectalgo.memberships import MEMBERSHIP_DAYS, grant
-from projectalgo.models import Payment, StripeEvent
+from projectalgo.models import Payment, StripeEvent, max_length
 
 # Stripe's PaymentIntent statuses, plus "failed": Stripe reports a declined attempt as
 # requires_payment_method with a last_payment_error.
@@ -45,7 +46,7 @@ OPEN_PAYMENTS_DAYS = 7
 # Card set-ups (Stripe SetupIntents) one user may start, across all their tabs, within the window.
 CARD_SETUPS_PER_WINDOW = 5
 CARD_SETUP_WINDOW = timedelta(hours=1)
-METHOD_MAX_LENGTH = Payment.__table__.c.method.type.length
+METHOD_MAX_LENGTH = max_length(Payment, "method")
 DECLINED = "Your card was declined."
 UNAVAILABLE = "Payments are unavailable right now. Please try again in a few minutes."
 PAYMENTS_RETRY_AFTER_SECONDS = 120
@@ -183,7 +184,7 @@ def record_payment(
 
 
 def _payment_for_intent(session: Session, intent_id: str) -> Payment | None:
-    return session.exec(select(Payment).where(Payment.stripe_payment_intent_id == intent_id)).scalars().first()
+    return session.scalars(select(Payment).where(col(Payment.stripe_payment_intent_id) == intent_id)).first()
 
 
 def own_payment(session: Session, *, user_id: int, intent_id: str) -> Payment:
@@ -208,16 +209,16 @@ def apply_intent(session: Session, payment: Payment, intent: Intent) -> str:
             return "mismatch"
         claimed = session.execute(
             update(Payment)
-            .where(Payment.id == payment.id, Payment.granted_at.is_(None))
+            .where(col(Payment.id) == payment.id, col(Payment.granted_at).is_(None))
             .values(status="succeeded", granted_at=now, updated_at=now)
-            .returning(Payment.id)
+            .returning(col(Payment.id))
         ).first()
         if claimed is None:
             return "already_granted"
         membership = grant(
             session, user_id=payment.user_id, days=MEMBERSHIP_DAYS, source="stripe", note=f"Stripe payment {intent.id}"
         )
-        session.execute(update(Payment).where(Payment.id == payment.id).values(membership_id=membership.id))
+        session.execute(update(Payment).where(col(Payment.id) == payment.id).values(membership_id=membership.id))
         log.info(
             "billing.membership_granted payment=%s user=%s until=%s", payment.id, payment.user_id, membership.ends_at
         )
@@ -225,9 +226,9 @@ def apply_intent(session: Session, payment: Payment, intent: Intent) -> str:
     status = intent.payment_status if intent.payment_status in PAYMENT_STATUSES else payment.status
     changed = session.execute(
         update(Payment)
-        .where(Payment.id == payment.id, Payment.status != "succeeded", Payment.status != status)
+        .where(col(Payment.id) == payment.id, col(Payment.status) != "succeeded", col(Payment.status) != status)
         .values(status=status, updated_at=now)
-        .returning(Payment.id)
+        .returning(col(Payment.id))
     ).first()
     return "updated" if changed else "unchanged"
 
@@ -255,14 +256,19 @@ def handle_stripe_event(session: Session, *, event_id: str, event_type: str, int
 
 def event_recorded(session: Session, event_id: str) -> bool:
     """Whether the webhook event `event_id` has been recorded, and so applied."""
-    return session.exec(select(StripeEvent.id).where(StripeEvent.event_id == event_id[:255])).first() is not None
+    return (
+        session.scalars(select(col(StripeEvent.id)).where(col(StripeEvent.event_id) == event_id[:255])).first()
+        is not None
+    )
 
 
 def payment_history(session: Session, user_id: int) -> list[PaymentView]:
     """The user's own payments, newest first."""
-    payments = session.exec(
-        select(Payment).where(Payment.user_id == user_id).order_by(Payment.created_at.desc(), Payment.id.desc())
-    ).scalars()
+    payments = session.scalars(
+        select(Payment)
+        .where(col(Payment.user_id) == user_id)
+        .order_by(col(Payment.created_at).desc(), col(Payment.id).desc())
+    )
     return [PaymentView(p.created_at, Decimal(p.amount) / 100, p.currency, p.status) for p in payments]
 
 
@@ -323,11 +329,12 @@ def pay_with_card_setup(
         confirmed = gateway.confirm_payment(intent.id)
     except PaymentUnavailableError as error:
         # The confirmation may have reached Stripe although its answer did not reach us: ask Stripe.
-        confirmed = _read_back(gateway, intent.id)
-        if confirmed is None:
+        read_back = _read_back(gateway, intent.id)
+        if read_back is None:
             return PaymentOutcome("pending", IN_DOUBT)
-        if confirmed.status == "requires_confirmation":  # it never reached Stripe: nothing was charged
+        if read_back.status == "requires_confirmation":  # it never reached Stripe: nothing was charged
             return PaymentOutcome("failed", error.message)
+        confirmed = read_back
     return _settle(sessions, user_id, confirmed, client_secret)
 
 
@@ -356,9 +363,13 @@ def settle_open_payments(sessions: Sessions, gateway: BillingGateway, *, user_id
     since = utcnow() - timedelta(days=OPEN_PAYMENTS_DAYS)
     with sessions() as session:
         intent_ids = session.scalars(
-            select(Payment.stripe_payment_intent_id)
-            .where(Payment.user_id == user_id, Payment.status.in_(OPEN_STATUSES), Payment.created_at >= since)
-            .order_by(Payment.created_at.desc(), Payment.id.desc())
+            select(col(Payment.stripe_payment_intent_id))
+            .where(
+                col(Payment.user_id) == user_id,
+                col(Payment.status).in_(OPEN_STATUSES),
+                col(Payment.created_at) >= since,
+            )
+            .order_by(col(Payment.created_at).desc(), col(Payment.id).desc())
             .limit(OPEN_PAYMENTS_CHECKED)
         ).all()
     outcomes = []

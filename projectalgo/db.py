@@ -6,9 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlmodel import Session
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Session as SQLModelSession
 
 # The database cannot be reached now (down, locked, out of pooled connections): worth a retry later.
 UNREACHABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError)
@@ -22,7 +25,7 @@ def make_engine(database_url: str) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             # WAL lets readers run beside the one writer; foreign keys are off by default in SQLite.
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -36,8 +39,15 @@ def make_engine(database_url: str) -> Engine:
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session whose transaction commits on success and rolls back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
+    """A session whose transaction commits on success and rolls back on any error.
+
+    Data access is SQLAlchemy 2.0's, the same everywhere: `session.scalars(select(...))` and
+    `session.scalar(select(...))` read entities or single values, `session.execute(select(...))` reads rows of
+    several columns, `session.execute(update(...))` (insert, delete) writes, `session.get(Model, id)` reads by
+    primary key. (The session is sqlmodel's, a SQLAlchemy Session that adds `exec`, which some browser tests
+    still call.)
+    """
+    with SQLModelSession(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

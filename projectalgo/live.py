@@ -10,10 +10,10 @@ import logging
 from collections.abc import Awaitable, Callable, Collection, Container, Iterable
 from datetime import timedelta
 
-from sqlmodel import Session
+from sqlalchemy.orm import Session
 
 from projectalgo import members, memberships, strategies
-from projectalgo.models import Strategy
+from projectalgo.models import Strategy, id_of
 from projectalgo.snapshots import Snapshot
 
 Subscriber = Callable[[Snapshot], Awaitable[None]]
@@ -49,10 +49,10 @@ def allowed_sessions(
     users = members.live_session_users(session, login_session_ids, idle=idle)
     allowed: dict[int, bool] = {}  # by user id: several tabs of one user cost one check
     for user in users.values():
-        if user.id not in allowed:
-            actor = members.Actor(user.id, tuple(user.roles))
-            allowed[user.id] = strategies.may_view(strategy, actor) and memberships.status(session, user).active
-    return {login_id for login_id, user in users.items() if allowed[user.id]}
+        if (user_id := id_of(user)) not in allowed:
+            actor = members.Actor(user_id, tuple(user.roles))
+            allowed[user_id] = strategies.may_view(strategy, actor) and memberships.status(session, user).active
+    return {login_id for login_id, user in users.items() if allowed[id_of(user)]}
 
 
 class Watchers:

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import bcrypt
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from projectalgo import throttle
 from projectalgo.clock import utcnow
 from projectalgo.errors import InvalidInputError
-from projectalgo.models import ROLES, Attempt, Invitation, LoginSession, PasswordReset, User
+from projectalgo.models import ROLES, Attempt, Invitation, LoginSession, PasswordReset, User, id_of
 from projectalgo.tokens import new_token, token_hash
 
 PASSWORD_MIN_LENGTH = 10
@@ -122,8 +123,8 @@ def _new_invitation(owner_id: int, uses: int, now: datetime) -> Invitation:
 
 def describe_invite(session: Session, code: str) -> InviteView | None:
     """The invite page's view of a code, or None when no such code exists."""
-    row = session.exec(
-        select(Invitation, User).join(User, User.id == Invitation.owner_id).where(Invitation.code == code)
+    row = session.execute(
+        select(Invitation, User).join(User, col(User.id) == Invitation.owner_id).where(col(Invitation.code) == code)
     ).first()
     if row is None:
         return None
@@ -160,7 +161,7 @@ def _create_user(
         session.flush()
     except IntegrityError:
         raise AccountError("An account with this email already exists.") from None
-    session.add(_new_invitation(user.id, default_uses, now))
+    session.add(_new_invitation(id_of(user), default_uses, now))
     session.flush()
     return user
 
@@ -204,12 +205,19 @@ def register(
         raise AccountError(problem)
     password_hash = hash_password(password, bcrypt_rounds)
 
-    active_owner = select(User.id).where(User.id == Invitation.owner_id, User.disabled_at.is_(None)).exists()
+    active_owner = (
+        select(col(User.id)).where(col(User.id) == Invitation.owner_id, col(User.disabled_at).is_(None)).exists()
+    )
     taken = session.execute(
         update(Invitation)
-        .where(Invitation.code == code, Invitation.uses_remaining > 0, Invitation.disabled_at.is_(None), active_owner)
-        .values(uses_remaining=Invitation.uses_remaining - 1)
-        .returning(Invitation.id)
+        .where(
+            col(Invitation.code) == code,
+            col(Invitation.uses_remaining) > 0,
+            col(Invitation.disabled_at).is_(None),
+            active_owner,
+        )
+        .values(uses_remaining=col(Invitation.uses_remaining) - 1)
+        .returning(col(Invitation.id))
     ).first()
     if taken is None:  # used up or disabled since the check above
         view = describe_invite(session, code)
@@ -288,7 +296,7 @@ def authenticate(session: Session, *, email: str, password: str, client: str, bc
     Slow by design (bcrypt): callers run it on the password threads.
     """
     email = normalize_email(email)[:EMAIL_MAX_LENGTH]
-    user = session.exec(select(User).where(User.email == email)).scalars().first()
+    user = session.scalars(select(User).where(col(User.email) == email)).first()
     if not _password_ok(session, user=user, email=email, password=password, client=client, rounds=bcrypt_rounds):
         raise AccountError(SIGN_IN_FAILED)
     assert user is not None  # only a real hash can match
@@ -308,7 +316,7 @@ def start_session(session: Session, *, user: User, days: int) -> str:
     session.add(
         LoginSession(
             token_hash=token_hash(token),
-            user_id=user.id,
+            user_id=id_of(user),
             created_at=now,
             last_seen_at=now,
             expires_at=now + timedelta(days=days),
@@ -324,13 +332,13 @@ class SignedIn:
     login_session_id: int
 
 
-def _live_session(now: datetime, idle: timedelta) -> tuple[object, ...]:
+def _live_session(now: datetime, idle: timedelta) -> tuple[ColumnElement[bool], ...]:
     """The conditions a login session meets while it lasts: not ended, not expired, not idle, user enabled."""
     return (
-        LoginSession.revoked_at.is_(None),
-        LoginSession.expires_at > now,
-        LoginSession.last_seen_at > now - idle,
-        User.disabled_at.is_(None),
+        col(LoginSession.revoked_at).is_(None),
+        col(LoginSession.expires_at) > now,
+        col(LoginSession.last_seen_at) > now - idle,
+        col(User.disabled_at).is_(None),
     )
 
 
@@ -343,10 +351,10 @@ def user_for_session(session: Session, token: str, *, idle: timedelta) -> Signed
     if not token:
         return None
     now = utcnow()
-    row = session.exec(
+    row = session.execute(
         select(LoginSession, User)
-        .join(User, User.id == LoginSession.user_id)
-        .where(LoginSession.token_hash == token_hash(token), *_live_session(now, idle))
+        .join(User, col(User.id) == LoginSession.user_id)
+        .where(col(LoginSession.token_hash) == token_hash(token), *_live_session(now, idle))
     ).first()
     if row is None:
         return None
@@ -354,7 +362,7 @@ def user_for_session(session: Session, token: str, *, idle: timedelta) -> Signed
     if now - login.last_seen_at > SEEN_EVERY:
         login.last_seen_at = now
         session.add(login)
-    return SignedIn(user, login.id)
+    return SignedIn(user, id_of(login))
 
 
 def disabled_user_session(session: Session, token: str) -> bool:
@@ -363,8 +371,8 @@ def disabled_user_session(session: Session, token: str) -> bool:
         session.scalar(
             select(func.count())
             .select_from(LoginSession)
-            .join(User, User.id == LoginSession.user_id)
-            .where(LoginSession.token_hash == token_hash(token), User.disabled_at.is_not(None))
+            .join(User, col(User.id) == LoginSession.user_id)
+            .where(col(LoginSession.token_hash) == token_hash(token), col(User.disabled_at).is_not(None))
         )
         == 1
     )
@@ -373,11 +381,11 @@ def disabled_user_session(session: Session, token: str) -> bool:
 def live_session_users(session: Session, login_session_ids: Collection[int], *, idle: timedelta) -> dict[int, User]:
     """The users of those login sessions that still last, by login session id."""
     rows = session.execute(
-        select(LoginSession.id, User)
-        .join(User, User.id == LoginSession.user_id)
-        .where(LoginSession.id.in_(list(login_session_ids)), *_live_session(utcnow(), idle))
+        select(col(LoginSession.id), User)
+        .join(User, col(User.id) == LoginSession.user_id)
+        .where(col(LoginSession.id).in_(list(login_session_ids)), *_live_session(utcnow(), idle))
     ).all()
-    return dict(rows)
+    return {login_id: user for login_id, user in rows if login_id is not None}  # a primary key: never NULL
 
 
 def live_session_user(session: Session, login_session_id: int, *, idle: timedelta) -> User | None:
@@ -388,7 +396,7 @@ def live_session_user(session: Session, login_session_id: int, *, idle: timedelt
 def end_session(session: Session, token: str) -> None:
     session.execute(
         update(LoginSession)
-        .where(LoginSession.token_hash == token_hash(token), LoginSession.revoked_at.is_(None))
+        .where(col(LoginSession.token_hash) == token_hash(token), col(LoginSession.revoked_at).is_(None))
         .values(revoked_at=utcnow())
     )
 
@@ -398,9 +406,9 @@ def end_all_sessions(session: Session, user_id: int, *, keep_login_session_id: i
     session.execute(
         update(LoginSession)
         .where(
-            LoginSession.user_id == user_id,
-            LoginSession.revoked_at.is_(None),
-            LoginSession.id != (keep_login_session_id or 0),
+            col(LoginSession.user_id) == user_id,
+            col(LoginSession.revoked_at).is_(None),
+            col(LoginSession.id) != (keep_login_session_id or 0),
         )
         .values(revoked_at=utcnow())
     )
@@ -428,16 +436,19 @@ def change_password(
         raise AccountError("The current password is not right.")
     user.password_hash = hash_password(password, bcrypt_rounds)
     session.add(user)
-    end_all_sessions(session, user.id, keep_login_session_id=keep_login_session_id)
+    end_all_sessions(session, user_id, keep_login_session_id=keep_login_session_id)
 
 
 def issue_password_reset(session: Session, *, user: User) -> str:
     """A one-time token for `user` to set a new password at /reset/<token>; earlier unused ones stop working."""
     now = utcnow()
-    session.execute(delete(PasswordReset).where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None)))
+    user_id = id_of(user)
+    session.execute(
+        delete(PasswordReset).where(col(PasswordReset.user_id) == user_id, col(PasswordReset.used_at).is_(None))
+    )
     token = new_token()
     session.add(
-        PasswordReset(user_id=user.id, token_hash=token_hash(token), created_at=now, expires_at=now + RESET_LINK_VALID)
+        PasswordReset(user_id=user_id, token_hash=token_hash(token), created_at=now, expires_at=now + RESET_LINK_VALID)
     )
     session.flush()
     return token
@@ -449,12 +460,12 @@ def password_reset_usable(session: Session, token: str) -> bool:
         session.scalar(
             select(func.count())
             .select_from(PasswordReset)
-            .join(User, User.id == PasswordReset.user_id)
+            .join(User, col(User.id) == PasswordReset.user_id)
             .where(
-                PasswordReset.token_hash == token_hash(token),
-                PasswordReset.used_at.is_(None),
-                PasswordReset.expires_at > now,
-                User.disabled_at.is_(None),
+                col(PasswordReset.token_hash) == token_hash(token),
+                col(PasswordReset.used_at).is_(None),
+                col(PasswordReset.expires_at) > now,
+                col(User.disabled_at).is_(None),
             )
         )
         == 1
@@ -471,38 +482,34 @@ def reset_password(session: Session, *, token: str, password: str, confirmation:
     used = session.execute(
         update(PasswordReset)
         .where(
-            PasswordReset.token_hash == token_hash(token),
-            PasswordReset.used_at.is_(None),
-            PasswordReset.expires_at > now,
+            col(PasswordReset.token_hash) == token_hash(token),
+            col(PasswordReset.used_at).is_(None),
+            col(PasswordReset.expires_at) > now,
         )
         .values(used_at=now)
-        .returning(PasswordReset.user_id)
+        .returning(col(PasswordReset.user_id))
     ).first()
     user = session.get(User, used.user_id) if used else None
     if user is None or user.disabled_at is not None:
         raise AccountError("This reset link is not valid any more. Ask an admin for a new one.")
     user.password_hash = password_hash
     session.add(user)
-    end_all_sessions(session, user.id)
+    end_all_sessions(session, id_of(user))
     session.flush()
     return user
 
 
 def own_invitation(session: Session, user_id: int) -> Invitation | None:
     """The user's main invitation: their first one that is not disabled."""
-    return (
-        session.exec(
-            select(Invitation)
-            .where(Invitation.owner_id == user_id, Invitation.disabled_at.is_(None))
-            .order_by(Invitation.id)
-        )
-        .scalars()
-        .first()
-    )
+    return session.scalars(
+        select(Invitation)
+        .where(col(Invitation.owner_id) == user_id, col(Invitation.disabled_at).is_(None))
+        .order_by(col(Invitation.id))
+    ).first()
 
 
 def user_by_email(session: Session, email: str) -> User:
-    user = session.exec(select(User).where(User.email == normalize_email(email))).scalars().first()
+    user = session.scalars(select(User).where(col(User.email) == normalize_email(email))).first()
     if user is None:
         raise AccountError(f"No user has the email {normalize_email(email)}.")
     return user

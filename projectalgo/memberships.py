@@ -9,16 +9,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from projectalgo.clock import utcnow
 from projectalgo.errors import InvalidInputError, NotFoundError
-from projectalgo.models import Membership, User
+from projectalgo.models import Membership, User, id_of, max_length
 
 SOURCES = ("stripe", "admin")
 MAX_GRANT_DAYS = 3650
 MEMBERSHIP_DAYS = 365  # what one paid PaymentIntent buys
-NOTE_MAX_LENGTH = Membership.__table__.c.note.type.length
+NOTE_MAX_LENGTH = max_length(Membership, "note")
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,11 @@ def is_exempt(user: User) -> bool:
 
 
 def membership_end(session: Session, user_id: int) -> datetime | None:
-    return session.scalar(select(func.max(Membership.ends_at)).where(Membership.user_id == user_id))
+    return session.scalar(select(func.max(Membership.ends_at)).where(col(Membership.user_id) == user_id))
 
 
 def status(session: Session, user: User) -> MembershipStatus:
-    return MembershipStatus(exempt=is_exempt(user), ends_at=membership_end(session, user.id))
+    return MembershipStatus(exempt=is_exempt(user), ends_at=membership_end(session, id_of(user)))
 
 
 def grant(session: Session, *, user_id: int, days: int, source: str, note: str = "") -> Membership:
@@ -54,7 +55,7 @@ def grant(session: Session, *, user_id: int, days: int, source: str, note: str =
         raise InvalidInputError(f"Unknown membership source {source!r}.")
     if not 1 <= days <= MAX_GRANT_DAYS:
         raise InvalidInputError(f"Days must be between 1 and {MAX_GRANT_DAYS}.")
-    if session.exec(select(User.id).where(User.id == user_id).with_for_update()).first() is None:
+    if session.scalars(select(col(User.id)).where(col(User.id) == user_id).with_for_update()).first() is None:
         raise NotFoundError("That user does not exist.")
     now = utcnow()
     current_end = membership_end(session, user_id)

@@ -6,13 +6,54 @@ Times are timezone-aware UTC datetimes (`projectalgo.clock.utcnow()`); sqlmodel 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 metadata = SQLModel.metadata
 
 ROLES = ("member", "moderator", "admin")
+
+
+class _Keyed(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def id_of(row: _Keyed) -> int:
+    """The primary key of a row read from the database, or added and flushed (before that it has none)."""
+    if row.id is None:
+        raise ValueError(f"this {type(row).__name__} has no id yet: flush it first")
+    return row.id
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The table a table model maps to."""
+    table: Table = model.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ but does not declare it
+    return table
+
+
+def max_length(model: type[SQLModel], column: str) -> int:
+    """The declared length of one of the model's text columns (the model is the one place it is written)."""
+    column_type = table_of(model).c[column].type
+    if isinstance(column_type, TypeDecorator):  # sqlmodel's AutoString, around a String
+        column_type = column_type.impl_instance
+    if not isinstance(column_type, String) or column_type.length is None:
+        raise TypeError(f"{model.__name__}.{column} is not text of a bounded length")
+    return column_type.length
 
 
 class User(SQLModel, table=True):

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import overload
 from urllib.parse import urlparse
 
 ENVIRONMENTS = ("development", "test", "production")
@@ -88,6 +89,10 @@ class Settings:
         return self.app_env == "production"
 
 
+@overload
+def _text(env: Mapping[str, str], *names: str, default: str) -> str: ...
+@overload
+def _text(env: Mapping[str, str], *names: str, default: str | None = None) -> str | None: ...
 def _text(env: Mapping[str, str], *names: str, default: str | None = None) -> str | None:
     """The first non-empty value among `names` (aliases), else the default."""
     for name in names:
@@ -110,6 +115,10 @@ def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: in
     return value
 
 
+@overload
+def _url(env: Mapping[str, str], name: str, default: str, *, exact: bool = False) -> str: ...
+@overload
+def _url(env: Mapping[str, str], name: str, default: str | None = None, *, exact: bool = False) -> str | None: ...
 def _url(env: Mapping[str, str], name: str, default: str | None = None, *, exact: bool = False) -> str | None:
     """An http(s) URL; without a trailing slash (a base to append paths to) unless `exact`."""
     value = _text(env, name, default=default)
@@ -134,9 +143,7 @@ def _price(env: Mapping[str, str]) -> Decimal:
 def public_url(env: Mapping[str, str]) -> str:
     """PUBLIC_URL: where browsers reach the app (pages, websocket, API, invite links); localhost:PORT by default."""
     port = _integer(env, "PORT", 3000, 1, 65_535)
-    url = _url(env, "PUBLIC_URL", default=f"http://localhost:{port}")
-    assert url is not None  # it has a default
-    return url
+    return _url(env, "PUBLIC_URL", default=f"http://localhost:{port}")
 
 
 def _origin(url: str) -> str:
@@ -228,7 +235,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("STRIPE_PUBLISHABLE_KEY must start with pk_test_ or pk_live_")
     if bool(stripe_secret_key) != bool(stripe_publishable_key):
         raise SettingsError("STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY must be set together")
-    if stripe_secret_key and ("_live_" in stripe_secret_key) != ("_live_" in stripe_publishable_key):
+    if (
+        stripe_secret_key
+        and stripe_publishable_key
+        and ("_live_" in stripe_secret_key) != ("_live_" in stripe_publishable_key)
+    ):
         raise SettingsError("STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY must both be test keys or both live keys")
 
     stripe_webhook_secret = _text(env, "STRIPE_WEBHOOK_SECRET")

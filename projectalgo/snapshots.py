@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from projectalgo.errors import ConflictError, InvalidInputError, UnavailableError, UnreadableError
 
@@ -146,12 +146,24 @@ class Snapshot:
         return self.margin_balance - self.wallet_balance
 
 
+class SnapshotValues(TypedDict):
+    """A validated body's numbers and symbol: a Snapshot's fields but whose and when."""
+
+    last_price: Decimal
+    margin_balance: Decimal
+    wallet_balance: Decimal
+    realised_pnl: Decimal
+    positions: Decimal
+    average_entry_price: Decimal
+    symbol: str
+
+
 @dataclass(frozen=True)
 class SnapshotInput:
     """A validated body: everything but who it belongs to."""
 
     at_ms: int | None  # None: the server's time when stored
-    values: Mapping[str, Decimal | str]
+    values: SnapshotValues
 
     def for_strategy(self, strategy_id: int, account_id: int, at_ms: int) -> Snapshot:
         return Snapshot(strategy_id=strategy_id, account_id=account_id, at_ms=at_ms, **self.values)
@@ -302,7 +314,7 @@ def _unpaired_surrogate(body: object) -> bool:
     return False
 
 
-def read_body(raw: bytes) -> dict:
+def read_body(raw: bytes) -> dict[str, object]:
     """The request body as a JSON object, or BadBodyError (400)."""
     body = _parse_json(raw)
     if not isinstance(body, dict):
@@ -314,26 +326,26 @@ def read_body(raw: bytes) -> dict:
     return body
 
 
-def body_token(body: dict) -> str | None:
+def body_token(body: Mapping[str, object]) -> str | None:
     """The token a bot put in the body (the original contract); the Authorization header is preferred."""
     data = body.get("data")
     token = data.get("strategy_access_token") if isinstance(data, dict) else None
     return token if isinstance(token, str) and token else None
 
 
-def validate(body: dict, now: datetime) -> SnapshotInput:
+def validate(body: Mapping[str, object], now: datetime) -> SnapshotInput:
     """Check every field of a bot's body; InvalidSnapshotError (422) names every problem."""
     data = body.get("data")
     if not isinstance(data, dict):
         raise InvalidSnapshotError(["data: is missing" if data is None else "data: must be an object"])
     problems: list[str] = []
-    values: dict[str, Decimal | str] = {}
+    numbers: dict[str, Decimal] = {}
     for name in NUMBER_FIELDS:
         if data.get(name) is None:
             problems.append(f"{name}: is missing")
         elif (number := _number(name, data[name], problems)) is not None:
-            values[name] = number
-    symbol = data.get("symbol")
+            numbers[name] = number
+    symbol, stripped = data.get("symbol"), ""
     if symbol is None:
         problems.append("symbol: is missing")
     elif not isinstance(symbol, str):
@@ -343,7 +355,7 @@ def validate(body: dict, now: datetime) -> SnapshotInput:
     elif "\x00" in symbol:  # PostgreSQL's text cannot hold it
         problems.append("symbol: must not contain NUL characters")
     else:
-        values["symbol"] = symbol.strip()
+        stripped = symbol.strip()
     token = data.get("strategy_access_token")
     if token is not None and not isinstance(token, str):
         problems.append("strategy_access_token: must be a string")
@@ -353,6 +365,15 @@ def validate(body: dict, now: datetime) -> SnapshotInput:
         raise InvalidSnapshotError(problems)
     if at_ms is not None and at_ms > epoch_ms(now + MAX_FUTURE_SKEW):
         raise FutureSnapshotError(["created_at: is more than 5 minutes in the future"])
+    values = SnapshotValues(
+        last_price=numbers["last_price"],
+        margin_balance=numbers["margin_balance"],
+        wallet_balance=numbers["wallet_balance"],
+        realised_pnl=numbers["realised_pnl"],
+        positions=numbers["positions"],
+        average_entry_price=numbers["average_entry_price"],
+        symbol=stripped,
+    )
     return SnapshotInput(at_ms=at_ms, values=values)
 
 

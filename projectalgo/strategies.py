@@ -11,14 +11,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, Select, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from projectalgo.clock import utcnow
 from projectalgo.errors import InvalidInputError, NotFoundError
 from projectalgo.members import Actor
-from projectalgo.models import BrokerageAccount, Strategy, StrategyToken, User
+from projectalgo.models import BrokerageAccount, Strategy, StrategyToken, User, id_of
 from projectalgo.tokens import new_token, token_hash
 
 TOKEN_PREFIX = "pa_live_"  # recognisable, so secret scanners can spot a leaked token
@@ -94,7 +95,9 @@ def _refuse_taken_name(
     folds the non-ASCII letters that SQLite's lower() leaves as they are.
     """
     wanted = name.casefold()
-    names = session.scalars(select(model.name).where(model.owner_id == actor.user_id, model.id != other_than))
+    names = session.scalars(
+        select(col(model.name)).where(col(model.owner_id) == actor.user_id, col(model.id) != other_than)
+    )
     if (taken := next((n for n in names if n.casefold() == wanted), None)) is not None:
         aside = "" if taken == name else " (names that differ only in case are the same name)"
         raise StrategyError(_taken_message(model, taken, aside))
@@ -144,7 +147,7 @@ def create_account(
 def rename_account(session: Session, actor: Actor, account_id: int, *, name: str) -> BrokerageAccount:
     account = _own_account(session, actor, account_id)
     name = _clean_name(name, "account")
-    _refuse_taken_name(session, BrokerageAccount, actor, name, other_than=account.id)
+    _refuse_taken_name(session, BrokerageAccount, actor, name, other_than=id_of(account))
     account.name = name  # a change of case alone is a rename too
     session.add(account)
     _flush_unique(session, BrokerageAccount, account.name)
@@ -162,7 +165,9 @@ def set_account_archived(session: Session, actor: Actor, account_id: int, *, arc
 
 def delete_account(session: Session, actor: Actor, account_id: int) -> None:
     account = _own_account(session, actor, account_id)
-    count = session.scalar(select(func.count()).select_from(Strategy).where(Strategy.account_id == account.id))
+    count = session.scalars(
+        select(func.count()).select_from(Strategy).where(col(Strategy.account_id) == account.id)
+    ).one()
     if count:
         # Strategies are never deleted (their history stays; they can only be archived): say what can be done.
         them = "it" if count == 1 else "them"
@@ -176,14 +181,16 @@ def delete_account(session: Session, actor: Actor, account_id: int) -> None:
 
 
 def list_accounts(session: Session, actor: Actor) -> list[AccountView]:
-    counts = select(Strategy.account_id, func.count().label("n")).group_by(Strategy.account_id).subquery()
+    counts = select(col(Strategy.account_id), func.count().label("n")).group_by(col(Strategy.account_id)).subquery()
     rows = session.execute(
         select(BrokerageAccount, func.coalesce(counts.c.n, 0))
         .outerjoin(counts, counts.c.account_id == BrokerageAccount.id)
-        .where(BrokerageAccount.owner_id == actor.user_id)
-        .order_by(BrokerageAccount.archived_at.is_not(None), func.lower(BrokerageAccount.name))
+        .where(col(BrokerageAccount.owner_id) == actor.user_id)
+        .order_by(col(BrokerageAccount.archived_at).is_not(None), func.lower(BrokerageAccount.name))
     ).all()
-    return [AccountView(a.id, a.name, a.exchange, a.notes, n, a.created_at, a.archived_at is not None) for a, n in rows]
+    return [
+        AccountView(id_of(a), a.name, a.exchange, a.notes, n, a.created_at, a.archived_at is not None) for a, n in rows
+    ]
 
 
 # Strategies
@@ -216,7 +223,7 @@ def create_strategy(
     _refuse_taken_name(session, Strategy, actor, name)
     strategy = Strategy(
         owner_id=actor.user_id,
-        account_id=account.id,
+        account_id=id_of(account),
         name=name,
         description=_clean_text(description, "description", DESCRIPTION_MAX_LENGTH),
         symbol=_clean_text(symbol, "symbol", SYMBOL_MAX_LENGTH),
@@ -232,9 +239,9 @@ def update_strategy(
 ) -> Strategy:
     strategy = _visible_strategy(session, actor, strategy_id, to_change=True)
     name = _clean_name(name, "strategy")
-    _refuse_taken_name(session, Strategy, actor, name, other_than=strategy.id)
+    _refuse_taken_name(session, Strategy, actor, name, other_than=id_of(strategy))
     if account_id != strategy.account_id:
-        strategy.account_id = _usable_account(session, actor, account_id).id
+        strategy.account_id = id_of(_usable_account(session, actor, account_id))
     strategy.name = name
     strategy.description = _clean_text(description, "description", DESCRIPTION_MAX_LENGTH)
     strategy.symbol = _clean_text(symbol, "symbol", SYMBOL_MAX_LENGTH)
@@ -257,20 +264,20 @@ def _token_views(session: Session, strategy_ids: list[int]) -> dict[int, list[To
     if strategy_ids:
         rows = session.scalars(
             select(StrategyToken)
-            .where(StrategyToken.strategy_id.in_(strategy_ids), StrategyToken.revoked_at.is_(None))
-            .order_by(StrategyToken.id)
+            .where(col(StrategyToken.strategy_id).in_(strategy_ids), col(StrategyToken.revoked_at).is_(None))
+            .order_by(col(StrategyToken.id))
         )
         for t in rows:
-            tokens[t.strategy_id].append(TokenView(t.id, t.prefix, t.created_at, t.last_used_at))
+            tokens[t.strategy_id].append(TokenView(id_of(t), t.prefix, t.created_at, t.last_used_at))
     return tokens
 
 
-def _strategy_views(session: Session, query: object) -> list[StrategyView]:
+def _strategy_views(session: Session, query: Select[Strategy, str]) -> list[StrategyView]:
     rows = session.execute(query).all()
-    tokens = _token_views(session, [s.id for s, _ in rows])
+    tokens = _token_views(session, [id_of(s) for s, _ in rows])
     return [
         StrategyView(
-            s.id,
+            id_of(s),
             s.name,
             s.description,
             s.symbol,
@@ -280,7 +287,7 @@ def _strategy_views(session: Session, query: object) -> list[StrategyView]:
             s.created_at,
             s.last_snapshot_at,
             s.archived_at is not None,
-            tuple(tokens[s.id]),
+            tuple(tokens[id_of(s)]),
         )
         for s, account_name in rows
     ]
@@ -290,10 +297,10 @@ def list_strategies(session: Session, actor: Actor) -> list[StrategyView]:
     """The actor's own strategies, active first."""
     return _strategy_views(
         session,
-        select(Strategy, BrokerageAccount.name)
-        .join(BrokerageAccount, BrokerageAccount.id == Strategy.account_id)
-        .where(Strategy.owner_id == actor.user_id)
-        .order_by(Strategy.archived_at.is_not(None), func.lower(Strategy.name)),
+        select(Strategy, col(BrokerageAccount.name))
+        .join(BrokerageAccount, col(BrokerageAccount.id) == Strategy.account_id)
+        .where(col(Strategy.owner_id) == actor.user_id)
+        .order_by(col(Strategy.archived_at).is_not(None), func.lower(Strategy.name)),
     )
 
 
@@ -302,9 +309,9 @@ def get_strategy(session: Session, actor: Actor, strategy_id: int) -> StrategyVi
     strategy = _visible_strategy(session, actor, strategy_id, to_change=False)
     return _strategy_views(
         session,
-        select(Strategy, BrokerageAccount.name)
-        .join(BrokerageAccount, BrokerageAccount.id == Strategy.account_id)
-        .where(Strategy.id == strategy.id),
+        select(Strategy, col(BrokerageAccount.name))
+        .join(BrokerageAccount, col(BrokerageAccount.id) == Strategy.account_id)
+        .where(col(Strategy.id) == strategy.id),
     )[0]
 
 
@@ -316,7 +323,10 @@ def issue_token(session: Session, actor: Actor, strategy_id: int) -> str:
     strategy = _visible_strategy(session, actor, strategy_id, to_change=True)
     token = new_token(TOKEN_PREFIX)
     row = StrategyToken(
-        strategy_id=strategy.id, token_hash=token_hash(token), prefix=token[:TOKEN_DISPLAY_LENGTH], created_at=utcnow()
+        strategy_id=id_of(strategy),
+        token_hash=token_hash(token),
+        prefix=token[:TOKEN_DISPLAY_LENGTH],
+        created_at=utcnow(),
     )
     session.add(row)
     session.flush()
@@ -355,23 +365,30 @@ def resolve_tokens(connection: Connection | Session, tokens: Iterable[str]) -> d
     if not by_hash:
         return {}
     rows = connection.execute(_RESOLVE, {"token_hashes": list(by_hash)})
-    return {by_hash[row.token_hash]: TokenOwner(*row[1:]) for row in rows}
+    return {
+        by_hash[hashed]: TokenOwner(token_id, strategy_id, account_id, owner_id, archived, disabled)
+        for hashed, token_id, strategy_id, account_id, owner_id, archived, disabled in rows
+        if token_id is not None and strategy_id is not None  # primary keys: never NULL in a row read
+    }
 
 
 # Built once: on the ingestion path, building the statement cost about as much as running it.
 _RESOLVE = (
     select(
-        StrategyToken.token_hash,
-        StrategyToken.id,
-        Strategy.id,
-        Strategy.account_id,
-        Strategy.owner_id,
-        Strategy.archived_at.is_not(None),
-        User.disabled_at.is_not(None),
+        col(StrategyToken.token_hash),
+        col(StrategyToken.id),
+        col(Strategy.id),
+        col(Strategy.account_id),
+        col(Strategy.owner_id),
+        col(Strategy.archived_at).is_not(None),
+        col(User.disabled_at).is_not(None),
     )
-    .join(Strategy, Strategy.id == StrategyToken.strategy_id)
-    .join(User, User.id == Strategy.owner_id)
-    .where(StrategyToken.token_hash.in_(bindparam("token_hashes", expanding=True)), StrategyToken.revoked_at.is_(None))
+    .join(Strategy, col(Strategy.id) == StrategyToken.strategy_id)
+    .join(User, col(User.id) == Strategy.owner_id)
+    .where(
+        col(StrategyToken.token_hash).in_(bindparam("token_hashes", expanding=True)),
+        col(StrategyToken.revoked_at).is_(None),
+    )
 )
 
 
@@ -379,18 +396,19 @@ def record_use(session: Session, owner: TokenOwner, when: datetime) -> None:
     """After a stored snapshot: the token's last use and the strategy's last snapshot time."""
     session.execute(
         update(StrategyToken)
-        .where(StrategyToken.id == owner.token_id)
-        .where((StrategyToken.last_used_at.is_(None)) | (StrategyToken.last_used_at < when))
+        .where(col(StrategyToken.id) == owner.token_id)
+        .where((col(StrategyToken.last_used_at).is_(None)) | (col(StrategyToken.last_used_at) < when))
         .values(last_used_at=when)
     )
     session.execute(
         update(Strategy)
-        .where(Strategy.id == owner.strategy_id)
-        .where((Strategy.last_snapshot_at.is_(None)) | (Strategy.last_snapshot_at < when))
+        .where(col(Strategy.id) == owner.strategy_id)
+        .where((col(Strategy.last_snapshot_at).is_(None)) | (col(Strategy.last_snapshot_at) < when))
         .values(last_snapshot_at=when)
     )
 
 
 def all_strategy_ids(session: Session) -> list[int]:
     """Every strategy, archived ones too (operator commands only: no owner check)."""
-    return list(session.scalars(select(Strategy.id).order_by(Strategy.id)))
+    ids = session.scalars(select(col(Strategy.id)).order_by(col(Strategy.id)))
+    return [strategy_id for strategy_id in ids if strategy_id is not None]  # a primary key: never NULL

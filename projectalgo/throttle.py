@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
-from sqlmodel import Session
+from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from projectalgo.models import Attempt
 
@@ -41,10 +42,13 @@ def record(session: Session, *, kind: str, key: str, now: datetime, subject: str
 def seen_before(session: Session, attempt: Attempt, *, since: datetime, same_subject: bool = False) -> Seen:
     """The other attempts of the same kind and key (and subject, if asked) since `since`."""
     query = select(func.count(), func.min(Attempt.at), func.max(Attempt.at)).where(
-        Attempt.kind == attempt.kind, Attempt.key == attempt.key, Attempt.at >= since, Attempt.id != attempt.id
+        col(Attempt.kind) == attempt.kind,
+        col(Attempt.key) == attempt.key,
+        col(Attempt.at) >= since,
+        col(Attempt.id) != attempt.id,
     )
     if same_subject:
-        query = query.where(Attempt.subject == attempt.subject)
+        query = query.where(col(Attempt.subject) == attempt.subject)
     count, oldest, newest = session.execute(query).one()
     return Seen(count, oldest, newest)
 
@@ -59,7 +63,9 @@ def forget(session: Session, *, kind: str, key: str, subject: str) -> None:
     """Drop the recorded attempts of one key and subject (e.g. after the right password)."""
     session.execute(
         delete(Attempt).where(
-            Attempt.kind == kind, Attempt.key == key[:KEY_MAX_LENGTH], Attempt.subject == subject[:SUBJECT_MAX_LENGTH]
+            col(Attempt.kind) == kind,
+            col(Attempt.key) == key[:KEY_MAX_LENGTH],
+            col(Attempt.subject) == subject[:SUBJECT_MAX_LENGTH],
         )
     )
 

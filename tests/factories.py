@@ -5,12 +5,12 @@ from __future__ import annotations
 import itertools
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlalchemy.orm import Session
 
 from projectalgo import members, memberships, strategies
 from projectalgo.db import session_scope
 from projectalgo.members import Actor
-from projectalgo.models import BrokerageAccount, Strategy, StrategyToken, User
+from projectalgo.models import BrokerageAccount, Strategy, StrategyToken, User, table_of
 from projectalgo.snapshots import Snapshot, SnapshotStore
 
 PASSWORD = "correct horse battery"
@@ -70,7 +70,7 @@ def strategy_tables(engine: Engine) -> list[list[tuple]]:
     """Every row of the accounts, strategies and tokens tables: to check that a refusal changed nothing."""
     with session_scope(engine) as session:
         return [
-            [tuple(row) for row in session.execute(select(model.__table__)).all()]
+            [tuple(row) for row in session.execute(select(table_of(model))).all()]
             for model in (BrokerageAccount, Strategy, StrategyToken)
         ]
 

@@ -10,15 +10,17 @@ import operator
 import threading
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Numeric, Row, Select, case, cast, select
+from sqlalchemy import ColumnElement, Connection, Engine, Numeric, Row, Select, Table, case, cast, select
+from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.sql.dml import Insert
-from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
 from projectalgo.db import UNREACHABLE_ERRORS
-from projectalgo.models import RollupRow, SnapshotRow
+from projectalgo.models import RollupRow, SnapshotRow, table_of
 from projectalgo.snapshots import (
     ALL_TIME_END_MS,
     NUMBER_FIELDS,
@@ -34,8 +36,10 @@ from projectalgo.snapshots import (
 
 MAX_SAME_MS_RETRIES = 1000
 REBUILD_CHUNK = 500  # buckets per transaction: a few thousand bound parameters at most
-_table = SnapshotRow.__table__
-_rollups = RollupRow.__table__
+_table = table_of(SnapshotRow)
+_rollups = table_of(RollupRow)
+# INSERT ... ON CONFLICT, as each database writes it.
+UpsertInsert = SqliteInsert | PostgresqlInsert
 _ROLLUP_KEY = (_rollups.c.strategy_id, _rollups.c.resolution, _rollups.c.bucket_ms)
 
 
@@ -58,7 +62,7 @@ def _row(snapshot: Snapshot) -> dict[str, object]:
     }
 
 
-def _snapshot(row: SnapshotRow | Row) -> Snapshot:
+def _snapshot(row: SnapshotRow | Row[Any]) -> Snapshot:
     return Snapshot(
         strategy_id=row.strategy_id,
         account_id=row.account_id,
@@ -79,7 +83,7 @@ def _rollup_row(key: RollupKey, rollup: Rollup) -> dict[str, object]:
     }
 
 
-def _rollup(row: Row) -> Rollup:
+def _rollup(row: Row[Any]) -> Rollup:
     """From a snapshot_rollups result row (building a RollupRow model would cost more than the query)."""
     return Rollup(
         bucket_ms=row.bucket_ms,
@@ -91,7 +95,7 @@ def _rollup(row: Row) -> Rollup:
     )
 
 
-def _merge_statement(insert: Insert) -> Insert:
+def _merge_statement(insert: UpsertInsert) -> UpsertInsert:
     """Insert a bucket, or merge it into the stored one in the database, as snapshots.merge_rollups does:
     the newer `last`, the wider extremes. Merging in SQL needs no read of the stored buckets and stays right
     when writers race: each row is merged under its own lock. The extremes (text, like every decimal here)
@@ -104,7 +108,9 @@ def _merge_statement(insert: Insert) -> Insert:
         name: case((newer, new[name]), else_=stored[name]) for name in ("at_ms", "account_id", "symbol", *NUMBER_FIELDS)
     }
 
-    def wider(name: str, compare: Callable[[ColumnElement, ColumnElement], ColumnElement]) -> ColumnElement:
+    def wider(
+        name: str, compare: Callable[[ColumnElement[Decimal], ColumnElement[Decimal]], ColumnElement[bool]]
+    ) -> ColumnElement[str]:
         return case((compare(cast(new[name], Numeric), cast(stored[name], Numeric)), new[name]), else_=stored[name])
 
     extremes = {
@@ -121,7 +127,11 @@ class SqlSnapshotStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        dialect = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[engine.dialect.name]
+        dialects: dict[str, Callable[[Table], UpsertInsert]] = {
+            "sqlite": sqlite_insert,
+            "postgresql": postgresql_insert,
+        }
+        dialect = dialects[engine.dialect.name]
         # RETURNING says which rows went in (psycopg reports no rowcount for ON CONFLICT DO NOTHING).
         self._insert = dialect(_table).on_conflict_do_nothing().returning(_table.c.strategy_id, _table.c.at_ms)
         self._merge_rollup = _merge_statement(dialect(_rollups))
@@ -194,12 +204,12 @@ class SqlSnapshotStore:
         query = (
             select(RollupRow)
             .where(
-                RollupRow.strategy_id == strategy_id,
-                RollupRow.resolution == resolution,
-                RollupRow.bucket_ms >= start_ms,
-                RollupRow.bucket_ms < end_ms,
+                col(RollupRow.strategy_id) == strategy_id,
+                col(RollupRow.resolution) == resolution,
+                col(RollupRow.bucket_ms) >= start_ms,
+                col(RollupRow.bucket_ms) < end_ms,
             )
-            .order_by(RollupRow.bucket_ms)
+            .order_by(col(RollupRow.bucket_ms))
         )
         try:
             with self._engine.connect() as connection:
@@ -228,14 +238,19 @@ class SqlSnapshotStore:
         return next(iter(self.recent(strategy_id, ALL_TIME_END_MS, limit=1)), None)
 
     def earliest(self, strategy_id: int) -> Snapshot | None:
-        query = select(SnapshotRow).where(SnapshotRow.strategy_id == strategy_id).order_by(SnapshotRow.at_ms).limit(1)
+        query = (
+            select(SnapshotRow)
+            .where(col(SnapshotRow.strategy_id) == strategy_id)
+            .order_by(col(SnapshotRow.at_ms))
+            .limit(1)
+        )
         return next(iter(self._read(query)), None)
 
     def recent(self, strategy_id: int, before_ms: int, *, limit: int) -> list[Snapshot]:
         return self._read(
             select(SnapshotRow)
-            .where(SnapshotRow.strategy_id == strategy_id, SnapshotRow.at_ms < before_ms)
-            .order_by(SnapshotRow.at_ms.desc())
+            .where(col(SnapshotRow.strategy_id) == strategy_id, col(SnapshotRow.at_ms) < before_ms)
+            .order_by(col(SnapshotRow.at_ms).desc())
             .limit(limit)
         )
 
@@ -245,14 +260,18 @@ class SqlSnapshotStore:
         lower = start_ms if cursor is None else max(start_ms, cursor + 1)
         rows = self._read(
             select(SnapshotRow)
-            .where(SnapshotRow.strategy_id == strategy_id, SnapshotRow.at_ms >= lower, SnapshotRow.at_ms < end_ms)
-            .order_by(SnapshotRow.at_ms)
+            .where(
+                col(SnapshotRow.strategy_id) == strategy_id,
+                col(SnapshotRow.at_ms) >= lower,
+                col(SnapshotRow.at_ms) < end_ms,
+            )
+            .order_by(col(SnapshotRow.at_ms))
             .limit(limit + 1)
         )
         items = rows[:limit]
         return Page(items, items[-1].at_ms if len(rows) > limit else None)
 
-    def _read(self, query: Select) -> list[Snapshot]:
+    def _read(self, query: Select[SnapshotRow]) -> list[Snapshot]:
         try:
             with self._engine.connect() as connection:
                 return [_snapshot(row) for row in connection.execute(query)]

@@ -43,7 +43,7 @@ def test_two_concurrent_grants_for_one_user_add_up_instead_of_overlapping(pg_eng
         thread.join(30)
     assert second_done.is_set()
     with session_scope(pg_engine) as session:
-        earlier, later = session.exec(
+        earlier, later = session.scalars(
             select(Membership).where(Membership.user_id == member.id).order_by(Membership.starts_at)
-        ).scalars()
+        )
     assert later.starts_at == earlier.ends_at

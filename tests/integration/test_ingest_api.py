@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 import requests
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from projectalgo import strategies
 from projectalgo.db import session_scope
@@ -73,7 +73,8 @@ def test_a_snapshot_is_stored_exactly_and_answered_201(target):
     assert body["created_at"] == stored.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     with session_scope(target.engine) as session:
         assert session.get(Strategy, strategy_id).last_snapshot_at == stored.created_at
-        assert session.query(StrategyToken).filter_by(strategy_id=strategy_id).one().last_used_at is not None
+        used = session.scalars(select(StrategyToken).where(StrategyToken.strategy_id == strategy_id)).one()
+        assert used.last_used_at is not None
 
 
 def test_the_largest_numbers_and_long_trailing_zeros_are_stored_in_every_store(target):
@@ -128,7 +129,7 @@ def test_unknown_revoked_and_missing_tokens_get_401(target):
     unknown = target.post({"data": BODY}, "pa_live_" + "x" * 43)
     assert (unknown.status_code, unknown.json()["error"]) == (401, "invalid_token")
     with session_scope(target.engine) as session:
-        token_id = session.query(StrategyToken.id).filter_by(strategy_id=strategy_id).scalar()
+        token_id = session.scalar(select(StrategyToken.id).where(StrategyToken.strategy_id == strategy_id))
         strategies.revoke_token(session, actor_of(member), token_id)
     assert target.post({"data": BODY}, token).status_code == 401
     assert target.count(strategy_id) == 0

@@ -41,7 +41,7 @@ def stripe_at(engine, monkeypatch):
 
 def _rows(engine, model, user_id):
     with session_scope(engine) as session:
-        return session.exec(select(model).where(model.user_id == user_id)).scalars().all()
+        return session.scalars(select(model).where(model.user_id == user_id)).all()
 
 
 def _moderator(engine):

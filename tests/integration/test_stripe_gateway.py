@@ -123,7 +123,7 @@ def test_paying_with_a_set_up_card_grants_one_membership_and_checking_again_chan
     pay = partial(billing.pay_with_card_setup, sessions, gateway, price=settings.membership_price, currency="usd")
     assert pay(user_id=member.id, setup_id=setup_id) == billing.PaymentOutcome("granted")
     with session_scope(engine) as session:
-        payment = session.exec(select(Payment).where(Payment.user_id == member.id)).scalars().one()
+        payment = session.scalars(select(Payment).where(Payment.user_id == member.id)).one()
         assert (payment.amount, payment.currency, payment.status) == (49_900, "usd", "succeeded")
         assert payment.method == "visa •••• 4242" and payment.granted_at is not None
     intent_id = payment.stripe_payment_intent_id
@@ -132,7 +132,7 @@ def test_paying_with_a_set_up_card_grants_one_membership_and_checking_again_chan
     with pytest.raises(NotFoundError, match="No such payment"):
         check(user_id=make_member(engine).id)
     with session_scope(engine) as session:
-        assert len(session.exec(select(Membership).where(Membership.user_id == member.id)).scalars().all()) == 1
+        assert len(session.scalars(select(Membership).where(Membership.user_id == member.id)).all()) == 1
 
 
 def test_a_declined_charge_is_recorded_and_grants_nothing(gateway, localstripe, engine, settings):
@@ -202,8 +202,8 @@ def _pay(gateway, engine, member, setup_id):
 
 def _payments_and_memberships(engine, user_id):
     with session_scope(engine) as session:
-        payments = session.exec(select(Payment.status).where(Payment.user_id == user_id)).scalars().all()
-        memberships = session.exec(select(Membership.id).where(Membership.user_id == user_id)).scalars().all()
+        payments = session.scalars(select(Payment.status).where(Payment.user_id == user_id)).all()
+        memberships = session.scalars(select(Membership.id).where(Membership.user_id == user_id)).all()
     return payments, len(memberships)
 
 

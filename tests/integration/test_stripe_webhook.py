@@ -60,12 +60,12 @@ def payment(app_engine):
 
 def _memberships(engine, user_id):
     with session_scope(engine) as session:
-        return session.exec(select(Membership).where(Membership.user_id == int(user_id))).scalars().all()
+        return session.scalars(select(Membership).where(Membership.user_id == int(user_id))).all()
 
 
 def _payment_row(engine, intent_id):
     with session_scope(engine) as session:
-        return session.exec(select(Payment).where(Payment.stripe_payment_intent_id == intent_id)).scalars().one()
+        return session.scalars(select(Payment).where(Payment.stripe_payment_intent_id == intent_id)).one()
 
 
 def _outcome(response):

@@ -97,12 +97,12 @@ def _paying_member(engine, intent_id):
 
 def _memberships(engine, user_id):
     with session_scope(engine) as session:
-        return session.exec(select(Membership).where(Membership.user_id == user_id)).scalars().all()
+        return session.scalars(select(Membership).where(Membership.user_id == user_id)).all()
 
 
 def _payment(engine, intent_id):
     with session_scope(engine) as session:
-        return session.exec(select(Payment).where(Payment.stripe_payment_intent_id == intent_id)).scalars().one()
+        return session.scalars(select(Payment).where(Payment.stripe_payment_intent_id == intent_id)).one()
 
 
 def _event(engine, event_id, event_type, intent):
