@@ -169,11 +169,11 @@ MIN_X_SPAN_MS = 10 * 60_000
 MODEBAR = {"bgcolor": "rgba(0, 0, 0, 0)", "color": "rgba(128, 128, 128, 0.7)", "activecolor": "rgb(128, 128, 128)"}
 
 
-def _axis(**settings: object) -> dict:
+def _axis(**settings: object) -> dict[str, object]:
     return {"gridcolor": GRID_COLOR, "zerolinecolor": ZERO_LINE_COLOR, "automargin": True, **settings}
 
 
-def _panel_ticks(title: str) -> dict:
+def _panel_ticks(title: str) -> dict[str, object]:
     if title == "Drawdown":
         return {"tickformat": ".1%", "hoverformat": ".2%"}
     if title.endswith("(USD)"):
@@ -185,8 +185,8 @@ def _mode(points: int) -> str:
     return "lines+markers" if points <= FEW_POINTS else "lines"
 
 
-def _axis_layout(panels: Sequence[str]) -> dict:
-    layout: dict = {}
+def _axis_layout(panels: Sequence[str]) -> dict[str, object]:
+    layout: dict[str, object] = {}
     gap = 0.04
     height = (1 - gap * (len(panels) - 1)) / len(panels)
     for n, title in enumerate(panels, start=1):
@@ -199,7 +199,7 @@ def _axis_layout(panels: Sequence[str]) -> dict:
     return layout
 
 
-def _figure(traces: list[go.Scatter], layout: dict, seq: int) -> dict:
+def _figure(traces: list[go.Scatter], layout: dict[str, object], seq: int) -> dict[str, object]:
     """The figure as plain JSON for the live chart (assets/live_chart.jsx), with the live sequence it is current
     up to. Built through plotly.graph_objects, so a misspelt or invalid property fails here instead of being
     ignored by plotly.js. Building checks every point: ~40 ms for a full strategy figure, so pages build figures
@@ -209,7 +209,7 @@ def _figure(traces: list[go.Scatter], layout: dict, seq: int) -> dict:
     return {**figure, "seq": seq, "min_x_span": MIN_X_SPAN_MS}
 
 
-def strategy_figure(points: Sequence[Point], seq: int) -> dict:
+def strategy_figure(points: Sequence[Point], seq: int) -> dict[str, object]:
     """Every panel of a strategy page; `seq` is the live sequence the figure is current up to."""
     dd = drawdown(p.margin for p in points)
     data = []
@@ -242,14 +242,14 @@ def strategy_figure(points: Sequence[Point], seq: int) -> dict:
     return _figure(data, layout, seq)
 
 
-def strategy_tail(point: Point, peak_margin: float, seq: int) -> dict:
+def strategy_tail(point: Point, peak_margin: float, seq: int) -> dict[str, object]:
     """The new point of every trace, in STRATEGY_TRACES order, for a live update."""
     dd = point.margin / peak_margin - 1 if peak_margin > 0 else 0.0
     ys = [dd if field == "drawdown" else getattr(point, field) for _, field, _ in STRATEGY_TRACES]
     return {"seq": seq, "points": [[i, point.at_ms, y] for i, y in enumerate(ys)]}
 
 
-def equity_figure(series: Sequence[tuple[int, Decimal]], seq: int, title: str) -> dict:
+def equity_figure(series: Sequence[tuple[int, Decimal]], seq: int, title: str) -> dict[str, object]:
     points = downsample([(at, float(v)) for at, v in series])
     trace = go.Scatter(
         mode=_mode(len(points)),
@@ -271,7 +271,7 @@ def equity_figure(series: Sequence[tuple[int, Decimal]], seq: int, title: str) -
     return _figure([trace], layout, seq)
 
 
-def equity_tail(bucket_ms: int, equity: Decimal, seq: int) -> dict:
+def equity_tail(bucket_ms: int, equity: Decimal, seq: int) -> dict[str, object]:
     """The current bucket's combined balance: the chart replaces its last point if the bucket is the same."""
     return {"seq": seq, "points": [[0, bucket_ms, float(equity)]]}
 

@@ -42,10 +42,11 @@ def build_api() -> FastAPI:
         redoc_url=None,
         openapi_url=OPENAPI_URL,
     )
-    api.add_exception_handler(StarletteHTTPException, errors.http_error)
-    api.add_exception_handler(RequestValidationError, errors.validation_error)
-    api.add_exception_handler(DomainError, errors.refusal)
-    api.add_exception_handler(Exception, errors.unexpected_error)
+    # FastAPI's decorator, called: Starlette's add_exception_handler types a handler as taking any Exception.
+    api.exception_handler(StarletteHTTPException)(errors.http_error)
+    api.exception_handler(RequestValidationError)(errors.validation_error)
+    api.exception_handler(DomainError)(errors.refusal)
+    api.exception_handler(Exception)(errors.unexpected_error)
     api.include_router(
         health_router,
         responses={503: {"description": "Degraded: the database is unreachable.", "content": {"application/json": {}}}},

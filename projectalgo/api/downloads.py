@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, Path, Query
@@ -32,7 +33,7 @@ def _may_read(user_id: int, login_session_id: int, strategy_id: int, idle: timed
         return strategies.get_strategy(session, Actor(user.id, tuple(user.roles)), strategy_id).name
 
 
-RESPONSES: dict[int | str, dict] = {
+RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The snapshots with start <= time < end, oldest first, one CSV line each after the header.",
         "content": {"text/csv": {"schema": {"type": "string"}}},

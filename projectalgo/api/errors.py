@@ -4,6 +4,7 @@ mapping of the domain's refusals (projectalgo.errors) to HTTP answers."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -36,7 +37,7 @@ ERROR_SCHEMA = {
 }
 
 
-def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict]:
+def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for error answers, each in the one error shape."""
     return {
         status: {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
@@ -81,7 +82,7 @@ OPENAPI = {
         "content": {"application/json": {"schema": EVENT_SCHEMA}},
     },
 }
-RESPONSES: dict[int | str, dict] = {
+RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Received: applied once, a duplicate of an event already applied, or acknowledged and "
         "ignored (another event type, or a PaymentIntent this app did not create).",

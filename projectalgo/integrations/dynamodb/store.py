@@ -15,6 +15,7 @@ import logging
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
@@ -50,11 +51,13 @@ class DynamoSnapshotStore:
     name = "dynamodb"
 
     def __init__(self, settings: Settings) -> None:
+        if not settings.dynamodb_table:
+            raise ValueError("DynamoSnapshotStore needs DYNAMODB_TABLE")
         resource = connect(settings)
         self._table_name = settings.dynamodb_table
-        self._table = resource.Table(settings.dynamodb_table)
+        self._table = resource.Table(self._table_name)
         self._resource = resource
-        self._rollups = RollupTable(resource, f"{settings.dynamodb_table}-rollups")
+        self._rollups = RollupTable(resource, f"{self._table_name}-rollups")
         self.rollup_table_name = self._rollups.name
         self._in_doubt: list[tuple[int, int, str]] = []  # (strategy_id, at_ms, snapshot_id) answered 503
         self._in_doubt_lock = threading.Lock()
@@ -188,7 +191,7 @@ class DynamoSnapshotStore:
             self._rollups.merge(key, rollup)
         return len(folded)
 
-    def _query(self, **kwargs: object) -> dict:
+    def _query(self, **kwargs: object) -> dict[str, Any]:
         return call(self._table.query, ConsistentRead=True, **kwargs)
 
     def latest(self, strategy_id: int) -> Snapshot | None:

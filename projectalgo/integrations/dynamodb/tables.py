@@ -97,7 +97,8 @@ def unavailable(error: Exception) -> StoreUnavailableError:
 
 
 def is_conditional_failure(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    code: str = error.response["Error"]["Code"]
+    return code == "ConditionalCheckFailedException"
 
 
 def item_to_snapshot(item: dict[str, Any]) -> Snapshot:
