@@ -62,6 +62,22 @@ def localstripe(server_logs: Path) -> Iterator[servers.Server]:
     yield from _run(servers.start_localstripe(server_logs))
 
 
+@pytest.fixture(scope="session")
+def redis_server(server_logs: Path) -> Iterator[servers.Server]:
+    """A throw-away Redis for the session: its URL is `redis_server.url` (redis://127.0.0.1:<port>/0)."""
+    yield from _run(servers.start_redis(server_logs))
+
+
+@pytest.fixture
+def redis_url(redis_server: servers.Server) -> Iterator[str]:
+    """The session's Redis, emptied (FLUSHALL) before this test: its URL."""
+    import redis
+
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    yield redis_server.url
+
+
 def _app_env(tmp_path_factory: pytest.TempPathFactory, name: str) -> dict[str, str]:
     """An app under test's environment: its own SQLite file and port, test-speed bcrypt."""
     port = servers.free_port()

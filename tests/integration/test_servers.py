@@ -1,6 +1,7 @@
-"""Each real test server answers: DynamoDB Local, localstripe and the app itself."""
+"""Each real test server answers: DynamoDB Local, localstripe, Redis and the app itself."""
 
 import boto3
+import redis
 import requests
 import stripe
 
@@ -36,6 +37,13 @@ def test_localstripe_creates_a_customer(localstripe):
     customer = client.v1.customers.create(params={"email": "smoke@example.com"})
     assert customer.id.startswith("cus_")
     assert client.v1.customers.retrieve(customer.id).email == "smoke@example.com"
+
+
+def test_redis_stores_and_is_emptied_for_each_test(redis_url):
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.dbsize() == 0  # emptied before this test
+        client.set("smoke", "x")
+        assert client.get("smoke") == b"x"
 
 
 def test_the_app_answers_its_health_route(app_server):

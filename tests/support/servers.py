@@ -148,6 +148,17 @@ def register_stripe_webhook(localstripe: Server, url: str, secret: str) -> None:
     response.raise_for_status()
 
 
+def start_redis(log_dir: Path) -> Server:
+    """A throw-away Redis (Debian's redis-server) on loopback and a free port, saving nothing to disk; its URL is
+    redis://127.0.0.1:<port>/0."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ServerStartError("Redis: redis-server is missing (run scripts/setup test-fast)")
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    return start_server("redis", command, f"redis://127.0.0.1:{port}/0", port_open(port), log_dir, timeout=30)
+
+
 def _app_command_env(log_dir: Path, env: Mapping[str, str], name: str) -> dict[str, str]:
     return {
         **env,
