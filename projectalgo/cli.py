@@ -14,8 +14,10 @@ from collections.abc import Callable, Sequence
 from projectalgo import admin, members, memberships, strategies
 from projectalgo.db import session_scope
 from projectalgo.errors import DomainError
+from projectalgo.models import ROLES, id_of
 from projectalgo.runtime import services
 from projectalgo.settings import SettingsError
+from projectalgo.snapshots import RollupRebuilding
 
 
 class CommandError(Exception):
@@ -60,10 +62,12 @@ def _create_admin(args: argparse.Namespace) -> int:
             bcrypt_rounds=settings.bcrypt_rounds,
             default_uses=settings.invite_default_uses,
         )
-        code = members.own_invitation(session, user.id).code
+        invitation = members.own_invitation(session, id_of(user))
+        if invitation is None:  # every new user gets one (members._create_user)
+            raise CommandError("the new admin has no invitation")
         admin.record_command_line_change(session, action="create admin", user=user)
     print(f"created admin {user.email}")
-    print(f"invite link: {settings.public_url}/invite/{code}")
+    print(f"invite link: {settings.public_url}/invite/{invitation.code}")
     return 0
 
 
@@ -82,7 +86,7 @@ def _grant_membership(args: argparse.Namespace) -> int:
     with session_scope(services().engine) as session:
         user = members.user_by_email(session, args.email)
         membership = memberships.grant(
-            session, user_id=user.id, days=args.days, source="admin", note="granted from the CLI"
+            session, user_id=id_of(user), days=args.days, source="admin", note="granted from the CLI"
         )
         admin.record_command_line_change(session, action=admin.grant_membership_action(args.days), user=user)
     print(f"{user.email}: member until {membership.ends_at:%Y-%m-%d %H:%M} UTC")
@@ -92,18 +96,18 @@ def _grant_membership(args: argparse.Namespace) -> int:
 def _create_strategy(args: argparse.Namespace) -> int:
     with session_scope(services().engine) as session:
         user = members.user_by_email(session, args.email)
-        actor = members.Actor(user.id, tuple(user.roles))
+        actor = members.Actor(id_of(user), tuple(user.roles))
         wanted = " ".join(args.account.split())
         existing = [a.id for a in strategies.list_accounts(session, actor) if a.name.casefold() == wanted.casefold()]
         if existing:
             account_id = existing[0]
         else:
-            account_id = strategies.create_account(session, actor, name=wanted).id
+            account_id = id_of(strategies.create_account(session, actor, name=wanted))
             admin.record_command_line_change(session, action="create account", user=user, target=wanted)
         strategy = strategies.create_strategy(
             session, actor, account_id=account_id, name=args.name, description=args.description, symbol=args.symbol
         )
-        token = strategies.issue_token(session, actor, strategy.id)
+        token = strategies.issue_token(session, actor, id_of(strategy))
         # The token itself never reaches the audit log; the strategy is named by id and name.
         target = f"strategy {strategy.id} ({strategy.name})"
         admin.record_command_line_change(session, action="create strategy with a bot token", user=user, target=target)
@@ -124,10 +128,12 @@ def _create_table(_args: argparse.Namespace) -> int:
 
 def _rebuild_rollups(args: argparse.Namespace) -> int:
     store = services().snapshot_store
+    if not isinstance(store, RollupRebuilding):
+        raise CommandError(f"the {store.name} snapshot store cannot rebuild roll-ups")
     with session_scope(services().engine) as session:
         strategy_ids = args.strategy or strategies.all_strategy_ids(session)
     for strategy_id in strategy_ids:
-        # Both stores have rebuild_rollups; it is an operator's repair, not part of the SnapshotStore protocol.
+        # Both stores have rebuild_rollups: an operator's repair, not part of the SnapshotStore protocol.
         buckets = store.rebuild_rollups(strategy_id)
         with session_scope(services().engine) as session:
             target = f"strategy {strategy_id} ({admin.plural(buckets, 'bucket')})"
@@ -154,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     create_admin.add_argument("--name", required=True)
     set_role = command("set-role", "grant or remove roles (member, moderator, admin)", _set_role)
     set_role.add_argument("--email", required=True)
-    set_role.add_argument("--add", action="append", choices=members.ROLES, metavar="ROLE")
-    set_role.add_argument("--remove", action="append", choices=members.ROLES, metavar="ROLE")
+    set_role.add_argument("--add", action="append", choices=ROLES, metavar="ROLE")
+    set_role.add_argument("--remove", action="append", choices=ROLES, metavar="ROLE")
     grant = command("grant-membership", "grant or extend a membership by N days (source: admin)", _grant_membership)
     grant.add_argument("--email", required=True)
     grant.add_argument("--days", type=int, default=365)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
-from typing import Protocol, TypedDict
+from typing import Protocol, TypedDict, runtime_checkable
 
 from projectalgo.errors import ConflictError, InvalidInputError, UnavailableError, UnreadableError
 
@@ -435,6 +435,16 @@ class SnapshotStore(Protocol):
 
     def rollups(self, strategy_id: int, resolution: str, start_ms: int, end_ms: int) -> list[Rollup]:
         """The "hour" or "day" buckets with start_ms <= bucket_ms < end_ms, oldest first; `put_many` keeps them."""
+        ...
+
+
+@runtime_checkable
+class RollupRebuilding(Protocol):
+    """A store that can recompute a strategy's roll-ups from its snapshots (both stores can: an operator's repair,
+    `python -m projectalgo rebuild-rollups`, not part of SnapshotStore)."""
+
+    def rebuild_rollups(self, strategy_id: int) -> int:
+        """Recompute the strategy's roll-ups and merge them in; the number of buckets."""
         ...
 
 
