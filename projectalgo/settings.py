@@ -23,6 +23,8 @@ NOT_CENT_CURRENCIES = "bhd bif clp djf gnf iqd jod jpy kmf krw kwd lyd mga omr p
 DEFAULT_SECRET_KEY_FILE = ".secret_key_base"
 SECRET_MIN_LENGTH = 32
 PRODUCTION_MIN_BCRYPT_ROUNDS = 10
+LOG_FORMATS = ("json", "text")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(ValueError):
@@ -67,6 +69,9 @@ class Settings:
     cors_allowed_origins: tuple[str, ...]
     # Reflex's state manager uses Redis when this is set (several workers).
     redis_url: str | None
+    # Logs (projectalgo/logs.py): one line per event, JSON lines or readable text; the app's own loggers' level.
+    log_format: str
+    log_level: str
 
     @property
     def snapshot_store(self) -> str:
@@ -127,6 +132,15 @@ def _url(env: Mapping[str, str], name: str, default: str | None = None, *, exact
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
     return value.rstrip("/") if value and not exact else value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    """One of `choices`, whatever its case (kept in the case `choices` has)."""
+    raw = _text(env, name, default=default)
+    for choice in choices:
+        if raw.casefold() == choice.casefold():
+            return choice
+    raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
 
 
 def _price(env: Mapping[str, str]) -> Decimal:
@@ -285,4 +299,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ingest_burst=_integer(env, "INGEST_BURST", 50, 1, 1_000_000),
         cors_allowed_origins=cors_origins(env),
         redis_url=_text(env, "REFLEX_REDIS_URL"),
+        log_format=_choice(env, "LOG_FORMAT", LOG_FORMATS, default="json" if app_env == "production" else "text"),
+        log_level=_choice(env, "LOG_LEVEL", LOG_LEVELS, default="INFO"),
     )
