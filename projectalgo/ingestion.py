@@ -3,7 +3,8 @@
 Every post waiting while a batch is stored joins the next one. A batch resolves all its tokens in one
 query and stores its snapshots with one `put_many` (one transaction on the embedded store). A thread trip
 per post, each with its own query and commit, cost several times the request itself in CPU and GIL
-hand-offs. Plain Python; the API route awaits `Ingestor.submit`.
+hand-offs. Plain Python; the API route awaits `Ingestor.receive`, which counts every outcome (the admin page's
+ingestion figures) and announces each stored snapshot to the live path (live.py), whatever way it came in.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from projectalgo import strategies
+from projectalgo import snapshots, strategies
 from projectalgo.db import UNREACHABLE_ERRORS
 from projectalgo.errors import DomainError, NotAllowedError, RateLimitedError, UnauthenticatedError
+from projectalgo.ingest_stats import IngestStats
+from projectalgo.live import Broadcast, LocalBroadcast
 from projectalgo.ratelimit import RateLimiter
 from projectalgo.snapshots import Snapshot, SnapshotInput, SnapshotStore, StoreUnavailableError
 
@@ -71,14 +75,33 @@ def _failed() -> RuntimeError:
     return RuntimeError("storing the snapshot failed unexpectedly (see the log)")
 
 
+MISSING_TOKEN = "Send the strategy token as Authorization: Bearer <token> or data.strategy_access_token."
+
+
+def _outcome_name(outcome: Outcome) -> str:
+    """How the ingestion figures count an outcome: accepted, a refusal's code, or error."""
+    if isinstance(outcome, Stored):
+        return "accepted"
+    return outcome.code if isinstance(outcome, DomainError) else "error"
+
+
 class Ingestor:
     def __init__(
-        self, engine: Engine, store: SnapshotStore, limiter: RateLimiter, clock: Callable[[], float] = time.monotonic
+        self,
+        engine: Engine,
+        store: SnapshotStore,
+        limiter: RateLimiter,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        stats: IngestStats | None = None,
+        broadcast: Broadcast | None = None,
     ) -> None:
         self._engine = engine
         self._store = store
         self._limiter = limiter
         self._clock = clock
+        self.stats = stats or IngestStats()
+        self._broadcast = broadcast or LocalBroadcast()
         # token id -> when its use was last written, and its newest stored snapshot not written yet; only the
         # ingest thread touches them (a batch, or the delayed write of what a batch held back)
         self._recorded_at: dict[int, float] = {}
@@ -90,6 +113,33 @@ class Ingestor:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
         self._storing = False
         self._task: asyncio.Task[None] | None = None
+
+    async def receive(self, raw: bytes, header_token: str | None, now: datetime) -> Snapshot:
+        """A bot's post from reading its body to the live push: read and check it, store it with whatever else is
+        waiting, and announce it. Raises a DomainError to refuse (counted, as is every stored snapshot)."""
+        try:
+            body = snapshots.read_body(raw)
+            token = header_token or snapshots.body_token(body)
+            if token is None:
+                raise UnauthenticatedError(MISSING_TOKEN, code="missing_token")
+            accepted = snapshots.validate(body, now)
+        except DomainError as refusal:
+            await self.count_refusal(refusal.code)
+            raise
+        try:
+            stored = (await self.submit(Post(token, accepted, snapshots.epoch_ms(now)))).snapshot
+        except StoreUnavailableError as refusal:
+            log.warning("ingest.store_unavailable error=%s", refusal)
+            raise
+        try:
+            await self._broadcast.publish(stored)
+        except Exception:  # stored all the same: the bot gets its 201, open tabs catch up when they resync
+            log.exception("live.publish_failed strategy_id=%s", stored.strategy_id)
+        return stored
+
+    async def count_refusal(self, code: str) -> None:
+        """Count a post refused before ingestion could read it (by HTTP's rules)."""
+        await asyncio.to_thread(self._count, code)
 
     async def submit(self, post: Post) -> Stored:
         """Store one post with whatever else is waiting. Raises a DomainError (a refusal, or
@@ -175,7 +225,16 @@ class Ingestor:
             for (index, owner, _), result in zip(accepted, results, strict=True):
                 outcomes[index] = Stored(owner, result) if isinstance(result, Snapshot) else result
         self._record_use([outcome for outcome in outcomes if isinstance(outcome, Stored)])
-        return [outcome for outcome in outcomes if outcome is not None]
+        answered = [outcome for outcome in outcomes if outcome is not None]
+        for outcome in answered:
+            self._count(_outcome_name(outcome))
+        return answered
+
+    def _count(self, outcome: str) -> None:
+        try:
+            self.stats.count(outcome)
+        except Exception:  # the figures are only figures: a failure to count never fails a post
+            log.warning("ingest.count_failed outcome=%s", outcome, exc_info=True)
 
     def _record_use(self, stored: list[Stored]) -> None:
         """Write each token's last use, at most once a second per token, from its newest stored snapshot (one

@@ -1,15 +1,22 @@
-"""SnapshotHub: where a stored snapshot is announced, so that the browsers watching it update at once.
+"""The live path's domain: where a stored snapshot is announced (a Broadcast), who may still receive it
+(allowed_sessions), and which tabs of this worker watch which strategy (Watchers). No Reflex here: the Reflex
+side (projectalgo/live_push.py) registers tabs, listens to the broadcast and pushes to the tabs.
 
-In-process fan-out to subscribers. The live dashboard subscribes a pusher that forwards each snapshot
-to the Reflex tabs allowed to see it (see the dashboard pages).
+One worker: LocalBroadcast, an in-process fan-out. Several workers: RedisBroadcast, a Redis channel every worker
+listens to, so a snapshot stored by any worker reaches the tabs whose websockets each worker holds.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-from collections.abc import Awaitable, Callable, Collection, Container, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from dataclasses import asdict, fields
 from datetime import timedelta
+from decimal import Decimal
 
+import redis.asyncio as aioredis
 from sqlalchemy.orm import Session
 
 from projectalgo import members, memberships, strategies
@@ -18,9 +25,27 @@ from projectalgo.snapshots import Snapshot
 
 Subscriber = Callable[[Snapshot], Awaitable[None]]
 log = logging.getLogger("projectalgo.live")
+CHANNEL = "projectalgo:snapshots"
+RECONNECT_SECONDS = (0.5, 1, 2, 5)  # waits between attempts to listen again after Redis went away
 
 
-class SnapshotHub:
+def encode(snapshot: Snapshot) -> str:
+    """A snapshot as JSON text, its amounts as exact decimal strings."""
+    return json.dumps(
+        {name: str(value) if isinstance(value, Decimal) else value for name, value in asdict(snapshot).items()}
+    )
+
+
+def decode(text: str | bytes) -> Snapshot:
+    data = json.loads(text)
+    return Snapshot(
+        **{f.name: Decimal(data[f.name]) if f.type in ("Decimal", Decimal) else data[f.name] for f in fields(Snapshot)}
+    )
+
+
+class LocalBroadcast:
+    """One worker: a stored snapshot goes straight to this process's subscribers."""
+
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
 
@@ -30,12 +55,58 @@ class SnapshotHub:
         return lambda: self._subscribers.remove(subscriber)
 
     async def publish(self, snapshot: Snapshot) -> None:
+        await self._deliver(snapshot)
+
+    async def listen(self) -> None:
+        """Nothing to listen to: publish delivers."""
+
+    async def _deliver(self, snapshot: Snapshot) -> None:
         """Tell every subscriber; one failing subscriber never stops the others or the caller."""
         for subscriber in list(self._subscribers):
             try:
                 await subscriber(snapshot)
             except Exception:
                 log.exception("live.subscriber_failed strategy_id=%s", snapshot.strategy_id)
+
+
+class RedisBroadcast(LocalBroadcast):
+    """Several workers: a stored snapshot is published on a Redis channel, and each worker's `listen` (a task the
+    app runs for its lifetime) hands every snapshot heard to its own subscribers. Redis pub/sub delivers at most
+    once and only to listeners connected at that moment: a worker reconnecting after a Redis outage misses what
+    was published meanwhile, and its tabs catch up from the store when they resync."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self._url = url
+        self._publisher: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
+
+    async def publish(self, snapshot: Snapshot) -> None:
+        loop = asyncio.get_running_loop()
+        if self._publisher is None or self._publisher[0] is not loop:  # a client's connections serve one loop
+            self._publisher = (loop, aioredis.from_url(self._url, socket_timeout=2, socket_connect_timeout=2))
+        await self._publisher[1].publish(CHANNEL, encode(snapshot))
+
+    async def listen(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                client = aioredis.from_url(self._url)
+                async with client, client.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    log.info("live.listening channel=%s", CHANNEL)
+                    attempt = 0
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            await self._deliver(decode(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("live.listen_failed")
+            await asyncio.sleep(RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)])
+            attempt += 1
+
+
+Broadcast = LocalBroadcast  # LocalBroadcast or RedisBroadcast
 
 
 def allowed_sessions(
@@ -56,12 +127,9 @@ def allowed_sessions(
 
 
 class Watchers:
-    """Which browser tabs show which strategies, and for which sign-in. A tab is added only after its page
-    checked that its user may see them; each push checks again (allowed_sessions) before it is sent.
-
-    In-process: with one worker (the default) every tab's websocket is here. Several workers behind Redis
-    need this registry shared too (the production round). Closed tabs are dropped by `prune`, which the app
-    runs every minute.
+    """Which browser tabs show which strategies, and for which sign-in: this worker's registrations (each worker
+    pushes to the tabs whose websockets it holds). A tab is added only after its page checked that its user may
+    see them; each push checks again (allowed_sessions) before it is sent. Closed tabs are dropped by `prune`.
     """
 
     def __init__(self) -> None:
@@ -78,6 +146,9 @@ class Watchers:
         for strategy_id in ids:
             self._by_strategy.setdefault(strategy_id, {})[client_token] = (state, login_session_id)
 
+    def watches(self, client_token: str) -> bool:
+        return client_token in self._by_tab
+
     def forget(self, client_token: str) -> None:
         self._away_since.pop(client_token, None)
         for strategy_id in self._by_tab.pop(client_token, ()):
@@ -90,12 +161,12 @@ class Watchers:
         """(client token, state class, login session id) of each tab watching the strategy."""
         return [(tab, state, login) for tab, (state, login) in self._by_strategy.get(strategy_id, {}).items()]
 
-    def prune(self, connected: Container[str], now: float, grace_seconds: float) -> int:
-        """Forget the tabs that have had no connection for `grace_seconds`: closed ones (a tab that comes back
-        loads its page's state again, which registers it again). Returns how many were forgotten."""
+    def prune(self, connected: Callable[[str], bool], now: float, grace_seconds: float) -> int:
+        """Forget the tabs that have had no connection here for `grace_seconds`: closed ones (a tab that comes
+        back loads its page's state again, which registers it again). Returns how many were forgotten."""
         gone = []
         for client_token in self._by_tab:
-            if client_token in connected:
+            if connected(client_token):
                 self._away_since.pop(client_token, None)
             elif now - self._away_since.setdefault(client_token, now) >= grace_seconds:
                 gone.append(client_token)

@@ -1,17 +1,13 @@
 """Composition root: reads the settings once, builds the API and registers the pages."""
 
-import asyncio
-import logging
-import time
 from pathlib import Path
 
 import reflex as rx
-from reflex.config import get_config
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from projectalgo import live
 from projectalgo.api import around_reflex, http_policy
+from projectalgo.live_push import live_push
 from projectalgo.pages.accounts import AccountsState, accounts_page
 from projectalgo.pages.admin import AdminState, admin_page
 from projectalgo.pages.dashboard import DashboardState, dashboard_page
@@ -24,11 +20,8 @@ from projectalgo.pages.reset import ResetState, reset_page
 from projectalgo.pages.strategies import StrategiesState, strategies_page
 from projectalgo.pages.strategy import StrategyPageState, strategy_page
 from projectalgo.runtime import services
-from projectalgo.snapshots import Snapshot
-from projectalgo.state import TabGuard, idle_limit, in_session, unhandled_event_error
+from projectalgo.state import TabGuard, unhandled_event_error
 
-log = logging.getLogger("projectalgo.live")
-PRUNE_EVERY_SECONDS = 60
 services()  # fail at start-up, not on the first request, when a setting is wrong
 
 
@@ -52,61 +45,7 @@ class ProjectAlgoApp(rx.App):
 
 app = ProjectAlgoApp(api_transformer=around_reflex, backend_exception_handler=unhandled_event_error)
 app.add_middleware(TabGuard(), index=0)
-_pushes: set[asyncio.Task] = set()  # running pushes, kept so they are not garbage-collected
-
-
-async def _push_to_tab(client_token: str, state: type[rx.State], login_session_id: int, snapshot: Snapshot) -> None:
-    try:
-        async with app.modify_state(rx.BaseStateToken(ident=client_token, cls=state)) as root:
-            tab = await root.get_state(state)
-            # The tab may have signed out or changed user since it was registered, without an event here yet.
-            if tab._user is None or tab._user.login_session_id != login_session_id:
-                services().watchers.forget(client_token)
-                return
-            tab._apply_snapshot(snapshot)
-    except Exception:
-        log.exception("live.push_failed strategy_id=%s", snapshot.strategy_id)
-
-
-async def push_snapshot(snapshot: Snapshot) -> None:
-    """Send a stored snapshot to the tabs showing its strategy whose user may still see it, without delaying
-    the bot's answer. Rights are checked again for every push: a sign-out, a demotion, a disabled user or an
-    ended membership stops the pushes at once, whatever the tab shows."""
-    connected = app.event_namespace.token_to_sid if app.event_namespace else {}
-    tabs = [tab for tab in services().watchers.of(snapshot.strategy_id) if tab[0] in connected]
-    if not tabs:
-        return  # closed tabs: touching their state would only keep it alive in memory
-    idle = idle_limit()
-    allowed = await in_session(
-        lambda session: live.allowed_sessions(session, snapshot.strategy_id, {t[2] for t in tabs}, idle=idle)
-    )
-    for client_token, state, login_session_id in tabs:
-        if login_session_id not in allowed:
-            services().watchers.forget(client_token)
-            continue
-        task = asyncio.create_task(_push_to_tab(client_token, state, login_session_id, snapshot))
-        _pushes.add(task)
-        task.add_done_callback(_pushes.discard)
-
-
-services().hub.subscribe(push_snapshot)
-
-
-@app.register_lifespan_task
-async def forget_closed_tabs() -> None:
-    """Drop the live registrations of tabs gone for longer than Reflex keeps their state."""
-    while True:
-        await asyncio.sleep(PRUNE_EVERY_SECONDS)
-        connected = app.event_namespace.token_to_sid if app.event_namespace else {}
-        # Reflex keeps a tab's state this long (its memory and Redis state managers alike).
-        grace = get_config().redis_token_expiration
-        try:
-            forgotten = services().watchers.prune(connected, time.monotonic(), grace)
-        except Exception:  # keep pruning next minute
-            log.exception("live.prune_failed")
-            continue
-        if forgotten:
-            log.info("live.forgot_closed_tabs count=%d", forgotten)
+live_push.start(app, services().broadcast)
 
 
 app.add_page(login_page, route="/", title="ProjectAlgo", on_load=LoginState.open_login)

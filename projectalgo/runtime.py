@@ -16,7 +16,7 @@ from projectalgo.db import make_engine
 from projectalgo.ingest_stats import IngestStats
 from projectalgo.ingestion import Ingestor
 from projectalgo.integrations.stripe import StripeGateway
-from projectalgo.live import SnapshotHub, Watchers
+from projectalgo.live import Broadcast, LocalBroadcast, RedisBroadcast
 from projectalgo.ratelimit import RateLimiter
 from projectalgo.settings import Settings, load_settings
 from projectalgo.snapshots import SnapshotStore
@@ -43,8 +43,7 @@ class Services:
     settings: Settings
     engine: Engine
     snapshot_store: SnapshotStore
-    hub: SnapshotHub
-    watchers: Watchers
+    broadcast: Broadcast  # where stored snapshots are announced: every worker's live push listens
     ingestor: Ingestor
     ingest_stats: IngestStats
     # None when STRIPE_SECRET_KEY is unset: the membership page then says payments are not configured.
@@ -67,13 +66,20 @@ def services() -> Services:
     settings = load_settings()
     engine = make_engine(settings.database_url)
     store = build_snapshot_store(settings, engine)
+    broadcast = RedisBroadcast(settings.redis_url) if settings.redis_url else LocalBroadcast()
+    stats = IngestStats()
     return Services(
         settings=settings,
         engine=engine,
         snapshot_store=store,
-        hub=SnapshotHub(),
-        watchers=Watchers(),
-        ingestor=Ingestor(engine, store, RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst)),
-        ingest_stats=IngestStats(),
+        broadcast=broadcast,
+        ingestor=Ingestor(
+            engine,
+            store,
+            RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst),
+            stats=stats,
+            broadcast=broadcast,
+        ),
+        ingest_stats=stats,
         payments=StripeGateway(settings) if settings.stripe_secret_key else None,
     )

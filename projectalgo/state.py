@@ -27,6 +27,7 @@ from sqlmodel import Session
 from projectalgo import members, memberships
 from projectalgo.db import session_scope
 from projectalgo.errors import SOMETHING_WRONG, DomainError
+from projectalgo.live_push import live_push
 from projectalgo.runtime import password_threads, services
 
 T = TypeVar("T")
@@ -193,7 +194,7 @@ class AuthState(rx.State):
     async def _empty_tab(self) -> None:
         """Reset every page state of this tab to its defaults and forget its live registrations, so nothing
         loaded for one user (or role, or membership) is ever sent to the browser for another."""
-        services().watchers.forget(self.router.session.client_token)
+        live_push.forget(self.router.session.client_token)
         for page_state in _page_states(AuthState):
             (await self.get_state(page_state)).reset()
         self._identity = None

@@ -11,7 +11,6 @@ from projectalgo import snapshots
 from projectalgo.api.errors import TooLargeError, error_response, error_responses, read_limited, refusal_response
 from projectalgo.clock import utcnow
 from projectalgo.errors import DomainError
-from projectalgo.ingestion import Post
 from projectalgo.runtime import services
 
 log = logging.getLogger("projectalgo.ingest")
@@ -131,48 +130,24 @@ def _header_token(request: Request) -> str | None:
     return credentials.strip() or None if scheme.lower() == "bearer" else None
 
 
-def _refused(status: int, error: str, detail: object) -> JSONResponse:
-    """A post refused by HTTP's rules, before the domain sees it."""
-    services().ingest_stats.count(error)
+async def _refused(status: int, error: str, detail: object) -> JSONResponse:
+    """A post refused by HTTP's rules, before ingestion sees it (counted all the same)."""
+    await services().ingestor.count_refusal(error)
     return error_response(status, error, detail)
-
-
-def _refused_by_domain(refusal: DomainError) -> JSONResponse:
-    services().ingest_stats.count(refusal.code)
-    return refusal_response(refusal)
 
 
 async def ingest(request: Request) -> JSONResponse:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        return _refused(415, "unsupported_media_type", "Send the snapshot as Content-Type: application/json.")
+        return await _refused(415, "unsupported_media_type", "Send the snapshot as Content-Type: application/json.")
     try:
         raw = await read_limited(request, snapshots.MAX_BODY_BYTES)
     except TooLargeError:
-        return _refused(413, "too_large", f"The body must be at most {snapshots.MAX_BODY_BYTES} bytes.")
+        return await _refused(413, "too_large", f"The body must be at most {snapshots.MAX_BODY_BYTES} bytes.")
     try:
-        body = snapshots.read_body(raw)
-    except snapshots.BadBodyError as refusal:
-        return _refused_by_domain(refusal)
-
-    token = _header_token(request) or snapshots.body_token(body)
-    if token is None:
-        return _refused(
-            401,
-            "missing_token",
-            "Send the strategy token as Authorization: Bearer <token> or data.strategy_access_token.",
-        )
-    now = utcnow()
-    try:
-        accepted = snapshots.validate(body, now)
-        stored = (await services().ingestor.submit(Post(token, accepted, snapshots.epoch_ms(now)))).snapshot
-    except snapshots.StoreUnavailableError as refusal:
-        log.warning("ingest.store_unavailable error=%s", refusal)
-        return _refused_by_domain(refusal)
+        stored = await services().ingestor.receive(raw, _header_token(request), utcnow())
     except DomainError as refusal:
-        return _refused_by_domain(refusal)
-    services().ingest_stats.count("accepted")
-    await services().hub.publish(stored)
+        return refusal_response(refusal)
     created_at = stored.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return JSONResponse({"status": True, "strategy_id": stored.strategy_id, "created_at": created_at}, status_code=201)
 

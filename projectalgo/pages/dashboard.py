@@ -21,6 +21,7 @@ from projectalgo.components.layout import layout
 from projectalgo.components.live_chart import live_chart
 from projectalgo.components.status import ago, range_picker, status_badge, status_timer, time_zone_note
 from projectalgo.components.tables import labelled_cell, stacked_table
+from projectalgo.live_push import live_push
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
 from projectalgo.state import AuthState, CurrentUser, in_session, members_only
@@ -122,8 +123,11 @@ class DashboardLiveState(AuthState):
     @rx.event
     @members_only
     async def tick(self, member: CurrentUser, _shown: str = "") -> rx.event.EventSpec | None:
-        """The page's timer, once a minute: statuses as of now, from what the tab holds (nothing is read)."""
+        """The page's timer, once a minute: statuses as of now, from what the tab holds (nothing is read). A tab
+        this worker does not push to (its websocket came from another worker) loads again, which registers it."""
         self._restatus(epoch_ms(utcnow()))
+        if self._accounts and not live_push.watching(self.router.session.client_token):
+            return DashboardState.resync
         return None
 
 
@@ -164,9 +168,7 @@ class DashboardState(AuthState):
         seq = live._show(seen.equity, seen.window, rows, accounts, stale_ms)
         title = f"Wallet balance — {seen.window.key}"
         self.figure = await anyio.to_thread.run_sync(charts.equity_figure, seen.equity.series, seq, title)
-        services().watchers.watch(
-            self.router.session.client_token, DashboardLiveState, accounts, member.login_session_id
-        )
+        live_push.watch(self.router.session.client_token, DashboardLiveState, accounts, member.login_session_id)
 
     @members_only
     async def _guarded_load(self, member: CurrentUser) -> rx.event.EventSpec | None:

@@ -20,6 +20,7 @@ from projectalgo.components.live_chart import live_chart
 from projectalgo.components.status import ago, range_picker, status_badge, status_timer, time_zone_note
 from projectalgo.components.tables import labelled_cell, stacked_table
 from projectalgo.errors import NotFoundError
+from projectalgo.live_push import live_push
 from projectalgo.runtime import services
 from projectalgo.snapshots import ALL_TIME_END_MS, Snapshot, epoch_ms
 from projectalgo.state import AuthState, CurrentUser, in_session, members_only
@@ -101,8 +102,11 @@ class StrategyLiveState(AuthState):
     @rx.event
     @members_only
     async def tick(self, member: CurrentUser, _shown: str = "") -> rx.event.EventSpec | None:
-        """The page's timer, once a minute: the status as of now, from what the tab holds (nothing is read)."""
+        """The page's timer, once a minute: the status as of now, from what the tab holds (nothing is read). A tab
+        this worker does not push to (its websocket came from another worker) loads again, which registers it."""
         self._restatus(epoch_ms(utcnow()))
+        if self._strategy_id and not live_push.watching(self.router.session.client_token):
+            return StrategyPageState.resync
         return None
 
 
@@ -135,7 +139,7 @@ class StrategyPageState(AuthState):
             self.reset()
             self.found = False
             (await self.get_state(StrategyLiveState)).reset()
-            services().watchers.forget(self.router.session.client_token)
+            live_push.forget(self.router.session.client_token)
             return None
 
     async def _load(self, member: CurrentUser) -> None:
@@ -174,9 +178,7 @@ class StrategyPageState(AuthState):
         self._page_ends, self.page = [], 1
         await self._read_page(view.id, ALL_TIME_END_MS)
         live.unseen = 0
-        services().watchers.watch(
-            self.router.session.client_token, StrategyLiveState, [view.id], member.login_session_id
-        )
+        live_push.watch(self.router.session.client_token, StrategyLiveState, [view.id], member.login_session_id)
 
     async def _read_page(self, strategy_id: int, before_ms: int) -> None:
         store = services().snapshot_store

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import event
 
 from projectalgo.clock import utcnow
+from projectalgo.live_push import live_push
 from projectalgo.pages import dashboard as dashboard_page
 from projectalgo.pages import strategy as strategy_page
 from projectalgo.pages.dashboard import DashboardLiveState, DashboardState
@@ -89,3 +90,27 @@ def test_the_strategy_page_tick_turns_a_silent_bot_stale_reading_no_snapshot(wor
 def test_a_tick_from_a_signed_out_tab_goes_to_the_login_page(world, handler, state_class):
     state = signed_in_state(state_class, None)
     assert "/login" in str(call(state, handler, ""))
+
+
+@pytest.mark.parametrize(
+    ("page_class", "live_class", "path"),
+    [(DashboardState, DashboardLiveState, "/dashboard"), (StrategyPageState, StrategyLiveState, "/strategies/{id}")],
+)
+def test_a_tab_this_worker_does_not_push_to_loads_again_on_its_tick_and_is_registered(
+    world, page_class, live_class, path
+):
+    """A tab whose websocket moved here from another worker is not registered here: its next tick loads the page
+    again (its own event), which registers it with this worker's live push."""
+    page = signed_in_state(page_class, world["alice"])
+    visit(page, path.format(id=world["strategy_id"]))
+    call(page, page_class.open_dashboard if page_class is DashboardState else page_class.open_strategy)
+    live = same_tab(page, live_class)
+    token = page.router.session.client_token
+    assert call(live, live_class.tick, "") is None  # registered: nothing to do
+
+    live_push.forget(token)  # as on a worker that never saw the page load
+    reload = call(live, live_class.tick, "")
+    assert reload is not None and reload.fn.__qualname__ == page_class.resync.fn.__qualname__
+    call(page, page_class.resync)
+    assert live_push.watching(token)
+    assert [tab for tab, _, _ in live_push.watchers.of(world["strategy_id"])] == [token]

@@ -12,6 +12,7 @@ from sqlalchemy import update
 from projectalgo import live, members
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
+from projectalgo.live_push import live_push
 from projectalgo.models import LoginSession, Membership, User
 from projectalgo.pages.admin import AdminState
 from projectalgo.pages.dashboard import DashboardLiveState, DashboardState
@@ -100,13 +101,13 @@ def test_signing_out_empties_every_page_of_the_tab_and_its_live_registration(wor
     admin_page = same_tab(state, AdminState)
     call(admin_page, AdminState.open_admin)
     assert world["alice"].email in browser_view(state)
-    assert services().watchers.of(world["strategy_id"])
+    assert live_push.watchers.of(world["strategy_id"])
     logout = same_tab(state, LogoutState)
     assert call(logout, LogoutState.sign_out) is not None
     view = browser_view(state)
     for secret in ("123,456.78", world["alice"].email, world["bob"].email, "Trend"):
         assert secret not in view
-    assert services().watchers.of(world["strategy_id"]) == []
+    assert live_push.watchers.of(world["strategy_id"]) == []
 
 
 def test_a_sign_in_on_a_tab_that_showed_someone_else_starts_empty(world):
@@ -119,7 +120,7 @@ def test_a_sign_in_on_a_tab_that_showed_someone_else_starts_empty(world):
     assert login.error == "" and login.session_token
     view = browser_view(state)
     assert "123,456.78" not in view and world["alice"].email not in view
-    assert services().watchers.of(world["strategy_id"]) == []
+    assert live_push.watchers.of(world["strategy_id"]) == []
 
 
 @pytest.mark.parametrize("loss", ["membership ended", "disabled", "signed out everywhere"])
@@ -143,7 +144,7 @@ def test_a_lost_right_empties_the_tab_at_its_next_event(world, loss):
             members.end_all_sessions(session, alice.id)
     call(dashboard, DashboardState.resync)
     assert "123,456.78" not in browser_view(dashboard)
-    assert services().watchers.of(world["strategy_id"]) == []
+    assert live_push.watchers.of(world["strategy_id"]) == []
 
 
 def _login_id(engine, token: str) -> int:
@@ -181,7 +182,7 @@ def test_a_page_load_sends_nothing_loaded_before_it(world):
     view = browser_view(state)
     for secret in ("123,456.78", world["alice"].email, world["bob"].email, "Trend"):
         assert secret not in view
-    assert services().watchers.of(world["strategy_id"]) == []
+    assert live_push.watchers.of(world["strategy_id"]) == []
     call(state, StrategyPageState.open_strategy)  # the page's on_load, for whoever the browser's token says
     assert state.name == "Trend" and "123,456.78" in browser_view(state)
 
