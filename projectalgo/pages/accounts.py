@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import reflex as rx
+from reflex.event import EventSpec
+from reflex.vars import ObjectVar
 
 from projectalgo import forms, strategies
 from projectalgo.components.dialogs import with_confirmation
@@ -32,9 +34,9 @@ class AccountRow:
 
 
 class AccountsState(MemberActionsMixin, AuthState):
-    accounts: list[AccountRow] = []
-    added: int = 0  # accounts added by this tab: the add form's key, so it empties after each
-    renamed: int = 0  # the rename dialogs' key, so they close after a rename
+    accounts: rx.Field[list[AccountRow]] = rx.field(default_factory=list)
+    added: rx.Field[int] = rx.field(0)  # accounts added by this tab: the add form's key, so it empties after each
+    renamed: rx.Field[int] = rx.field(0)  # the rename dialogs' key, so they close after a rename
 
     async def _reload(self, member: CurrentUser) -> None:
         views = await in_session(lambda session: strategies.list_accounts(session, member.actor))
@@ -44,11 +46,11 @@ class AccountsState(MemberActionsMixin, AuthState):
         ]
 
     @rx.event
-    async def open_accounts(self) -> rx.event.EventSpec | None:
+    async def open_accounts(self) -> EventSpec | None:
         return await self._open()
 
     @rx.event
-    async def add_account(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+    async def add_account(self, form: dict[str, str]) -> EventSpec | None:
         return await self._act(
             lambda session, actor: strategies.create_account(
                 session,
@@ -67,7 +69,7 @@ class AccountsState(MemberActionsMixin, AuthState):
         self.added += 1
 
     @rx.event
-    async def rename_account(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+    async def rename_account(self, form: dict[str, str]) -> EventSpec | None:
         redirect = await self._act(
             lambda session, actor: strategies.rename_account(
                 session,
@@ -86,7 +88,7 @@ class AccountsState(MemberActionsMixin, AuthState):
         self.renamed += 1
 
     @rx.event
-    async def set_archived(self, account_id: int, archived: bool) -> rx.event.EventSpec | None:
+    async def set_archived(self, account_id: int, archived: bool) -> EventSpec | None:
         return await self._act(
             lambda session, actor: strategies.set_account_archived(
                 session, actor, forms.parse_id(account_id), archived=forms.parse_flag(archived)
@@ -95,7 +97,7 @@ class AccountsState(MemberActionsMixin, AuthState):
         )
 
     @rx.event
-    async def delete_account(self, account_id: int) -> rx.event.EventSpec | None:
+    async def delete_account(self, account_id: int) -> EventSpec | None:
         return await self._act(
             lambda session, actor: strategies.delete_account(session, actor, forms.parse_id(account_id)),
             lambda _none: "Account deleted.",
@@ -137,7 +139,7 @@ def add_account_form() -> rx.Component:
     )
 
 
-def rename_dialog(account: AccountRow) -> rx.Component:
+def rename_dialog(account: ObjectVar[AccountRow]) -> rx.Component:
     return rx.dialog.root(
         rx.dialog.trigger(rx.button("Rename", size=ROW_ACTION_SIZE, variant="soft")),
         rx.dialog.content(
@@ -169,12 +171,12 @@ def rename_dialog(account: AccountRow) -> rx.Component:
     )
 
 
-def delete_button(account: AccountRow) -> rx.Component:
+def delete_button(account: ObjectVar[AccountRow]) -> rx.Component:
     return with_confirmation(
         rx.button("Delete", size=ROW_ACTION_SIZE, variant="soft", color_scheme="red"),
         question=f"Delete the account “{account.name}”?",
         consequence=rx.cond(
-            account.strategy_count > 0,
+            account.strategy_count > 0,  # type: ignore[operator]  # typed a plain Var by Reflex, a NumberVar at run time
             "It still has strategies, which can be archived but not deleted, so it will not be deleted: archive "
             "the account instead, or first move its strategies to another account.",
             "It is removed for good.",
@@ -184,7 +186,7 @@ def delete_button(account: AccountRow) -> rx.Component:
     )
 
 
-def account_row(account: AccountRow) -> rx.Component:
+def account_row(account: ObjectVar[AccountRow]) -> rx.Component:
     return rx.table.row(
         rx.table.row_header_cell(
             rx.text(account.name, weight="medium", as_="span"),

@@ -1,7 +1,8 @@
 """/invite/<code>: who invited you, how many uses are left, and the registration form."""
 
 import reflex as rx
-from sqlmodel import Session
+from reflex.event import EventSpec
+from sqlalchemy.orm import Session
 
 from projectalgo import forms, members
 from projectalgo.components.layout import form_error, labelled_input, layout, new_password_inputs
@@ -10,12 +11,12 @@ from projectalgo.state import AuthState, failure_message, in_password_session, i
 
 
 class InviteState(AuthState):
-    found: bool = False
-    usable: bool = False
-    inviter_name: str = ""
-    uses_remaining: int = 0
-    reason: str = ""
-    error: str = ""
+    found: rx.Field[bool] = rx.field(False)
+    usable: rx.Field[bool] = rx.field(False)
+    inviter_name: rx.Field[str] = rx.field("")
+    uses_remaining: rx.Field[int] = rx.field(0)
+    reason: rx.Field[str] = rx.field("")
+    error: rx.Field[str] = rx.field("")
 
     def _code(self) -> str:
         return self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
@@ -38,7 +39,7 @@ class InviteState(AuthState):
         await self._describe()
 
     @rx.event
-    async def register(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+    async def register(self, form: dict[str, str]) -> EventSpec | None:
         settings = services().settings
         code = self._code()
         client = self.router.session.client_ip or "unknown"

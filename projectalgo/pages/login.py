@@ -1,7 +1,8 @@
 """/login and /logout."""
 
 import reflex as rx
-from sqlmodel import Session
+from reflex.event import EventSpec
+from sqlalchemy.orm import Session
 
 from projectalgo import forms, members
 from projectalgo.components.layout import form_error, labelled_input, layout
@@ -19,11 +20,11 @@ def safe_next(target: str | None) -> str:
 
 
 class LoginState(AuthState):
-    error: str = ""
-    notice: str = ""
+    error: rx.Field[str] = rx.field("")
+    notice: rx.Field[str] = rx.field("")
 
     @rx.event
-    async def open_login(self) -> rx.event.EventSpec | None:
+    async def open_login(self) -> EventSpec | None:
         self.error = members.ACCOUNT_DISABLED if self.router.url.query_parameters.get("disabled") else ""
         query = self.router.url.query_parameters
         self.notice = (
@@ -38,7 +39,7 @@ class LoginState(AuthState):
         return None
 
     @rx.event
-    async def sign_in(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+    async def sign_in(self, form: dict[str, str]) -> EventSpec | None:
         client = self.router.session.client_ip or "unknown"
         settings = services().settings
 
@@ -88,7 +89,7 @@ def login_page() -> rx.Component:
 
 class LogoutState(AuthState):
     @rx.event
-    async def sign_out(self) -> rx.event.EventSpec:
+    async def sign_out(self) -> EventSpec:
         token = self.session_token
         if token:
             await in_session(lambda session: members.end_session(session, token))

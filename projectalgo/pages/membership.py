@@ -26,6 +26,7 @@ from functools import partial
 from typing import TypeVar
 
 import reflex as rx
+from reflex.event import EventSpec
 
 from projectalgo import __version__, billing, memberships
 from projectalgo.components.layout import form_error, layout
@@ -83,26 +84,27 @@ def _browser_error(result: object) -> str:
     return error[:300] if isinstance(error, str) else CARD_NOT_CHECKED
 
 
-def _payment_step(step: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T | rx.event.EventSpec | None]]:
+def _payment_step(step: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T | EventSpec | None]]:
     """A step of paying, for a signed-in user: whatever goes wrong in it, the Pay button stops spinning and the
     payer reads what to do (MembershipState._failsafe)."""
     guarded = signed_in(step)
 
     @functools.wraps(guarded)
-    async def failsafe_step(self: "MembershipState", *args: object, **kwargs: object) -> T | rx.event.EventSpec | None:
+    async def failsafe_step(self: "MembershipState", *args: object, **kwargs: object) -> T | EventSpec | None:
+        result: T | EventSpec | None = None  # None: the step failed, and _failsafe told the payer
         with self._failsafe():
-            return await guarded(self, *args, **kwargs)
-        return None
+            result = await guarded(self, *args, **kwargs)
+        return result
 
     return failsafe_step
 
 
 class MembershipState(AuthState):
-    paying: bool = False
-    pay_error: str = ""
-    pay_notice: str = ""
+    paying: rx.Field[bool] = rx.field(False)
+    pay_error: rx.Field[str] = rx.field("")
+    pay_notice: rx.Field[str] = rx.field("")
     # The user's own payments, newest first: date (ISO 8601), amount, status.
-    payments: list[dict[str, str]] = []
+    payments: rx.Field[list[dict[str, str]]] = rx.field(default_factory=list)
     _payments_loaded: bool = False  # False again after TabGuard emptied the tab
     _setup_id: str = ""
     _intent_id: str = ""
@@ -137,7 +139,7 @@ class MembershipState(AuthState):
 
     @rx.event
     @signed_in
-    async def open_membership(self, user: CurrentUser) -> rx.event.EventSpec | None:
+    async def open_membership(self, user: CurrentUser) -> EventSpec | None:
         settings = services().settings
         self.paying, self.pay_error, self.pay_notice = False, "", ""
         self._setup_id = self._intent_id = ""
@@ -162,7 +164,7 @@ class MembershipState(AuthState):
 
     @rx.event
     @_payment_step
-    async def start_payment(self, user: CurrentUser) -> rx.event.EventSpec | None:
+    async def start_payment(self, user: CurrentUser) -> EventSpec | None:
         gateway = services().payments
         if gateway is None or self.membership_exempt or self.paying:
             return None
@@ -179,7 +181,7 @@ class MembershipState(AuthState):
 
     @rx.event
     @_payment_step
-    async def card_set_up(self, user: CurrentUser, result: dict) -> rx.event.EventSpec | None:
+    async def card_set_up(self, user: CurrentUser, result: dict) -> EventSpec | None:
         """Stripe.js finished the card set-up started here: charge the card (the set-up id is the server's own)."""
         setup_id, self._setup_id = self._setup_id, ""
         if not setup_id:
@@ -198,7 +200,7 @@ class MembershipState(AuthState):
 
     @rx.event
     @_payment_step
-    async def payment_returned(self, user: CurrentUser, _result: dict) -> rx.event.EventSpec | None:
+    async def payment_returned(self, user: CurrentUser, _result: dict) -> EventSpec | None:
         """Stripe.js finished 3-D Secure: read this user's PaymentIntent back from Stripe, whatever the browser says."""
         intent_id, self._intent_id = self._intent_id, ""
         if not intent_id:
@@ -226,7 +228,7 @@ class MembershipState(AuthState):
         except DomainError as error:
             return billing.PaymentOutcome("failed", failure_message(error))
 
-    async def _show(self, user: CurrentUser, outcome: billing.PaymentOutcome) -> rx.event.EventSpec | None:
+    async def _show(self, user: CurrentUser, outcome: billing.PaymentOutcome) -> EventSpec | None:
         if outcome.status == "granted" and not outcome.message:
             self.paying = False
             return rx.redirect("/dashboard")

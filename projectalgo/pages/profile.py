@@ -1,7 +1,8 @@
 """/profile: the signed-in user's own sign-in: change the password, sign out everywhere."""
 
 import reflex as rx
-from sqlmodel import Session
+from reflex.event import EventSpec
+from sqlalchemy.orm import Session
 
 from projectalgo import forms, members
 from projectalgo.components.layout import form_error, labelled_input, layout, new_password_inputs, notice
@@ -10,8 +11,8 @@ from projectalgo.state import AuthState, CurrentUser, failure_message, in_passwo
 
 
 class ProfileState(AuthState):
-    error: str = ""
-    notice: str = ""
+    error: rx.Field[str] = rx.field("")
+    notice: rx.Field[str] = rx.field("")
 
     @rx.event
     @signed_in
@@ -50,7 +51,7 @@ class ProfileState(AuthState):
         return None
 
     @rx.event
-    async def sign_out_everywhere(self) -> rx.event.EventSpec:
+    async def sign_out_everywhere(self) -> EventSpec:
         user = await self._current_user()
         if user is not None:
             await in_session(lambda session: members.end_all_sessions(session, user.id))

@@ -1,7 +1,8 @@
 """/reset/<token>: set a new password with a one-time link an admin issued (the app sends no email)."""
 
 import reflex as rx
-from sqlmodel import Session
+from reflex.event import EventSpec
+from sqlalchemy.orm import Session
 
 from projectalgo import forms, members
 from projectalgo.components.layout import form_error, layout, new_password_inputs
@@ -10,8 +11,8 @@ from projectalgo.state import AuthState, failure_message, in_password_session, i
 
 
 class ResetState(AuthState):
-    usable: bool = False
-    error: str = ""
+    usable: rx.Field[bool] = rx.field(False)
+    error: rx.Field[str] = rx.field("")
 
     def _token(self) -> str:
         return self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
@@ -23,7 +24,7 @@ class ResetState(AuthState):
         self.usable = await in_session(lambda session: members.password_reset_usable(session, token))
 
     @rx.event
-    async def reset_password(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+    async def reset_password(self, form: dict[str, str]) -> EventSpec | None:
         token, rounds = self._token(), services().settings.bcrypt_rounds
 
         def reset(session: Session) -> None:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 import reflex as rx
-from sqlmodel import Session
+from reflex.event import EventSpec
+from reflex.vars import ObjectVar
+from sqlalchemy.orm import Session
 
 from projectalgo import forms, strategies
 from projectalgo.components.bot import bot_snippet
@@ -19,6 +22,7 @@ from projectalgo.components.layout import form_error, layout, notice
 from projectalgo.components.status import local_minute
 from projectalgo.components.tables import ROW_ACTION_SIZE, WHOLE_CARD, labelled_cell, stacked_table
 from projectalgo.members import Actor
+from projectalgo.models import id_of
 from projectalgo.runtime import services
 from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, in_session
 
@@ -52,18 +56,19 @@ class AccountOption:
     name: str
 
 
-def _iso(value: object) -> str:
+def _iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
 
 class StrategiesState(MemberActionsMixin, AuthState):
-    strategies: list[StrategyRow] = []
-    account_options: list[AccountOption] = []
+    strategies: rx.Field[list[StrategyRow]] = rx.field(default_factory=list)
+    account_options: rx.Field[list[AccountOption]] = rx.field(default_factory=list)
     # A token just created: shown once, cleared on dismiss and on every page load.
-    new_token: str = ""
-    new_token_strategy: str = ""
-    created: int = 0  # strategies created by this tab: the create form's key, so it empties after each
-    saved: int = 0  # the edit dialogs' key, so they close after a save
+    new_token: rx.Field[str] = rx.field("")
+    new_token_strategy: rx.Field[str] = rx.field("")
+    # Strategies created by this tab: the create form's key, so it empties after each.
+    created: rx.Field[int] = rx.field(0)
+    saved: rx.Field[int] = rx.field(0)  # the edit dialogs' key, so they close after a save
 
     @rx.var
     def new_token_snippet(self) -> str:
@@ -91,25 +96,25 @@ class StrategiesState(MemberActionsMixin, AuthState):
         self.account_options = [AccountOption(str(a.id), a.name) for a in accounts if not a.archived]
 
     @rx.event
-    async def open_strategies(self) -> rx.event.EventSpec | None:
+    async def open_strategies(self) -> EventSpec | None:
         self.new_token = self.new_token_strategy = ""
         return await self._open()
 
     @rx.event
-    async def create_strategy(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+    async def create_strategy(self, form: dict[str, str]) -> EventSpec | None:
         def create(session: Session, actor: Actor) -> tuple[str, str]:
             strategy = strategies.create_strategy(
                 session, actor, account_id=forms.form_id(form, "account_id"), **_fields(form)
             )
-            return strategy.name, strategies.issue_token(session, actor, strategy.id)
+            return strategy.name, strategies.issue_token(session, actor, id_of(strategy))
 
         return await self._issue(create, lambda created: f"Strategy {created[0]!r} created.", created=True)
 
     @rx.event
-    async def new_token_for(self, strategy_id: int) -> rx.event.EventSpec | None:
+    async def new_token_for(self, strategy_id: int) -> EventSpec | None:
         def issue(session: Session, actor: Actor) -> tuple[str, str]:
             strategy = strategies.get_strategy(session, actor, forms.parse_id(strategy_id))
-            return strategy.name, strategies.issue_token(session, actor, strategy.id)
+            return strategy.name, strategies.issue_token(session, actor, id_of(strategy))
 
         return await self._issue(
             issue, lambda _issued: "New token created. The older ones still work until you revoke them."
@@ -121,7 +126,7 @@ class StrategiesState(MemberActionsMixin, AuthState):
         done: Callable[[tuple[str, str]], str],
         *,
         created: bool = False,
-    ) -> rx.event.EventSpec | None:
+    ) -> EventSpec | None:
         """Run `work`, which returns a strategy's name and a new token of it, and show that token this once."""
 
         def show(issued: tuple[str, str]) -> None:
@@ -136,7 +141,7 @@ class StrategiesState(MemberActionsMixin, AuthState):
         self.new_token = self.new_token_strategy = ""
 
     @rx.event
-    async def update_strategy(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+    async def update_strategy(self, form: dict[str, str]) -> EventSpec | None:
         redirect = await self._act(
             lambda session, actor: strategies.update_strategy(
                 session,
@@ -156,7 +161,7 @@ class StrategiesState(MemberActionsMixin, AuthState):
         self.saved += 1
 
     @rx.event
-    async def set_archived(self, strategy_id: int, archived: bool) -> rx.event.EventSpec | None:
+    async def set_archived(self, strategy_id: int, archived: bool) -> EventSpec | None:
         return await self._act(
             lambda session, actor: strategies.set_strategy_archived(
                 session, actor, forms.parse_id(strategy_id), archived=forms.parse_flag(archived)
@@ -169,7 +174,7 @@ class StrategiesState(MemberActionsMixin, AuthState):
         )
 
     @rx.event
-    async def revoke_token(self, token_id: int) -> rx.event.EventSpec | None:
+    async def revoke_token(self, token_id: int) -> EventSpec | None:
         return await self._act(
             lambda session, actor: strategies.revoke_token(session, actor, forms.parse_id(token_id)),
             lambda _none: "Token revoked: bots using it are refused from now on.",
@@ -268,7 +273,7 @@ def new_token_card() -> rx.Component:
     )
 
 
-def edit_dialog(strategy: StrategyRow) -> rx.Component:
+def edit_dialog(strategy: ObjectVar[StrategyRow]) -> rx.Component:
     return rx.dialog.root(
         rx.dialog.trigger(rx.button("Edit", size=ROW_ACTION_SIZE, variant="soft")),
         rx.dialog.content(
@@ -320,7 +325,7 @@ def edit_dialog(strategy: StrategyRow) -> rx.Component:
     )
 
 
-def token_chip(token: TokenRow, strategy_name: rx.Var[str]) -> rx.Component:
+def token_chip(token: ObjectVar[TokenRow], strategy_name: rx.Var[str]) -> rx.Component:
     return rx.flex(
         rx.code(token.prefix, "…", size="1"),
         rx.text(
@@ -353,7 +358,7 @@ def token_chip(token: TokenRow, strategy_name: rx.Var[str]) -> rx.Component:
     )
 
 
-def archive_button(strategy: StrategyRow) -> rx.Component:
+def archive_button(strategy: ObjectVar[StrategyRow]) -> rx.Component:
     return with_confirmation(
         rx.button("Archive", size=ROW_ACTION_SIZE, variant="soft", color_scheme="gray"),
         question=f"Archive the strategy “{strategy.name}”?",
@@ -364,7 +369,7 @@ def archive_button(strategy: StrategyRow) -> rx.Component:
     )
 
 
-def strategy_row(strategy: StrategyRow) -> rx.Component:
+def strategy_row(strategy: ObjectVar[StrategyRow]) -> rx.Component:
     return rx.table.row(
         rx.table.row_header_cell(
             rx.link(strategy.name, href=f"/strategies/{strategy.id}", weight="medium"),

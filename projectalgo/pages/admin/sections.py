@@ -6,6 +6,7 @@ On a phone every table stacks its rows into cards, each value after its column's
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars import ObjectVar
 
 from projectalgo import admin, memberships
 from projectalgo.components.status import ago, local_minute, status_badge, status_timer
@@ -22,7 +23,7 @@ def _small_form(on_submit: rx.EventHandler, *fields: rx.Component, label: str) -
     )
 
 
-def role_buttons(user: UserLine) -> rx.Component:
+def role_buttons(user: ObjectVar[UserLine]) -> rx.Component:
     def toggle(has: rx.Var[bool], role: str) -> rx.Component:
         return rx.cond(
             has,
@@ -97,7 +98,7 @@ def role_buttons(user: UserLine) -> rx.Component:
 USER_COLUMNS = ("Name", "Email", "Roles", "Member until", "Created", "Last sign-in")
 
 
-def user_row(user: UserLine) -> rx.Component:
+def user_row(user: ObjectVar[UserLine]) -> rx.Component:
     _, email, roles, until, created, signed_in = USER_COLUMNS
     return rx.table.row(
         rx.table.cell(
@@ -151,7 +152,7 @@ def users_section() -> rx.Component:
 INVITE_COLUMNS = ("Code", "Owner", "Uses left", "Registrations")
 
 
-def invite_row(invite: InviteLine) -> rx.Component:
+def invite_row(invite: ObjectVar[InviteLine]) -> rx.Component:
     code, owner, uses, registrations = INVITE_COLUMNS
     return rx.table.row(
         labelled_cell(code, rx.code(invite.code, size="1")),
@@ -243,7 +244,7 @@ def invites_section() -> rx.Component:
 PAYMENT_COLUMNS = ("Date", "User", "Amount", "Status", "Stripe id")
 
 
-def payment_row(payment: PaymentLine) -> rx.Component:
+def payment_row(payment: ObjectVar[PaymentLine]) -> rx.Component:
     date, user, amount, status, stripe_id = PAYMENT_COLUMNS
     return rx.table.row(
         labelled_cell(date, local_minute(payment.created_at, otherwise="—")),
@@ -261,7 +262,7 @@ def payments_section() -> rx.Component:
 STRATEGY_COLUMNS = ("Strategy", "Owner", "Account", "Last snapshot", "Status")
 
 
-def strategy_row(strategy: StrategyLine) -> rx.Component:
+def strategy_row(strategy: ObjectVar[StrategyLine]) -> rx.Component:
     """A strategy's name links to its page for admins only: strategies.get_strategy shows a moderator nothing."""
     _, owner, account, last, status = STRATEGY_COLUMNS
     return rx.table.row(
@@ -303,24 +304,16 @@ def strategies_section() -> rx.Component:
 AUDIT_COLUMNS = ("When", "Who", "What", "To", "Reason", "Outcome")
 
 
-def audit_row(entry: AuditLine) -> rx.Component:
-    return rx.table.row(
-        *(
-            labelled_cell(label, value)
-            for label, value in zip(
-                AUDIT_COLUMNS,
-                (
-                    local_minute(entry.at, otherwise="—"),
-                    entry.actor,
-                    entry.action,
-                    entry.target,
-                    entry.reason,
-                    entry.outcome,
-                ),
-                strict=True,
-            )
-        )
+def audit_row(entry: ObjectVar[AuditLine]) -> rx.Component:
+    values: tuple[rx.Component | rx.Var, ...] = (
+        local_minute(entry.at, otherwise="—"),
+        entry.actor,
+        entry.action,
+        entry.target,
+        entry.reason,
+        entry.outcome,
     )
+    return rx.table.row(*(labelled_cell(label, value) for label, value in zip(AUDIT_COLUMNS, values, strict=True)))
 
 
 def audit_section() -> rx.Component:

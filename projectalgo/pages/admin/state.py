@@ -14,9 +14,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import reflex as rx
-from sqlmodel import Session
+from reflex.event import EventSpec
+from sqlalchemy.orm import Session
 
 from projectalgo import admin, charts, forms
 from projectalgo.clock import utcnow
@@ -86,7 +88,7 @@ class Figure:
     count: int
 
 
-def _iso(value: object) -> str:
+def _iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
 
@@ -122,26 +124,26 @@ class Change:
 
     action: str  # for the audit log: no browser text beyond what admin.role_action lets through
     target: str
-    work: Callable[[Session, Actor], object]
+    work: Callable[[Session, Actor | None], object]  # refuses (NotAllowedError) whom the role does not allow
     done: str  # the notice once done
     then: Callable[[object], None] | None = None  # receives what `work` returned
 
 
 class AdminState(AuthState):
-    error: str = ""
-    notice: str = ""
-    search: str = ""
-    page: int = 1
-    total_users: int = 0
-    users: list[UserLine] = []
-    invites: list[InviteLine] = []
-    payments: list[PaymentLine] = []
-    strategies: list[StrategyLine] = []
-    ingest_figures: list[Figure] = []
-    audit: list[AuditLine] = []
+    error: rx.Field[str] = rx.field("")
+    notice: rx.Field[str] = rx.field("")
+    search: rx.Field[str] = rx.field("")
+    page: rx.Field[int] = rx.field(1)
+    total_users: rx.Field[int] = rx.field(0)
+    users: rx.Field[list[UserLine]] = rx.field(default_factory=list)
+    invites: rx.Field[list[InviteLine]] = rx.field(default_factory=list)
+    payments: rx.Field[list[PaymentLine]] = rx.field(default_factory=list)
+    strategies: rx.Field[list[StrategyLine]] = rx.field(default_factory=list)
+    ingest_figures: rx.Field[list[Figure]] = rx.field(default_factory=list)
+    audit: rx.Field[list[AuditLine]] = rx.field(default_factory=list)
     # A password reset link just issued, shown to this admin until their next click; never kept longer.
-    reset_link: str = ""
-    reset_link_for: str = ""
+    reset_link: rx.Field[str] = rx.field("")
+    reset_link_for: rx.Field[str] = rx.field("")
     _refusal_budget: admin.RefusalBudget = admin.RefusalBudget()
     _statuses_read_at: float = 0.0  # wall-clock seconds: the tab may move between workers
 
@@ -197,7 +199,7 @@ class AdminState(AuthState):
         self._statuses_read_at = time.time()
         self.ingest_figures = [Figure(k, v) for k, v in services().ingest_stats.last_hour().items()]
 
-    async def _refuse(self, actor: Actor | None, action: str, target: str) -> rx.event.EventSpec:
+    async def _refuse(self, actor: Actor | None, action: str, target: str) -> EventSpec:
         """End the visit of someone who may not do this; audited a few times a minute per tab and per actor."""
         budget = self._refusal_budget.take(time.time())
         recorded = False
@@ -215,7 +217,7 @@ class AdminState(AuthState):
         self.ingest_figures, self.total_users = [], 0
         self.reset_link = self.reset_link_for = ""
 
-    async def _act(self, action: str, plan: Callable[[], Change]) -> rx.event.EventSpec | None:
+    async def _act(self, action: str, plan: Callable[[], Change]) -> EventSpec | None:
         """Run one admin change as the signed-in user; refusals by role are audited and end the visit.
 
         `plan` reads the browser's arguments (forms.InputError when they are not what the page sends); `action`
@@ -241,11 +243,13 @@ class AdminState(AuthState):
             self.error, self.notice = "", change.done
             if change.then is not None:
                 change.then(result)
+        if actor is None:  # `work` refused them above: every admin change needs a signed-in admin
+            return await self._refuse(actor, change.action, change.target)
         await self._reload(actor)
         return None
 
     @rx.event
-    async def open_admin(self) -> rx.event.EventSpec | None:
+    async def open_admin(self) -> EventSpec | None:
         actor = await self._actor()
         self.error = self.notice = ""
         if actor is None:
@@ -256,7 +260,7 @@ class AdminState(AuthState):
         await self._reload(actor)
         return None
 
-    async def _browse(self, action: str, read: Callable[[], None]) -> rx.event.EventSpec | None:
+    async def _browse(self, action: str, read: Callable[[], None]) -> EventSpec | None:
         """A moderator's change of what the page shows; `read` takes the browser's input (forms.InputError)."""
         self.reset_link = self.reset_link_for = ""
         actor = await self._actor()
@@ -272,7 +276,7 @@ class AdminState(AuthState):
         return None
 
     @rx.event
-    async def refresh_statuses(self, _shown: str) -> rx.event.EventSpec | None:
+    async def refresh_statuses(self, _shown: str) -> EventSpec | None:
         """The tab's timer (the hidden moment's text is ignored): statuses and ingestion figures as of now.
 
         Not a click: the error, notice and a reset link being shown stay. A tick right after the page loaded
@@ -288,7 +292,7 @@ class AdminState(AuthState):
         return None
 
     @rx.event
-    async def search_users(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+    async def search_users(self, form: dict[str, str]) -> EventSpec | None:
         def read() -> None:
             search = forms.form_text(form, "search", max_length=admin.SEARCH_MAX_LENGTH, label="The search")
             self.search, self.page = search, 1
@@ -296,7 +300,7 @@ class AdminState(AuthState):
         return await self._browse("search users", read)
 
     @rx.event
-    async def change_page(self, step: int) -> rx.event.EventSpec | None:
+    async def change_page(self, step: int) -> EventSpec | None:
         def read() -> None:
             if type(step) is not int or step not in (-1, 1):
                 raise forms.InputError(forms.FORM_NOT_UNDERSTOOD)
@@ -306,7 +310,7 @@ class AdminState(AuthState):
         return await self._browse("page users", read)
 
     @rx.event
-    async def set_role(self, user_id: int, role: str, grant: bool) -> rx.event.EventSpec | None:
+    async def set_role(self, user_id: int, role: str, grant: bool) -> EventSpec | None:
         def plan() -> Change:
             uid, flag = forms.parse_id(user_id), forms.parse_flag(grant)
             checked = role if role in admin.MANAGED_ROLES else ""
@@ -320,7 +324,7 @@ class AdminState(AuthState):
         return await self._act(admin.role_action(role, grant), plan)
 
     @rx.event
-    async def set_disabled(self, user_id: int, disabled: bool) -> rx.event.EventSpec | None:
+    async def set_disabled(self, user_id: int, disabled: bool) -> EventSpec | None:
         def plan() -> Change:
             uid, flag = forms.parse_id(user_id), forms.parse_flag(disabled)
             return Change(
@@ -333,7 +337,7 @@ class AdminState(AuthState):
         return await self._act("disable or enable user", plan)
 
     @rx.event
-    async def issue_reset_link(self, user_id: int) -> rx.event.EventSpec | None:
+    async def issue_reset_link(self, user_id: int) -> EventSpec | None:
         """A one-time password reset link for the user, shown to this admin once (until their next click)."""
         public_url = services().settings.public_url
 
@@ -359,7 +363,7 @@ class AdminState(AuthState):
         self.reset_link = self.reset_link_for = ""
 
     @rx.event
-    async def grant_membership(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+    async def grant_membership(self, form: dict[str, str]) -> EventSpec | None:
         def plan() -> Change:
             uid, reason = forms.form_id(form, "user_id"), _reason(form)
             days = forms.form_number(form, "days", label="Days")
@@ -373,7 +377,7 @@ class AdminState(AuthState):
         return await self._act("grant membership", plan)
 
     @rx.event
-    async def end_membership(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+    async def end_membership(self, form: dict[str, str]) -> EventSpec | None:
         def plan() -> Change:
             uid, reason = forms.form_id(form, "user_id"), _reason(form)
             return Change(
@@ -386,7 +390,7 @@ class AdminState(AuthState):
         return await self._act("end membership", plan)
 
     @rx.event
-    async def set_invite_uses(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+    async def set_invite_uses(self, form: dict[str, str]) -> EventSpec | None:
         def plan() -> Change:
             iid, reason = forms.form_id(form, "invitation_id"), _reason(form)
             uses = forms.form_number(form, "uses", label="Uses")
@@ -402,7 +406,7 @@ class AdminState(AuthState):
         return await self._act("set invite uses", plan)
 
     @rx.event
-    async def set_invite_disabled(self, invitation_id: int, disabled: bool) -> rx.event.EventSpec | None:
+    async def set_invite_disabled(self, invitation_id: int, disabled: bool) -> EventSpec | None:
         def plan() -> Change:
             iid, flag = forms.parse_id(invitation_id), forms.parse_flag(disabled)
             return Change(
@@ -415,7 +419,7 @@ class AdminState(AuthState):
         return await self._act("disable or enable invite", plan)
 
     @rx.event
-    async def create_invite(self, form: dict[str, str]) -> rx.event.EventSpec | None:
+    async def create_invite(self, form: dict[str, str]) -> EventSpec | None:
         def plan() -> Change:
             uid, reason = forms.form_id(form, "user_id"), _reason(form)
             uses = forms.form_number(form, "uses", label="Uses")
