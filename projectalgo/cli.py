@@ -11,7 +11,7 @@ import getpass
 import sys
 from collections.abc import Callable, Sequence
 
-from projectalgo import admin, members, memberships, strategies
+from projectalgo import admin, logs, members, memberships, strategies
 from projectalgo.db import session_scope
 from projectalgo.errors import DomainError
 from projectalgo.models import ROLES, id_of
@@ -192,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        logs.configure(services().settings)
         return args.handler(args)
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)

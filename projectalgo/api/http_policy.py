@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The package's __init__ builds the API and never imports this module, so this import is not circular.
 from projectalgo.api import DOCS_URL, docs_html
+from projectalgo.api.request_id import RequestId
 from projectalgo.settings import Settings
 
 # Trading bots post here from anywhere, browsers included; they authenticate with their token, never a cookie,
@@ -231,7 +232,8 @@ class HttpPolicy:
 
 def wrap(app: ASGIApp, settings: Settings, script_hashes: Iterable[str] = ()) -> ASGIApp:
     """`app` (Reflex's whole ASGI app) inside the HTTP policy; the API docs page under a CSP of its own, which
-    allows exactly the inline script of the page the API serves (hashed here, at start-up)."""
+    allows exactly the inline script of the page the API serves (hashed here, at start-up). Outermost, each API
+    call's request id (api/request_id.py)."""
     docs_csp = docs_content_security_policy(html_inline_script_hashes(docs_html()))
     docs_headers = security_headers(settings, csp=docs_csp)
-    return HttpPolicy(app, security_headers(settings, script_hashes), {DOCS_URL: docs_headers})
+    return RequestId(HttpPolicy(app, security_headers(settings, script_hashes), {DOCS_URL: docs_headers}))

@@ -787,6 +787,8 @@ class HttpRow:
 
 HTTP_ROWS = [
     HttpRow("/api/v1/health", ("GET",), plain("GET", "/api/v1/health"), every(200)),
+    HttpRow("/api/v1/health/live", ("GET",), plain("GET", "/api/v1/health/live"), every(200)),
+    HttpRow("/api/v1/health/ready", ("GET",), plain("GET", "/api/v1/health/ready"), every(200)),
     HttpRow("/api/openapi.json", ("GET",), plain("GET", "/api/openapi.json"), every(200)),
     HttpRow("/api/docs", ("GET",), plain("GET", "/api/docs"), every(200)),
     HttpRow("/api/v1/strategy/", ("POST",), bot_post("/api/v1/strategy/"), BOTS),

@@ -49,10 +49,7 @@ def test_redis_stores_and_is_emptied_for_each_test(redis_url):
 def test_the_app_answers_its_health_route(app_server):
     response = requests.get(f"{app_server.url}/api/v1/health", timeout=5)
     assert response.status_code == 200
-    body = response.json()
-    assert body["status"] == "ok"
-    assert body["database"] == {"backend": "sqlite", "reachable": True}
-    assert body["snapshot_store"] == "sql"
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "snapshot_store": "ok"}}
 
 
 def test_unknown_api_routes_answer_json_errors(app_server):
