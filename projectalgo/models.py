@@ -292,3 +292,20 @@ class RollupRow(SQLModel, table=True):
     wallet_max: str = Field(max_length=64)
     margin_min: str = Field(max_length=64)
     margin_max: str = Field(max_length=64)
+
+
+class InDoubtWrite(SQLModel, table=True):
+    """A DynamoDB snapshot write answered "not stored" (503) that may have landed all the same: its answer was
+    lost and DynamoDB could not be asked. It is deleted from DynamoDB if it did land (only if the item there is
+    this write, by its snapshot_id), then here: integrations/dynamodb/in_doubt.py. Kept in the database, not in
+    a worker's memory, so that a restart, or another worker, still settles it. No foreign key: the item it
+    names is in DynamoDB, and recording it must not depend on anything else."""
+
+    __tablename__ = "in_doubt_writes"
+    __table_args__ = (UniqueConstraint("strategy_id", "at_ms", "snapshot_id", name="uq_in_doubt_writes_write"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    strategy_id: int
+    at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    snapshot_id: str = Field(max_length=32)  # the uuid4 hex the write carried
+    created_at: datetime

@@ -6,6 +6,9 @@ the key, so rotating a bot's token keeps its history. Calls block: callers run t
 Roll-ups (rollups.py) are written after the snapshots are stored. A failed roll-up write is logged
 (`rollup.write_failed`) and the snapshot still counts as stored; `python -m projectalgo rebuild-rollups`
 recomputes roll-ups from the snapshots.
+
+A write answered "not stored" that may have landed is recorded in an InDoubtLog (in_doubt.py; the app's is in
+the SQL database) and deleted, if it did land, before the next batch is written and once at start-up.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
+from projectalgo.integrations.dynamodb.in_doubt import InDoubt, InDoubtLog, MemoryInDoubtLog
 from projectalgo.integrations.dynamodb.rollups import RollupTable
 from projectalgo.integrations.dynamodb.tables import (
     AMBIGUOUS_ERRORS,
@@ -27,6 +31,7 @@ from projectalgo.integrations.dynamodb.tables import (
     call,
     connect,
     create_table,
+    is_conditional_failure,
     item_to_snapshot,
 )
 from projectalgo.settings import Settings
@@ -50,7 +55,9 @@ MAX_SAME_MS_RETRIES = 1000
 class DynamoSnapshotStore:
     name = "dynamodb"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, in_doubt: InDoubtLog | None = None) -> None:
+        """`in_doubt`: where writes in doubt are kept; this process's memory unless given (the app gives the SQL
+        database's, runtime.py: kept across restarts and shared by the workers)."""
         if not settings.dynamodb_table:
             raise ValueError("DynamoSnapshotStore needs DYNAMODB_TABLE")
         resource = connect(settings)
@@ -59,8 +66,7 @@ class DynamoSnapshotStore:
         self._resource = resource
         self._rollups = RollupTable(resource, f"{self._table_name}-rollups")
         self.rollup_table_name = self._rollups.name
-        self._in_doubt: list[tuple[int, int, str]] = []  # (strategy_id, at_ms, snapshot_id) answered 503
-        self._in_doubt_lock = threading.Lock()
+        self._in_doubt = in_doubt or MemoryInDoubtLog()
         self._writers = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="dynamodb")
 
     def create_table(self) -> bool:
@@ -77,7 +83,14 @@ class DynamoSnapshotStore:
     def put_many(self, snapshots: list[Snapshot]) -> list[Snapshot | Exception]:
         """Each snapshot by its own conditional put (those cannot be batched): one strategy's in order, so a
         snapshot moved to a free millisecond stays after the ones posted before it; strategies side by side,
-        WRITERS at a time. Then the batch's roll-ups, one merge per bucket however many snapshots fall in it."""
+        WRITERS at a time. Then the batch's roll-ups, one merge per bucket however many snapshots fall in it.
+
+        First the writes in doubt are settled: a bot's retry of one then takes its millisecond again, instead of
+        being stored beside it (a millisecond further) when the first try did land."""
+        try:
+            self.settle_in_doubt()
+        except StoreUnavailableError as error:
+            return [error for _ in snapshots]
         by_strategy: dict[int, list[int]] = {}
         for index, snapshot in enumerate(snapshots):
             by_strategy.setdefault(snapshot.strategy_id, []).append(index)
@@ -111,7 +124,6 @@ class DynamoSnapshotStore:
             log.exception("rollup.write_failed strategy_id=%s %s=%s", strategy_id, resolution, bucket_ms)
 
     def _put_snapshot(self, snapshot: Snapshot) -> Snapshot:
-        self._settle_in_doubt()
         # A unique id per snapshot tells our own write apart from another snapshot at the same key.
         snapshot_id = uuid.uuid4().hex
         for _ in range(MAX_SAME_MS_RETRIES):
@@ -141,36 +153,53 @@ class DynamoSnapshotStore:
         """The write may have been applied before its answer was lost: look before saying "not stored".
 
         When DynamoDB cannot even be asked, the caller is told "not stored" (503), so the write, if it did
-        land, is remembered and deleted as soon as DynamoDB answers again.
+        land, is recorded and deleted as soon as DynamoDB answers again.
         """
         try:
             if self._holder(snapshot) == snapshot_id:
                 return snapshot
         except StoreUnavailableError:
-            with self._in_doubt_lock:
-                self._in_doubt.append((snapshot.strategy_id, snapshot.at_ms, snapshot_id))
+            self._in_doubt.record(InDoubt(snapshot.strategy_id, snapshot.at_ms, snapshot_id))
         raise error
 
-    def _settle_in_doubt(self) -> None:
-        """Delete the writes answered "not stored" that may have landed (only if they are ours)."""
-        while self._in_doubt:
-            with self._in_doubt_lock:
-                if not self._in_doubt:
-                    return
-                strategy_id, at_ms, snapshot_id = self._in_doubt[0]
+    def settle_in_doubt(self) -> int:
+        """Delete the writes answered "not stored" that did land (each only if the item is still that write),
+        then forget them; how many were settled. Safe beside other threads and workers settling the same ones:
+        a conditional delete is idempotent. Raises StoreUnavailableError when DynamoDB or the log cannot be
+        reached (the rest wait for the next try); a write DynamoDB refuses to delete for any other reason is
+        logged and kept, so that it never blocks the writes after it."""
+        settled = 0
+        for write in self._in_doubt.pending():
             try:
                 call(
                     self._table.delete_item,
-                    Key={"strategy_id": strategy_id, "at_ms": at_ms},
+                    Key={"strategy_id": write.strategy_id, "at_ms": write.at_ms},
                     ConditionExpression="snapshot_id = :mine",
-                    ExpressionAttributeValues={":mine": snapshot_id},
+                    ExpressionAttributeValues={":mine": write.snapshot_id},
                 )
             except ClientError as error:
-                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise
-            with self._in_doubt_lock:
-                if (strategy_id, at_ms, snapshot_id) in self._in_doubt:  # another thread may have settled it
-                    self._in_doubt.remove((strategy_id, at_ms, snapshot_id))
+                if not is_conditional_failure(error):  # conditional: it never landed, or is settled already
+                    log.exception("in_doubt.settle_failed strategy_id=%s at_ms=%s", write.strategy_id, write.at_ms)
+                    continue
+            self._in_doubt.forget(write)
+            settled += 1
+        return settled
+
+    def settle_in_background(self) -> threading.Thread:
+        """Settle the writes a previous run (or another worker) left in doubt, on a thread of its own: at
+        start-up, so that they go even if no bot posts again. Failing, it logs and leaves them to the next
+        batch."""
+
+        def settle() -> None:
+            try:
+                if settled := self.settle_in_doubt():
+                    log.info("in_doubt.settled writes=%d", settled)
+            except Exception:
+                log.warning("in_doubt.settle_deferred (to the next batch)", exc_info=True)
+
+        thread = threading.Thread(target=settle, name="dynamodb-in-doubt", daemon=True)
+        thread.start()
+        return thread
 
     def _holder(self, snapshot: Snapshot) -> str | None:
         key = {"strategy_id": snapshot.strategy_id, "at_ms": snapshot.at_ms}
