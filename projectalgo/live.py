@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from datetime import timedelta
 from decimal import Decimal
 
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from projectalgo import members, memberships, strategies
 from projectalgo.models import Strategy, id_of
-from projectalgo.snapshots import Snapshot
+from projectalgo.snapshots import NUMBER_FIELDS, Snapshot
 
 Subscriber = Callable[[Snapshot], Awaitable[None]]
 log = logging.getLogger("projectalgo.live")
@@ -39,7 +39,11 @@ def encode(snapshot: Snapshot) -> str:
 def decode(text: str | bytes) -> Snapshot:
     data = json.loads(text)
     return Snapshot(
-        **{f.name: Decimal(data[f.name]) if f.type in ("Decimal", Decimal) else data[f.name] for f in fields(Snapshot)}
+        strategy_id=data["strategy_id"],
+        account_id=data["account_id"],
+        at_ms=data["at_ms"],
+        symbol=data["symbol"],
+        **{name: Decimal(data[name]) for name in NUMBER_FIELDS},
     )
 
 

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import reflex as rx
 from reflex.config import get_config
@@ -25,14 +25,19 @@ from projectalgo.live import Broadcast, Watchers
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot
 
+if TYPE_CHECKING:
+    from projectalgo.state import CurrentUser  # state.py imports this module
+
 log = logging.getLogger("projectalgo.live")
 PRUNE_EVERY_SECONDS = 60
 
 
+@runtime_checkable
 class LiveTab(Protocol):
-    """What a page's live state offers the push: who the tab's user is, and what a new snapshot changes."""
+    """What a page's live state offers the push: who the tab's user is (AuthState's), and what a new snapshot
+    changes."""
 
-    _user: object | None
+    _user: CurrentUser | None
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None: ...
 
@@ -101,9 +106,11 @@ class LivePush:
         assert self._app is not None  # only pushes after start
         try:
             async with self._app.modify_state(rx.BaseStateToken(ident=client_token, cls=state)) as root:
-                tab: LiveTab = await root.get_state(state)  # type: ignore[assignment] - a page's live state
+                tab = await root.get_state(state)
+                if not isinstance(tab, LiveTab):  # pages register their live state, which is one
+                    raise TypeError(f"{state.__name__} is registered for live pushes but is not a LiveTab")
                 # The tab may have signed out or changed user since it was registered, without an event here yet.
-                if getattr(tab._user, "login_session_id", None) != login_session_id:
+                if tab._user is None or tab._user.login_session_id != login_session_id:
                     self.forget(client_token)
                     return
                 tab._apply_snapshot(snapshot)

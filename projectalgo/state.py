@@ -15,23 +15,39 @@ from concurrent.futures import Executor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import reflex as rx
-from reflex.event import EventSpec
-from reflex.middleware import Middleware
+from reflex.event import Event, EventSpec
+from reflex.middleware.middleware import Middleware
+from reflex.state import BaseState
 from reflex.utils.format import format_event_handler
-from sqlmodel import Session
+from sqlalchemy.orm import Session
 
 from projectalgo import members, memberships
 from projectalgo.db import session_scope
 from projectalgo.errors import SOMETHING_WRONG, DomainError
 from projectalgo.live_push import live_push
+from projectalgo.models import id_of
 from projectalgo.runtime import password_threads, services
 
 T = TypeVar("T")
 ui_log = logging.getLogger("projectalgo.ui")
+
+if TYPE_CHECKING:
+    from typing import TypeVarTuple
+
+    from reflex.event import EventCallback
+
+    _Args = TypeVarTuple("_Args")
+
+    def event_handler(fn: Callable[[Any, *_Args], Any], /) -> EventCallback[*_Args]:
+        """rx.event as type checkers should see it: mypy takes rx.event(...) for an EventNamespace, as its
+        __new__ returns what is not an instance of the class (an EventCallback, which Reflex's types declare)."""
+        ...
+else:
+    event_handler = rx.event  # decorate page states' event handlers with it: the same rx.event at run time
 
 
 async def _in_session_on(executor: Executor | None, work: Callable[[Session], T]) -> T:
@@ -105,14 +121,14 @@ def unhandled_event_error(exception: Exception) -> EventSpec:
 class AuthState(rx.State):
     # The browser's own sign-in token; the database holds only its hash. Synced so sign-out reaches every tab.
     session_token: str = rx.LocalStorage("", name="projectalgo_session", sync=True)
-    user_name: str = ""
-    user_email: str = ""
-    user_roles: list[str] = []
-    invite_code: str = ""
-    invite_uses_left: int = 0
-    invite_uses_default: int = 0
-    membership_exempt: bool = False
-    membership_ends_at: str = ""  # ISO 8601 UTC, shown in the viewer's time zone
+    user_name: rx.Field[str] = rx.field("")
+    user_email: rx.Field[str] = rx.field("")
+    user_roles: rx.Field[list[str]] = rx.field(default_factory=list)
+    invite_code: rx.Field[str] = rx.field("")
+    invite_uses_left: rx.Field[int] = rx.field(0)
+    invite_uses_default: rx.Field[int] = rx.field(0)
+    membership_exempt: rx.Field[bool] = rx.field(False)
+    membership_ends_at: rx.Field[str] = rx.field("")  # ISO 8601 UTC, shown in the viewer's time zone
     _user: CurrentUser | None = None
     # Whom this tab's page states were filled for (CurrentUser.identity), None before anyone.
     _identity: tuple | None = None
@@ -155,10 +171,10 @@ class AuthState(rx.State):
             if signed_in is None:
                 return members.disabled_user_session(session, token)
             user = signed_in.user
-            invitation = members.own_invitation(session, user.id)
+            invitation = members.own_invitation(session, id_of(user))
             membership = memberships.status(session, user)
             current = CurrentUser(
-                user.id, user.name, user.email, tuple(user.roles), membership.active, signed_in.login_session_id
+                id_of(user), user.name, user.email, tuple(user.roles), membership.active, signed_in.login_session_id
             )
             uses_left, code = (invitation.uses_remaining, invitation.code) if invitation else (0, "")
             return current, membership, uses_left, code
@@ -199,12 +215,12 @@ class AuthState(rx.State):
             (await self.get_state(page_state)).reset()
         self._identity = None
 
-    def _to_login(self) -> rx.event.EventSpec:
+    def _to_login(self) -> EventSpec:
         if self._disabled:
             return rx.redirect("/login?disabled=1")
         return rx.redirect(login_url(self.router.url.path))
 
-    async def _member(self) -> CurrentUser | rx.event.EventSpec:
+    async def _member(self) -> CurrentUser | EventSpec:
         """The signed-in user with an active membership, or where to send them instead."""
         user = await self._current_user()
         if user is None:
@@ -213,7 +229,7 @@ class AuthState(rx.State):
             return rx.redirect(f"/membership?from={quote(self.router.url.path.rstrip('/') or '/', safe='')}")
         return user
 
-    async def _signed_in(self) -> CurrentUser | rx.event.EventSpec:
+    async def _signed_in(self) -> CurrentUser | EventSpec:
         """The signed-in user, or the sign-in page to send them to."""
         user = await self._current_user()
         return self._to_login() if user is None else user
@@ -223,7 +239,7 @@ Guarded = Callable[..., Awaitable[Any]]
 
 
 def _runs_as(
-    resolve: Callable[[AuthState], Awaitable[CurrentUser | rx.event.EventSpec]],
+    resolve: Callable[[AuthState], Awaitable[CurrentUser | EventSpec]],
 ) -> Callable[[Guarded], Guarded]:
     def guard(handler: Guarded) -> Guarded:
         @functools.wraps(handler)
@@ -259,7 +275,7 @@ class TabGuard(Middleware):
     signed in now, which empties the tab when that changed (AuthState._current_user).
     """
 
-    async def preprocess(self, app: rx.App, state: rx.State, event: rx.event.Event) -> None:
+    async def preprocess(self, app: rx.App, state: BaseState, event: Event) -> None:
         _resolved_this_event.set(None)
         auth = await state.get_state(AuthState)
         if event.name in _page_loads():
@@ -285,9 +301,10 @@ class MemberActionsMixin(rx.State, mixin=True):
     """For members' pages (subclassing it and AuthState) that change the member's own data:
     one way to run an action on the server and report its outcome."""
 
-    error: str = ""
-    notice: str = ""
-    refused_id: int = 0  # the object whose edit was just refused: its dialog stays open and says why
+    error: rx.Field[str] = rx.field("")
+    notice: rx.Field[str] = rx.field("")
+    # The object whose edit was just refused: its dialog stays open and says why.
+    refused_id: rx.Field[int] = rx.field(0)
 
     async def _reload(self, member: CurrentUser) -> None:
         """Refresh the page's lists for `member` (each page defines it)."""
@@ -300,7 +317,7 @@ class MemberActionsMixin(rx.State, mixin=True):
         work: Callable[[Session, members.Actor], T],
         done: Callable[[T], str],
         then: Callable[[T], None] | None = None,
-    ) -> rx.event.EventSpec | None:
+    ) -> EventSpec | None:
         """Check membership on the server, run `work` in one transaction as this member, show the outcome.
 
         `work` reads the browser's input (forms) and raises a DomainError to refuse; nothing is written then,
@@ -320,7 +337,7 @@ class MemberActionsMixin(rx.State, mixin=True):
         return None
 
     @members_only
-    async def _open(self, member: CurrentUser) -> rx.event.EventSpec | None:
+    async def _open(self, member: CurrentUser) -> EventSpec | None:
         """on_load: check membership and load the page's lists."""
         self.error = self.notice = ""
         await self._reload(member)

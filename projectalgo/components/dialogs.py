@@ -1,6 +1,7 @@
 """Dialogs shared by the pages."""
 
 import reflex as rx
+from reflex.event import EventType
 
 
 def with_confirmation(
@@ -9,7 +10,7 @@ def with_confirmation(
     question: rx.Var | str,
     consequence: rx.Component | str,
     action: str,
-    on_confirm: rx.event.EventSpec,
+    on_confirm: EventType[()],
     color_scheme: str = "red",
 ) -> rx.Component:
     """`trigger` asks first: a dialog naming what goes and what follows, with Cancel and `action`."""

@@ -160,7 +160,7 @@ def labelled_input(label: str, **props: object) -> rx.Component:
     )
 
 
-def new_password_inputs() -> tuple[rx.Component, rx.Component]:
+def new_password_inputs() -> tuple[rx.Component, ...]:
     """A new password and its confirmation (fields "password" and "confirmation"), as accounts checks them."""
     return tuple(
         labelled_input(

@@ -17,7 +17,8 @@ class LiveChart(rx.NoSSRComponent):
 
     figure: rx.Var[dict[str, Any]]
     tail: rx.Var[dict[str, Any]]
-    on_resync: rx.EventHandler[rx.event.no_args_event_spec]
+    # Reflex reads an event trigger's spec from this annotation at run time; its types do not model the idiom.
+    on_resync: rx.EventHandler[rx.event.no_args_event_spec]  # type: ignore[type-arg, valid-type]
 
 
 class LocalTimeZone(rx.NoSSRComponent):

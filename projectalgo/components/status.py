@@ -2,6 +2,7 @@
 ages statuses, times relative or in the viewer's own time zone, and the choice of a chart's time range."""
 
 import reflex as rx
+from reflex.event import EventType
 
 from projectalgo import charts
 from projectalgo.components.live_chart import local_time_zone
@@ -13,7 +14,7 @@ def status_badge(status: rx.Var[str]) -> rx.Component:
     return rx.badge(status, color_scheme=rx.match(status, *STATUS_COLORS, "gray"))
 
 
-def status_timer(on_tick: rx.EventHandler) -> rx.Component:
+def status_timer(on_tick: EventType[()] | EventType[str]) -> rx.Component:
     """The tab's one timer: a hidden moment whose every minute (and mount) sends `on_tick`."""
     return rx.moment(interval=charts.TICK_MS, on_change=on_tick, display="none")
 
@@ -34,7 +35,7 @@ def time_zone_note() -> rx.Component:
     )
 
 
-def range_picker(current: rx.Var[str], on_change: rx.EventHandler) -> rx.Component:
+def range_picker(current: rx.Var[str], on_change: EventType[()] | EventType[str | list[str]]) -> rx.Component:
     return rx.segmented_control.root(
         *(rx.segmented_control.item(key, value=key) for key in charts.RANGES),
         value=current,

@@ -17,7 +17,7 @@ from projectalgo import forms, strategies
 from projectalgo.components.dialogs import with_confirmation
 from projectalgo.components.layout import form_error, layout, notice
 from projectalgo.components.tables import ROW_ACTION_SIZE, WHOLE_CARD, labelled_cell, stacked_table
-from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, in_session
+from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, event_handler, in_session
 
 T = TypeVar("T")
 
@@ -45,11 +45,11 @@ class AccountsState(MemberActionsMixin, AuthState):
             for v in views
         ]
 
-    @rx.event
+    @event_handler
     async def open_accounts(self) -> EventSpec | None:
         return await self._open()
 
-    @rx.event
+    @event_handler
     async def add_account(self, form: dict[str, str]) -> EventSpec | None:
         return await self._act(
             lambda session, actor: strategies.create_account(
@@ -68,7 +68,7 @@ class AccountsState(MemberActionsMixin, AuthState):
     def _added(self, _account: object) -> None:
         self.added += 1
 
-    @rx.event
+    @event_handler
     async def rename_account(self, form: dict[str, str]) -> EventSpec | None:
         redirect = await self._act(
             lambda session, actor: strategies.rename_account(
@@ -87,7 +87,7 @@ class AccountsState(MemberActionsMixin, AuthState):
     def _renamed(self, _account: object) -> None:
         self.renamed += 1
 
-    @rx.event
+    @event_handler
     async def set_archived(self, account_id: int, archived: bool) -> EventSpec | None:
         return await self._act(
             lambda session, actor: strategies.set_account_archived(
@@ -96,7 +96,7 @@ class AccountsState(MemberActionsMixin, AuthState):
             lambda account: "Account archived." if account.archived_at else "Account restored.",
         )
 
-    @rx.event
+    @event_handler
     async def delete_account(self, account_id: int) -> EventSpec | None:
         return await self._act(
             lambda session, actor: strategies.delete_account(session, actor, forms.parse_id(account_id)),

@@ -12,7 +12,9 @@ from decimal import Decimal
 
 import anyio
 import reflex as rx
-from sqlmodel import Session
+from reflex.event import EventSpec, EventType
+from reflex.vars import ObjectVar
+from sqlalchemy.orm import Session
 
 from projectalgo import charts, dashboard, strategies
 from projectalgo.clock import utcnow
@@ -24,7 +26,7 @@ from projectalgo.components.tables import labelled_cell, stacked_table
 from projectalgo.live_push import live_push
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
-from projectalgo.state import AuthState, CurrentUser, in_session, members_only
+from projectalgo.state import AuthState, CurrentUser, event_handler, in_session, members_only
 
 
 @dataclass
@@ -52,15 +54,15 @@ def restatus(rows: list[StatusRow], now_ms: int, stale_ms: int) -> list[StatusRo
 
 
 class DashboardLiveState(AuthState):
-    equity: str = "—"
-    change: str = "—"  # with its arrow: "↑ $12.00"
-    change_tone: str = "gray"  # green, red, or gray without data
-    percent: str = "—"
-    last_update: str = ""  # ISO 8601, shown in the viewer's time zone
-    range_label: str = charts.DEFAULT_RANGE
-    statuses: list[StatusRow] = []
-    charted: bool = False  # the chart has points (else the page says why not)
-    tail: dict = {}
+    equity: rx.Field[str] = rx.field("—")
+    change: rx.Field[str] = rx.field("—")  # with its arrow: "↑ $12.00"
+    change_tone: rx.Field[str] = rx.field("gray")  # green, red, or gray without data
+    percent: rx.Field[str] = rx.field("—")
+    last_update: rx.Field[str] = rx.field("")  # ISO 8601, shown in the viewer's time zone
+    range_label: rx.Field[str] = rx.field(charts.DEFAULT_RANGE)
+    statuses: rx.Field[list[StatusRow]] = rx.field(default_factory=list)
+    charted: rx.Field[bool] = rx.field(False)  # the chart has points (else the page says why not)
+    tail: rx.Field[dict] = rx.field(default_factory=dict)
     _wallets: dict[int, tuple[int, Decimal]] = {}
     _start: Decimal = Decimal(0)
     _bucket_ms: int = charts.HOUR_MS
@@ -120,9 +122,9 @@ class DashboardLiveState(AuthState):
         ]
         self._restatus(epoch_ms(utcnow()))
 
-    @rx.event
+    @event_handler
     @members_only
-    async def tick(self, member: CurrentUser, _shown: str = "") -> rx.event.EventSpec | None:
+    async def tick(self, member: CurrentUser, _shown: str = "") -> EventType[()] | None:
         """The page's timer, once a minute: statuses as of now, from what the tab holds (nothing is read). A tab
         this worker does not push to (its websocket came from another worker) loads again, which registers it."""
         self._restatus(epoch_ms(utcnow()))
@@ -132,10 +134,10 @@ class DashboardLiveState(AuthState):
 
 
 class DashboardState(AuthState):
-    range_key: str = charts.DEFAULT_RANGE
-    figure: dict = {}
-    setup: str = ""  # the member's next step before any chart: "account", "strategy", or "" (done)
-    snippet: str = ""  # how a bot posts, with a placeholder for its token
+    range_key: rx.Field[str] = rx.field(charts.DEFAULT_RANGE)
+    figure: rx.Field[dict] = rx.field(default_factory=dict)
+    setup: rx.Field[str] = rx.field("")  # the member's next step before any chart: "account", "strategy", or "" (done)
+    snippet: rx.Field[str] = rx.field("")  # how a bot posts, with a placeholder for its token
 
     async def _load(self, member: CurrentUser) -> None:
         settings, actor = services().settings, member.actor
@@ -171,23 +173,23 @@ class DashboardState(AuthState):
         live_push.watch(self.router.session.client_token, DashboardLiveState, accounts, member.login_session_id)
 
     @members_only
-    async def _guarded_load(self, member: CurrentUser) -> rx.event.EventSpec | None:
+    async def _guarded_load(self, member: CurrentUser) -> EventSpec | None:
         await self._load(member)
         return None
 
-    @rx.event
-    async def open_dashboard(self) -> rx.event.EventSpec | None:
+    @event_handler
+    async def open_dashboard(self) -> EventSpec | None:
         return await self._guarded_load()
 
-    @rx.event
-    async def set_range(self, range_key: str | list[str]) -> rx.event.EventSpec | None:
+    @event_handler
+    async def set_range(self, range_key: str | list[str]) -> EventSpec | None:
         self.range_key = (
             range_key if isinstance(range_key, str) and range_key in charts.RANGES else charts.DEFAULT_RANGE
         )
         return await self._guarded_load()
 
-    @rx.event
-    async def resync(self) -> rx.event.EventSpec | None:
+    @event_handler
+    async def resync(self) -> EventSpec | None:
         """The chart missed live updates (e.g. after a reconnect): send the whole figure again."""
         return await self._guarded_load()
 
@@ -223,14 +225,18 @@ def equity_card() -> rx.Component:
     )
 
 
-def status_row(row: StatusRow) -> rx.Component:
+def status_row(row: ObjectVar[StatusRow]) -> rx.Component:
     return rx.table.row(
         rx.table.row_header_cell(rx.link(row.name, href=f"/strategies/{row.id}"), overflow_wrap="anywhere"),
         labelled_cell("Account", row.account),
         labelled_cell("Status", status_badge(row.status), id=f"status-{row.id}"),
         labelled_cell(
             "Last snapshot",
-            rx.cond(row.last_snapshot_ms > 0, ago(row.last_snapshot_ms), "never"),
+            rx.cond(
+                row.last_snapshot_ms > 0,  # type: ignore[operator]  # typed a plain Var by Reflex, a NumberVar at run time
+                ago(row.last_snapshot_ms),
+                "never",
+            ),
             id=f"last-snapshot-{row.id}",
         ),
     )

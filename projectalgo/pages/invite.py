@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from projectalgo import forms, members
 from projectalgo.components.layout import form_error, labelled_input, layout, new_password_inputs
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, failure_message, in_password_session, in_session
+from projectalgo.state import AuthState, event_handler, failure_message, in_password_session, in_session
 
 
 class InviteState(AuthState):
@@ -32,13 +32,13 @@ class InviteState(AuthState):
             view.reason if view else "This invitation link is not valid. Check it with the person who sent it."
         )
 
-    @rx.event
+    @event_handler
     async def open_invite(self) -> None:
         self.error = ""
         await self._current_user()
         await self._describe()
 
-    @rx.event
+    @event_handler
     async def register(self, form: dict[str, str]) -> EventSpec | None:
         settings = services().settings
         code = self._code()

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from projectalgo import forms, members
 from projectalgo.components.layout import form_error, labelled_input, layout
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, failure_message, in_password_session, in_session
+from projectalgo.state import AuthState, event_handler, failure_message, in_password_session, in_session
 
 HOME = "/dashboard"
 
@@ -23,7 +23,7 @@ class LoginState(AuthState):
     error: rx.Field[str] = rx.field("")
     notice: rx.Field[str] = rx.field("")
 
-    @rx.event
+    @event_handler
     async def open_login(self) -> EventSpec | None:
         self.error = members.ACCOUNT_DISABLED if self.router.url.query_parameters.get("disabled") else ""
         query = self.router.url.query_parameters
@@ -38,7 +38,7 @@ class LoginState(AuthState):
             return rx.redirect(safe_next(self.router.url.query_parameters.get("next")))
         return None
 
-    @rx.event
+    @event_handler
     async def sign_in(self, form: dict[str, str]) -> EventSpec | None:
         client = self.router.session.client_ip or "unknown"
         settings = services().settings
@@ -88,7 +88,7 @@ def login_page() -> rx.Component:
 
 
 class LogoutState(AuthState):
-    @rx.event
+    @event_handler
     async def sign_out(self) -> EventSpec:
         token = self.session_token
         if token:

@@ -33,7 +33,7 @@ from projectalgo.components.layout import form_error, layout
 from projectalgo.db import session_scope
 from projectalgo.errors import DomainError
 from projectalgo.runtime import in_stripe_thread, services
-from projectalgo.state import AuthState, CurrentUser, failure_message, in_session, signed_in
+from projectalgo.state import AuthState, CurrentUser, event_handler, failure_message, in_session, signed_in
 
 T = TypeVar("T")
 log = logging.getLogger("projectalgo.membership")
@@ -137,7 +137,7 @@ class MembershipState(AuthState):
             return ""
         return why_sent_here(self.router.url.query_parameters.get(FROM_PARAMETER))
 
-    @rx.event
+    @event_handler
     @signed_in
     async def open_membership(self, user: CurrentUser) -> EventSpec | None:
         settings = services().settings
@@ -156,13 +156,13 @@ class MembershipState(AuthState):
             _payments_js(f"{mount}{json.dumps('#' + CARD_ELEMENT_ID)})"), callback=MembershipState.card_field_ready
         )
 
-    @rx.event
+    @event_handler
     async def card_field_ready(self, result: dict) -> None:
         self.pay_error = self.pay_error or _browser_error(result)
         if (user := await self._current_user()) is not None:
             await self._reload_if_emptied(user)
 
-    @rx.event
+    @event_handler
     @_payment_step
     async def start_payment(self, user: CurrentUser) -> EventSpec | None:
         gateway = services().payments
@@ -179,7 +179,7 @@ class MembershipState(AuthState):
         self.paying = True
         return rx.call_script(_payments_js(f"setUpCard({json.dumps(secret)})"), callback=MembershipState.card_set_up)
 
-    @rx.event
+    @event_handler
     @_payment_step
     async def card_set_up(self, user: CurrentUser, result: dict) -> EventSpec | None:
         """Stripe.js finished the card set-up started here: charge the card (the set-up id is the server's own)."""
@@ -198,7 +198,7 @@ class MembershipState(AuthState):
         )
         return await self._show(user, outcome)
 
-    @rx.event
+    @event_handler
     @_payment_step
     async def payment_returned(self, user: CurrentUser, _result: dict) -> EventSpec | None:
         """Stripe.js finished 3-D Secure: read this user's PaymentIntent back from Stripe, whatever the browser says."""

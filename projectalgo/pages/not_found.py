@@ -3,11 +3,11 @@
 import reflex as rx
 
 from projectalgo.components.layout import layout
-from projectalgo.state import AuthState
+from projectalgo.state import AuthState, event_handler
 
 
 class NotFoundState(AuthState):
-    @rx.event
+    @event_handler
     async def open_not_found(self) -> None:
         """Who is signed in, for the top bar's links (a page load starts the tab empty)."""
         await self._current_user()

@@ -7,19 +7,27 @@ from sqlalchemy.orm import Session
 from projectalgo import forms, members
 from projectalgo.components.layout import form_error, labelled_input, layout, new_password_inputs, notice
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, CurrentUser, failure_message, in_password_session, in_session, signed_in
+from projectalgo.state import (
+    AuthState,
+    CurrentUser,
+    event_handler,
+    failure_message,
+    in_password_session,
+    in_session,
+    signed_in,
+)
 
 
 class ProfileState(AuthState):
     error: rx.Field[str] = rx.field("")
     notice: rx.Field[str] = rx.field("")
 
-    @rx.event
+    @event_handler
     @signed_in
     async def open_profile(self, _user: CurrentUser) -> None:
         self.error = self.notice = ""
 
-    @rx.event
+    @event_handler
     @signed_in
     async def change_password(self, user: CurrentUser, form: dict[str, str]) -> None:
         """The current password is required; every other sign-in of the user ends, this one stays."""
@@ -50,7 +58,7 @@ class ProfileState(AuthState):
         self.error, self.notice = "", "Password changed. Your other sign-ins have ended."
         return None
 
-    @rx.event
+    @event_handler
     async def sign_out_everywhere(self) -> EventSpec:
         user = await self._current_user()
         if user is not None:

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from projectalgo import forms, members
 from projectalgo.components.layout import form_error, layout, new_password_inputs
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, failure_message, in_password_session, in_session
+from projectalgo.state import AuthState, event_handler, failure_message, in_password_session, in_session
 
 
 class ResetState(AuthState):
@@ -17,13 +17,13 @@ class ResetState(AuthState):
     def _token(self) -> str:
         return self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
 
-    @rx.event
+    @event_handler
     async def open_reset(self) -> None:
         self.error = ""
         token = self._token()
         self.usable = await in_session(lambda session: members.password_reset_usable(session, token))
 
-    @rx.event
+    @event_handler
     async def reset_password(self, form: dict[str, str]) -> EventSpec | None:
         token, rounds = self._token(), services().settings.bcrypt_rounds
 

@@ -24,7 +24,7 @@ from projectalgo.components.tables import ROW_ACTION_SIZE, WHOLE_CARD, labelled_
 from projectalgo.members import Actor
 from projectalgo.models import id_of
 from projectalgo.runtime import services
-from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, in_session
+from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, event_handler, in_session
 
 T = TypeVar("T")
 
@@ -95,12 +95,12 @@ class StrategiesState(MemberActionsMixin, AuthState):
         ]
         self.account_options = [AccountOption(str(a.id), a.name) for a in accounts if not a.archived]
 
-    @rx.event
+    @event_handler
     async def open_strategies(self) -> EventSpec | None:
         self.new_token = self.new_token_strategy = ""
         return await self._open()
 
-    @rx.event
+    @event_handler
     async def create_strategy(self, form: dict[str, str]) -> EventSpec | None:
         def create(session: Session, actor: Actor) -> tuple[str, str]:
             strategy = strategies.create_strategy(
@@ -110,7 +110,7 @@ class StrategiesState(MemberActionsMixin, AuthState):
 
         return await self._issue(create, lambda created: f"Strategy {created[0]!r} created.", created=True)
 
-    @rx.event
+    @event_handler
     async def new_token_for(self, strategy_id: int) -> EventSpec | None:
         def issue(session: Session, actor: Actor) -> tuple[str, str]:
             strategy = strategies.get_strategy(session, actor, forms.parse_id(strategy_id))
@@ -136,11 +136,11 @@ class StrategiesState(MemberActionsMixin, AuthState):
 
         return await self._act(work, done, then=show)
 
-    @rx.event
+    @event_handler
     def dismiss_token(self) -> None:
         self.new_token = self.new_token_strategy = ""
 
-    @rx.event
+    @event_handler
     async def update_strategy(self, form: dict[str, str]) -> EventSpec | None:
         redirect = await self._act(
             lambda session, actor: strategies.update_strategy(
@@ -160,7 +160,7 @@ class StrategiesState(MemberActionsMixin, AuthState):
     def _saved(self, _strategy: object) -> None:
         self.saved += 1
 
-    @rx.event
+    @event_handler
     async def set_archived(self, strategy_id: int, archived: bool) -> EventSpec | None:
         return await self._act(
             lambda session, actor: strategies.set_strategy_archived(
@@ -173,7 +173,7 @@ class StrategiesState(MemberActionsMixin, AuthState):
             ),
         )
 
-    @rx.event
+    @event_handler
     async def revoke_token(self, token_id: int) -> EventSpec | None:
         return await self._act(
             lambda session, actor: strategies.revoke_token(session, actor, forms.parse_id(token_id)),

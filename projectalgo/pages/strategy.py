@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import anyio
 import reflex as rx
+from reflex.event import EventSpec, EventType
+from reflex.vars import ObjectVar
 
 from projectalgo import charts, dashboard, exports, forms, strategies
 from projectalgo.clock import utcnow
@@ -23,7 +25,7 @@ from projectalgo.errors import NotFoundError
 from projectalgo.live_push import live_push
 from projectalgo.runtime import services
 from projectalgo.snapshots import ALL_TIME_END_MS, Snapshot, epoch_ms
-from projectalgo.state import AuthState, CurrentUser, in_session, members_only
+from projectalgo.state import AuthState, CurrentUser, event_handler, in_session, members_only
 
 PAGE_SIZE = 50
 
@@ -56,16 +58,16 @@ def _line(snapshot: Snapshot) -> SnapshotLine:
 class StrategyLiveState(AuthState):
     """The small, live part of a strategy page: what each stored snapshot changes."""
 
-    wallet: str = "—"
-    margin: str = "—"
-    unrealised: str = "—"
-    realised: str = "—"
-    position: str = "—"
-    status: str = "never"
-    last_update: str = ""  # the newest stored snapshot's time, ISO 8601
-    unseen: int = 0  # snapshots stored since the table was loaded
-    charted: bool = False  # the chart has points (else the page says why not)
-    tail: dict = {}
+    wallet: rx.Field[str] = rx.field("—")
+    margin: rx.Field[str] = rx.field("—")
+    unrealised: rx.Field[str] = rx.field("—")
+    realised: rx.Field[str] = rx.field("—")
+    position: rx.Field[str] = rx.field("—")
+    status: rx.Field[str] = rx.field("never")
+    last_update: rx.Field[str] = rx.field("")  # the newest stored snapshot's time, ISO 8601
+    unseen: rx.Field[int] = rx.field(0)  # snapshots stored since the table was loaded
+    charted: rx.Field[bool] = rx.field(False)  # the chart has points (else the page says why not)
+    tail: rx.Field[dict] = rx.field(default_factory=dict)
     _strategy_id: int = 0
     _peak_margin: float = 0.0
     _last_ms: int = 0  # the newest stored snapshot's time; 0: none
@@ -99,9 +101,9 @@ class StrategyLiveState(AuthState):
         self._show_latest(snapshot, epoch_ms(utcnow()))  # a backfilled older one does not replace the latest
         self.unseen += 1
 
-    @rx.event
+    @event_handler
     @members_only
-    async def tick(self, member: CurrentUser, _shown: str = "") -> rx.event.EventSpec | None:
+    async def tick(self, member: CurrentUser, _shown: str = "") -> EventType[()] | None:
         """The page's timer, once a minute: the status as of now, from what the tab holds (nothing is read). A tab
         this worker does not push to (its websocket came from another worker) loads again, which registers it."""
         self._restatus(epoch_ms(utcnow()))
@@ -111,17 +113,17 @@ class StrategyLiveState(AuthState):
 
 
 class StrategyPageState(AuthState):
-    found: bool = True
-    name: str = ""
-    description: str = ""
-    account_name: str = ""
-    symbol: str = ""
-    range_key: str = charts.DEFAULT_RANGE
-    figure: dict = {}
-    snippet: str = ""  # how a bot posts, with a placeholder for its token
-    lines: list[SnapshotLine] = []
-    page: int = 1
-    has_more: bool = False
+    found: rx.Field[bool] = rx.field(True)
+    name: rx.Field[str] = rx.field("")
+    description: rx.Field[str] = rx.field("")
+    account_name: rx.Field[str] = rx.field("")
+    symbol: rx.Field[str] = rx.field("")
+    range_key: rx.Field[str] = rx.field(charts.DEFAULT_RANGE)
+    figure: rx.Field[dict] = rx.field(default_factory=dict)
+    snippet: rx.Field[str] = rx.field("")  # how a bot posts, with a placeholder for its token
+    lines: rx.Field[list[SnapshotLine]] = rx.field(default_factory=list)
+    page: rx.Field[int] = rx.field(1)
+    has_more: rx.Field[bool] = rx.field(False)
     _strategy_id: int = 0
     _page_ends: list[int] = []  # before_ms of each page shown so far
     _next_before: int = 0  # before_ms of the next older page
@@ -189,7 +191,7 @@ class StrategyPageState(AuthState):
         self._next_before = found[PAGE_SIZE - 1].at_ms if self.has_more else 0
 
     @members_only
-    async def _page_to(self, member: CurrentUser, page: int, before_ms: int) -> rx.event.EventSpec | None:
+    async def _page_to(self, member: CurrentUser, page: int, before_ms: int) -> EventSpec | None:
         """Show page `page` (ending before `before_ms`) of the URL's strategy, if the member may see it now."""
         view = await self._viewable(member)
         if view is None:
@@ -202,45 +204,45 @@ class StrategyPageState(AuthState):
             (await self.get_state(StrategyLiveState)).unseen = 0
         return None
 
-    @rx.event
+    @event_handler
     @members_only
-    async def open_strategy(self, member: CurrentUser) -> rx.event.EventSpec | None:
+    async def open_strategy(self, member: CurrentUser) -> EventSpec | None:
         self.range_key = charts.DEFAULT_RANGE
         await self._load(member)
         return None
 
-    @rx.event
-    async def set_range(self, range_key: str | list[str]) -> rx.event.EventSpec | None:
+    @event_handler
+    async def set_range(self, range_key: str | list[str]) -> EventSpec | None:
         self.range_key = (
             range_key if isinstance(range_key, str) and range_key in charts.RANGES else charts.DEFAULT_RANGE
         )
         return await self.resync()
 
-    @rx.event
+    @event_handler
     @members_only
-    async def resync(self, member: CurrentUser) -> rx.event.EventSpec | None:
+    async def resync(self, member: CurrentUser) -> EventSpec | None:
         await self._load(member)
         return None
 
-    @rx.event
-    async def newer_page(self) -> rx.event.EventSpec | None:
+    @event_handler
+    async def newer_page(self) -> EventSpec | None:
         if self.page <= 1:
             return await self._page_to(1, ALL_TIME_END_MS)
         return await self._page_to(self.page - 1, self._page_ends[self.page - 2])
 
-    @rx.event
-    async def older_page(self) -> rx.event.EventSpec | None:
+    @event_handler
+    async def older_page(self) -> EventSpec | None:
         if not (self.has_more and self._next_before):
             return await self._page_to(self.page, self._page_ends[-1] if self._page_ends else ALL_TIME_END_MS)
         return await self._page_to(self.page + 1, self._next_before)
 
-    @rx.event
-    async def show_newest(self) -> rx.event.EventSpec | None:
+    @event_handler
+    async def show_newest(self) -> EventSpec | None:
         return await self._page_to(1, ALL_TIME_END_MS)
 
-    @rx.event
+    @event_handler
     @members_only
-    async def download_csv(self, member: CurrentUser) -> rx.event.EventSpec | None:
+    async def download_csv(self, member: CurrentUser) -> EventSpec | None:
         """A link valid for a minute, for this sign-in, strategy and the chosen range."""
         view = await self._viewable(member)
         if view is None:
@@ -291,7 +293,7 @@ LINE_COLUMNS = (
 )
 
 
-def snapshot_row(line: SnapshotLine) -> rx.Component:
+def snapshot_row(line: ObjectVar[SnapshotLine]) -> rx.Component:
     return rx.table.row(
         labelled_cell("Time", rx.moment(line.at, format="YYYY-MM-DD HH:mm:ss", local=True)),
         *(labelled_cell(label, getattr(line, field)) for label, field in LINE_COLUMNS),

@@ -6,6 +6,7 @@ On a phone every table stacks its rows into cards, each value after its column's
 from __future__ import annotations
 
 import reflex as rx
+from reflex.event import EventType
 from reflex.vars import ObjectVar
 
 from projectalgo import admin, memberships
@@ -15,7 +16,7 @@ from projectalgo.pages.admin.state import AdminState, AuditLine, InviteLine, Pay
 from projectalgo.state import AuthState
 
 
-def _small_form(on_submit: rx.EventHandler, *fields: rx.Component, label: str) -> rx.Component:
+def _small_form(on_submit: EventType[dict[str, str]], *fields: rx.Component, label: str) -> rx.Component:
     return rx.form(
         rx.flex(*fields, rx.button(label, size="1", type="submit"), spacing="1", wrap="wrap", align="center"),
         on_submit=on_submit,

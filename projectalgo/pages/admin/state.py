@@ -26,7 +26,7 @@ from projectalgo.errors import NotAllowedError
 from projectalgo.members import Actor
 from projectalgo.runtime import services
 from projectalgo.snapshots import epoch_ms
-from projectalgo.state import AuthState, failure_message, in_session
+from projectalgo.state import AuthState, event_handler, failure_message, in_session
 
 
 @dataclass
@@ -248,7 +248,7 @@ class AdminState(AuthState):
         await self._reload(actor)
         return None
 
-    @rx.event
+    @event_handler
     async def open_admin(self) -> EventSpec | None:
         actor = await self._actor()
         self.error = self.notice = ""
@@ -275,7 +275,7 @@ class AdminState(AuthState):
         await self._reload(actor)
         return None
 
-    @rx.event
+    @event_handler
     async def refresh_statuses(self, _shown: str) -> EventSpec | None:
         """The tab's timer (the hidden moment's text is ignored): statuses and ingestion figures as of now.
 
@@ -291,7 +291,7 @@ class AdminState(AuthState):
         self.ingest_figures = [Figure(k, v) for k, v in services().ingest_stats.last_hour().items()]
         return None
 
-    @rx.event
+    @event_handler
     async def search_users(self, form: dict[str, str]) -> EventSpec | None:
         def read() -> None:
             search = forms.form_text(form, "search", max_length=admin.SEARCH_MAX_LENGTH, label="The search")
@@ -299,7 +299,7 @@ class AdminState(AuthState):
 
         return await self._browse("search users", read)
 
-    @rx.event
+    @event_handler
     async def change_page(self, step: int) -> EventSpec | None:
         def read() -> None:
             if type(step) is not int or step not in (-1, 1):
@@ -309,7 +309,7 @@ class AdminState(AuthState):
 
         return await self._browse("page users", read)
 
-    @rx.event
+    @event_handler
     async def set_role(self, user_id: int, role: str, grant: bool) -> EventSpec | None:
         def plan() -> Change:
             uid, flag = forms.parse_id(user_id), forms.parse_flag(grant)
@@ -323,7 +323,7 @@ class AdminState(AuthState):
 
         return await self._act(admin.role_action(role, grant), plan)
 
-    @rx.event
+    @event_handler
     async def set_disabled(self, user_id: int, disabled: bool) -> EventSpec | None:
         def plan() -> Change:
             uid, flag = forms.parse_id(user_id), forms.parse_flag(disabled)
@@ -336,7 +336,7 @@ class AdminState(AuthState):
 
         return await self._act("disable or enable user", plan)
 
-    @rx.event
+    @event_handler
     async def issue_reset_link(self, user_id: int) -> EventSpec | None:
         """A one-time password reset link for the user, shown to this admin once (until their next click)."""
         public_url = services().settings.public_url
@@ -358,11 +358,11 @@ class AdminState(AuthState):
 
         return await self._act("issue password reset link", plan)
 
-    @rx.event
+    @event_handler
     async def close_reset_link(self) -> None:
         self.reset_link = self.reset_link_for = ""
 
-    @rx.event
+    @event_handler
     async def grant_membership(self, form: dict[str, str]) -> EventSpec | None:
         def plan() -> Change:
             uid, reason = forms.form_id(form, "user_id"), _reason(form)
@@ -376,7 +376,7 @@ class AdminState(AuthState):
 
         return await self._act("grant membership", plan)
 
-    @rx.event
+    @event_handler
     async def end_membership(self, form: dict[str, str]) -> EventSpec | None:
         def plan() -> Change:
             uid, reason = forms.form_id(form, "user_id"), _reason(form)
@@ -389,7 +389,7 @@ class AdminState(AuthState):
 
         return await self._act("end membership", plan)
 
-    @rx.event
+    @event_handler
     async def set_invite_uses(self, form: dict[str, str]) -> EventSpec | None:
         def plan() -> Change:
             iid, reason = forms.form_id(form, "invitation_id"), _reason(form)
@@ -405,7 +405,7 @@ class AdminState(AuthState):
 
         return await self._act("set invite uses", plan)
 
-    @rx.event
+    @event_handler
     async def set_invite_disabled(self, invitation_id: int, disabled: bool) -> EventSpec | None:
         def plan() -> Change:
             iid, flag = forms.parse_id(invitation_id), forms.parse_flag(disabled)
@@ -418,7 +418,7 @@ class AdminState(AuthState):
 
         return await self._act("disable or enable invite", plan)
 
-    @rx.event
+    @event_handler
     async def create_invite(self, form: dict[str, str]) -> EventSpec | None:
         def plan() -> Change:
             uid, reason = forms.form_id(form, "user_id"), _reason(form)
