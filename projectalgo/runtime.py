@@ -13,11 +13,11 @@ from sqlalchemy import Engine
 
 from projectalgo.billing import BillingGateway
 from projectalgo.db import make_engine
-from projectalgo.ingest_stats import IngestStats
+from projectalgo.ingest_stats import IngestCounter, IngestStats, RedisIngestStats
 from projectalgo.ingestion import Ingestor
 from projectalgo.integrations.stripe import StripeGateway
 from projectalgo.live import Broadcast, LocalBroadcast, RedisBroadcast
-from projectalgo.ratelimit import RateLimiter
+from projectalgo.ratelimit import Limiter, RateLimiter, RedisRateLimiter
 from projectalgo.settings import Settings, load_settings
 from projectalgo.snapshots import SnapshotStore
 
@@ -45,7 +45,7 @@ class Services:
     snapshot_store: SnapshotStore
     broadcast: Broadcast  # where stored snapshots are announced: every worker's live push listens
     ingestor: Ingestor
-    ingest_stats: IngestStats
+    ingest_stats: IngestCounter
     # None when STRIPE_SECRET_KEY is unset: the membership page then says payments are not configured.
     payments: BillingGateway | None
 
@@ -54,11 +54,28 @@ def build_snapshot_store(settings: Settings, engine: Engine) -> SnapshotStore:
     """DynamoDB when a table is configured, else the embedded store on the SQL database."""
     if settings.dynamodb_table:
         from projectalgo.integrations.dynamodb import DynamoSnapshotStore
+        from projectalgo.integrations.dynamodb.in_doubt import SqlInDoubtLog
 
-        return DynamoSnapshotStore(settings)
+        store = DynamoSnapshotStore(settings, in_doubt=SqlInDoubtLog(engine))  # kept across restarts and workers
+        store.settle_in_background()  # the writes an earlier run left in doubt
+        return store
     from projectalgo.integrations.sqlstore import SqlSnapshotStore
 
     return SqlSnapshotStore(engine)
+
+
+def build_limiter_and_stats(settings: Settings) -> tuple[Limiter, IngestCounter]:
+    """The bots' rate limits and the ingestion figures: in Redis when REFLEX_REDIS_URL is set (several workers
+    share them), else in this process (one worker)."""
+    if settings.redis_url:
+        from projectalgo.integrations.redis_client import connect
+
+        client = connect(settings.redis_url)
+        return (
+            RedisRateLimiter(client, settings.ingest_rate_per_second, settings.ingest_burst),
+            RedisIngestStats(client),
+        )
+    return RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst), IngestStats()
 
 
 @functools.cache
@@ -67,7 +84,7 @@ def services() -> Services:
     engine = make_engine(settings.database_url)
     store = build_snapshot_store(settings, engine)
     broadcast = RedisBroadcast(settings.redis_url) if settings.redis_url else LocalBroadcast()
-    stats = IngestStats()
+    limiter, stats = build_limiter_and_stats(settings)
     return Services(
         settings=settings,
         engine=engine,
@@ -76,7 +93,7 @@ def services() -> Services:
         ingestor=Ingestor(
             engine,
             store,
-            RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst),
+            limiter,
             stats=stats,
             broadcast=broadcast,
         ),

@@ -4,6 +4,7 @@ lost or refused through botocore's events (as tests/integration/test_snapshot_st
 
 import logging
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -17,6 +18,7 @@ from projectalgo.db import make_engine
 from projectalgo.integrations.dynamodb import DynamoSnapshotStore
 from projectalgo.integrations.dynamodb.in_doubt import InDoubt, SqlInDoubtLog
 from projectalgo.models import InDoubtWrite
+from projectalgo.runtime import build_snapshot_store
 from projectalgo.settings import load_settings
 from projectalgo.snapshots import StoreUnavailableError
 from tests.factories import make_member, make_strategy, store_one
@@ -102,6 +104,15 @@ def test_a_write_left_in_doubt_is_settled_by_the_next_run_once_dynamodb_answers(
     next_run.settle_in_background().join(timeout=30)  # what runtime.py starts the store with
     assert stored(table, strategy) == []  # a write answered "not stored" is not stored
     assert in_doubt_rows(engine) == 0
+
+
+def test_the_app_settles_at_start_up_what_an_earlier_run_left_in_doubt(table, engine, strategy):
+    leave_in_doubt(worker(table, engine), snap(strategy))
+    build_snapshot_store(table, engine)  # as services() builds it when the app starts; no bot posts
+    deadline = time.monotonic() + 30
+    while in_doubt_rows(engine) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stored(table, strategy) == [] and in_doubt_rows(engine) == 0
 
 
 def test_a_bots_retry_on_another_worker_takes_the_millisecond_of_its_first_try(table, engine, strategy):

@@ -6,8 +6,11 @@ from functools import partial
 
 import pytest
 
+from projectalgo.ingest_stats import IngestStats, RedisIngestStats
 from projectalgo.integrations.stripe import StripeGateway
-from projectalgo.runtime import STRIPE_THREADS, in_stripe_thread, services
+from projectalgo.ratelimit import RateLimiter, RedisRateLimiter
+from projectalgo.runtime import STRIPE_THREADS, build_limiter_and_stats, in_stripe_thread, services
+from projectalgo.settings import load_settings
 from tests.conftest import TEST_SECRET_KEY_BASE, TEST_STRIPE_PUBLISHABLE_KEY, TEST_STRIPE_SECRET_KEY
 
 
@@ -31,6 +34,19 @@ def test_with_stripe_keys_there_is_a_payment_gateway(environment):
     environment.setenv("STRIPE_SECRET_KEY", TEST_STRIPE_SECRET_KEY)
     environment.setenv("STRIPE_PUBLISHABLE_KEY", TEST_STRIPE_PUBLISHABLE_KEY)
     assert isinstance(services().payments, StripeGateway)
+
+
+def test_one_worker_keeps_its_rate_limits_and_figures_in_its_own_memory(environment):
+    environment.delenv("REFLEX_REDIS_URL", raising=False)
+    limiter, stats = build_limiter_and_stats(services().settings)
+    assert isinstance(limiter, RateLimiter) and isinstance(stats, IngestStats)
+    assert isinstance(services().ingest_stats, IngestStats)
+
+
+def test_with_redis_the_workers_share_rate_limits_and_figures_through_it():
+    settings = load_settings({"REFLEX_REDIS_URL": "redis://127.0.0.1:9/0", "SECRET_KEY_BASE": TEST_SECRET_KEY_BASE})
+    limiter, stats = build_limiter_and_stats(settings)  # Redis is not reached until they are used
+    assert isinstance(limiter, RedisRateLimiter) and isinstance(stats, RedisIngestStats)
 
 
 def test_stripe_work_runs_a_few_at_a_time_on_threads_that_database_work_does_not_need():
