@@ -160,7 +160,7 @@ def configure(settings: Settings) -> None:
     """Write the app's events (and other libraries' warnings and errors) to stderr, one line each, as the
     settings say. Called again, it replaces what it configured before; other handlers are left alone."""
     global _handler
-    level = logging.getLevelName(settings.log_level)
+    level = logging.getLevelNamesMapping()[settings.log_level]  # one of settings.LOG_LEVELS
     handler = _StderrHandler()
     handler.setFormatter(formatter(settings))
     root = logging.getLogger()
