@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine
 
 from projectalgo.db import make_engine
 from projectalgo.migrations import upgrade_to_head
-from tests.support import servers
+from tests.support import log_secrets, servers
 from tests.support.timeouts import ServerStartsUntimed
 
 # A test that hangs fails after this many seconds instead of holding up the run; a browser test gets more.
@@ -88,6 +88,9 @@ def _app_env(tmp_path_factory: pytest.TempPathFactory, name: str) -> dict[str, s
         "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp(name) / 'app.db'}",
         "SECRET_KEY_BASE": TEST_SECRET_KEY_BASE,
         "BCRYPT_ROUNDS": "4",
+        # Production's log format, and every event of the app's: tests/integration/test_log_secrets.py reads them.
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "DEBUG",
     }
 
 
@@ -97,9 +100,18 @@ def _serves_pages(request: pytest.FixtureRequest) -> bool:
     return any(item.get_closest_marker("e2e") for item in request.session.items)
 
 
+def _run_app(server: servers.Server) -> Iterator[servers.Server]:
+    """_run for an app under test; once it has stopped, its whole log (every test's flows, the browsers' sign-ins and
+    payments too) is searched for the tests' secrets, which must not be there (test_log_secrets.py takes the app
+    through the flows that carry them)."""
+    yield from _run(server)
+    if found := log_secrets.leaks(server.log_path.read_text(errors="replace"), log_secrets.shared_secrets()):
+        raise AssertionError(f"{server.name}'s log ({server.log_path}) holds: {', '.join(found)}")
+
+
 def _start_app(env: dict[str, str], server_logs: Path, name: str, pages: bool) -> Iterator[servers.Server]:
     upgrade_to_head(env["DATABASE_URL"])
-    yield from _run(servers.start_app(server_logs, env, name, pages=pages))
+    yield from _run_app(servers.start_app(server_logs, env, name, pages=pages))
 
 
 @pytest.fixture(scope="session")
@@ -163,7 +175,7 @@ def dynamo_app_server(
         return
     built = request.getfixturevalue("app_server")
     upgrade_to_head(dynamo_app_env["DATABASE_URL"])
-    yield from _run(servers.start_app_on_built_pages(server_logs, dynamo_app_env, built, "dynamo-app"))
+    yield from _run_app(servers.start_app_on_built_pages(server_logs, dynamo_app_env, built, "dynamo-app"))
 
 
 @pytest.fixture(scope="session")
