@@ -1,7 +1,10 @@
-.PHONY: run test test-fast lint format migrate
+.PHONY: run prod test test-fast lint format migrate
 
 run:        ## set up and start the app on embedded defaults
 	scripts/run
+
+prod:       ## production: settings from the environment, migrations, WORKERS workers on PORT (README: Deploying)
+	scripts/prod
 
 test:       ## set up and run the whole test suite (lint included)
 	scripts/test

@@ -13,76 +13,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import re
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
 import psutil
-import socketio
 
 from bench.ingest import app_env
-from projectalgo import members
-from projectalgo.db import make_engine, session_scope
+from projectalgo.db import make_engine
 from projectalgo.snapshots import NUMBER_FIELDS
-from tests.factories import grant_membership, make_member, make_strategy
 from tests.support import servers
-
-SESSION_VAR = "reflex___state____state.projectalgo___state____auth_state.session_token_rx_state_"
-NAMESPACE = "/_event"  # the browser's socket.io-client takes it from the URL's path
-SEQ = re.compile(r'"tail[^"]*":\{"seq":(\d+)')
-
-
-def arrange(env: dict[str, str]) -> tuple[int, str, str]:
-    engine = make_engine(env["DATABASE_URL"])
-    member = make_member(engine)
-    grant_membership(engine, member)
-    strategy_id, token = make_strategy(engine, member, name="Fan-out")
-    with session_scope(engine) as session:
-        session_token = members.start_session(session, user=member, days=1)
-    return strategy_id, token, session_token
-
-
-async def join(url: str, strategy_id: int, session_token: str, arrivals: dict[int, float]) -> socketio.AsyncClient:
-    client = socketio.AsyncClient(reconnection=False)
-    loaded = asyncio.Event()
-
-    @client.on("event", namespace=NAMESPACE)
-    async def on_event(update: object) -> None:
-        text = update if isinstance(update, str) else json.dumps(update, separators=(",", ":"))
-        if "figure" in text:
-            loaded.set()
-        if match := SEQ.search(text):
-            arrivals.setdefault(int(match.group(1)), time.time() * 1000)
-
-    await client.connect(
-        f"{url}?token={uuid.uuid4()}", socketio_path="_event", transports=["websocket"], namespaces=[NAMESPACE]
-    )
-    path = f"/strategies/{strategy_id}"
-    await client.emit(
-        "event",
-        {
-            "name": "reflex___state____state.hydrate_and_load",
-            "payload": {"vars": {SESSION_VAR: session_token}},
-            "router_data": {"pathname": path, "asPath": path, "query": {"strategy_id": str(strategy_id)}},
-        },
-        namespace=NAMESPACE,
-    )
-    await asyncio.wait_for(loaded.wait(), timeout=30)
-    return client
+from tests.support.tabs import arrange, join
 
 
 async def run(
     url: str, pid: int, strategy_id: int, token: str, session_token: str, sessions: int, posts: int, interval: float
 ) -> dict:
-    arrivals = [{} for _ in range(sessions)]
+    arrivals: list[dict[int, float]] = [{} for _ in range(sessions)]
     clients = []
     for n in range(sessions):  # joined one at a time, as tabs open
-        clients.append(await join(url, strategy_id, session_token, arrivals[n]))
+        clients.append((await join(url, strategy_id, session_token, arrivals[n]))[0])
     await asyncio.sleep(1)
     process = psutil.Process(pid)
     cpu_before = sum(p.cpu_times().user + p.cpu_times().system for p in [process, *process.children(True)])
@@ -120,7 +72,7 @@ def main() -> None:
     for sessions in args.sessions:  # a fresh app each time: sessions from the previous run stay registered
         work = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
         env = app_env(work, "fanout", {})
-        strategy_id, token, session_token = arrange(env)
+        strategy_id, token, session_token = arrange(make_engine(env["DATABASE_URL"]))
         server = servers.start_app(work, env, name="fanout")
         try:
             result = asyncio.run(

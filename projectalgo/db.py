@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,6 +20,15 @@ UNREACHABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError)
 
 
 def make_engine(database_url: str) -> Engine:
+    engine = _create(database_url)
+    # Production's server imports the app once, then forks its workers: a pooled connection opened before the
+    # fork would be shared by every worker. Each child starts with an empty pool (the parent's stay the parent's).
+    alive = weakref.ref(engine)  # the hook must not keep a discarded engine alive
+    os.register_at_fork(after_in_child=lambda: (child := alive()) is not None and child.dispose(close=False))
+    return engine
+
+
+def _create(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
         # Enough pooled connections for the worker threads: a new SQLite connection costs its pragmas.
         engine = create_engine(

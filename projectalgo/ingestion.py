@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from projectalgo import snapshots, strategies
 from projectalgo.db import UNREACHABLE_ERRORS
-from projectalgo.errors import DomainError, NotAllowedError, RateLimitedError, UnauthenticatedError
+from projectalgo.errors import DomainError, NotAllowedError, RateLimitedError, UnauthenticatedError, UnavailableError
 from projectalgo.ingest_stats import IngestStats
 from projectalgo.live import Broadcast, LocalBroadcast
 from projectalgo.ratelimit import RateLimiter
@@ -75,6 +75,7 @@ def _failed() -> RuntimeError:
     return RuntimeError("storing the snapshot failed unexpectedly (see the log)")
 
 
+STOPPING = "This server is stopping; post the snapshot again."
 MISSING_TOKEN = "Send the strategy token as Authorization: Bearer <token> or data.strategy_access_token."
 
 
@@ -113,11 +114,14 @@ class Ingestor:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
         self._storing = False
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def receive(self, raw: bytes, header_token: str | None, now: datetime) -> Snapshot:
         """A bot's post from reading its body to the live push: read and check it, store it with whatever else is
         waiting, and announce it. Raises a DomainError to refuse (counted, as is every stored snapshot)."""
         try:
+            if self._stopping:
+                raise UnavailableError(STOPPING, retry_after_seconds=1, code="stopping")
             body = snapshots.read_body(raw)
             token = header_token or snapshots.body_token(body)
             if token is None:
@@ -136,6 +140,22 @@ class Ingestor:
         except Exception:  # stored all the same: the bot gets its 201, open tabs catch up when they resync
             log.exception("live.publish_failed strategy_id=%s", stored.strategy_id)
         return stored
+
+    async def stop(self) -> None:
+        """The server is stopping: refuse new posts (503, so bots post again, to another worker or after the
+        restart), finish storing what was accepted, and write the uses held back."""
+        self._stopping = True
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+        if self._delayed_write is not None:
+            self._delayed_write.cancel()
+            self._delayed_write = None
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._record_use_now)
+        log.info("ingest.stopped")
+
+    def _record_use_now(self) -> None:
+        self._recorded_at.clear()  # nothing is held back any more: every token's newest use is written
+        self._record_use([])
 
     async def count_refusal(self, code: str) -> None:
         """Count a post refused before ingestion could read it (by HTTP's rules)."""

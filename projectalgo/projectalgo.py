@@ -1,11 +1,14 @@
 """Composition root: reads the settings once, builds the API and registers the pages."""
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import reflex as rx
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from projectalgo import logs
 from projectalgo.api import around_reflex, http_policy
 from projectalgo.live_push import live_push
 from projectalgo.pages.accounts import AccountsState, accounts_page
@@ -22,7 +25,8 @@ from projectalgo.pages.strategy import StrategyPageState, strategy_page
 from projectalgo.runtime import services
 from projectalgo.state import TabGuard, unhandled_event_error
 
-services()  # fail at start-up, not on the first request, when a setting is wrong
+# At start-up: a wrong setting fails here, not on the first request; the app's events are logged from here on.
+logs.configure(services().settings)
 
 
 class ProjectAlgoApp(rx.App):
@@ -46,6 +50,15 @@ class ProjectAlgoApp(rx.App):
 app = ProjectAlgoApp(api_transformer=around_reflex, backend_exception_handler=unhandled_event_error)
 app.add_middleware(TabGuard(), index=0)
 live_push.start(app, services().broadcast)
+
+
+@app.register_lifespan_task
+@contextlib.asynccontextmanager
+async def finish_posts_on_stop() -> AsyncIterator[None]:
+    """On SIGTERM the server stops accepting connections and waits for the requests it has; then this refuses
+    any post still arriving and finishes the batches accepted, so no snapshot answered 201 is lost."""
+    yield
+    await services().ingestor.stop()
 
 
 app.add_page(login_page, route="/", title="ProjectAlgo", on_load=LoginState.open_login)

@@ -69,6 +69,8 @@ class Settings:
     cors_allowed_origins: tuple[str, ...]
     # Reflex's state manager uses Redis when this is set (several workers).
     redis_url: str | None
+    # Backend worker processes `make prod` starts on this host; more than one needs REFLEX_REDIS_URL.
+    workers: int
     # Logs (projectalgo/logs.py): one line per event, JSON lines or readable text; the app's own loggers' level.
     log_format: str
     log_level: str
@@ -268,6 +270,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"MEMBERSHIP_CURRENCY must be a currency with cents (usd, eur, ...), got {currency!r}")
 
     stale_after_minutes = _integer(env, "STALE_AFTER_MINUTES", 10, 1, 10_080)
+    redis_url = _text(env, "REFLEX_REDIS_URL")
+    workers = _integer(env, "WORKERS", 1, 1, 64)
+    if workers > 1 and not redis_url:
+        # Each worker would keep its own tabs' state, live registrations and rate limits: they must share Redis.
+        raise SettingsError(f"WORKERS={workers} needs REFLEX_REDIS_URL: several workers share state through Redis")
     return Settings(
         app_env=app_env,
         database_url=database_url,
@@ -298,7 +305,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ingest_rate_per_second=_integer(env, "INGEST_RATE_PER_SECOND", 10, 1, 100_000),
         ingest_burst=_integer(env, "INGEST_BURST", 50, 1, 1_000_000),
         cors_allowed_origins=cors_origins(env),
-        redis_url=_text(env, "REFLEX_REDIS_URL"),
+        redis_url=redis_url,
+        workers=workers,
         log_format=_choice(env, "LOG_FORMAT", LOG_FORMATS, default="json" if app_env == "production" else "text"),
         log_level=_choice(env, "LOG_LEVEL", LOG_LEVELS, default="INFO"),
     )

@@ -10,9 +10,10 @@ from sqlalchemy import select, update
 from projectalgo import snapshots, strategies
 from projectalgo.clock import utcnow
 from projectalgo.db import make_engine, session_scope
-from projectalgo.errors import NotAllowedError, RateLimitedError, UnauthenticatedError
+from projectalgo.errors import DomainError, NotAllowedError, RateLimitedError, UnauthenticatedError, UnavailableError
 from projectalgo.ingestion import Ingestor, Post, Stored
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
+from projectalgo.live import LocalBroadcast
 from projectalgo.models import Strategy, StrategyToken, User
 from projectalgo.ratelimit import RateLimiter
 from tests.factories import actor_of, make_member, make_strategy
@@ -172,3 +173,70 @@ def test_the_last_post_of_a_burst_is_recorded_as_the_last_snapshot(engine, world
 
     assert asyncio.run(burst()) == AT_MS  # the first was written at once, the later ones held back...
     assert last_snapshot_ms() == AT_MS + 2  # ...and the newest written once its second had passed
+
+
+def _body(token: str | None, **values: object) -> bytes:
+    data = dict.fromkeys(snapshots.NUMBER_FIELDS, "1") | {"symbol": "XBTUSD"} | values
+    return json.dumps({"data": data | ({"strategy_access_token": token} if token else {})}).encode()
+
+
+def test_receiving_counts_every_outcome_and_announces_each_stored_snapshot(engine, world):
+    """Whatever way a post comes in, ingestion (not the HTTP route) counts it and tells the live path."""
+    one, one_token = world["one"]
+    broadcast = LocalBroadcast()
+    heard: list[int] = []
+
+    async def hear(snapshot):
+        heard.append(snapshot.strategy_id)
+
+    broadcast.subscribe(hear)
+    ingestor = Ingestor(engine, SqlSnapshotStore(engine), RateLimiter(1000, 1000), broadcast=broadcast)
+
+    async def scenario():
+        outcomes = []
+        for raw, header in [
+            (_body(one_token), None),
+            (_body(None), one_token),  # the token in the header instead
+            (_body(None), None),
+            (b"not json", one_token),
+            (_body("pa_live_unknown"), None),
+            (_body(one_token, wallet_balance="lots"), None),
+        ]:
+            try:
+                outcomes.append(await ingestor.receive(raw, header, utcnow()))
+            except DomainError as refusal:
+                outcomes.append(refusal.code)
+        return outcomes
+
+    stored_one, stored_two, *refused = asyncio.run(scenario())
+    assert stored_one.strategy_id == stored_two.strategy_id == one
+    assert refused == ["missing_token", "bad_request", "invalid_token", "invalid_snapshot"]
+    assert heard == [one, one]
+    assert ingestor.stats.last_hour() == {
+        "accepted": 2,
+        "bad_request": 1,
+        "invalid_snapshot": 1,
+        "invalid_token": 1,
+        "missing_token": 1,
+    }
+
+
+def test_stopping_finishes_the_accepted_batches_then_refuses_new_posts(engine, world):
+    one, one_token = world["one"]
+    ingestor = Ingestor(engine, SqlSnapshotStore(engine), RateLimiter(1000, 1000))
+
+    async def scenario():
+        accepted = [asyncio.create_task(ingestor.receive(_body(one_token), None, utcnow())) for _ in range(20)]
+        await asyncio.sleep(0)  # all twenty are waiting for their batch
+        await ingestor.stop()
+        stored = [task.result() for task in accepted]  # done: stop waited for them
+        with pytest.raises(UnavailableError) as refused:
+            await ingestor.receive(_body(one_token), None, utcnow())
+        return stored, refused.value
+
+    stored, refused = asyncio.run(scenario())
+    assert len({s.at_ms for s in stored}) == 20
+    assert (refused.code, refused.retry_after_seconds) == ("stopping", 1)
+    assert len(SqlSnapshotStore(engine).between(one, 0, snapshots.ALL_TIME_END_MS).items) == 20
+    with session_scope(engine) as session:  # the last use, held back by the once-a-second rule, is written
+        assert session.get(Strategy, one).last_snapshot_at is not None

@@ -160,3 +160,10 @@ def test_every_setting_is_documented_in_env_example(tmp_path):
     documented = Path(".env.example").read_text()
     assert len(env.asked) > 25
     assert sorted(name for name in env.asked if name not in documented) == []
+
+
+def test_several_workers_need_redis_to_share_what_they_know():
+    with pytest.raises(SettingsError, match="WORKERS=3 needs REFLEX_REDIS_URL"):
+        load_settings({"WORKERS": "3"})
+    shared = load_settings({"WORKERS": "3", "REFLEX_REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert (shared.workers, load_settings({}).workers) == (3, 1)
