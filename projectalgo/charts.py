@@ -12,8 +12,8 @@ from decimal import Decimal
 
 import plotly.graph_objects as go
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
+from projectalgo.clock import DAY_MS, HOUR_MS
+
 RANGES = {"24H": DAY_MS, "7D": 7 * DAY_MS, "30D": 30 * DAY_MS, "1Y": 365 * DAY_MS, "All": None}
 DEFAULT_RANGE = "24H"
 ALL = "All"  # the range that starts at the oldest stored snapshot

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from projectalgo import charts
+from projectalgo.clock import DAY_MS, HOUR_MS
 from projectalgo.snapshots import Snapshot, SnapshotStore
 
 PAGE_LIMIT = 1000
@@ -36,13 +37,13 @@ def window(range_key: str, now_ms: int, oldest_ms: int | None) -> Window:
     if span:
         start = now_ms - span
     else:
-        start = min(now_ms - charts.DAY_MS, now_ms if oldest_ms is None else oldest_ms)
-        start -= start % charts.DAY_MS
+        start = min(now_ms - DAY_MS, now_ms if oldest_ms is None else oldest_ms)
+        start -= start % DAY_MS
     if range_key == "24H":
-        return Window(range_key, start, now_ms + 1, "raw", charts.HOUR_MS)
+        return Window(range_key, start, now_ms + 1, "raw", HOUR_MS)
     if range_key in ("7D", "30D"):
-        return Window(range_key, start, now_ms + 1, "hour", charts.HOUR_MS)
-    return Window(range_key, start, now_ms + 1, "day", charts.DAY_MS)
+        return Window(range_key, start, now_ms + 1, "hour", HOUR_MS)
+    return Window(range_key, start, now_ms + 1, "day", DAY_MS)
 
 
 def oldest_ms(store: SnapshotStore, strategy_ids: Iterable[int]) -> int | None:

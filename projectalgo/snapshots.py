@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
 from typing import Protocol, TypedDict, runtime_checkable
 
+from projectalgo.clock import DAY_MS, HOUR_MS
 from projectalgo.errors import ConflictError, InvalidInputError, UnavailableError, UnreadableError
 
 NUMBER_FIELDS = (
@@ -26,6 +27,8 @@ NUMBER_FIELDS = (
     "average_entry_price",
 )
 SYMBOL_MAX_LENGTH = 32
+# A store moves a snapshot whose millisecond is taken to the next free one, at most this many times.
+MAX_SAME_MS_RETRIES = 1000
 SYMBOL_PATTERN = r"^[^\u0000]*$"  # no NUL
 MAX_SIGNIFICANT_DIGITS = 38
 MAX_FUTURE_SKEW = timedelta(minutes=5)
@@ -383,8 +386,6 @@ class Page:
     cursor: int | None  # pass back to continue after the last item; None when there is no more
 
 
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
 ROLLUP_RESOLUTIONS = {"hour": HOUR_MS, "day": DAY_MS}
 RollupKey = tuple[int, str, int]  # (strategy_id, resolution, bucket_ms)
 
@@ -400,6 +401,9 @@ class Rollup:
     wallet_max: Decimal
     margin_min: Decimal
     margin_max: Decimal
+
+
+ROLLUP_EXTREMES = ("wallet_min", "wallet_max", "margin_min", "margin_max")  # Rollup's fields besides the last one
 
 
 class SnapshotStore(Protocol):

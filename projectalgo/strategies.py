@@ -20,12 +20,12 @@ from projectalgo.clock import utcnow
 from projectalgo.errors import InvalidInputError, NotFoundError
 from projectalgo.members import Actor
 from projectalgo.models import BrokerageAccount, Strategy, StrategyToken, User, id_of
+from projectalgo.snapshots import SYMBOL_MAX_LENGTH
 from projectalgo.tokens import new_token, token_hash
 
 TOKEN_PREFIX = "pa_live_"  # recognisable, so secret scanners can spot a leaked token
 TOKEN_DISPLAY_LENGTH = len(TOKEN_PREFIX) + 6
 NAME_MAX_LENGTH = 60
-SYMBOL_MAX_LENGTH = 32
 EXCHANGE_MAX_LENGTH = 60
 NOTES_MAX_LENGTH = 500
 DESCRIPTION_MAX_LENGTH = 1000

@@ -23,7 +23,9 @@ from projectalgo.db import UNREACHABLE_ERRORS
 from projectalgo.models import RollupRow, SnapshotRow, table_of
 from projectalgo.snapshots import (
     ALL_TIME_END_MS,
+    MAX_SAME_MS_RETRIES,
     NUMBER_FIELDS,
+    ROLLUP_EXTREMES,
     Page,
     Rollup,
     RollupKey,
@@ -34,7 +36,6 @@ from projectalgo.snapshots import (
     fold_rollups,
 )
 
-MAX_SAME_MS_RETRIES = 1000
 REBUILD_CHUNK = 500  # buckets per transaction: a few thousand bound parameters at most
 _table = table_of(SnapshotRow)
 _rollups = table_of(RollupRow)
@@ -74,12 +75,11 @@ def _snapshot(row: SnapshotRow | Row[Any]) -> Snapshot:
 
 def _rollup_row(key: RollupKey, rollup: Rollup) -> dict[str, object]:
     _, resolution, bucket_ms = key  # the strategy is the last snapshot's
-    extremes = ("wallet_min", "wallet_max", "margin_min", "margin_max")
     return {
         **_row(rollup.last),
         "resolution": resolution,
         "bucket_ms": bucket_ms,
-        **{name: str(getattr(rollup, name)) for name in extremes},
+        **{name: str(getattr(rollup, name)) for name in ROLLUP_EXTREMES},
     }
 
 

@@ -17,7 +17,7 @@ from reflex.vars import ObjectVar
 from sqlalchemy.orm import Session
 
 from projectalgo import charts, dashboard, strategies
-from projectalgo.clock import utcnow
+from projectalgo.clock import HOUR_MS, utcnow
 from projectalgo.components.bot import TOKEN_PLACEHOLDER, bot_instructions, bot_snippet
 from projectalgo.components.layout import layout
 from projectalgo.components.live_chart import live_chart
@@ -65,7 +65,7 @@ class DashboardLiveState(AuthState):
     tail: rx.Field[dict] = rx.field(default_factory=dict)
     _wallets: dict[int, tuple[int, Decimal]] = {}
     _start: Decimal = Decimal(0)
-    _bucket_ms: int = charts.HOUR_MS
+    _bucket_ms: int = HOUR_MS
     _accounts: dict[int, int] = {}  # strategy id -> account id, for the strategies this tab may see
     _stale_ms: int = 0
     _seq: int = 0

@@ -15,7 +15,7 @@ from reflex.event import EventSpec
 from reflex.vars import ObjectVar
 from sqlalchemy.orm import Session
 
-from projectalgo import forms, strategies
+from projectalgo import forms, snapshots, strategies
 from projectalgo.components.bot import bot_snippet
 from projectalgo.components.dialogs import with_confirmation
 from projectalgo.components.layout import form_error, layout, notice
@@ -188,7 +188,7 @@ def _fields(form: object) -> dict[str, str]:
         "description": forms.form_text(
             form, "description", max_length=strategies.DESCRIPTION_MAX_LENGTH, label="The description"
         ),
-        "symbol": forms.form_text(form, "symbol", max_length=strategies.SYMBOL_MAX_LENGTH, label="The symbol"),
+        "symbol": forms.form_text(form, "symbol", max_length=snapshots.SYMBOL_MAX_LENGTH, label="The symbol"),
     }
 
 
@@ -220,7 +220,7 @@ def create_form() -> rx.Component:
             rx.input(
                 name="symbol",
                 placeholder="Symbol (optional)",
-                max_length=strategies.SYMBOL_MAX_LENGTH,
+                max_length=snapshots.SYMBOL_MAX_LENGTH,
                 aria_label="Symbol",
                 flex="1 1 7em",
             ),
@@ -296,7 +296,7 @@ def edit_dialog(strategy: ObjectVar[StrategyRow]) -> rx.Component:
                         name="symbol",
                         default_value=strategy.symbol,
                         placeholder="Symbol (optional)",
-                        max_length=strategies.SYMBOL_MAX_LENGTH,
+                        max_length=snapshots.SYMBOL_MAX_LENGTH,
                         aria_label="Symbol",
                         width="100%",
                     ),

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 import requests
 
-from projectalgo import charts, strategies
+from projectalgo import charts, clock, strategies
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
@@ -22,7 +22,7 @@ from projectalgo.snapshots import EXAMPLE_DATA, NUMBER_FIELDS, Snapshot, epoch_m
 from tests.factories import PASSWORD, actor_of, grant_membership, make_member, make_strategy, store_one
 
 pytestmark = pytest.mark.e2e
-DAY = charts.DAY_MS
+DAY = clock.DAY_MS
 BODY = EXAMPLE_DATA | {"wallet_balance": 9975.5}
 
 

@@ -2,15 +2,15 @@
 
 from decimal import Decimal
 
-from projectalgo import charts, dashboard
+from projectalgo import charts, clock, dashboard
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Strategy
 from projectalgo.snapshots import NUMBER_FIELDS, Snapshot
 from tests.factories import make_member, make_strategy, store_one
 
-H = charts.HOUR_MS
-D = charts.DAY_MS
+H = clock.HOUR_MS
+D = clock.DAY_MS
 NOW = 1_800_000_000_000 - 1_800_000_000_000 % H + 30 * 60_000  # half past an hour
 
 

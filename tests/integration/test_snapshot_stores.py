@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from projectalgo import snapshots
+from projectalgo import clock, snapshots
 from projectalgo.integrations.dynamodb import DynamoSnapshotStore
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.settings import load_settings
@@ -185,7 +185,7 @@ def test_recent_snapshots_come_newest_first_before_a_time(store_and_strategies):
     assert store.latest(a).wallet_balance == 4
 
 
-HOUR, DAY = snapshots.HOUR_MS, snapshots.DAY_MS
+HOUR, DAY = clock.HOUR_MS, clock.DAY_MS
 MIDNIGHT = 1_700_006_400_000  # 2023-11-15 00:00 UTC
 
 

@@ -1,8 +1,8 @@
 from decimal import Decimal
 
-from projectalgo import charts
+from projectalgo import charts, clock
 
-H = charts.HOUR_MS
+H = clock.HOUR_MS
 D = Decimal
 
 

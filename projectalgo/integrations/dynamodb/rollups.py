@@ -15,16 +15,11 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from projectalgo.integrations.dynamodb.tables import call, is_conditional_failure, item_to_snapshot
-from projectalgo.snapshots import NUMBER_FIELDS, Rollup, RollupKey, Snapshot, bucket_size
+from projectalgo.snapshots import NUMBER_FIELDS, ROLLUP_EXTREMES, Rollup, RollupKey, Snapshot, bucket_size
 
 # Each extreme of a roll-up and the comparison "stored <op> new" under which a new value widens it, as a
 # DynamoDB condition and in Python.
-EXTREMES = {
-    "wallet_min": (">", operator.gt),
-    "wallet_max": ("<", operator.lt),
-    "margin_min": (">", operator.gt),
-    "margin_max": ("<", operator.lt),
-}
+EXTREMES = {name: (">", operator.gt) if name.endswith("_min") else ("<", operator.lt) for name in ROLLUP_EXTREMES}
 
 
 def _series(strategy_id: int, resolution: str) -> str:

@@ -37,6 +37,7 @@ from projectalgo.integrations.dynamodb.tables import (
 from projectalgo.settings import Settings
 from projectalgo.snapshots import (
     ALL_TIME_END_MS,
+    MAX_SAME_MS_RETRIES,
     NUMBER_FIELDS,
     Page,
     Rollup,
@@ -48,8 +49,6 @@ from projectalgo.snapshots import (
 )
 
 log = logging.getLogger("projectalgo.rollups")  # roll-up events, and a snapshot refused for no known reason
-
-MAX_SAME_MS_RETRIES = 1000
 
 
 class DynamoSnapshotStore:
