@@ -17,22 +17,16 @@ from projectalgo.clock import DAY_MS, HOUR_MS
 RANGES = {"24H": DAY_MS, "7D": 7 * DAY_MS, "30D": 30 * DAY_MS, "1Y": 365 * DAY_MS, "All": None}
 DEFAULT_RANGE = "24H"
 ALL = "All"  # the range that starts at the oldest stored snapshot
+
+
+def range_key(chosen: object) -> str:
+    """The range a page asked for (whatever the browser sent), or the default one."""
+    return chosen if isinstance(chosen, str) and chosen in RANGES else DEFAULT_RANGE
+
+
 MAX_POINTS = 2000  # per trace: more is invisible on a screen and slow to draw
 # How often an open page brings its statuses and "x minutes ago" up to date (one event per tab).
 TICK_MS = 60_000
-
-
-def status(last_snapshot_ms: int | None, now_ms: int, stale_after_ms: int, offline_after_ms: int) -> str:
-    """never / live / stale / offline, from the age of the strategy's newest snapshot (the settings
-    STALE_AFTER_MINUTES and OFFLINE_AFTER_MINUTES)."""
-    if last_snapshot_ms is None:
-        return "never"
-    age = now_ms - last_snapshot_ms
-    if age <= stale_after_ms:
-        return "live"
-    if age > max(offline_after_ms, stale_after_ms):
-        return "offline"
-    return "stale"
 
 
 def combined_equity(wallet_by_account: Mapping[int, Decimal]) -> Decimal:

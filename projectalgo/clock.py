@@ -10,3 +10,8 @@ DAY_MS = 24 * HOUR_MS
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def iso(value: datetime | None) -> str:
+    """ISO 8601 for the browser to show in the viewer's time zone; "" for none."""
+    return value.isoformat() if value else ""

@@ -31,8 +31,7 @@ class Window:
 def window(range_key: str, now_ms: int, oldest_ms: int | None) -> Window:
     """The time window of a range. "All" starts at the UTC day of `oldest_ms`, the oldest stored snapshot of
     what is shown (so that day's roll-up is in), and spans a day at least."""
-    if range_key not in charts.RANGES:
-        range_key = charts.DEFAULT_RANGE
+    range_key = charts.range_key(range_key)
     span = charts.RANGES[range_key]
     if span:
         start = now_ms - span

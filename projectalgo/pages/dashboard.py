@@ -16,7 +16,7 @@ from reflex.event import EventSpec, EventType
 from reflex.vars import ObjectVar
 from sqlalchemy.orm import Session
 
-from projectalgo import charts, dashboard, strategies
+from projectalgo import charts, dashboard, liveness, strategies
 from projectalgo.clock import HOUR_MS, utcnow
 from projectalgo.components.bot import TOKEN_PLACEHOLDER, bot_instructions, bot_snippet
 from projectalgo.components.layout import layout
@@ -38,14 +38,14 @@ class StatusRow:
     last_snapshot_ms: int  # 0: never
 
 
-def restatus(rows: list[StatusRow], now_ms: int, stale_ms: int) -> list[StatusRow] | None:
+def restatus(rows: list[StatusRow], now_ms: int) -> list[StatusRow] | None:
     """The rows with each status as of `now_ms`; None when none changed (nothing to send)."""
     fresh = [
         StatusRow(
             r.id,
             r.name,
             r.account,
-            charts.status(r.last_snapshot_ms or None, now_ms, stale_ms, services().settings.offline_after_ms),
+            liveness.status(r.last_snapshot_ms or None, now_ms, services().settings),
             r.last_snapshot_ms,
         )
         for r in rows
@@ -67,15 +67,12 @@ class DashboardLiveState(AuthState):
     _start: Decimal = Decimal(0)
     _bucket_ms: int = HOUR_MS
     _accounts: dict[int, int] = {}  # strategy id -> account id, for the strategies this tab may see
-    _stale_ms: int = 0
     _seq: int = 0
 
-    def _show(
-        self, equity: dashboard.Equity, win: dashboard.Window, rows: list[StatusRow], accounts: dict, stale_ms: int
-    ) -> int:
+    def _show(self, equity: dashboard.Equity, win: dashboard.Window, rows: list[StatusRow], accounts: dict) -> int:
         self._wallets = dict(equity.latest)
         self._start, self._bucket_ms, self._accounts = equity.start, win.bucket_ms, accounts
-        self.range_label, self.statuses, self._stale_ms = win.key, rows, stale_ms
+        self.range_label, self.statuses = win.key, rows
         self.charted = bool(equity.series)
         self._refresh_numbers()
         return self._seq
@@ -97,7 +94,7 @@ class DashboardLiveState(AuthState):
         self.last_update = charts.iso_time(max(at for at, _ in self._wallets.values()))
 
     def _restatus(self, now_ms: int) -> None:
-        if (fresh := restatus(self.statuses, now_ms, self._stale_ms)) is not None:
+        if (fresh := restatus(self.statuses, now_ms)) is not None:
             self.statuses = fresh
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
@@ -153,13 +150,12 @@ class DashboardState(AuthState):
         seen = await anyio.to_thread.run_sync(
             dashboard.overview, services().snapshot_store, self.range_key, now, list(accounts.items())
         )
-        stale_ms = settings.stale_after_ms
         rows = [
             StatusRow(
                 s.id,
                 s.name,
                 s.account_name,
-                charts.status(seen.latest_ms.get(s.id), now, stale_ms, settings.offline_after_ms),
+                liveness.status(seen.latest_ms.get(s.id), now, settings),
                 seen.latest_ms.get(s.id, 0),
             )
             for s in active
@@ -167,7 +163,7 @@ class DashboardState(AuthState):
         self.setup = "" if active else ("strategy" if has_account else "account")
         self.snippet = bot_snippet(settings.public_url, TOKEN_PLACEHOLDER)
         live = await self.get_state(DashboardLiveState)
-        seq = live._show(seen.equity, seen.window, rows, accounts, stale_ms)
+        seq = live._show(seen.equity, seen.window, rows, accounts)
         title = f"Wallet balance — {seen.window.key}"
         self.figure = await anyio.to_thread.run_sync(charts.equity_figure, seen.equity.series, seq, title)
         live_push.watch(self.router.session.client_token, DashboardLiveState, accounts, member.login_session_id)
@@ -183,9 +179,7 @@ class DashboardState(AuthState):
 
     @event_handler
     async def set_range(self, range_key: str | list[str]) -> EventSpec | None:
-        self.range_key = (
-            range_key if isinstance(range_key, str) and range_key in charts.RANGES else charts.DEFAULT_RANGE
-        )
+        self.range_key = charts.range_key(range_key)
         return await self._guarded_load()
 
     @event_handler

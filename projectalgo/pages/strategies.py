@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TypeVar
 
 import reflex as rx
@@ -16,6 +15,7 @@ from reflex.vars import ObjectVar
 from sqlalchemy.orm import Session
 
 from projectalgo import forms, snapshots, strategies
+from projectalgo.clock import iso
 from projectalgo.components.bot import bot_snippet
 from projectalgo.components.dialogs import with_confirmation
 from projectalgo.components.layout import form_error, layout, notice
@@ -56,10 +56,6 @@ class AccountOption:
     name: str
 
 
-def _iso(value: datetime | None) -> str:
-    return value.isoformat() if value else ""
-
-
 class StrategiesState(MemberActionsMixin, AuthState):
     strategies: rx.Field[list[StrategyRow]] = rx.field(default_factory=list)
     account_options: rx.Field[list[AccountOption]] = rx.field(default_factory=list)
@@ -87,9 +83,9 @@ class StrategiesState(MemberActionsMixin, AuthState):
                 s.symbol,
                 str(s.account_id),
                 s.account_name,
-                _iso(s.last_snapshot_at),
+                iso(s.last_snapshot_at),
                 s.archived,
-                [TokenRow(t.id, t.prefix, _iso(t.created_at), _iso(t.last_used_at)) for t in s.tokens],
+                [TokenRow(t.id, t.prefix, iso(t.created_at), iso(t.last_used_at)) for t in s.tokens],
             )
             for s in own
         ]

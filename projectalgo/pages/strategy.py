@@ -14,7 +14,7 @@ import reflex as rx
 from reflex.event import EventSpec, EventType
 from reflex.vars import ObjectVar
 
-from projectalgo import charts, dashboard, exports, forms, strategies
+from projectalgo import charts, dashboard, exports, forms, liveness, strategies
 from projectalgo.clock import utcnow
 from projectalgo.components.bot import TOKEN_PLACEHOLDER, bot_instructions, bot_snippet
 from projectalgo.components.layout import layout
@@ -71,7 +71,6 @@ class StrategyLiveState(AuthState):
     _strategy_id: int = 0
     _peak_margin: float = 0.0
     _last_ms: int = 0  # the newest stored snapshot's time; 0: none
-    _stale_ms: int = 0
     _seq: int = 0
 
     def _show_latest(self, snapshot: Snapshot | None, now_ms: int) -> None:
@@ -84,7 +83,7 @@ class StrategyLiveState(AuthState):
         self._restatus(now_ms)
 
     def _restatus(self, now_ms: int) -> None:
-        status = charts.status(self._last_ms or None, now_ms, self._stale_ms, services().settings.offline_after_ms)
+        status = liveness.status(self._last_ms or None, now_ms, services().settings)
         if status != self.status:
             self.status = status
 
@@ -172,7 +171,6 @@ class StrategyPageState(AuthState):
             live.reset()
         live._strategy_id, live._last_ms = view.id, 0
         live._peak_margin = max((p.margin for p in points), default=0.0)
-        live._stale_ms = settings.stale_after_ms
         live._show_latest(latest, now)
         live.charted = bool(points)
         self.snippet = bot_snippet(settings.public_url, TOKEN_PLACEHOLDER)
@@ -213,9 +211,7 @@ class StrategyPageState(AuthState):
 
     @event_handler
     async def set_range(self, range_key: str | list[str]) -> EventSpec | None:
-        self.range_key = (
-            range_key if isinstance(range_key, str) and range_key in charts.RANGES else charts.DEFAULT_RANGE
-        )
+        self.range_key = charts.range_key(range_key)
         return await self.resync()
 
     @event_handler

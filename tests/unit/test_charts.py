@@ -53,18 +53,6 @@ def test_downsampling_keeps_the_ends_and_each_buckets_extremes():
     assert charts.downsample(points[:50], 2000) == points[:50]
 
 
-def test_status_is_live_stale_offline_or_never():
-    ten_minutes, hour, now = 10 * 60_000, 60 * 60_000, 10**12
-    assert charts.status(None, now, ten_minutes, hour) == "never"
-    assert charts.status(now - ten_minutes, now, ten_minutes, hour) == "live"
-    assert charts.status(now - ten_minutes - 1, now, ten_minutes, hour) == "stale"
-    assert charts.status(now - hour, now, ten_minutes, hour) == "stale"
-    assert charts.status(now - hour - 1, now, ten_minutes, hour) == "offline"
-    # A stale setting longer than the offline one: live, then straight to offline.
-    assert charts.status(now - 2 * hour, now, 2 * hour, hour) == "live"
-    assert charts.status(now - 2 * hour - 1, now, 2 * hour, hour) == "offline"
-
-
 def test_a_live_tail_extends_every_trace_as_the_figure_redrawn_with_the_new_point_would():
     points = [charts.Point(at, 100 + at, 110 + at, 5, 9000, 8900, 2) for at in (1000, 2000, 3000)]
     new = charts.Point(4000, 50, 60, 5, 9000, 8900, 2)

@@ -6,7 +6,7 @@ few times a minute per tab and per caller at most. Event arguments arrive as the
 their annotations: each handler reads them with admin's parsers, so a tampered one gets a message.
 A password reset link an admin issues is shown once, in a dialog, and forgotten at their next click.
 The strategies' statuses follow the clock: `refresh_statuses`, sent once a minute by the page's timer, re-reads
-the strategies (checking the role again) and recomputes each status with charts.status.
+the strategies (checking the role again) and recomputes each status with liveness.status.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import reflex as rx
 from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
-from projectalgo import admin, charts, forms
-from projectalgo.clock import utcnow
+from projectalgo import admin, charts, forms, liveness
+from projectalgo.clock import iso, utcnow
 from projectalgo.errors import NotAllowedError
 from projectalgo.members import Actor
 from projectalgo.runtime import services
@@ -88,10 +87,6 @@ class Figure:
     count: int
 
 
-def _iso(value: datetime | None) -> str:
-    return value.isoformat() if value else ""
-
-
 def _strategy_lines(session: Session, actor: Actor) -> list[StrategyLine]:
     now, settings = epoch_ms(utcnow()), services().settings
     return [
@@ -100,15 +95,10 @@ def _strategy_lines(session: Session, actor: Actor) -> list[StrategyLine]:
             s.name,
             s.owner_email,
             s.account_name,
-            _iso(s.last_snapshot_at),
+            iso(s.last_snapshot_at),
             "archived"
             if s.archived
-            else charts.status(
-                epoch_ms(s.last_snapshot_at) if s.last_snapshot_at else None,
-                now,
-                settings.stale_after_ms,
-                settings.offline_after_ms,
-            ),
+            else liveness.status(epoch_ms(s.last_snapshot_at) if s.last_snapshot_at else None, now, settings),
         )
         for s in admin.list_strategies(session, actor)
     ]
@@ -165,9 +155,9 @@ class AdminState(AuthState):
                     ", ".join(u.roles),
                     "moderator" in u.roles,
                     "admin" in u.roles,
-                    _iso(u.membership_ends_at),
-                    _iso(u.created_at),
-                    _iso(u.last_sign_in_at),
+                    iso(u.membership_ends_at),
+                    iso(u.created_at),
+                    iso(u.last_sign_in_at),
                     u.disabled,
                 )
                 for u in rows
@@ -182,7 +172,7 @@ class AdminState(AuthState):
                 ]
                 self.payments = [
                     PaymentLine(
-                        _iso(p.created_at),
+                        iso(p.created_at),
                         p.user_email,
                         f"{p.amount / 100:,.2f} {p.currency.upper()}",
                         p.status,
@@ -191,7 +181,7 @@ class AdminState(AuthState):
                     for p in admin.list_payments(session, actor)
                 ]
                 self.audit = [
-                    AuditLine(_iso(a.at), a.actor, a.action, a.target, a.reason, a.outcome)
+                    AuditLine(iso(a.at), a.actor, a.action, a.target, a.reason, a.outcome)
                     for a in admin.audit_log(session, actor)
                 ]
 
