@@ -29,10 +29,16 @@ def make_engine(database_url: str) -> Engine:
 
 
 def _create(database_url: str) -> Engine:
+    # hide_parameters: an SQL error's text (logged with its traceback) names no value it was given: no password or
+    # token hash, no member's data.
     if database_url.startswith("sqlite"):
         # Enough pooled connections for the worker threads: a new SQLite connection costs its pragmas.
         engine = create_engine(
-            database_url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20, max_overflow=20
+            database_url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=20,
+            max_overflow=20,
+            hide_parameters=True,
         )
 
         @event.listens_for(engine, "connect")
@@ -45,7 +51,7 @@ def _create(database_url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(database_url, pool_pre_ping=True)
+    return create_engine(database_url, pool_pre_ping=True, hide_parameters=True)
 
 
 @contextmanager

@@ -51,7 +51,13 @@ def _refused_token(owner: strategies.TokenOwner | None, token: str) -> DomainErr
     else:
         reason = "strategy_archived"
         error = NotAllowedError("This strategy is archived; its owner can restore it.", code="strategy_archived")
-    log.info("ingest.refused reason=%s prefix=%s", reason, token[: strategies.TOKEN_DISPLAY_LENGTH])
+    # What the pages show of a bot token, and only of one: text sent by mistake (a password) is not logged at all.
+    is_bot_token = token.startswith(strategies.TOKEN_PREFIX) and len(token) > strategies.TOKEN_DISPLAY_LENGTH
+    log.info(
+        "ingest.refused reason=%s prefix=%s",
+        reason,
+        token[: strategies.TOKEN_DISPLAY_LENGTH] if is_bot_token else "none",
+    )
     return error
 
 

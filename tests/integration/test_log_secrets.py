@@ -2,11 +2,11 @@
 
 The running app (tests/conftest.py: LOG_LEVEL=DEBUG, JSON lines, on stderr into its log file) is taken through the
 flows that carry secrets: bot posts with a token (in the header, in the body, with a body it refuses, revoked,
-unknown), a sign-in over the websocket as a browser sends it (a wrong password, then the right one, then a page
-loaded with the sign-in's token), a webhook signed with the webhook secret, and a payment made on localstripe with
-the app's Stripe secret key, whose events (holding the PaymentIntent's client secret) localstripe delivers to the
-app. Then its whole log, everything the session's tests had it do so far included, is searched for each of
-those secret values, and for anything shaped like a secret.
+unknown, a sign-in token sent by mistake), a sign-in over the websocket as a browser sends it (a wrong password,
+then the right one, then a page loaded with the sign-in's token), a webhook signed with the webhook secret, and a
+payment made on localstripe with the app's Stripe secret key, whose events (holding the PaymentIntent's client
+secret) localstripe delivers to the app. Then its whole log, everything the session's tests had it do so far
+included, is searched for each of those secret values, and for anything shaped like a secret.
 """
 
 from __future__ import annotations
@@ -135,6 +135,7 @@ def test_no_secret_of_the_apps_flows_reaches_its_log(app_server, app_engine, app
     assert asyncio.run(_sign_in(app_server.url, owner.email, WRONG_PASSWORD)) == ""
     session_token = asyncio.run(_sign_in(app_server.url, owner.email, PASSWORD))
     assert session_token, "the sign-in gave the tab no token"
+    assert _post(app_server, session_token, EXAMPLE_DATA).status_code == 401  # sent as a bot token by mistake
     assert _signed_webhook(app_server, owner).status_code == 200
     client_secrets = _pay_on_localstripe(app_engine, app_env, localstripe, owner)
 
@@ -144,6 +145,8 @@ def test_no_secret_of_the_apps_flows_reaches_its_log(app_server, app_engine, app
         "unknown bot token": unknown,
         "wrong password": WRONG_PASSWORD,
         "sign-in token": session_token,
+        # ingest.refused names a refused bot token by what the pages show of it; of anything else, nothing.
+        "the start of the sign-in token": session_token[: strategies.TOKEN_DISPLAY_LENGTH],
         **{f"client secret {n}": secret for n, secret in enumerate(client_secrets)},
     }
     log_text = app_server.log_path.read_text(errors="replace")
