@@ -252,6 +252,7 @@ def _runs_as(
         # Reflex reads an event handler's arguments from its signature and annotations: the user is not one.
         signature = inspect.signature(handler)
         state, user, *arguments = signature.parameters.values()
+        # inspect.signature reads __signature__, which function types do not declare.
         guarded.__signature__ = signature.replace(parameters=[state, *arguments])  # type: ignore[attr-defined]
         guarded.__annotations__ = {k: v for k, v in handler.__annotations__.items() if k != user.name}
         return guarded
