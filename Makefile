@@ -12,8 +12,8 @@ test:       ## set up and run the whole test suite (lint included)
 test-fast:  ## lint and every test but the e2e (browser) ones: no chromium, no front-end build
 	scripts/test --fast
 
-lint:       ## ruff format --check and ruff check; installs ruff alone
-	scripts/setup lint && . scripts/env.sh && ruff format --check . && ruff check .
+lint:       ## ruff format --check, ruff check and mypy; installs the Python packages alone (no apt, Java, browser)
+	scripts/setup lint && . scripts/env.sh && ruff format --check . && ruff check . && mypy
 
 format:
 	scripts/setup lint && . scripts/env.sh && ruff format . && ruff check --fix .

@@ -24,7 +24,12 @@ def make_engine(database_url: str) -> Engine:
     # Production's server imports the app once, then forks its workers: a pooled connection opened before the
     # fork would be shared by every worker. Each child starts with an empty pool (the parent's stay the parent's).
     alive = weakref.ref(engine)  # the hook must not keep a discarded engine alive
-    os.register_at_fork(after_in_child=lambda: (child := alive()) is not None and child.dispose(close=False))
+
+    def empty_pool_in_child() -> None:
+        if (child := alive()) is not None:
+            child.dispose(close=False)
+
+    os.register_at_fork(after_in_child=empty_pool_in_child)
     return engine
 
 

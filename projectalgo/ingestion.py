@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlalchemy.orm import Session
 
 from projectalgo import snapshots, strategies
 from projectalgo.db import UNREACHABLE_ERRORS
 from projectalgo.errors import DomainError, NotAllowedError, RateLimitedError, UnauthenticatedError, UnavailableError
-from projectalgo.ingest_stats import IngestStats
+from projectalgo.ingest_stats import IngestCounter, IngestStats
 from projectalgo.live import Broadcast, LocalBroadcast
-from projectalgo.ratelimit import RateLimiter
+from projectalgo.ratelimit import Limiter
 from projectalgo.snapshots import Snapshot, SnapshotInput, SnapshotStore, StoreUnavailableError
 
 log = logging.getLogger("projectalgo.ingest")
@@ -97,10 +97,10 @@ class Ingestor:
         self,
         engine: Engine,
         store: SnapshotStore,
-        limiter: RateLimiter,
+        limiter: Limiter,
         clock: Callable[[], float] = time.monotonic,
         *,
-        stats: IngestStats | None = None,
+        stats: IngestCounter | None = None,
         broadcast: Broadcast | None = None,
     ) -> None:
         self._engine = engine

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import reflex as rx
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
@@ -42,7 +43,12 @@ class ProjectAlgoApp(rx.App):
     def _inline_script_hashes(self) -> tuple[str, ...]:
         """Those of the built pages when this server serves them (production), else none."""
         for route in self._api.routes if self._api else ():
-            if getattr(route, "name", None) == "frontend" and isinstance(route.app, StaticFiles):
+            if (
+                isinstance(route, Mount)  # reflex.utils.exec.get_frontend_mount
+                and route.name == "frontend"
+                and isinstance(route.app, StaticFiles)
+                and route.app.directory is not None
+            ):
                 return http_policy.inline_script_hashes(Path(route.app.directory))
         return ()
 
