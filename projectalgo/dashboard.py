@@ -9,7 +9,7 @@ store, one Query each, never from the strategies table.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from projectalgo import charts
@@ -138,3 +138,80 @@ def equity(store: SnapshotStore, strategy_accounts: Sequence[tuple[int, int]], w
         start=charts.equity_at_start(readings, before_start),
         series=charts.equity_series(readings, before_start, win.start_ms, win.end_ms, win.bucket_ms),
     )
+
+
+# --- Live: what each pushed snapshot changes on an open page (the pages keep one of these per tab) --------------
+
+
+@dataclass(frozen=True)
+class EquityNumbers:
+    """The combined equity as the dashboard shows it."""
+
+    equity: str
+    change: str  # with its arrow: "↑ $12.00"
+    tone: str  # green, red, or gray without data
+    percent: str
+    last_update: str  # ISO 8601 of the newest snapshot counted, "" without data
+
+
+NO_EQUITY = EquityNumbers("—", "—", "gray", "—", "")
+
+
+@dataclass(frozen=True)
+class LiveEquity:
+    """A dashboard tab's combined equity, kept current snapshot by snapshot: each brokerage account's newest wallet
+    balance counted once (a backfilled older snapshot of an account changes nothing), against the range's start.
+    Immutable: a page state holds one and replaces it (Reflex saves a state whose vars were assigned)."""
+
+    accounts: dict[int, int] = field(default_factory=dict)  # strategy id -> account id, those the tab may see
+    wallets: dict[int, tuple[int, Decimal]] = field(default_factory=dict)  # account id -> (at_ms, wallet balance)
+    start: Decimal = Decimal(0)
+    bucket_ms: int = HOUR_MS  # the chart's bucket: a new point within one replaces the bucket's last
+    seq: int = 0  # live updates so far: the chart sees a gap when one went missing
+
+    def apply(self, snapshot: Snapshot) -> tuple[LiveEquity, dict[str, object]] | None:
+        """With a new snapshot counted: the equity, and the chart's tail (the snapshot's bucket's combined
+        balance); None when the snapshot is not this tab's."""
+        if snapshot.strategy_id not in self.accounts:
+            return None
+        wallets = dict(self.wallets)
+        held = wallets.get(snapshot.account_id)
+        if held is None or held[0] <= snapshot.at_ms:
+            wallets[snapshot.account_id] = (snapshot.at_ms, snapshot.wallet_balance)
+        after = replace(self, wallets=wallets, seq=self.seq + 1)
+        return after, charts.equity_tail(snapshot.at_ms - snapshot.at_ms % self.bucket_ms, after.total(), after.seq)
+
+    def total(self) -> Decimal:
+        return charts.combined_equity({account: wallet for account, (_, wallet) in self.wallets.items()})
+
+    def numbers(self) -> EquityNumbers:
+        if not self.wallets:
+            return NO_EQUITY
+        total = self.total()
+        moved = charts.change(self.start, total)
+        return EquityNumbers(
+            equity=charts.money(total),
+            change=("↑ " if moved.amount >= 0 else "↓ ") + charts.money(moved.amount),
+            tone="green" if moved.amount >= 0 else "red",
+            percent=f"{moved.percent:+.2f}%" if moved.percent is not None else "—",
+            last_update=charts.iso_time(max(at for at, _ in self.wallets.values())),
+        )
+
+
+@dataclass(frozen=True)
+class LiveStrategy:
+    """A strategy tab's chart, kept current snapshot by snapshot: the drawdown is measured from the highest margin
+    balance seen (in the chart's range, then every new snapshot). Immutable, as LiveEquity."""
+
+    strategy_id: int = 0
+    peak_margin: float = 0.0
+    seq: int = 0  # live updates so far: the chart sees a gap when one went missing
+
+    def apply(self, snapshot: Snapshot) -> tuple[LiveStrategy, dict[str, object]] | None:
+        """With a new snapshot counted: the chart's state, and the snapshot's point on every trace; None when it is
+        another strategy's."""
+        if snapshot.strategy_id != self.strategy_id:
+            return None
+        new = point(snapshot)
+        after = replace(self, peak_margin=max(self.peak_margin, new.margin), seq=self.seq + 1)
+        return after, charts.strategy_tail(new, after.peak_margin, after.seq)

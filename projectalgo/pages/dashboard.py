@@ -8,7 +8,6 @@ the page's one timer brings up to date once a minute (statuses age without any s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 import anyio
 import reflex as rx
@@ -17,7 +16,7 @@ from reflex.vars import ObjectVar
 from sqlalchemy.orm import Session
 
 from projectalgo import charts, dashboard, liveness, strategies
-from projectalgo.clock import HOUR_MS, utcnow
+from projectalgo.clock import utcnow
 from projectalgo.components.bot import TOKEN_PLACEHOLDER, bot_instructions, bot_snippet
 from projectalgo.components.layout import layout
 from projectalgo.components.live_chart import live_chart
@@ -63,35 +62,21 @@ class DashboardLiveState(AuthState):
     statuses: rx.Field[list[StatusRow]] = rx.field(default_factory=list)
     charted: rx.Field[bool] = rx.field(False)  # the chart has points (else the page says why not)
     tail: rx.Field[dict] = rx.field(default_factory=dict)
-    _wallets: dict[int, tuple[int, Decimal]] = {}
-    _start: Decimal = Decimal(0)
-    _bucket_ms: int = HOUR_MS
-    _accounts: dict[int, int] = {}  # strategy id -> account id, for the strategies this tab may see
-    _seq: int = 0
+    _live: dashboard.LiveEquity = dashboard.LiveEquity()
 
     def _show(self, equity: dashboard.Equity, win: dashboard.Window, rows: list[StatusRow], accounts: dict) -> int:
-        self._wallets = dict(equity.latest)
-        self._start, self._bucket_ms, self._accounts = equity.start, win.bucket_ms, accounts
+        self._live = dashboard.LiveEquity(
+            dict(accounts), dict(equity.latest), equity.start, win.bucket_ms, self._live.seq
+        )
         self.range_label, self.statuses = win.key, rows
         self.charted = bool(equity.series)
-        self._refresh_numbers()
-        return self._seq
+        self._show_numbers()
+        return self._live.seq
 
-    def _total(self) -> Decimal:
-        return charts.combined_equity({account: wallet for account, (_, wallet) in self._wallets.items()})
-
-    def _refresh_numbers(self) -> None:
-        if not self._wallets:
-            self.equity = self.change = self.percent = "—"
-            self.change_tone, self.last_update = "gray", ""
-            return
-        total = self._total()
-        moved = charts.change(self._start, total)
-        self.equity = charts.money(total)
-        self.change = ("↑ " if moved.amount >= 0 else "↓ ") + charts.money(moved.amount)
-        self.change_tone = "green" if moved.amount >= 0 else "red"
-        self.percent = f"{moved.percent:+.2f}%" if moved.percent is not None else "—"
-        self.last_update = charts.iso_time(max(at for at, _ in self._wallets.values()))
+    def _show_numbers(self) -> None:
+        shown = self._live.numbers()
+        self.equity, self.change, self.change_tone = shown.equity, shown.change, shown.tone
+        self.percent, self.last_update = shown.percent, shown.last_update
 
     def _restatus(self, now_ms: int) -> None:
         if (fresh := restatus(self.statuses, now_ms)) is not None:
@@ -99,15 +84,11 @@ class DashboardLiveState(AuthState):
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
         """A new snapshot of one of this tab's strategies (pushed by the live hub)."""
-        if snapshot.strategy_id not in self._accounts:
+        if (applied := self._live.apply(snapshot)) is None:
             return
-        account = snapshot.account_id
-        if account not in self._wallets or self._wallets[account][0] <= snapshot.at_ms:
-            self._wallets[account] = (snapshot.at_ms, snapshot.wallet_balance)
-        self._seq += 1
-        self._refresh_numbers()
-        bucket = snapshot.at_ms - snapshot.at_ms % self._bucket_ms
-        self.tail = charts.equity_tail(bucket, self._total(), self._seq)
+        self._live, tail = applied
+        self._show_numbers()
+        self.tail = tail
         if not self.charted:  # a var set is sent even when unchanged: only the first point is news
             self.charted = True
         # A backfilled (older) snapshot does not make the strategy's last snapshot older.
@@ -125,7 +106,7 @@ class DashboardLiveState(AuthState):
         """The page's timer, once a minute: statuses as of now, from what the tab holds (nothing is read). A tab
         this worker does not push to (its websocket came from another worker) loads again, which registers it."""
         self._restatus(epoch_ms(utcnow()))
-        if self._accounts and not live_push.watching(self.router.session.client_token):
+        if self._live.accounts and not live_push.watching(self.router.session.client_token):
             return DashboardState.resync
         return None
 

@@ -68,10 +68,8 @@ class StrategyLiveState(AuthState):
     unseen: rx.Field[int] = rx.field(0)  # snapshots stored since the table was loaded
     charted: rx.Field[bool] = rx.field(False)  # the chart has points (else the page says why not)
     tail: rx.Field[dict] = rx.field(default_factory=dict)
-    _strategy_id: int = 0
-    _peak_margin: float = 0.0
+    _live: dashboard.LiveStrategy = dashboard.LiveStrategy()
     _last_ms: int = 0  # the newest stored snapshot's time; 0: none
-    _seq: int = 0
 
     def _show_latest(self, snapshot: Snapshot | None, now_ms: int) -> None:
         if snapshot is not None and snapshot.at_ms >= self._last_ms:
@@ -89,12 +87,10 @@ class StrategyLiveState(AuthState):
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
         """A new snapshot of this tab's strategy (pushed by the live hub)."""
-        if snapshot.strategy_id != self._strategy_id:
+        if (applied := self._live.apply(snapshot)) is None:
             return
-        point = dashboard.point(snapshot)
-        self._peak_margin = max(self._peak_margin, point.margin)
-        self._seq += 1
-        self.tail = charts.strategy_tail(point, self._peak_margin, self._seq)
+        self._live, tail = applied
+        self.tail = tail
         if not self.charted:  # a var set is sent even when unchanged: only the first point is news
             self.charted = True
         self._show_latest(snapshot, epoch_ms(utcnow()))  # a backfilled older one does not replace the latest
@@ -106,7 +102,7 @@ class StrategyLiveState(AuthState):
         """The page's timer, once a minute: the status as of now, from what the tab holds (nothing is read). A tab
         this worker does not push to (its websocket came from another worker) loads again, which registers it."""
         self._restatus(epoch_ms(utcnow()))
-        if self._strategy_id and not live_push.watching(self.router.session.client_token):
+        if self._live.strategy_id and not live_push.watching(self.router.session.client_token):
             return StrategyPageState.resync
         return None
 
@@ -167,14 +163,14 @@ class StrategyPageState(AuthState):
         points = [dashboard.point(s) for s in snapshots]
 
         live = await self.get_state(StrategyLiveState)
-        if live._strategy_id != view.id:  # nothing of another strategy stays on the page
+        if live._live.strategy_id != view.id:  # nothing of another strategy stays on the page
             live.reset()
-        live._strategy_id, live._last_ms = view.id, 0
-        live._peak_margin = max((p.margin for p in points), default=0.0)
+        live._live = dashboard.LiveStrategy(view.id, max((p.margin for p in points), default=0.0), live._live.seq)
+        live._last_ms = 0
         live._show_latest(latest, now)
         live.charted = bool(points)
         self.snippet = bot_snippet(settings.public_url, TOKEN_PLACEHOLDER)
-        self.figure = await anyio.to_thread.run_sync(charts.strategy_figure, points, live._seq)  # ~40 ms
+        self.figure = await anyio.to_thread.run_sync(charts.strategy_figure, points, live._live.seq)  # ~40 ms
         self._page_ends, self.page = [], 1
         await self._read_page(view.id, ALL_TIME_END_MS)
         live.unseen = 0

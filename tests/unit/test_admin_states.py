@@ -4,7 +4,7 @@ import logging
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from projectalgo import admin, charts, members
 from projectalgo.clock import utcnow
@@ -364,3 +364,28 @@ def test_a_moderator_demoted_while_the_page_is_open_is_refused_at_the_next_tick(
     _minute_passes(state)
     assert "/dashboard" in str(call(state, AdminState.refresh_statuses, ""))
     assert state.strategies == [] and "Secret Sauce" not in browser_view(state)
+
+
+@pytest.mark.parametrize(
+    ("action", "read_again"),
+    [("disable invite", {"invitations"}), ("grant membership", {"users"}), ("disable", {"users"})],
+)
+def test_a_change_reads_again_only_the_tables_it_changed_and_the_audit_log(people, action, read_again):
+    page = signed_in_state(AdminState, people["admin"])
+    call(page, AdminState.open_admin)
+    handler, args = ACTIONS[action](people)
+    tables: set[str] = set()
+
+    def note(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("SELECT"):
+            named = ("users", "invitations", "payments", "strategies", "audit_log")
+            tables.update(t for t in named if f" {t}" in statement)
+
+    event.listen(services().engine, "before_cursor_execute", note)
+    try:
+        call(page, handler, *args)
+    finally:
+        event.remove(services().engine, "before_cursor_execute", note)
+    assert page.notice and not page.error
+    assert "payments" not in tables and "strategies" not in tables and "audit_log" in tables
+    assert read_again <= tables

@@ -108,6 +108,64 @@ def _reason(form: object) -> str:
     return forms.form_text(form, "reason", max_length=admin.REASON_MAX_LENGTH, label="The reason")
 
 
+SECTIONS = frozenset({"users", "strategies", "invites", "payments", "audit"})
+INVITES = frozenset({"invites"})
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What _read found, by section; None for a section not read."""
+
+    users: tuple[list[UserLine], int] | None = None  # a page of them, and how many match
+    strategies: list[StrategyLine] | None = None
+    invites: list[InviteLine] | None = None
+    payments: list[PaymentLine] | None = None
+    audit: list[AuditLine] | None = None
+
+
+def _read(session: Session, actor: Actor, sections: frozenset[str], search: str, page: int) -> Seen:
+    """The sections asked for, as far as the actor may see them: moderators users and strategies, admins all."""
+    users = strategies = invites = payments = audit = None
+    if "users" in sections:
+        rows, total = admin.list_users(session, actor, search=search, page=page)
+        lines = [
+            UserLine(
+                u.id,
+                u.name,
+                u.email,
+                ", ".join(u.roles),
+                "moderator" in u.roles,
+                "admin" in u.roles,
+                iso(u.membership_ends_at),
+                iso(u.created_at),
+                iso(u.last_sign_in_at),
+                u.disabled,
+            )
+            for u in rows
+        ]
+        users = (lines, total)
+    if "strategies" in sections:
+        strategies = _strategy_lines(session, actor)
+    if actor.is_admin and "invites" in sections:
+        invites = [
+            InviteLine(i.id, i.code, f"{i.owner_name} <{i.owner_email}>", i.uses_remaining, i.registrations, i.disabled)
+            for i in admin.list_invites(session, actor)
+        ]
+    if actor.is_admin and "payments" in sections:
+        payments = [
+            PaymentLine(
+                iso(p.created_at), p.user_email, f"{p.amount / 100:,.2f} {p.currency.upper()}", p.status, p.stripe_id
+            )
+            for p in admin.list_payments(session, actor)
+        ]
+    if actor.is_admin and "audit" in sections:
+        audit = [
+            AuditLine(iso(a.at), a.actor, a.action, a.target, a.reason, a.outcome)
+            for a in admin.audit_log(session, actor)
+        ]
+    return Seen(users, strategies, invites, payments, audit)
+
+
 @dataclass(frozen=True)
 class Change:
     """One admin change as a handler plans it from the browser's arguments, for AdminState._act."""
@@ -117,6 +175,7 @@ class Change:
     work: Callable[[Session, Actor | None], object]  # refuses (NotAllowedError) whom the role does not allow
     done: str  # the notice once done
     then: Callable[[object], None] | None = None  # receives what `work` returned
+    shows: frozenset[str] = frozenset({"users"})  # the sections it changes (and the audit log, always)
 
 
 class AdminState(AuthState):
@@ -141,52 +200,22 @@ class AdminState(AuthState):
         user = await self._current_user()
         return user.actor if user else None
 
-    async def _reload(self, actor: Actor) -> None:
-        """Everything this actor may see: moderators users and strategies, admins all of it."""
+    async def _reload(self, actor: Actor, sections: frozenset[str] = SECTIONS) -> None:
+        """Read again what this actor may see of `sections` (moderators: users and strategies; admins all), in a
+        thread; the page's vars are set here, on the event loop."""
         search, page = self.search, self.page
-
-        def read(session: Session) -> None:
-            rows, self.total_users = admin.list_users(session, actor, search=search, page=page)
-            self.users = [
-                UserLine(
-                    u.id,
-                    u.name,
-                    u.email,
-                    ", ".join(u.roles),
-                    "moderator" in u.roles,
-                    "admin" in u.roles,
-                    iso(u.membership_ends_at),
-                    iso(u.created_at),
-                    iso(u.last_sign_in_at),
-                    u.disabled,
-                )
-                for u in rows
-            ]
-            self.strategies = _strategy_lines(session, actor)
-            if actor.is_admin:
-                self.invites = [
-                    InviteLine(
-                        i.id, i.code, f"{i.owner_name} <{i.owner_email}>", i.uses_remaining, i.registrations, i.disabled
-                    )
-                    for i in admin.list_invites(session, actor)
-                ]
-                self.payments = [
-                    PaymentLine(
-                        iso(p.created_at),
-                        p.user_email,
-                        f"{p.amount / 100:,.2f} {p.currency.upper()}",
-                        p.status,
-                        p.stripe_id,
-                    )
-                    for p in admin.list_payments(session, actor)
-                ]
-                self.audit = [
-                    AuditLine(iso(a.at), a.actor, a.action, a.target, a.reason, a.outcome)
-                    for a in admin.audit_log(session, actor)
-                ]
-
-        await in_session(read)
-        self._statuses_read_at = time.time()
+        seen = await in_session(lambda session: _read(session, actor, sections, search, page))
+        if seen.users is not None:
+            self.users, self.total_users = seen.users
+        if seen.strategies is not None:
+            self.strategies = seen.strategies
+            self._statuses_read_at = time.time()
+        if seen.invites is not None:
+            self.invites = seen.invites
+        if seen.payments is not None:
+            self.payments = seen.payments
+        if seen.audit is not None:
+            self.audit = seen.audit
         self.ingest_figures = [Figure(k, v) for k, v in services().ingest_stats.last_hour().items()]
 
     async def _refuse(self, actor: Actor | None, action: str, target: str) -> EventSpec:
@@ -235,7 +264,7 @@ class AdminState(AuthState):
                 change.then(result)
         if actor is None:  # `work` refused them above: every admin change needs a signed-in admin
             return await self._refuse(actor, change.action, change.target)
-        await self._reload(actor)
+        await self._reload(actor, change.shows | {"audit"})
         return None
 
     @event_handler
@@ -262,7 +291,7 @@ class AdminState(AuthState):
             self.error, self.notice = failure_message(problem), ""
         else:
             self.error = ""
-        await self._reload(actor)
+        await self._reload(actor, frozenset({"users"}))
         return None
 
     @event_handler
@@ -276,8 +305,7 @@ class AdminState(AuthState):
             return await self._refuse(actor, "refresh statuses", "")
         if time.time() - self._statuses_read_at < charts.TICK_MS / 2000:
             return None
-        self.strategies = await in_session(lambda session: _strategy_lines(session, actor))
-        self._statuses_read_at = time.time()
+        await self._reload(actor, frozenset({"strategies"}))
         self.ingest_figures = [Figure(k, v) for k, v in services().ingest_stats.last_hour().items()]
         return None
 
@@ -391,6 +419,7 @@ class AdminState(AuthState):
                     session, actor, invitation_id=iid, uses=uses, reason=reason
                 ),
                 "Invitation updated.",
+                shows=INVITES,
             )
 
         return await self._act("set invite uses", plan)
@@ -404,6 +433,7 @@ class AdminState(AuthState):
                 f"invitation {iid}",
                 lambda session, actor: admin.set_invite_disabled(session, actor, invitation_id=iid, disabled=flag),
                 "Invitation disabled." if flag else "Invitation enabled.",
+                shows=INVITES,
             )
 
         return await self._act("disable or enable invite", plan)
@@ -418,6 +448,7 @@ class AdminState(AuthState):
                 f"user {uid}",
                 lambda session, actor: admin.create_invite(session, actor, user_id=uid, uses=uses, reason=reason),
                 "Invitation created.",
+                shows=INVITES,
             )
 
         return await self._act("create invite", plan)

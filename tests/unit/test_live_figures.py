@@ -1,0 +1,53 @@
+"""What each pushed snapshot changes on an open dashboard or strategy page (dashboard.LiveEquity, LiveStrategy),
+against values worked out by hand."""
+
+from decimal import Decimal
+
+from projectalgo import charts, dashboard
+from projectalgo.clock import HOUR_MS
+from projectalgo.snapshots import Snapshot
+
+HOUR = 10 * HOUR_MS  # some hour's start
+
+
+def snap(strategy_id, account_id, at_ms, wallet="0", margin="0"):
+    zero = Decimal(0)
+    return Snapshot(strategy_id, account_id, at_ms, zero, Decimal(margin), Decimal(wallet), zero, zero, zero, "XBTUSD")
+
+
+def test_the_combined_equity_counts_each_account_once_and_ignores_a_backfilled_older_wallet():
+    # Strategies 1 and 2 trade on account 10, strategy 3 on account 20; the range started at $120.
+    live = dashboard.LiveEquity(
+        {1: 10, 2: 10, 3: 20}, {10: (HOUR, Decimal(100)), 20: (HOUR, Decimal(50))}, Decimal(120), HOUR_MS
+    )
+    assert live.numbers() == dashboard.EquityNumbers("$150.00", "↑ $30.00", "green", "+25.00%", charts.iso_time(HOUR))
+
+    live, tail = live.apply(snap(2, 10, HOUR + 2000, wallet="110"))  # account 10 now holds 110: 110 + 50
+    assert tail == {"seq": 1, "points": [[0, HOUR, 160.0]]}
+    live, tail = live.apply(snap(1, 10, HOUR + 1500, wallet="999"))  # older than account 10's newest: no change
+    assert tail == {"seq": 2, "points": [[0, HOUR, 160.0]]}
+    assert live.numbers() == dashboard.EquityNumbers(
+        "$160.00", "↑ $40.00", "green", "+33.33%", charts.iso_time(HOUR + 2000)
+    )
+    live, tail = live.apply(snap(3, 20, HOUR + HOUR_MS + 5, wallet="10"))  # the next hour's bucket: 110 + 10
+    assert tail == {"seq": 3, "points": [[0, HOUR + HOUR_MS, 120.0]]}
+    assert live.numbers().change == "↑ $0.00" and live.numbers().percent == "+0.00%"
+    live, _ = live.apply(snap(3, 20, HOUR + HOUR_MS + 6, wallet="0"))
+    shown = live.numbers()
+    assert (shown.change, shown.tone, shown.percent) == ("↓ -$10.00", "red", "-8.33%")
+
+
+def test_another_strategys_snapshot_changes_nothing():
+    live = dashboard.LiveEquity({1: 10}, {}, Decimal(0), HOUR_MS)
+    assert live.apply(snap(9, 10, HOUR, wallet="5")) is None
+    assert live.numbers() == dashboard.NO_EQUITY
+    assert dashboard.LiveStrategy(5, 100.0).apply(snap(6, 1, HOUR, margin="1")) is None
+
+
+def test_the_strategy_drawdown_is_measured_from_the_highest_margin_seen():
+    live = dashboard.LiveStrategy(5, peak_margin=100.0, seq=7)  # the chart's range peaked at 100
+    live, tail = live.apply(snap(5, 1, HOUR, wallet="100", margin="120"))  # a new peak: no drawdown
+    assert (live.peak_margin, tail["seq"], tail["points"][-1]) == (120.0, 8, [7, HOUR, 0.0])
+    live, tail = live.apply(snap(5, 1, HOUR + 1, wallet="100", margin="90"))  # 90 / 120 - 1
+    assert (live.peak_margin, tail["points"][-1]) == (120.0, [7, HOUR + 1, -0.25])
+    assert tail["points"][0] == [0, HOUR + 1, 100.0] and tail["points"][2] == [2, HOUR + 1, -10.0]  # wallet, upnl
