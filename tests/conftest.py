@@ -262,8 +262,11 @@ def pg_engine(postgres: servers.Server, pg_template: str) -> Iterator[Engine]:
 @pytest.fixture
 def app_services(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     """The app's services (as the Reflex states use them) on this test's fresh database."""
+    from projectalgo.live import Watchers
+    from projectalgo.live_push import live_push
     from projectalgo.runtime import services
 
+    monkeypatch.setattr(live_push, "watchers", Watchers())  # no tab registered by an earlier test
     monkeypatch.setenv("DATABASE_URL", str(engine.url))
     monkeypatch.setenv("SECRET_KEY_BASE", TEST_SECRET_KEY_BASE)
     monkeypatch.setenv("BCRYPT_ROUNDS", "4")

@@ -118,7 +118,7 @@ def test_a_snapshot_posted_to_any_worker_reaches_every_tab_on_every_worker(start
 
     arrivals, holders = asyncio.run(scenario())
     assert len(set(holders.values())) == WORKERS
-    assert [sorted(a) for a in arrivals] == [list(range(1, posts + 1))] * len(arrivals)
+    assert [sorted(a) for a in arrivals] == [list(range(1, posts + 1))] * len(arrivals), (holders, arrivals)
 
 
 def test_the_workers_share_one_rate_limit_per_token(start_workers, workers_env, pg_engine):

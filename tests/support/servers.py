@@ -68,17 +68,17 @@ def start_server(
 ) -> Server:
     """Start `command`, wait until `ready()` holds, or raise ServerStartError with the log's tail."""
     log_path = log_dir / f"{name}.log"
-    log_file = log_path.open("a")
     try:
-        process = subprocess.Popen(
-            list(command),
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with log_path.open("a") as log_file:  # the server writes to its own copy of the file
+            process = subprocess.Popen(
+                list(command),
+                cwd=ROOT,
+                env={**os.environ, **(env or {})},
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
     except OSError as error:
         raise ServerStartError(f"{name} could not be started ({command[0]}): {error}") from error
     server = Server(
