@@ -232,7 +232,13 @@ class Ingestor:
             owner = owners.get(post.token)
             if owner is None or owner.owner_disabled or owner.strategy_archived:
                 outcomes.append(_refused_token(owner, post.token))
-            elif wait := self._limiter.acquire(owner.token_id):
+                continue
+            try:
+                wait = self._limiter.acquire(owner.token_id)
+            except StoreUnavailableError as refusal:  # the shared limiter (Redis) cannot be asked: bots retry
+                outcomes.append(refusal)
+                continue
+            if wait:
                 outcomes.append(
                     RateLimitedError(
                         "Too many snapshots for this token; slow down.", retry_after_seconds=math.ceil(wait)

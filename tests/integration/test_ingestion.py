@@ -12,11 +12,13 @@ from projectalgo.clock import utcnow
 from projectalgo.db import make_engine, session_scope
 from projectalgo.errors import DomainError, NotAllowedError, RateLimitedError, UnauthenticatedError, UnavailableError
 from projectalgo.ingestion import Ingestor, Post, Stored
+from projectalgo.integrations.redis_client import connect
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.live import LocalBroadcast
 from projectalgo.models import Strategy, StrategyToken, User
-from projectalgo.ratelimit import RateLimiter
+from projectalgo.ratelimit import RateLimiter, RedisRateLimiter
 from tests.factories import actor_of, make_member, make_strategy
+from tests.support.servers import free_port
 
 AT_MS = 1_700_000_000_000
 BODY = {name: str(value) for name, value in snapshots.EXAMPLE_DATA.items()}  # numbers as numeric text, as bots may send
@@ -240,3 +242,13 @@ def test_stopping_finishes_the_accepted_batches_then_refuses_new_posts(engine, w
     assert len(SqlSnapshotStore(engine).between(one, 0, snapshots.ALL_TIME_END_MS).items) == 20
     with session_scope(engine) as session:  # the last use, held back by the once-a-second rule, is written
         assert session.get(Strategy, one).last_snapshot_at is not None
+
+
+def test_an_unreachable_shared_rate_limiter_answers_every_post_unavailable_and_stores_nothing(engine, world):
+    """With several workers the limit lives in Redis: while it is down, bots are told to retry (503), never 500."""
+    one, one_token = world["one"]
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    ingestor = Ingestor(engine, SqlSnapshotStore(engine), RedisRateLimiter(connect(closed), 1000, 1000))
+    answers = asyncio.run(submit_all(ingestor, [post(one_token), post(one_token, AT_MS + 1), post("pa_live_unknown")]))
+    assert [type(a) for a in answers] == [snapshots.StoreUnavailableError] * 2 + [UnauthenticatedError]
+    assert SqlSnapshotStore(engine).latest(one) is None
