@@ -47,6 +47,9 @@ class LivePush:
         self.watchers = Watchers()
         self._app: rx.App | None = None
         self._pushes: set[asyncio.Task[None]] = set()  # running pushes, kept so they are not garbage-collected
+        # One push at a time per tab, in the order the snapshots came: concurrent modify_state calls on one tab's
+        # state contend for its lock in Redis, and a tab's updates must keep their order (their seq).
+        self._in_order: dict[str, asyncio.Lock] = {}
 
     def start(self, app: rx.App, broadcast: Broadcast) -> None:
         """Push what `broadcast` announces to this app's tabs, and prune closed tabs every minute."""
@@ -63,6 +66,7 @@ class LivePush:
 
     def forget(self, client_token: str) -> None:
         self.watchers.forget(client_token)
+        self._in_order.pop(client_token, None)
 
     def watching(self, client_token: str) -> bool:
         """Whether this worker pushes to the tab (False after its websocket moved here from another worker)."""
@@ -92,6 +96,7 @@ class LivePush:
                 return live.allowed_sessions(session, snapshot.strategy_id, logins, idle=idle)
 
         allowed = await asyncio.to_thread(allowed_now)
+        log.debug("live.push strategy_id=%s at_ms=%s tabs=%d", snapshot.strategy_id, snapshot.at_ms, len(tabs))
         for client_token, state, login_session_id in tabs:
             if login_session_id not in allowed:
                 self.forget(client_token)
@@ -104,8 +109,9 @@ class LivePush:
         self, client_token: str, state: type[rx.State], login_session_id: int, snapshot: Snapshot
     ) -> None:
         assert self._app is not None  # only pushes after start
+        in_order = self._in_order.setdefault(client_token, asyncio.Lock())
         try:
-            async with self._app.modify_state(rx.BaseStateToken(ident=client_token, cls=state)) as root:
+            async with in_order, self._app.modify_state(rx.BaseStateToken(ident=client_token, cls=state)) as root:
                 tab = await root.get_state(state)
                 if not isinstance(tab, LiveTab):  # pages register their live state, which is one
                     raise TypeError(f"{state.__name__} is registered for live pushes but is not a LiveTab")
@@ -114,6 +120,7 @@ class LivePush:
                     self.forget(client_token)
                     return
                 tab._apply_snapshot(snapshot)
+            log.debug("live.pushed tab=%s at_ms=%s", client_token[:8], snapshot.at_ms)
         except Exception:
             log.exception("live.push_failed strategy_id=%s", snapshot.strategy_id)
 
@@ -127,6 +134,9 @@ class LivePush:
             except Exception:  # keep pruning next minute
                 log.exception("live.prune_failed")
                 continue
+            for client_token in [t for t, lock in self._in_order.items() if not lock.locked()]:
+                if not self.watchers.watches(client_token):
+                    del self._in_order[client_token]
             if gone:
                 log.info("live.forgot_closed_tabs count=%d", gone)
 
