@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import reflex as rx
 from reflex.config import get_config
@@ -25,11 +25,12 @@ from projectalgo.live import Broadcast, Watchers
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot
 
-if TYPE_CHECKING:
-    from projectalgo.state import CurrentUser  # state.py imports this module
-
 log = logging.getLogger("projectalgo.live")
 PRUNE_EVERY_SECONDS = 60
+
+
+class SignedIn(Protocol):
+    login_session_id: int
 
 
 @runtime_checkable
@@ -37,7 +38,7 @@ class LiveTab(Protocol):
     """What a page's live state offers the push: who the tab's user is (AuthState's), and what a new snapshot
     changes."""
 
-    _user: CurrentUser | None
+    _user: SignedIn | None
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None: ...
 
