@@ -198,7 +198,7 @@ def _user(session: Session, user_id: int) -> User:
 
 
 @dataclass(frozen=True)
-class UserRow:
+class UserView:
     id: int
     name: str
     email: str
@@ -209,7 +209,7 @@ class UserRow:
     disabled: bool
 
 
-def list_users(session: Session, actor: Actor | None, *, search: str = "", page: int = 1) -> tuple[list[UserRow], int]:
+def list_users(session: Session, actor: Actor | None, *, search: str = "", page: int = 1) -> tuple[list[UserView], int]:
     """One page of users matching `search` (name or email), and how many match in all."""
     _require_moderator(actor)
     query = select(User)
@@ -226,7 +226,7 @@ def list_users(session: Session, actor: Actor | None, *, search: str = "", page:
         ).all()
     )
     rows = [
-        UserRow(
+        UserView(
             id_of(u),
             u.name,
             u.email,
@@ -286,7 +286,7 @@ def set_disabled(session: Session, actor: Actor | None, *, user_id: int, disable
 
 
 @dataclass(frozen=True)
-class InviteRow:
+class InviteView:
     id: int
     code: str
     owner_name: str
@@ -296,7 +296,7 @@ class InviteRow:
     disabled: bool
 
 
-def list_invites(session: Session, actor: Actor | None) -> list[InviteRow]:
+def list_invites(session: Session, actor: Actor | None) -> list[InviteView]:
     _require_admin(actor)
     registrations = (
         select(col(User.invited_with_id), func.count().label("n")).group_by(col(User.invited_with_id)).subquery()
@@ -308,7 +308,7 @@ def list_invites(session: Session, actor: Actor | None) -> list[InviteRow]:
         .order_by(col(Invitation.id))
     ).all()
     return [
-        InviteRow(id_of(i), i.code, name, email, i.uses_remaining, n, i.disabled_at is not None)
+        InviteView(id_of(i), i.code, name, email, i.uses_remaining, n, i.disabled_at is not None)
         for i, name, email, n in rows
     ]
 
@@ -417,7 +417,7 @@ def end_membership(session: Session, actor: Actor | None, *, user_id: int, reaso
 
 
 @dataclass(frozen=True)
-class PaymentRow:
+class PaymentView:
     created_at: datetime
     user_email: str
     amount: int
@@ -426,7 +426,7 @@ class PaymentRow:
     stripe_id: str
 
 
-def list_payments(session: Session, actor: Actor | None, *, limit: int = 200) -> list[PaymentRow]:
+def list_payments(session: Session, actor: Actor | None, *, limit: int = 200) -> list[PaymentView]:
     _require_admin(actor)
     rows = session.execute(
         select(Payment, col(User.email))
@@ -435,7 +435,8 @@ def list_payments(session: Session, actor: Actor | None, *, limit: int = 200) ->
         .limit(limit)
     ).all()
     return [
-        PaymentRow(p.created_at, email, p.amount, p.currency, p.status, p.stripe_payment_intent_id) for p, email in rows
+        PaymentView(p.created_at, email, p.amount, p.currency, p.status, p.stripe_payment_intent_id)
+        for p, email in rows
     ]
 
 
@@ -443,7 +444,7 @@ def list_payments(session: Session, actor: Actor | None, *, limit: int = 200) ->
 
 
 @dataclass(frozen=True)
-class StrategyRow:
+class OwnedStrategyView:
     id: int
     name: str
     owner_email: str
@@ -452,7 +453,7 @@ class StrategyRow:
     archived: bool
 
 
-def list_strategies(session: Session, actor: Actor | None) -> list[StrategyRow]:
+def list_strategies(session: Session, actor: Actor | None) -> list[OwnedStrategyView]:
     _require_moderator(actor)
     rows = session.execute(
         select(Strategy, col(User.email), col(BrokerageAccount.name))
@@ -461,7 +462,7 @@ def list_strategies(session: Session, actor: Actor | None) -> list[StrategyRow]:
         .order_by(col(Strategy.id))
     ).all()
     return [
-        StrategyRow(id_of(s), s.name, email, account, s.last_snapshot_at, s.archived_at is not None)
+        OwnedStrategyView(id_of(s), s.name, email, account, s.last_snapshot_at, s.archived_at is not None)
         for s, email, account in rows
     ]
 
@@ -470,7 +471,7 @@ def list_strategies(session: Session, actor: Actor | None) -> list[StrategyRow]:
 
 
 @dataclass(frozen=True)
-class AuditRow:
+class AuditView:
     at: datetime
     actor: str
     action: str
@@ -481,7 +482,7 @@ class AuditRow:
 
 def audit_log(
     session: Session, actor: Actor | None, *, limit: int = 100, refusals: int = REFUSALS_SHOWN
-) -> list[AuditRow]:
+) -> list[AuditView]:
     """The newest `limit` changes and, among them by time, the newest `refusals` refusals; newest first."""
     _require_admin(actor)
     newest = select(AuditEntry).order_by(col(AuditEntry.id).desc())
@@ -493,7 +494,7 @@ def audit_log(
             select(col(User.id), col(User.email)).where(col(User.id).in_({e.actor_id for e in entries if e.actor_id}))
         ).all()
     )
-    return [AuditRow(e.at, _actor_name(e, emails), e.action, e.target, e.reason, e.outcome) for e in entries]
+    return [AuditView(e.at, _actor_name(e, emails), e.action, e.target, e.reason, e.outcome) for e in entries]
 
 
 def _actor_name(entry: AuditEntry, emails: Mapping[int | None, str]) -> str:

@@ -231,7 +231,7 @@ class StrategyToken(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
-class SnapshotRow(SQLModel, table=True):
+class SnapshotRecord(SQLModel, table=True):
     """The embedded snapshot store (integrations/sqlstore.py). Decimals are kept as text: exact on SQLite too."""
 
     __tablename__ = "snapshots"
@@ -267,9 +267,9 @@ class AuditEntry(SQLModel, table=True):
     outcome: str = Field(max_length=16)  # "done" or "refused"
 
 
-class RollupRow(SQLModel, table=True):
+class RollupRecord(SQLModel, table=True):
     """A roll-up of the embedded snapshot store: one UTC hour or day of a strategy, holding its newest snapshot
-    and the wallet/margin extremes (snapshots.Rollup). Decimals as text like SnapshotRow; the merge compares
+    and the wallet/margin extremes (snapshots.Rollup). Decimals as text like SnapshotRecord; the merge compares
     extremes as NUMERIC, never as text (integrations/sqlstore.py)."""
 
     __tablename__ = "snapshot_rollups"

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
 
 from projectalgo.db import UNREACHABLE_ERRORS
-from projectalgo.models import RollupRow, SnapshotRow, table_of
+from projectalgo.models import RollupRecord, SnapshotRecord, table_of
 from projectalgo.snapshots import (
     ALL_TIME_END_MS,
     MAX_SAME_MS_RETRIES,
@@ -37,8 +37,8 @@ from projectalgo.snapshots import (
 )
 
 REBUILD_CHUNK = 500  # buckets per transaction: a few thousand bound parameters at most
-_table = table_of(SnapshotRow)
-_rollups = table_of(RollupRow)
+_table = table_of(SnapshotRecord)
+_rollups = table_of(RollupRecord)
 # INSERT ... ON CONFLICT, as each database writes it.
 UpsertInsert = SqliteInsert | PostgresqlInsert
 _ROLLUP_KEY = (_rollups.c.strategy_id, _rollups.c.resolution, _rollups.c.bucket_ms)
@@ -63,7 +63,7 @@ def _row(snapshot: Snapshot) -> dict[str, object]:
     }
 
 
-def _snapshot(row: SnapshotRow | Row[Any]) -> Snapshot:
+def _snapshot(row: SnapshotRecord | Row[Any]) -> Snapshot:
     return Snapshot(
         strategy_id=row.strategy_id,
         account_id=row.account_id,
@@ -84,7 +84,7 @@ def _rollup_row(key: RollupKey, rollup: Rollup) -> dict[str, object]:
 
 
 def _rollup(row: Row[Any]) -> Rollup:
-    """From a snapshot_rollups result row (building a RollupRow model would cost more than the query)."""
+    """From a snapshot_rollups result row (building a RollupRecord model would cost more than the query)."""
     return Rollup(
         bucket_ms=row.bucket_ms,
         last=_snapshot(row),
@@ -202,14 +202,14 @@ class SqlSnapshotStore:
     def rollups(self, strategy_id: int, resolution: str, start_ms: int, end_ms: int) -> list[Rollup]:
         bucket_size(resolution)  # an unknown resolution is a ValueError, not an empty chart
         query = (
-            select(RollupRow)
+            select(RollupRecord)
             .where(
-                col(RollupRow.strategy_id) == strategy_id,
-                col(RollupRow.resolution) == resolution,
-                col(RollupRow.bucket_ms) >= start_ms,
-                col(RollupRow.bucket_ms) < end_ms,
+                col(RollupRecord.strategy_id) == strategy_id,
+                col(RollupRecord.resolution) == resolution,
+                col(RollupRecord.bucket_ms) >= start_ms,
+                col(RollupRecord.bucket_ms) < end_ms,
             )
-            .order_by(col(RollupRow.bucket_ms))
+            .order_by(col(RollupRecord.bucket_ms))
         )
         try:
             with self._engine.connect() as connection:
@@ -239,18 +239,18 @@ class SqlSnapshotStore:
 
     def earliest(self, strategy_id: int) -> Snapshot | None:
         query = (
-            select(SnapshotRow)
-            .where(col(SnapshotRow.strategy_id) == strategy_id)
-            .order_by(col(SnapshotRow.at_ms))
+            select(SnapshotRecord)
+            .where(col(SnapshotRecord.strategy_id) == strategy_id)
+            .order_by(col(SnapshotRecord.at_ms))
             .limit(1)
         )
         return next(iter(self._read(query)), None)
 
     def recent(self, strategy_id: int, before_ms: int, *, limit: int) -> list[Snapshot]:
         return self._read(
-            select(SnapshotRow)
-            .where(col(SnapshotRow.strategy_id) == strategy_id, col(SnapshotRow.at_ms) < before_ms)
-            .order_by(col(SnapshotRow.at_ms).desc())
+            select(SnapshotRecord)
+            .where(col(SnapshotRecord.strategy_id) == strategy_id, col(SnapshotRecord.at_ms) < before_ms)
+            .order_by(col(SnapshotRecord.at_ms).desc())
             .limit(limit)
         )
 
@@ -259,19 +259,19 @@ class SqlSnapshotStore:
     ) -> Page:
         lower = start_ms if cursor is None else max(start_ms, cursor + 1)
         rows = self._read(
-            select(SnapshotRow)
+            select(SnapshotRecord)
             .where(
-                col(SnapshotRow.strategy_id) == strategy_id,
-                col(SnapshotRow.at_ms) >= lower,
-                col(SnapshotRow.at_ms) < end_ms,
+                col(SnapshotRecord.strategy_id) == strategy_id,
+                col(SnapshotRecord.at_ms) >= lower,
+                col(SnapshotRecord.at_ms) < end_ms,
             )
-            .order_by(col(SnapshotRow.at_ms))
+            .order_by(col(SnapshotRecord.at_ms))
             .limit(limit + 1)
         )
         items = rows[:limit]
         return Page(items, items[-1].at_ms if len(rows) > limit else None)
 
-    def _read(self, query: Select[SnapshotRow]) -> list[Snapshot]:
+    def _read(self, query: Select[SnapshotRecord]) -> list[Snapshot]:
         try:
             with self._engine.connect() as connection:
                 return [_snapshot(row) for row in connection.execute(query)]

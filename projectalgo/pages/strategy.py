@@ -31,7 +31,7 @@ PAGE_SIZE = 50
 
 
 @dataclass
-class SnapshotLine:
+class SnapshotRow:
     at: str  # ISO 8601 UTC
     wallet: str
     margin: str
@@ -42,8 +42,8 @@ class SnapshotLine:
     last_price: str
 
 
-def _line(snapshot: Snapshot) -> SnapshotLine:
-    return SnapshotLine(
+def _row(snapshot: Snapshot) -> SnapshotRow:
+    return SnapshotRow(
         charts.iso_time(snapshot.at_ms),
         charts.money(snapshot.wallet_balance),
         charts.money(snapshot.margin_balance),
@@ -116,7 +116,7 @@ class StrategyPageState(AuthState):
     range_key: rx.Field[str] = rx.field(charts.DEFAULT_RANGE)
     figure: rx.Field[dict] = rx.field(default_factory=dict)
     snippet: rx.Field[str] = rx.field("")  # how a bot posts, with a placeholder for its token
-    lines: rx.Field[list[SnapshotLine]] = rx.field(default_factory=list)
+    lines: rx.Field[list[SnapshotRow]] = rx.field(default_factory=list)
     page: rx.Field[int] = rx.field(1)
     has_more: rx.Field[bool] = rx.field(False)
     _strategy_id: int = 0
@@ -180,7 +180,7 @@ class StrategyPageState(AuthState):
         store = services().snapshot_store
         found = await anyio.to_thread.run_sync(lambda: store.recent(strategy_id, before_ms, limit=PAGE_SIZE + 1))
         self._page_ends = [*self._page_ends[: self.page - 1], before_ms]
-        self.lines = [_line(s) for s in found[:PAGE_SIZE]]
+        self.lines = [_row(s) for s in found[:PAGE_SIZE]]
         self.has_more = len(found) > PAGE_SIZE
         self._next_before = found[PAGE_SIZE - 1].at_ms if self.has_more else 0
 
@@ -285,7 +285,7 @@ LINE_COLUMNS = (
 )
 
 
-def snapshot_row(line: ObjectVar[SnapshotLine]) -> rx.Component:
+def snapshot_row(line: ObjectVar[SnapshotRow]) -> rx.Component:
     return rx.table.row(
         labelled_cell("Time", rx.moment(line.at, format="YYYY-MM-DD HH:mm:ss", local=True)),
         *(labelled_cell(label, getattr(line, field)) for label, field in LINE_COLUMNS),

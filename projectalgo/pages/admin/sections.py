@@ -12,7 +12,7 @@ from reflex.vars import ObjectVar
 from projectalgo import admin, memberships
 from projectalgo.components.status import ago, local_minute, status_badge, status_timer
 from projectalgo.components.tables import WHOLE_CARD, labelled_cell, stacked_table
-from projectalgo.pages.admin.state import AdminState, AuditLine, InviteLine, PaymentLine, StrategyLine, UserLine
+from projectalgo.pages.admin.state import AdminState, AuditRow, InviteRow, OwnedStrategyRow, PaymentRow, UserRow
 from projectalgo.state import AuthState
 
 
@@ -24,7 +24,7 @@ def _small_form(on_submit: EventType[dict[str, str]], *fields: rx.Component, lab
     )
 
 
-def role_buttons(user: ObjectVar[UserLine]) -> rx.Component:
+def role_buttons(user: ObjectVar[UserRow]) -> rx.Component:
     def toggle(has: rx.Var[bool], role: str) -> rx.Component:
         return rx.cond(
             has,
@@ -99,7 +99,7 @@ def role_buttons(user: ObjectVar[UserLine]) -> rx.Component:
 USER_COLUMNS = ("Name", "Email", "Roles", "Member until", "Created", "Last sign-in")
 
 
-def user_row(user: ObjectVar[UserLine]) -> rx.Component:
+def user_row(user: ObjectVar[UserRow]) -> rx.Component:
     _, email, roles, until, created, signed_in = USER_COLUMNS
     return rx.table.row(
         rx.table.cell(
@@ -153,7 +153,7 @@ def users_section() -> rx.Component:
 INVITE_COLUMNS = ("Code", "Owner", "Uses left", "Registrations")
 
 
-def invite_row(invite: ObjectVar[InviteLine]) -> rx.Component:
+def invite_row(invite: ObjectVar[InviteRow]) -> rx.Component:
     code, owner, uses, registrations = INVITE_COLUMNS
     return rx.table.row(
         labelled_cell(code, rx.code(invite.code, size="1")),
@@ -245,7 +245,7 @@ def invites_section() -> rx.Component:
 PAYMENT_COLUMNS = ("Date", "User", "Amount", "Status", "Stripe id")
 
 
-def payment_row(payment: ObjectVar[PaymentLine]) -> rx.Component:
+def payment_row(payment: ObjectVar[PaymentRow]) -> rx.Component:
     date, user, amount, status, stripe_id = PAYMENT_COLUMNS
     return rx.table.row(
         labelled_cell(date, local_minute(payment.created_at, otherwise="—")),
@@ -263,7 +263,7 @@ def payments_section() -> rx.Component:
 STRATEGY_COLUMNS = ("Strategy", "Owner", "Account", "Last snapshot", "Status")
 
 
-def strategy_row(strategy: ObjectVar[StrategyLine]) -> rx.Component:
+def strategy_row(strategy: ObjectVar[OwnedStrategyRow]) -> rx.Component:
     """A strategy's name links to its page for admins only: strategies.get_strategy shows a moderator nothing."""
     _, owner, account, last, status = STRATEGY_COLUMNS
     return rx.table.row(
@@ -305,7 +305,7 @@ def strategies_section() -> rx.Component:
 AUDIT_COLUMNS = ("When", "Who", "What", "To", "Reason", "Outcome")
 
 
-def audit_row(entry: ObjectVar[AuditLine]) -> rx.Component:
+def audit_row(entry: ObjectVar[AuditRow]) -> rx.Component:
     values: tuple[rx.Component | rx.Var, ...] = (
         local_minute(entry.at, otherwise="—"),
         entry.actor,

@@ -29,7 +29,7 @@ from projectalgo.state import AuthState, event_handler, failure_message, in_sess
 
 
 @dataclass
-class UserLine:
+class UserRow:
     id: int
     name: str
     email: str
@@ -43,7 +43,7 @@ class UserLine:
 
 
 @dataclass
-class InviteLine:
+class InviteRow:
     id: int
     code: str
     owner: str
@@ -53,7 +53,7 @@ class InviteLine:
 
 
 @dataclass
-class PaymentLine:
+class PaymentRow:
     created_at: str
     user_email: str
     amount: str
@@ -62,7 +62,7 @@ class PaymentLine:
 
 
 @dataclass
-class StrategyLine:
+class OwnedStrategyRow:
     id: int
     name: str
     owner_email: str
@@ -72,7 +72,7 @@ class StrategyLine:
 
 
 @dataclass
-class AuditLine:
+class AuditRow:
     at: str
     actor: str
     action: str
@@ -87,10 +87,10 @@ class Figure:
     count: int
 
 
-def _strategy_lines(session: Session, actor: Actor) -> list[StrategyLine]:
+def _strategy_rows(session: Session, actor: Actor) -> list[OwnedStrategyRow]:
     now, settings = epoch_ms(utcnow()), services().settings
     return [
-        StrategyLine(
+        OwnedStrategyRow(
             s.id,
             s.name,
             s.owner_email,
@@ -116,11 +116,11 @@ INVITES = frozenset({"invites"})
 class Seen:
     """What _read found, by section; None for a section not read."""
 
-    users: tuple[list[UserLine], int] | None = None  # a page of them, and how many match
-    strategies: list[StrategyLine] | None = None
-    invites: list[InviteLine] | None = None
-    payments: list[PaymentLine] | None = None
-    audit: list[AuditLine] | None = None
+    users: tuple[list[UserRow], int] | None = None  # a page of them, and how many match
+    strategies: list[OwnedStrategyRow] | None = None
+    invites: list[InviteRow] | None = None
+    payments: list[PaymentRow] | None = None
+    audit: list[AuditRow] | None = None
 
 
 def _read(session: Session, actor: Actor, sections: frozenset[str], search: str, page: int) -> Seen:
@@ -129,7 +129,7 @@ def _read(session: Session, actor: Actor, sections: frozenset[str], search: str,
     if "users" in sections:
         rows, total = admin.list_users(session, actor, search=search, page=page)
         lines = [
-            UserLine(
+            UserRow(
                 u.id,
                 u.name,
                 u.email,
@@ -145,22 +145,22 @@ def _read(session: Session, actor: Actor, sections: frozenset[str], search: str,
         ]
         users = (lines, total)
     if "strategies" in sections:
-        strategies = _strategy_lines(session, actor)
+        strategies = _strategy_rows(session, actor)
     if actor.is_admin and "invites" in sections:
         invites = [
-            InviteLine(i.id, i.code, f"{i.owner_name} <{i.owner_email}>", i.uses_remaining, i.registrations, i.disabled)
+            InviteRow(i.id, i.code, f"{i.owner_name} <{i.owner_email}>", i.uses_remaining, i.registrations, i.disabled)
             for i in admin.list_invites(session, actor)
         ]
     if actor.is_admin and "payments" in sections:
         payments = [
-            PaymentLine(
+            PaymentRow(
                 iso(p.created_at), p.user_email, f"{p.amount / 100:,.2f} {p.currency.upper()}", p.status, p.stripe_id
             )
             for p in admin.list_payments(session, actor)
         ]
     if actor.is_admin and "audit" in sections:
         audit = [
-            AuditLine(iso(a.at), a.actor, a.action, a.target, a.reason, a.outcome)
+            AuditRow(iso(a.at), a.actor, a.action, a.target, a.reason, a.outcome)
             for a in admin.audit_log(session, actor)
         ]
     return Seen(users, strategies, invites, payments, audit)
@@ -184,12 +184,12 @@ class AdminState(AuthState):
     search: rx.Field[str] = rx.field("")
     page: rx.Field[int] = rx.field(1)
     total_users: rx.Field[int] = rx.field(0)
-    users: rx.Field[list[UserLine]] = rx.field(default_factory=list)
-    invites: rx.Field[list[InviteLine]] = rx.field(default_factory=list)
-    payments: rx.Field[list[PaymentLine]] = rx.field(default_factory=list)
-    strategies: rx.Field[list[StrategyLine]] = rx.field(default_factory=list)
+    users: rx.Field[list[UserRow]] = rx.field(default_factory=list)
+    invites: rx.Field[list[InviteRow]] = rx.field(default_factory=list)
+    payments: rx.Field[list[PaymentRow]] = rx.field(default_factory=list)
+    strategies: rx.Field[list[OwnedStrategyRow]] = rx.field(default_factory=list)
     ingest_figures: rx.Field[list[Figure]] = rx.field(default_factory=list)
-    audit: rx.Field[list[AuditLine]] = rx.field(default_factory=list)
+    audit: rx.Field[list[AuditRow]] = rx.field(default_factory=list)
     # A password reset link just issued, shown to this admin until their next click; never kept longer.
     reset_link: rx.Field[str] = rx.field("")
     reset_link_for: rx.Field[str] = rx.field("")
