@@ -110,7 +110,7 @@ def test_a_stripe_that_never_answers_gives_up_after_the_timeout_and_one_retry(se
         started = time.monotonic()
         with pytest.raises(billing.PaymentUnavailableError):
             hanging.payment("pi_x")
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 30  # two 1 s timeouts, not Stripe's default of 80 s three times
         assert silent.connections == 1 + stripe_integration.RETRIES
 
 
