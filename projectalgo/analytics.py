@@ -30,13 +30,13 @@ Conventions, each chosen once here:
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 from typing import Literal
 
-from projectalgo.clock import DAY_MS
+from projectalgo.clock import DAY_MS, MINUTE_MS
 from projectalgo.snapshots import Snapshot
 
 _CONTEXT = Context(prec=50, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
@@ -45,6 +45,7 @@ _ONE = Decimal(1)
 _DAYS_PER_YEAR = Decimal(365)  # crypto markets trade every day of the year
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DAY = date(1970, 1, 1)
+_QUARTER_HOUR_MS = 15 * MINUTE_MS
 
 # ---------------------------------------------------------------------------------------------------------------
 # Cash flows
@@ -305,12 +306,26 @@ def zone_of(zone: tzinfo | int) -> tzinfo:
     return timezone(timedelta(minutes=zone)) if isinstance(zone, int) else zone
 
 
-def _day_of(zone: tzinfo) -> Callable[[int], date]:
-    # A fixed offset needs no datetime per point: a year of minute snapshots is half a million of them.
-    if isinstance(zone, timezone):
-        offset_ms = zone.utcoffset(None) // timedelta(milliseconds=1)
-        return lambda at_ms: _EPOCH_DAY + timedelta(days=(at_ms + offset_ms) // DAY_MS)
-    return lambda at_ms: (_EPOCH + timedelta(milliseconds=at_ms)).astimezone(zone).date()
+class _DayOf:
+    """at_ms -> the day in a zone, converting only when a point leaves the previous point's block of time: a
+    year of minute snapshots is half a million of them. A fixed offset's block is its day; any other zone's is a
+    UTC quarter hour, in which no zone's date changes (every zone's offset is a multiple of 15 minutes)."""
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self.offset_ms = zone.utcoffset(None) // timedelta(milliseconds=1) if isinstance(zone, timezone) else None
+        self.block: int | None = None
+        self.day = _EPOCH_DAY
+
+    def __call__(self, at_ms: int) -> date:
+        block = (at_ms + self.offset_ms) // DAY_MS if self.offset_ms is not None else at_ms // _QUARTER_HOUR_MS
+        if block != self.block:
+            self.block = block
+            if self.offset_ms is not None:
+                self.day = _EPOCH_DAY + timedelta(days=block)
+            else:
+                self.day = (_EPOCH + timedelta(milliseconds=at_ms)).astimezone(self.zone).date()
+        return self.day
 
 
 def _sub_period_return(start: Decimal, end: Decimal, flow: Decimal) -> Decimal:
@@ -343,7 +358,7 @@ def performance(
     if not ordered:
         return None
     times = [point.at_ms for point in ordered]
-    day_of = _day_of(zone_of(zone))
+    day_of = _DayOf(zone_of(zone))
     with localcontext(_CONTEXT):
         flow_at: dict[int, Decimal] = {}  # index of the point ending the interval -> the interval's net flow
         deposits = withdrawals = _ZERO
@@ -358,9 +373,12 @@ def performance(
         index_value = peak = _ONE
         peak_at = ordered[0].at_ms
         worst: Drawdown | None = None
-        worst_peak = _ONE
+        worst_peak = deeper_below = _ONE  # below `deeper_below` the index is in a deeper drawdown than `worst`
         curve = [ReturnPoint(peak_at, _ZERO)]
         days: list[DailyPnl] = []
+        day: date | None = None
+        day_pnl = day_flows = _ZERO
+        day_growth = _ONE
         for k in range(1, len(ordered)):
             start, end, moved = ordered[k - 1].equity, ordered[k].equity, flow_at.get(k, _ZERO)
             at_ms = ordered[k].at_ms
@@ -369,18 +387,22 @@ def performance(
             curve.append(ReturnPoint(at_ms, index_value - 1))
             if index_value > peak:
                 peak, peak_at = index_value, at_ms
-            elif (depth := index_value / peak - 1) < (worst.depth if worst else 0):
-                worst, worst_peak = Drawdown(depth, peak_at, at_ms, None), peak
+                deeper_below = peak * (1 + worst.depth) if worst else peak
+            elif index_value < deeper_below:
+                worst, worst_peak = Drawdown(index_value / peak - 1, peak_at, at_ms, None), peak
+                deeper_below = index_value
             if worst and worst.recovered_at_ms is None and at_ms > worst.trough_at_ms and index_value >= worst_peak:
                 worst = Drawdown(worst.depth, worst.peak_at_ms, worst.trough_at_ms, at_ms)
-            day = day_of(at_ms)
-            if days and days[-1].day == day:
-                bar = days[-1]
-                days[-1] = DailyPnl(
-                    day, bar.pnl + end - start - moved, (1 + bar.day_return) * growth - 1, bar.net_flows + moved, end
-                )
-            else:
-                days.append(DailyPnl(day, end - start - moved, growth - 1, moved, end))
+            # A day's bar sums the intervals that end in it.
+            if (point_day := day_of(at_ms)) != day:
+                if day is not None:
+                    days.append(DailyPnl(day, day_pnl, day_growth - 1, day_flows, start))
+                day, day_pnl, day_growth, day_flows = point_day, _ZERO, _ONE, _ZERO
+            day_pnl += end - start - moved
+            day_growth *= growth
+            day_flows += moved
+        if day is not None:
+            days.append(DailyPnl(day, day_pnl, day_growth - 1, day_flows, ordered[-1].equity))
         net_flows = deposits + withdrawals
         first, last = ordered[0], ordered[-1]
         return Performance(
