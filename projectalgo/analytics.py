@@ -58,7 +58,7 @@ class FlowTolerance:
     A change is a flow only when its size exceeds both `absolute` (in the wallet's currency: USD for the group's
     bots) and `relative` * the wallet balance at the interval's start; set either to 0 to use the other alone.
     The defaults, $1 and 0.1 %, leave rounding, funding and fee crumbs that the broker did not book in
-    `realised_pnl` as profit or loss, and still see a $10 deposit on a $10,000 account. The same limit decides
+    `realised_pnl` as profit or loss, and still see any flow over $10 on a $10,000 account. The same limit decides
     whether a realised PnL is "about 0" after a broker's reset.
     """
 
@@ -297,7 +297,9 @@ def equity_points(snapshots: Iterable[Snapshot], basis: EquityBasis = "margin_ba
     """A strategy's equity series. `margin_balance` by default: the wallet marked to market (with unrealised
     PnL), so an open losing position shows in the drawdown; a flow moves it as much as the wallet."""
     ordered = sorted(snapshots, key=lambda snapshot: snapshot.at_ms)
-    return tuple(EquityPoint(snapshot.at_ms, getattr(snapshot, basis)) for snapshot in ordered)
+    if basis == "wallet_balance":
+        return tuple(EquityPoint(snapshot.at_ms, snapshot.wallet_balance) for snapshot in ordered)
+    return tuple(EquityPoint(snapshot.at_ms, snapshot.margin_balance) for snapshot in ordered)
 
 
 def zone_of(zone: tzinfo | int) -> tzinfo:
@@ -309,7 +311,8 @@ def zone_of(zone: tzinfo | int) -> tzinfo:
 class _DayOf:
     """at_ms -> the day in a zone, converting only when a point leaves the previous point's block of time: a
     year of minute snapshots is half a million of them. A fixed offset's block is its day; any other zone's is a
-    UTC quarter hour, in which no zone's date changes (every zone's offset is a multiple of 15 minutes)."""
+    UTC quarter hour, in which no zone's date changes (since 2000, the earliest a snapshot may be, every zone's
+    offset is a multiple of 15 minutes)."""
 
     def __init__(self, zone: tzinfo) -> None:
         self.zone = zone
