@@ -33,10 +33,10 @@ def test_swagger_ui_draws_the_contract_and_calls_the_api_without_a_csp_violation
     page.goto(f"{app_server.url}/api/docs")
     bot_route = page.locator(".opblock", has=page.locator(".opblock-summary-path", has_text="/api/v1/strategy/"))
     bot_route.first.wait_for()  # Swagger UI fetched /api/openapi.json and drew the operations
-    page.get_by_text("/api/v1/health", exact=True).wait_for()
+    page.get_by_text("/api/v1/health/ready", exact=True).wait_for()
 
-    # The health operation, tried out from the page: Swagger UI calls the API and shows its answer.
-    health = page.locator(".opblock", has=page.locator(".opblock-summary-path", has_text="/api/v1/health"))
+    # The readiness check, tried out from the page: Swagger UI calls the API and shows its answer.
+    health = page.locator(".opblock", has=page.locator(".opblock-summary-path", has_text="/api/v1/health/ready"))
     health.locator(".opblock-summary").click()
     health.get_by_role("button", name="Try it out").click()
     health.get_by_role("button", name="Execute").click()
