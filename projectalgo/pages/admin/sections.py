@@ -24,6 +24,27 @@ def _small_form(on_submit: EventType[dict[str, str]], *fields: rx.Component, lab
     )
 
 
+def _reason_input(width: str = "8em", label: str = "Reason") -> rx.Component:
+    return rx.input(
+        name="reason",
+        placeholder="reason",
+        max_length=admin.REASON_MAX_LENGTH,
+        width=width,
+        size="1",
+        aria_label=label,
+    )
+
+
+def _count_input(
+    name: str, *, maximum: int, label: str | rx.Var[str], default: str | None = None, minimum: int = 0
+) -> rx.Component:
+    """A whole number the domain checks again (forms.form_number); the browser's limits only help the admin."""
+    value = {"default_value": default} if default is not None else {}
+    return rx.input(
+        name=name, type="number", min=minimum, max=maximum, width="5em", size="1", aria_label=label, **value
+    )
+
+
 def role_buttons(user: ObjectVar[UserRow]) -> rx.Component:
     def toggle(has: rx.Var[bool], role: str) -> rx.Component:
         return rx.cond(
@@ -51,24 +72,8 @@ def role_buttons(user: ObjectVar[UserRow]) -> rx.Component:
         _small_form(
             AdminState.grant_membership,
             rx.input(type="hidden", name="user_id", value=user.id.to_string()),
-            rx.input(
-                name="days",
-                type="number",
-                default_value="365",
-                min=1,
-                max=memberships.MAX_GRANT_DAYS,
-                width="5em",
-                size="1",
-                aria_label="Days",
-            ),
-            rx.input(
-                name="reason",
-                placeholder="reason",
-                max_length=admin.REASON_MAX_LENGTH,
-                width="8em",
-                size="1",
-                aria_label="Reason",
-            ),
+            _count_input("days", minimum=1, maximum=memberships.MAX_GRANT_DAYS, label="Days", default="365"),
+            _reason_input(),
             label="Grant days",
         ),
         rx.button(
@@ -81,14 +86,7 @@ def role_buttons(user: ObjectVar[UserRow]) -> rx.Component:
         _small_form(
             AdminState.end_membership,
             rx.input(type="hidden", name="user_id", value=user.id.to_string()),
-            rx.input(
-                name="reason",
-                placeholder="reason",
-                max_length=admin.REASON_MAX_LENGTH,
-                width="8em",
-                size="1",
-                aria_label="Reason to end",
-            ),
+            _reason_input(label="Reason to end"),
             label="End membership",
         ),
         spacing="1",
@@ -165,23 +163,8 @@ def invite_row(invite: ObjectVar[InviteRow]) -> rx.Component:
                 _small_form(
                     AdminState.set_invite_uses,
                     rx.input(type="hidden", name="invitation_id", value=invite.id.to_string()),
-                    rx.input(
-                        name="uses",
-                        type="number",
-                        min=0,
-                        max=admin.MAX_INVITE_USES,
-                        width="5em",
-                        size="1",
-                        aria_label=f"Uses for {invite.code}",
-                    ),
-                    rx.input(
-                        name="reason",
-                        placeholder="reason",
-                        max_length=admin.REASON_MAX_LENGTH,
-                        width="8em",
-                        size="1",
-                        aria_label="Reason",
-                    ),
+                    _count_input("uses", maximum=admin.MAX_INVITE_USES, label=f"Uses for {invite.code}"),
+                    _reason_input(),
                     label="Set uses",
                 ),
                 rx.cond(
@@ -218,24 +201,8 @@ def invites_section() -> rx.Component:
                 ),
                 name="user_id",
             ),
-            rx.input(
-                name="uses",
-                type="number",
-                default_value="5",
-                min=0,
-                max=admin.MAX_INVITE_USES,
-                width="5em",
-                size="1",
-                aria_label="Uses",
-            ),
-            rx.input(
-                name="reason",
-                placeholder="reason",
-                max_length=admin.REASON_MAX_LENGTH,
-                width="10em",
-                size="1",
-                aria_label="Reason",
-            ),
+            _count_input("uses", maximum=admin.MAX_INVITE_USES, label="Uses", default="5"),
+            _reason_input("10em"),
             label="Create invitation",
         ),
         width="100%",
