@@ -20,6 +20,9 @@ def run_migrations() -> None:
         # render_as_batch lets ALTER TABLE work on SQLite.
         context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Hosts started together migrate one at a time; the later ones find nothing left to do.
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7140230871)")
             context.run_migrations()
     engine.dispose()
 

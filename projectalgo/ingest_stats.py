@@ -15,7 +15,7 @@ from typing import Protocol
 
 import redis
 
-from projectalgo.integrations.redis_client import UNREACHABLE_ERRORS
+from projectalgo.integrations.redis_client import UNAVAILABLE_ERRORS
 
 WINDOW_MINUTES = 60
 log = logging.getLogger("projectalgo.ingest_stats")
@@ -28,6 +28,10 @@ class IngestCounter(Protocol):
 
     def last_hour(self) -> dict[str, int]:
         """Each outcome's count over the last WINDOW_MINUTES minutes, by outcome name."""
+        ...
+
+    def close(self) -> None:
+        """The server is stopping: keep what was counted (Redis: send the tally not sent yet)."""
         ...
 
 
@@ -51,6 +55,9 @@ class IngestStats:
             if minute > since:
                 total.update(counts)
         return dict(sorted(total.items()))
+
+    def close(self) -> None:
+        """Nothing to send: the counts live and end with the process."""
 
 
 FLUSH_EVERY_SECONDS = 1.0
@@ -97,7 +104,10 @@ class RedisIngestStats:
 
     def _flush_regularly(self) -> None:
         while not self._stop.wait(self._flush_every):
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # keep flushing next second: the figures must not stop for one bad write
+                log.exception("ingest_stats.flush_failed")
 
     def flush(self) -> bool:
         """Add this process's tally to Redis; False (logged) when Redis could not be reached."""
@@ -113,7 +123,7 @@ class RedisIngestStats:
                 pipeline.expire(f"{self._prefix}{minute}", MINUTE_EXPIRY_SECONDS)
             try:
                 pipeline.execute()
-            except UNREACHABLE_ERRORS as error:
+            except UNAVAILABLE_ERRORS as error:
                 # A pipeline without a transaction may have applied part of it: counting some posts twice
                 # beats losing them all, for figures.
                 oldest = int(self._clock() // 60) - WINDOW_MINUTES
@@ -136,7 +146,7 @@ class RedisIngestStats:
             pipeline.hgetall(f"{self._prefix}{minute}")
         try:
             minutes: list[dict[bytes, bytes]] = pipeline.execute()
-        except UNREACHABLE_ERRORS as error:
+        except UNAVAILABLE_ERRORS as error:
             log.warning("ingest_stats.redis_unreachable reading=last_hour error=%s", error)
             return {}
         total: Counter[str] = Counter()

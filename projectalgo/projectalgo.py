@@ -1,5 +1,6 @@
 """Composition root: reads the settings once, builds the API and registers the pages."""
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -65,6 +66,7 @@ async def finish_posts_on_stop() -> AsyncIterator[None]:
     any post still arriving and finishes the batches accepted, so no snapshot answered 201 is lost."""
     yield
     await services().ingestor.stop()
+    await asyncio.to_thread(services().ingest_stats.close)  # the figures' last second, with Redis
 
 
 app.add_page(login_page, route="/", title="ProjectAlgo", on_load=LoginState.open_login)

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import redis
 
-from projectalgo.integrations.redis_client import UNREACHABLE_ERRORS
+from projectalgo.integrations.redis_client import UNAVAILABLE_ERRORS
 from projectalgo.snapshots import StoreUnavailableError
 
 log = logging.getLogger("projectalgo.ratelimit")
@@ -123,7 +123,7 @@ class RedisRateLimiter:
             raise StoreUnavailableError("the rate limits' Redis is unreachable (refusing for a moment)")
         try:
             wait = self._script(keys=[f"{self._prefix}{key}"], args=[self._rate, self._burst, self._expire_ms])
-        except UNREACHABLE_ERRORS as error:
+        except UNAVAILABLE_ERRORS as error:
             self._unreachable_until = self._clock() + UNREACHABLE_PAUSE_SECONDS
             log.warning("ratelimit.redis_unreachable error=%s", error)
             raise StoreUnavailableError(f"the rate limits' Redis is unreachable: {error}") from error

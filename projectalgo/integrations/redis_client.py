@@ -13,8 +13,9 @@ from redis.retry import Retry
 
 CONNECT_TIMEOUT_SECONDS = 1.0
 TIMEOUT_SECONDS = 1.0
-# Redis cannot be reached now (down, unreachable, too slow); any other RedisError is a fault.
-UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError, TimeoutError, OSError)
+# Redis cannot serve now: down, unreachable, too slow, read-only after a failover, out of memory (any RedisError).
+# Callers answer "try later" and log it; they never let it become a 500 or stop counting.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, TimeoutError, OSError)
 
 
 def connect(url: str) -> redis.Redis:

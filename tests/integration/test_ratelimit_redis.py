@@ -6,6 +6,7 @@ import time
 import pytest
 import redis
 
+from projectalgo.ingest_stats import RedisIngestStats
 from projectalgo.integrations.redis_client import connect
 from projectalgo.ratelimit import Limiter, RateLimiter, RedisRateLimiter
 from projectalgo.snapshots import StoreUnavailableError
@@ -110,3 +111,21 @@ def test_the_limiter_serves_again_once_redis_is_back(redis_server, redis_url):
         redis_server.restart()  # an empty Redis on the same port
     now[0] += 1.0  # the pause after the failure is over
     assert limiter.acquire("k") == 0.0  # the pooled connection to the old Redis is replaced
+
+
+def test_a_redis_out_of_memory_refuses_as_unreachable_does(redis_url):
+    """Redis answering with an error (here out of memory; read-only after a failover is alike) is not a 500."""
+    client = connect(redis_url)
+    limiter = RedisRateLimiter(client, 10, 5)
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", "1")  # every write is refused from now on
+    try:
+        with pytest.raises(StoreUnavailableError) as refused:
+            limiter.acquire("k")
+        assert refused.value.code == "store_unavailable"
+        stats = RedisIngestStats(client)
+        stats.count("accepted")
+        assert stats.flush() is False and stats.last_hour() == {}  # kept, not raised
+    finally:
+        client.config_set("maxmemory", "0")
+    assert stats.flush() is True and stats.last_hour() == {"accepted": 1}

@@ -11,6 +11,7 @@ the strategies (checking the role again) and recomputes each status with livenes
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -216,7 +217,8 @@ class AdminState(AuthState):
             self.payments = seen.payments
         if seen.audit is not None:
             self.audit = seen.audit
-        self.ingest_figures = [Figure(k, v) for k, v in services().ingest_stats.last_hour().items()]
+        figures = await asyncio.to_thread(services().ingest_stats.last_hour)  # Redis, with several workers
+        self.ingest_figures = [Figure(k, v) for k, v in figures.items()]
 
     async def _refuse(self, actor: Actor | None, action: str, target: str) -> EventSpec:
         """End the visit of someone who may not do this; audited a few times a minute per tab and per actor."""
@@ -305,8 +307,7 @@ class AdminState(AuthState):
             return await self._refuse(actor, "refresh statuses", "")
         if time.time() - self._statuses_read_at < charts.TICK_MS / 2000:
             return None
-        await self._reload(actor, frozenset({"strategies"}))
-        self.ingest_figures = [Figure(k, v) for k, v in services().ingest_stats.last_hour().items()]
+        await self._reload(actor, frozenset({"strategies"}))  # and the ingestion figures
         return None
 
     @event_handler
