@@ -27,6 +27,7 @@ Subscriber = Callable[[Snapshot], Awaitable[None]]
 log = logging.getLogger("projectalgo.live")
 CHANNEL = "projectalgo:snapshots"
 RECONNECT_SECONDS = (0.5, 1, 2, 5)  # waits between attempts to listen again after Redis went away
+LISTEN_PING_SECONDS = 15
 
 
 def encode(snapshot: Snapshot) -> str:
@@ -94,13 +95,21 @@ class RedisBroadcast(LocalBroadcast):
         attempt = 0
         while True:
             try:
-                client = aioredis.from_url(self._url)
+                # Pinged while idle (health_check_interval) and kept alive by TCP: a connection a failover or an
+                # idle timeout dropped fails here and is opened again, instead of waiting silently forever.
+                client = aioredis.from_url(
+                    self._url,
+                    socket_connect_timeout=2,
+                    socket_keepalive=True,
+                    health_check_interval=LISTEN_PING_SECONDS,
+                )
                 async with client, client.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
                     log.info("live.listening channel=%s", CHANNEL)
                     attempt = 0
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
+                    while True:
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_PING_SECONDS)
+                        if message is not None and message["type"] == "message":
                             await self._deliver(decode(message["data"]))
             except asyncio.CancelledError:
                 raise

@@ -85,7 +85,8 @@ class LivePush:
     async def push(self, snapshot: Snapshot) -> None:
         """Send a stored snapshot to this worker's tabs showing its strategy whose user may still see it. Rights are
         checked again for every push: a sign-out, a demotion, a disabled user or an ended membership stops the
-        pushes at once, whatever the tab shows."""
+        pushes at once, whatever the tab shows. Each tab's push is queued before anything is awaited, so a tab
+        gets the snapshots in the order they were announced."""
         tabs = [tab for tab in self.watchers.of(snapshot.strategy_id) if self._holds_socket(tab[0])]
         if not tabs:
             return  # closed tabs: touching their state would only keep it alive
@@ -96,31 +97,41 @@ class LivePush:
                 logins = {login for _, _, login in tabs}
                 return live.allowed_sessions(session, snapshot.strategy_id, logins, idle=idle)
 
-        allowed = await asyncio.to_thread(allowed_now)
+        allowed = asyncio.ensure_future(asyncio.to_thread(allowed_now))  # one check for all the tabs
         log.debug("live.push strategy_id=%s at_ms=%s tabs=%d", snapshot.strategy_id, snapshot.at_ms, len(tabs))
         for client_token, state, login_session_id in tabs:
-            if login_session_id not in allowed:
-                self.forget(client_token)
-                continue
-            task = asyncio.create_task(self._push_to_tab(client_token, state, login_session_id, snapshot))
+            in_order = self._in_order.setdefault(client_token, asyncio.Lock())
+            task = asyncio.create_task(
+                self._push_to_tab(in_order, allowed, client_token, state, login_session_id, snapshot)
+            )
             self._pushes.add(task)
             task.add_done_callback(self._pushes.discard)
+        await asyncio.wait([allowed])  # the caller's errors stay its own; a failed check is each push's to log
 
     async def _push_to_tab(
-        self, client_token: str, state: type[rx.State], login_session_id: int, snapshot: Snapshot
+        self,
+        in_order: asyncio.Lock,
+        allowed: asyncio.Future[set[int]],
+        client_token: str,
+        state: type[rx.State],
+        login_session_id: int,
+        snapshot: Snapshot,
     ) -> None:
         assert self._app is not None  # only pushes after start
-        in_order = self._in_order.setdefault(client_token, asyncio.Lock())
         try:
-            async with in_order, self._app.modify_state(rx.BaseStateToken(ident=client_token, cls=state)) as root:
-                tab = await root.get_state(state)
-                if not isinstance(tab, LiveTab):  # pages register their live state, which is one
-                    raise TypeError(f"{state.__name__} is registered for live pushes but is not a LiveTab")
-                # The tab may have signed out or changed user since it was registered, without an event here yet.
-                if tab._user is None or tab._user.login_session_id != login_session_id:
+            async with in_order:  # asyncio's locks are first come, first served: the tasks' order holds
+                if login_session_id not in await allowed:
                     self.forget(client_token)
                     return
-                tab._apply_snapshot(snapshot)
+                async with self._app.modify_state(rx.BaseStateToken(ident=client_token, cls=state)) as root:
+                    tab = await root.get_state(state)
+                    if not isinstance(tab, LiveTab):  # pages register their live state, which is one
+                        raise TypeError(f"{state.__name__} is registered for live pushes but is not a LiveTab")
+                    # The tab may have signed out or changed user since it was registered, without an event here.
+                    if tab._user is None or tab._user.login_session_id != login_session_id:
+                        self.forget(client_token)
+                        return
+                    tab._apply_snapshot(snapshot)
             log.debug("live.pushed tab=%s at_ms=%s", client_token[:8], snapshot.at_ms)
         except Exception:
             log.exception("live.push_failed strategy_id=%s", snapshot.strategy_id)
