@@ -24,7 +24,7 @@ from projectalgo.pages.profile import ProfileState, profile_page
 from projectalgo.pages.reset import ResetState, reset_page
 from projectalgo.pages.strategies import StrategiesState, strategies_page
 from projectalgo.pages.strategy import StrategyPageState, strategy_page
-from projectalgo.runtime import services
+from projectalgo.runtime import services, settle_left_in_doubt
 from projectalgo.state import TabGuard, unhandled_event_error
 
 # At start-up: a wrong setting fails here, not on the first request; the app's events are logged from here on.
@@ -62,8 +62,10 @@ live_push.start(app, services().broadcast)
 @app.register_lifespan_task
 @contextlib.asynccontextmanager
 async def finish_posts_on_stop() -> AsyncIterator[None]:
-    """On SIGTERM the server stops accepting connections and waits for the requests it has; then this refuses
-    any post still arriving and finishes the batches accepted, so no snapshot answered 201 is lost."""
+    """A worker's start and stop. At start, the DynamoDB writes an earlier run left in doubt are settled. On
+    SIGTERM the server stops accepting connections and waits for the requests it has; then this refuses any post
+    still arriving and finishes the batches accepted, so no snapshot answered 201 is lost."""
+    settle_left_in_doubt(services().snapshot_store)  # in this worker: the parent that forked it does no work
     yield
     await services().ingestor.stop()
     await asyncio.to_thread(services().ingest_stats.close)  # the figures' last second, with Redis

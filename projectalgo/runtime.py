@@ -56,12 +56,19 @@ def build_snapshot_store(settings: Settings, engine: Engine) -> SnapshotStore:
         from projectalgo.integrations.dynamodb import DynamoSnapshotStore
         from projectalgo.integrations.dynamodb.in_doubt import SqlInDoubtLog
 
-        store = DynamoSnapshotStore(settings, in_doubt=SqlInDoubtLog(engine))  # kept across restarts and workers
-        store.settle_in_background()  # the writes an earlier run left in doubt
-        return store
+        return DynamoSnapshotStore(settings, in_doubt=SqlInDoubtLog(engine))  # kept across restarts and workers
     from projectalgo.integrations.sqlstore import SqlSnapshotStore
 
     return SqlSnapshotStore(engine)
+
+
+def settle_left_in_doubt(store: SnapshotStore) -> None:
+    """Start settling the DynamoDB writes an earlier run left in doubt (the embedded store has none): in each
+    worker once it has started, not in the server's parent process that forks them."""
+    from projectalgo.integrations.dynamodb import DynamoSnapshotStore
+
+    if isinstance(store, DynamoSnapshotStore):
+        store.settle_in_background()
 
 
 def build_limiter_and_stats(settings: Settings) -> tuple[Limiter, IngestCounter]:

@@ -18,7 +18,7 @@ from projectalgo.db import make_engine
 from projectalgo.integrations.dynamodb import DynamoSnapshotStore
 from projectalgo.integrations.dynamodb.in_doubt import InDoubt, SqlInDoubtLog
 from projectalgo.models import InDoubtWrite
-from projectalgo.runtime import build_snapshot_store
+from projectalgo.runtime import build_snapshot_store, settle_left_in_doubt
 from projectalgo.settings import load_settings
 from projectalgo.snapshots import StoreUnavailableError
 from tests.factories import make_member, make_strategy, store_one
@@ -108,7 +108,7 @@ def test_a_write_left_in_doubt_is_settled_by_the_next_run_once_dynamodb_answers(
 
 def test_the_app_settles_at_start_up_what_an_earlier_run_left_in_doubt(table, engine, strategy):
     leave_in_doubt(worker(table, engine), snap(strategy))
-    build_snapshot_store(table, engine)  # as services() builds it when the app starts; no bot posts
+    settle_left_in_doubt(build_snapshot_store(table, engine))  # as each worker starts; no bot posts
     deadline = time.monotonic() + 30
     while in_doubt_rows(engine) and time.monotonic() < deadline:
         time.sleep(0.05)

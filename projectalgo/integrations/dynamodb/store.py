@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import uuid
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -59,13 +61,26 @@ class DynamoSnapshotStore:
         database's, runtime.py: kept across restarts and shared by the workers)."""
         if not settings.dynamodb_table:
             raise ValueError("DynamoSnapshotStore needs DYNAMODB_TABLE")
-        resource = connect(settings)
+        self._settings = settings
         self._table_name = settings.dynamodb_table
-        self._table = resource.Table(self._table_name)
-        self._resource = resource
-        self._rollups = RollupTable(resource, f"{self._table_name}-rollups")
+        self._connect()
         self.rollup_table_name = self._rollups.name
         self._in_doubt = in_doubt or MemoryInDoubtLog()
+        # Production's server imports the app, then forks its workers: a pooled HTTPS connection or a thread made
+        # before the fork would be shared by all of them. Each child connects afresh.
+        alive = weakref.ref(self)
+
+        def reconnect_in_child() -> None:
+            if (store := alive()) is not None:
+                store._connect()
+
+        os.register_at_fork(after_in_child=reconnect_in_child)
+
+    def _connect(self) -> None:
+        resource = connect(self._settings)
+        self._resource = resource
+        self._table = resource.Table(self._table_name)
+        self._rollups = RollupTable(resource, f"{self._table_name}-rollups")
         self._writers = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="dynamodb")
 
     def create_table(self) -> bool:
