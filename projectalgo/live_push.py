@@ -87,7 +87,10 @@ class LivePush:
         checked again for every push: a sign-out, a demotion, a disabled user or an ended membership stops the
         pushes at once, whatever the tab shows. Each tab's push is queued before anything is awaited, so a tab
         gets the snapshots in the order they were announced."""
-        tabs = [tab for tab in self.watchers.of(snapshot.strategy_id) if self._holds_socket(tab[0])]
+        watching = self.watchers.of(snapshot.strategy_id)
+        tabs = [tab for tab in watching if self._holds_socket(tab[0])]
+        if len(tabs) < len(watching):
+            log.debug("live.not_held strategy_id=%s tabs=%d", snapshot.strategy_id, len(watching) - len(tabs))
         if not tabs:
             return  # closed tabs: touching their state would only keep it alive
         idle = timedelta(minutes=services().settings.session_idle_minutes)
@@ -121,6 +124,7 @@ class LivePush:
         try:
             async with in_order:  # asyncio's locks are first come, first served: the tasks' order holds
                 if login_session_id not in await allowed:
+                    log.debug("live.forgot tab=%s reason=not_allowed", client_token[:8])
                     self.forget(client_token)
                     return
                 async with self._app.modify_state(rx.BaseStateToken(ident=client_token, cls=state)) as root:
@@ -129,6 +133,7 @@ class LivePush:
                         raise TypeError(f"{state.__name__} is registered for live pushes but is not a LiveTab")
                     # The tab may have signed out or changed user since it was registered, without an event here.
                     if tab._user is None or tab._user.login_session_id != login_session_id:
+                        log.debug("live.forgot tab=%s reason=signed_out", client_token[:8])
                         self.forget(client_token)
                         return
                     tab._apply_snapshot(snapshot)
