@@ -13,7 +13,6 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import Session as SQLModelSession
 
 # The database cannot be reached now (down, locked, out of pooled connections): worth a retry later.
 UNREACHABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError)
@@ -66,10 +65,9 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     Data access is SQLAlchemy 2.0's, the same everywhere: `session.scalars(select(...))` and
     `session.scalar(select(...))` read entities or single values, `session.execute(select(...))` reads rows of
     several columns, `session.execute(update(...))` (insert, delete) writes, `session.get(Model, id)` reads by
-    primary key. (The session is sqlmodel's, a SQLAlchemy Session that adds `exec`, which some browser tests
-    still call.)
+    primary key.
     """
-    with SQLModelSession(engine, expire_on_commit=False) as session:
+    with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

@@ -37,7 +37,7 @@ def _enter_card(page, number):
 
 def _rows(engine, model, user_id):
     with session_scope(engine) as session:
-        return session.exec(select(model).where(model.user_id == user_id)).scalars().all()
+        return session.scalars(select(model).where(model.user_id == user_id)).all()
 
 
 def test_a_member_pays_by_card_and_lands_on_the_dashboard(app_server, app_engine, localstripe, page):
