@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -153,15 +150,8 @@ def dynamo_backing(tmp_path_factory: pytest.TempPathFactory, server_logs: Path) 
 @pytest.fixture(scope="session")
 def dynamo_app_env(tmp_path_factory: pytest.TempPathFactory, dynamo_backing: servers.Server) -> dict[str, str]:
     """A second app under test, storing snapshots in DynamoDB (Local)."""
-    env = _app_env(tmp_path_factory, "dynamo-app") | {
-        "DYNAMODB_TABLE": "snapshots",
-        "DYNAMODB_ENDPOINT_URL": dynamo_backing.url,
-        "DYNAMODB_REGION": "us-east-1",
-        "AWS_ACCESS_KEY": "test",
-        "AWS_SECRET_KEY": "test",
-    }
-    command = [sys.executable, "-m", "projectalgo", "create-table"]
-    subprocess.run(command, env={**os.environ, **env}, check=True, capture_output=True, timeout=60)
+    env = _app_env(tmp_path_factory, "dynamo-app") | servers.dynamodb_env(dynamo_backing.url, "snapshots")
+    servers.create_tables(env)
     return env
 
 

@@ -9,8 +9,6 @@ import asyncio
 import os
 import pickle
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -35,25 +33,22 @@ WORKERS = 2
 @pytest.fixture
 def workers_env(pg_engine: Engine, redis_url: str, dynamodb_local: servers.Server) -> dict[str, str]:
     port = servers.free_port()
-    env = {
-        "APP_ENV": "test",
-        "PORT": str(port),
-        "PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "DATABASE_URL": pg_engine.url.render_as_string(hide_password=False),
-        "SECRET_KEY_BASE": TEST_SECRET_KEY_BASE,
-        "BCRYPT_ROUNDS": "4",
-        "REFLEX_REDIS_URL": redis_url,
-        "WORKERS": str(WORKERS),
-        "GRANIAN_WORKERS": str(WORKERS),  # what scripts/prod sets from WORKERS
-        "LOG_LEVEL": "DEBUG",
-        "DYNAMODB_TABLE": f"snapshots-{uuid.uuid4().hex[:8]}",
-        "DYNAMODB_ENDPOINT_URL": dynamodb_local.url,
-        "DYNAMODB_REGION": "us-east-1",
-        "AWS_ACCESS_KEY": "test",
-        "AWS_SECRET_KEY": "test",
-    }
-    command = [sys.executable, "-m", "projectalgo", "create-table"]
-    subprocess.run(command, env={**os.environ, **env}, check=True, capture_output=True, timeout=60)
+    env = (
+        {
+            "APP_ENV": "test",
+            "PORT": str(port),
+            "PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "DATABASE_URL": pg_engine.url.render_as_string(hide_password=False),
+            "SECRET_KEY_BASE": TEST_SECRET_KEY_BASE,
+            "BCRYPT_ROUNDS": "4",
+            "REFLEX_REDIS_URL": redis_url,
+            "WORKERS": str(WORKERS),
+            "GRANIAN_WORKERS": str(WORKERS),  # what scripts/prod sets from WORKERS
+            "LOG_LEVEL": "DEBUG",
+        }
+        | servers.dynamodb_env(dynamodb_local.url, f"snapshots-{uuid.uuid4().hex[:8]}")
+    )
+    servers.create_tables(env)
     return env
 
 

@@ -253,3 +253,20 @@ def start_postgres(log_dir: Path, data_dir: Path) -> Server:
     return start_server(
         "postgres", command, f"postgresql://postgres@127.0.0.1:{port}", port_open(port), log_dir, timeout=60
     )
+
+
+def dynamodb_env(endpoint_url: str, table: str) -> dict[str, str]:
+    """The settings of an app storing snapshots in `table` on DynamoDB Local at `endpoint_url`."""
+    return {
+        "DYNAMODB_TABLE": table,
+        "DYNAMODB_ENDPOINT_URL": endpoint_url,
+        "DYNAMODB_REGION": "us-east-1",
+        "AWS_ACCESS_KEY": "test",
+        "AWS_SECRET_KEY": "test",
+    }
+
+
+def create_tables(env: Mapping[str, str]) -> None:
+    """`python -m projectalgo create-table` with these settings, as an operator runs it before the first start."""
+    command = [sys.executable, "-m", "projectalgo", "create-table"]
+    subprocess.run(command, env={**os.environ, **env}, check=True, capture_output=True, timeout=60)
