@@ -63,26 +63,36 @@ def admin_page() -> rx.Component:
         ("payments", "Payments", payments_section()),
         ("audit", "Audit log", audit_section()),
     ]
+    # Nothing of the page (not even its empty tables) is drawn for anyone but staff: a member sent away sees the
+    # placeholder until the redirect lands. The data itself is guarded on the server (state.py).
     return layout(
-        rx.vstack(
-            rx.heading("Admin", size="7"),
-            rx.cond(
-                ~AuthState.is_admin, rx.text("Moderators see users and strategies, read-only.", color_scheme="gray")
-            ),
-            form_error(AdminState.error),
-            notice(AdminState.notice),
-            reset_link_dialog(),
-            rx.tabs.root(
-                rx.tabs.list(
-                    *(rx.tabs.trigger(label, value=key) for key, label, _ in sections),
-                    *(rx.cond(AuthState.is_admin, rx.tabs.trigger(label, value=key)) for key, label, _ in admin_only),
-                    flex_wrap="wrap",  # every tab in sight on a phone, not scrolled off the edge
-                ),
-                *(rx.tabs.content(body, value=key, padding_top="1em") for key, _, body in sections + admin_only),
-                default_value="users",
-                width="100%",
-            ),
-            spacing="4",
-            width="100%",
+        rx.cond(
+            AuthState.is_moderator,
+            _staff_view(sections, admin_only),
+            rx.text("Checking your access…", color_scheme="gray", id="admin-access-check"),
         )
+    )
+
+
+def _staff_view(
+    sections: list[tuple[str, str, rx.Component]], admin_only: list[tuple[str, str, rx.Component]]
+) -> rx.Component:
+    return rx.vstack(
+        rx.heading("Admin", size="7"),
+        rx.cond(~AuthState.is_admin, rx.text("Moderators see users and strategies, read-only.", color_scheme="gray")),
+        form_error(AdminState.error),
+        notice(AdminState.notice),
+        reset_link_dialog(),
+        rx.tabs.root(
+            rx.tabs.list(
+                *(rx.tabs.trigger(label, value=key) for key, label, _ in sections),
+                *(rx.cond(AuthState.is_admin, rx.tabs.trigger(label, value=key)) for key, label, _ in admin_only),
+                flex_wrap="wrap",  # every tab in sight on a phone, not scrolled off the edge
+            ),
+            *(rx.tabs.content(body, value=key, padding_top="1em") for key, _, body in sections + admin_only),
+            default_value="users",
+            width="100%",
+        ),
+        spacing="4",
+        width="100%",
     )
