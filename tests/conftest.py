@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -247,6 +247,59 @@ def pg_engine(postgres: servers.Server, pg_template: str) -> Iterator[Engine]:
     with admin.connect() as connection:
         connection.exec_driver_sql(f'DROP DATABASE "{name}"')
     admin.dispose()
+
+
+WORKERS = 3
+
+
+@pytest.fixture
+def workers_env(pg_engine: Engine, redis_url: str, dynamodb_local: servers.Server) -> dict[str, str]:
+    """Production's shape for one test: WORKERS workers on this test's PostgreSQL database, the session's Redis
+    (emptied) and a DynamoDB Local table of the test's own."""
+    port = servers.free_port()
+    env = (
+        {
+            "APP_ENV": "test",
+            "PORT": str(port),
+            "PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "DATABASE_URL": pg_engine.url.render_as_string(hide_password=False),
+            "SECRET_KEY_BASE": TEST_SECRET_KEY_BASE,
+            "BCRYPT_ROUNDS": "4",
+            "REFLEX_REDIS_URL": redis_url,
+            "WORKERS": str(WORKERS),
+            "GRANIAN_WORKERS": str(WORKERS),  # what scripts/prod sets from WORKERS
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "DEBUG",
+        }
+        | servers.dynamodb_env(dynamodb_local.url, f"snapshots-{uuid.uuid4().hex[:8]}")
+    )
+    servers.create_tables(env)
+    return env
+
+
+@pytest.fixture
+def start_workers(
+    request: pytest.FixtureRequest, workers_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., servers.Server]]:
+    """Starts the app with WORKERS workers, with these settings changed; `pages=True` serves the run's one front
+    end (app_server builds it) for browser tests."""
+    started: list[servers.Server] = []
+
+    def start(pages: bool = False, **settings: str) -> servers.Server:
+        workers_env.update(settings)
+        if pages:
+            built = request.getfixturevalue("app_server")
+            server = servers.start_app_on_built_pages(tmp_path, workers_env, built, "workers")
+        else:
+            server = servers.start_app(tmp_path, workers_env, "workers", pages=False)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+        if found := log_secrets.leaks(server.log_path.read_text(errors="replace"), log_secrets.shared_secrets()):
+            raise AssertionError(f"{server.name}'s log ({server.log_path}) holds: {', '.join(found)}")
 
 
 @pytest.fixture
