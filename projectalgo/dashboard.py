@@ -206,12 +206,13 @@ class LiveStrategy:
     strategy_id: int = 0
     peak_margin: float = 0.0
     seq: int = 0  # live updates so far: the chart sees a gap when one went missing
+    last_ms: int = 0  # the newest snapshot charted: the tab is watched before the chart is read, so one may come twice
 
     def apply(self, snapshot: Snapshot) -> tuple[LiveStrategy, dict[str, object]] | None:
         """With a new snapshot counted: the chart's state, and the snapshot's point on every trace; None when it is
-        another strategy's."""
-        if snapshot.strategy_id != self.strategy_id:
+        another strategy's, or already charted."""
+        if snapshot.strategy_id != self.strategy_id or snapshot.at_ms <= self.last_ms:
             return None
         new = point(snapshot)
-        after = replace(self, peak_margin=max(self.peak_margin, new.margin), seq=self.seq + 1)
+        after = replace(self, peak_margin=max(self.peak_margin, new.margin), seq=self.seq + 1, last_ms=snapshot.at_ms)
         return after, charts.strategy_tail(new, after.peak_margin, after.seq)

@@ -128,6 +128,9 @@ class DashboardState(AuthState):
         active = [s for s in own if not s.archived]
         now = epoch_ms(utcnow())
         accounts = {s.id: s.account_id for s in active}
+        # Watched before anything is read, so a snapshot stored meanwhile is pushed once the load ends (a push waits
+        # for the tab's state); counting it twice changes nothing: each account's newest wallet is kept once.
+        live_push.watch(self.router.session.client_token, DashboardLiveState, accounts, member.login_session_id)
         seen = await anyio.to_thread.run_sync(
             dashboard.overview, services().snapshot_store, self.range_key, now, list(accounts.items())
         )
@@ -147,7 +150,6 @@ class DashboardState(AuthState):
         seq = live._show(seen.equity, seen.window, rows, accounts)
         title = f"Wallet balance — {seen.window.key}"
         self.figure = await anyio.to_thread.run_sync(charts.equity_figure, seen.equity.series, seq, title)
-        live_push.watch(self.router.session.client_token, DashboardLiveState, accounts, member.login_session_id)
 
     @members_only
     async def _guarded_load(self, member: CurrentUser) -> EventSpec | None:

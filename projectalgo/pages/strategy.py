@@ -145,6 +145,9 @@ class StrategyPageState(AuthState):
         view = await self._viewable(member)
         if view is None:
             return
+        # Watched before anything is read: a snapshot stored meanwhile is then pushed once the load ends (pushes
+        # wait for the tab's state), where watching after the reads would miss it. The chart skips one read twice.
+        live_push.watch(self.router.session.client_token, StrategyLiveState, [view.id], member.login_session_id)
         self.found, self.range_key, self._strategy_id = True, range_key, view.id
         self.name, self.description, self.account_name, self.symbol = (
             view.name,
@@ -165,7 +168,9 @@ class StrategyPageState(AuthState):
         live = await self.get_state(StrategyLiveState)
         if live._live.strategy_id != view.id:  # nothing of another strategy stays on the page
             live.reset()
-        live._live = dashboard.LiveStrategy(view.id, max((p.margin for p in points), default=0.0), live._live.seq)
+        live._live = dashboard.LiveStrategy(
+            view.id, max((p.margin for p in points), default=0.0), live._live.seq, latest.at_ms if latest else 0
+        )
         live._last_ms = 0
         live._show_latest(latest, now)
         live.charted = bool(points)
@@ -174,7 +179,6 @@ class StrategyPageState(AuthState):
         self._page_ends, self.page = [], 1
         await self._read_page(view.id, ALL_TIME_END_MS)
         live.unseen = 0
-        live_push.watch(self.router.session.client_token, StrategyLiveState, [view.id], member.login_session_id)
 
     async def _read_page(self, strategy_id: int, before_ms: int) -> None:
         store = services().snapshot_store

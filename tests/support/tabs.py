@@ -20,6 +20,9 @@ from tests.factories import grant_membership, make_member, make_strategy
 SESSION_VAR = "reflex___state____state.projectalgo___state____auth_state.session_token_rx_state_"
 NAMESPACE = "/_event"  # the browser's socket.io-client takes it from the URL's path
 SEQ = re.compile(r'"tail[^"]*":\{"seq":(\d+)')
+# Set once the page's on_load handlers have run (Reflex flips it after them): the tab is registered for live
+# updates by then. The first delta (hydrating) already holds every var, the figure too, but nothing is loaded.
+HYDRATED = re.compile(r'"is_hydrated[^"]*":true')
 
 
 def arrange(engine: Engine) -> tuple[int, str, str]:
@@ -42,7 +45,7 @@ async def join(
     @client.on("event", namespace=NAMESPACE)
     async def on_event(update: object) -> None:
         text = update if isinstance(update, str) else json.dumps(update, separators=(",", ":"))
-        if "figure" in text:
+        if HYDRATED.search(text):
             loaded.set()
         if match := SEQ.search(text):
             arrivals.setdefault(int(match.group(1)), time.time() * 1000)

@@ -51,3 +51,12 @@ def test_the_strategy_drawdown_is_measured_from_the_highest_margin_seen():
     live, tail = live.apply(snap(5, 1, HOUR + 1, wallet="100", margin="90"))  # 90 / 120 - 1
     assert (live.peak_margin, tail["points"][-1]) == (120.0, [7, HOUR + 1, -0.25])
     assert tail["points"][0] == [0, HOUR + 1, 100.0] and tail["points"][2] == [2, HOUR + 1, -10.0]  # wallet, upnl
+
+
+def test_a_snapshot_the_strategy_chart_already_holds_is_not_charted_again():
+    # The chart was read with snapshots up to HOUR + 5 (the tab was watched before the read, so it may be pushed).
+    live = dashboard.LiveStrategy(5, peak_margin=100.0, seq=3, last_ms=HOUR + 5)
+    assert live.apply(snap(5, 1, HOUR + 5, margin="100")) is None
+    assert live.apply(snap(5, 1, HOUR + 4, margin="100")) is None
+    live, tail = live.apply(snap(5, 1, HOUR + 6, margin="100"))
+    assert (live.seq, live.last_ms, tail["seq"]) == (4, HOUR + 6, 4)
