@@ -25,9 +25,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import tempfile
 import time
+from argparse import Namespace
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -143,15 +145,40 @@ class Bot:
     failed: Counter[str] = field(default_factory=Counter)
 
 
-async def run_bots(url: str, bots: list[Bot], start: float, posts: int) -> None:
-    """Each bot posts `posts` times, once a second from its own offset into the first second: snapshot number n
-    carries 10,000 + n in every number (as tests/support/workers.py's `post`)."""
+def snapshot_body(n: int, rng: random.Random, walk: dict[str, float] | None) -> dict:
+    """A bot's snapshot number n; its realised PnL is n, which tells the stored snapshots apart. With `walk` (the
+    bot's state, changed here) a trading bot's: the price a random walk, the margin balance following it, the
+    wallet steady. Without, every number n + 10,000, rising (as tests/support/workers.py's `post`): each snapshot
+    widens its buckets' maxima, the store's most writes."""
+    if walk is None:
+        return {"data": dict.fromkeys(NUMBER_FIELDS, 10_000 + n) | {"realised_pnl": n, "symbol": "XBTUSD"}}
+    walk["price"] = round(walk["price"] + rng.gauss(0, 5), 1)
+    position, entry = 150, 9300.0
+    data = {
+        "last_price": walk["price"],
+        "wallet_balance": 10_000,
+        "margin_balance": round(10_000 + position * (walk["price"] - entry) / entry, 2),
+        "realised_pnl": n,
+        "positions": position,
+        "average_entry_price": entry,
+        "symbol": "XBTUSD",
+    }
+    return {"data": data}
+
+
+async def run_bots(url: str, bots: list[Bot], start: float, posts: int, *, walk: bool = True) -> None:
+    """Each bot posts once a second from its own offset into the first second (snapshot_body), `posts` times, or
+    fewer when its posts take longer than a second to answer: it posts again when answered, and not after the
+    last second (a bot posting one snapshot at a time falls behind as the app does)."""
 
     async def bot_loop(http: aiohttp.ClientSession, n: int, bot: Bot) -> None:
         headers = {"Authorization": f"Bearer {bot.token}"}
+        rng, state = random.Random(n), ({"price": 9300.0} if walk else None)
         for k in range(posts):
             await asyncio.sleep(max(0.0, start + n / len(bots) + k - time.time()))
-            body = {"data": dict.fromkeys(NUMBER_FIELDS, 10_000 + k + 1) | {"symbol": "XBTUSD"}}
+            if time.time() >= start + posts:
+                return
+            body = snapshot_body(k + 1, rng, state)
             sent = time.time() * 1000
             try:
                 async with http.post(f"{url}/api/v1/strategy/", json=body, headers=headers) as answer:
@@ -218,7 +245,7 @@ def stored_twice_or_lost(env: dict[str, str], group: list[tuple[int, str, str]],
     store = build_snapshot_store(settings, engine)
     lost = twice = 0
     for (strategy_id, _, _), bot in zip(group, bots, strict=True):
-        numbers = Counter(int(s.wallet_balance) - 10_000 for s in all_snapshots(store, strategy_id))
+        numbers = Counter(int(s.realised_pnl) for s in all_snapshots(store, strategy_id))
         twice += sum(count - 1 for count in numbers.values())
         lost += max(0, len(bot.sent) - len(numbers))
     engine.dispose()
@@ -234,16 +261,13 @@ def app_log_trouble(server: servers.Server) -> list[str]:
 
 
 async def measure(
-    server: servers.Server,
-    env: dict[str, str],
-    redis_url: str,
-    members: int,
-    warmup: float,
-    seconds: float,
-    grace: float,
-    warm_up_tabs: int,
+    server: servers.Server, env: dict[str, str], redis_url: str, members: int, warm_up_tabs: int, args: Namespace
 ) -> dict:
+    """One run: `args` holds the warm-up, the measured seconds, the grace and the numbers' kind."""
+    warmup, seconds = args.warmup, args.seconds
+    arranging = time.monotonic()
     group = await asyncio.to_thread(arrange_group, env, members + 1)
+    arranged_in = time.monotonic() - arranging
     # A member with a few tabs of its own first, so that each worker's first tab (code and caches loaded once)
     # is not counted as the sessions' memory; its strategy gets no posts.
     warm, group = group[-1:], group[:-1]
@@ -255,7 +279,9 @@ async def measure(
     joining = time.monotonic()
     tabs = await join_all(server.url, group, arrivals)
     joined_in = time.monotonic() - joining
+    idle_cpu = cpu_seconds(processes)
     await asyncio.sleep(2)
+    idle_cpu = (cpu_seconds(processes) - idle_cpu) / 2
     rss_joined, redis_joined = rss_bytes(processes), redis_bytes(redis_url)
     holders = Counter(workers_holding(redis_url, [token for _, token in tabs]).values())
 
@@ -272,9 +298,11 @@ async def measure(
         window[f"load_{name}"] = os.getloadavg()[0]
 
     await asyncio.gather(
-        run_bots(server.url, bots, start, int(warmup + seconds)), sample(since, "since"), sample(until, "until")
+        run_bots(server.url, bots, start, int(warmup + seconds), walk=args.numbers == "walk"),
+        sample(since, "since"),
+        sample(until, "until"),
     )
-    await wait_for_deliveries(bots, arrivals, grace)
+    await wait_for_deliveries(bots, arrivals, args.grace)
     connected = sum(client.connected for client, _ in tabs)
     for client, _ in [*tabs, *warm_tabs]:
         await client.disconnect()
@@ -291,6 +319,9 @@ async def measure(
         "missed": missed,
         "beyond": beyond,
         "posted_ok": sum(len(bot.sent) for bot in bots),
+        "not_sent": len(bots) * int(warmup + seconds) - sum(len(b.sent) + b.failed.total() for b in bots),
+        "idle_cpu": idle_cpu,
+        "arranged_in": arranged_in,
         "failed": sum((bot.failed for bot in bots), Counter()),
         "lost": lost,
         "twice": twice,
@@ -314,10 +345,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5)
     parser.add_argument("--grace", type=float, default=10, help="after the last post, for the last deliveries")
     parser.add_argument("--store", choices=["dynamodb", "sql"], default="dynamodb", help="where snapshots go")
+    parser.add_argument("--numbers", choices=["walk", "rising"], default="walk", help="the snapshots' (snapshot_body)")
     args = parser.parse_args()
     print(
         f"M members, one tab each on their own strategy, M bots at 1 Hz; {args.warmup:.0f} s warm-up, "
-        f"{args.seconds:.0f} s measured; snapshots in {args.store}; {os.cpu_count()} cores shared with the clients"
+        f"{args.seconds:.0f} s measured; snapshots in {args.store}, numbers {args.numbers}; "
+        f"{os.cpu_count()} cores shared with the clients"
     )
     header = (
         f"{'M':>4} {'workers':>7} {'stored/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'missed':>6} {'not 201':>7} "
@@ -328,11 +361,7 @@ def main() -> None:
         for members in args.members:
             for workers in args.workers:
                 with app(backing, workers, args.store) as (server, env):
-                    r = asyncio.run(
-                        measure(
-                            server, env, backing.redis.url, members, args.warmup, args.seconds, args.grace, 4 * workers
-                        )
-                    )
+                    r = asyncio.run(measure(server, env, backing.redis.url, members, 4 * workers, args))
                 print(
                     f"{members:>4} {workers:>7} {r['stored_per_s']:8.1f} {r['p50']:7.1f} {r['p99']:7.1f} "
                     f"{r['missed']:>6} {sum(r['failed'].values()):>7} {r['cpu_ms']:10.2f} "
@@ -343,11 +372,14 @@ def main() -> None:
                 notes = {
                     "POST answered p50/p99": f"{r['post_p50']:.1f}/{r['post_p99']:.1f} ms",
                     "answered 201": r["posted_ok"],
+                    "not sent (behind schedule)": r["not_sent"],
+                    "app CPU idle with the tabs": f"{r['idle_cpu']:.0%}",
                     "other answers": dict(r["failed"]),
                     "updates past the bot's count": r["beyond"],
                     "201 but not stored": r["lost"],
                     "stored twice": r["twice"],
                     "tabs still connected": f"{r['connected']}/{members}",
+                    "arranged in": f"{r['arranged_in']:.1f} s",
                     "joined in": f"{r['joined_in']:.1f} s",
                     "app log ERROR/exception lines": len(r["log_trouble"]),
                 }
