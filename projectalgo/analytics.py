@@ -5,7 +5,8 @@ Two steps, each a plain function over a strategy's snapshots or an equity series
 1. **Cash flows.** Between two consecutive snapshots of a strategy, the wallet should move by what was realised:
    `flow = Δwallet_balance - Δrealised_pnl`. What is left, beyond `FlowTolerance`, is a deposit (positive) or a
    withdrawal (negative). A flow the bot states takes the interval's place in detection, and a member's
-   corrections (`ConfirmFlow`, `NotAFlow`, `ManualFlow`) apply last: the member's word wins.
+   corrections (`ConfirmFlow`, `NotAFlow`, `ManualFlow`) apply last, as amounts added where they were made, so
+   one correction holds for the raw snapshots and the hourly and daily roll-ups alike.
 2. **Figures net of flows** (`performance`): profit, time-weighted return, max drawdown of the flow-adjusted
    index with its dates, daily PnL bars in the viewer's time zone, best/worst day, winning-day share and a
    Sharpe-like ratio; and `buy_and_hold` of the symbol over the same snapshots.
@@ -97,18 +98,20 @@ class CashFlow:
 
 @dataclass(frozen=True)
 class ConfirmFlow:
-    """A member confirms the flow found at `at_ms`, with a corrected `amount` if given. A corrected amount
-    stands even when detection no longer finds that flow (the member's word wins); 0 means no flow."""
+    """A member confirms the flow found at `at_ms`, which they saw as `found`, with a corrected `amount` if given
+    (0: no flow). The correction is the difference, amount - found, added to the interval holding `at_ms`."""
 
     at_ms: int
+    found: Decimal
     amount: Decimal | None = None
 
 
 @dataclass(frozen=True)
 class NotAFlow:
-    """A member says the change found at `at_ms` is not a flow: it counts as profit or loss."""
+    """A member says the change found at `at_ms` (seen as `found`) is no flow: it counts as profit or loss."""
 
     at_ms: int
+    found: Decimal
 
 
 @dataclass(frozen=True)
@@ -191,26 +194,40 @@ def detect_cash_flows(
     return tuple(flows)
 
 
-def apply_corrections(flows: Iterable[CashFlow], corrections: Iterable[FlowCorrection]) -> tuple[CashFlow, ...]:
-    """The flows after a member's corrections, in time order. `ConfirmFlow` and `NotAFlow` name a found flow by
-    its at_ms; for one at_ms the last of them wins. Manual flows add to whatever else is there."""
-    by_time = {flow.at_ms: flow for flow in flows if flow.source != "manual"}
+def apply_corrections(
+    flows: Iterable[CashFlow], corrections: Iterable[FlowCorrection], times: Sequence[int]
+) -> tuple[CashFlow, ...]:
+    """The flows after a member's corrections, in time order; `times` are the series' points.
+
+    A correction is what the member changed: the amount set minus the amount seen, added to the flow of the
+    interval (previous point, point] holding its at_ms. So it holds whatever the series' resolution: corrected on
+    the raw snapshots, it changes the hour or the day that holds it by as much. For one at_ms the last
+    ConfirmFlow or NotAFlow wins (a member changing their mind); manual flows add to whatever else is there."""
+    by_end = {flow.at_ms: flow for flow in flows if flow.source != "manual"}
     manual = [flow for flow in flows if flow.source == "manual"]
+    last_word: dict[int, ConfirmFlow | NotAFlow] = {}
     for correction in corrections:
-        found = by_time.get(correction.at_ms)
-        found_amount = found.found_amount if found else None
         if isinstance(correction, ManualFlow):
             if correction.amount:
                 manual.append(CashFlow(correction.at_ms, correction.amount, "manual"))
-        elif isinstance(correction, NotAFlow):
-            # Kept as a zero so a later ConfirmFlow of the same at_ms still knows what was found.
-            if found:
-                by_time[correction.at_ms] = CashFlow(correction.at_ms, _ZERO, found.source, found_amount)
-        elif correction.amount is not None:
-            by_time[correction.at_ms] = CashFlow(correction.at_ms, correction.amount, "corrected", found_amount)
-        elif found_amount:
-            by_time[correction.at_ms] = CashFlow(correction.at_ms, found_amount, "confirmed", found_amount)
-    kept = [flow for flow in by_time.values() if flow.amount] + manual
+        else:
+            last_word[correction.at_ms] = correction
+    with localcontext(_CONTEXT):
+        for at_ms, word in sorted(last_word.items()):
+            index = _interval_index(times, at_ms)
+            if index is None:
+                continue
+            end = times[index]
+            found = by_end.get(end)
+            amount = found.amount if found else _ZERO
+            found_amount = found.found_amount if found else None
+            if isinstance(word, NotAFlow):
+                by_end[end] = CashFlow(end, amount - word.found, "corrected", found_amount)
+            elif word.amount is not None:
+                by_end[end] = CashFlow(end, amount + word.amount - word.found, "corrected", found_amount)
+            elif found:
+                by_end[end] = CashFlow(end, amount, "confirmed", found_amount)
+    kept = [flow for flow in by_end.values() if flow.amount] + manual
     return tuple(sorted(kept, key=lambda flow: flow.at_ms))
 
 
@@ -221,7 +238,9 @@ def cash_flows(
     corrections: Iterable[FlowCorrection] = (),
 ) -> tuple[CashFlow, ...]:
     """Detection, the bot's stated flows, then the member's corrections: the flows the figures count."""
-    return apply_corrections(detect_cash_flows(snapshots, tolerance, stated), corrections)
+    ordered = _in_order(snapshots)
+    found = detect_cash_flows(ordered, tolerance, stated)
+    return apply_corrections(found, corrections, [snapshot.at_ms for snapshot in ordered])
 
 
 # ---------------------------------------------------------------------------------------------------------------

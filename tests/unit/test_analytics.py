@@ -189,38 +189,58 @@ def test_stated_flows_take_precedence_over_detection_for_their_interval():
 
 
 def test_a_member_confirms_a_flow_as_found():
-    found = analytics.detect_cash_flows([snap(T0, "10000"), snap(T1, "15000")])
-    assert analytics.apply_corrections(found, [ConfirmFlow(T1)]) == (CashFlow(T1, D(5000), "confirmed", D(5000)),)
+    snaps = [snap(T0, "10000"), snap(T1, "15000")]
+    assert analytics.cash_flows(snaps, corrections=[ConfirmFlow(T1, D(5000))]) == (
+        CashFlow(T1, D(5000), "confirmed", D(5000)),
+    )
     # Confirming where nothing was found changes nothing.
-    assert analytics.apply_corrections(found, [ConfirmFlow(T2)]) == found
+    assert analytics.cash_flows(snaps, corrections=[ConfirmFlow(T0 - 1, D(0))]) == analytics.detect_cash_flows(snaps)
 
 
 def test_a_member_corrects_a_flows_amount():
     snaps = [snap(T0, "10000"), snap(T1, "15000")]
-    flows = analytics.cash_flows(snaps, corrections=[ConfirmFlow(T1, D(4500))])
+    flows = analytics.cash_flows(snaps, corrections=[ConfirmFlow(T1, D(5000), D(4500))])
     assert flows == (CashFlow(T1, D(4500), "corrected", D(5000)),)  # what was found is kept beside it
-    figures = analytics.strategy_performance(snaps, corrections=[ConfirmFlow(T1, D(4500))])
+    figures = analytics.strategy_performance(snaps, corrections=[ConfirmFlow(T1, D(5000), D(4500))])
     assert figures is not None
     # profit = 15000 - 10000 - 4500 = 500; r = 500 / (10000 + 4500) = 500 / 14500
     assert figures.profit == D(500) and close(figures.time_weighted_return, D(500) / D(14500))
-    # A corrected amount where detection finds nothing (under the tolerance) stands: the member's word wins.
+    # An amount where detection found nothing (under the tolerance): the member's word, 0 seen, 5 set.
     quiet = [snap(T0, "10000"), snap(T1, "10005")]
-    assert analytics.cash_flows(quiet, corrections=[ConfirmFlow(T1, D(5))]) == (CashFlow(T1, D(5), "corrected"),)
+    assert analytics.cash_flows(quiet, corrections=[ConfirmFlow(T1, D(0), D(5))]) == (CashFlow(T1, D(5), "corrected"),)
     # A corrected amount of 0 is no flow.
-    assert analytics.cash_flows(snaps, corrections=[ConfirmFlow(T1, D(0))]) == ()
+    assert analytics.cash_flows(snaps, corrections=[ConfirmFlow(T1, D(5000), D(0))]) == ()
 
 
 def test_a_member_marks_a_change_as_not_a_flow():
     snaps = [snap(T0, "10000"), snap(T1, "15000")]
-    assert analytics.cash_flows(snaps, corrections=[NotAFlow(T1)]) == ()
-    figures = analytics.strategy_performance(snaps, corrections=[NotAFlow(T1)])
+    assert analytics.cash_flows(snaps, corrections=[NotAFlow(T1, D(5000))]) == ()
+    figures = analytics.strategy_performance(snaps, corrections=[NotAFlow(T1, D(5000))])
     assert figures is not None
     # The 5000 now counts as profit: 15000 - 10000 - 0; r = 5000 / 10000
     assert (figures.profit, figures.time_weighted_return) == (D(5000), D("0.5"))
     # The last word for an at_ms wins: marked, then confirmed again as found.
-    assert analytics.cash_flows(snaps, corrections=[NotAFlow(T1), ConfirmFlow(T1)]) == (
+    assert analytics.cash_flows(snaps, corrections=[NotAFlow(T1, D(5000)), ConfirmFlow(T1, D(5000))]) == (
         CashFlow(T1, D(5000), "confirmed", D(5000)),
     )
+
+
+def test_a_correction_made_on_raw_snapshots_holds_on_the_hourly_roll_ups():
+    # Raw: 10000 at T0, a 5000 deposit seen at T0 + 20 min, then 300 earned by T1 + 40 min.
+    raw = [
+        snap(T0, "10000"),
+        snap(T0 + 20 * MINUTE_MS, "15000"),
+        snap(T1, "15100", realised="100"),
+        snap(T1 + 40 * MINUTE_MS, "15300", realised="300"),
+    ]
+    said = [ConfirmFlow(T0 + 20 * MINUTE_MS, D(5000), D(4000))]  # 1000 of it was a transfer of profit
+    assert [flow.amount for flow in analytics.cash_flows(raw, corrections=said)] == [D(4000)]
+    # Each hour's last snapshot (T1, T1 + 40 min): detection finds the 5000 in (T0, T1]; the correction's -1000 too.
+    hourly = [raw[0], raw[2], raw[3]]
+    assert analytics.cash_flows(hourly, corrections=said) == (CashFlow(T1, D(4000), "corrected", D(5000)),)
+    raw_figures = analytics.strategy_performance(raw, corrections=said)
+    hourly_figures = analytics.strategy_performance(hourly, corrections=said)
+    assert raw_figures and hourly_figures and raw_figures.profit == hourly_figures.profit == D(1300)
 
 
 def test_a_member_adds_a_flow_by_hand_at_a_date():
