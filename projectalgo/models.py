@@ -309,3 +309,21 @@ class InDoubtWrite(SQLModel, table=True):
     at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     snapshot_id: str = Field(max_length=32)  # the uuid4 hex the write carried
     created_at: datetime
+
+
+class FlowCorrection(SQLModel, table=True):
+    """A member's word on a strategy's cash flows (analytics.py): `confirm` the flow found at at_ms (with a
+    corrected amount, or none: as found), call it `not_a_flow`, or a `manual` flow added by hand at a date.
+    `found` is the amount the member saw (none for a manual flow); amounts are decimals as text, as snapshots'.
+    One confirm or not_a_flow per strategy and at_ms: a new word replaces the last (flows.py)."""
+
+    __tablename__ = "flow_corrections"
+
+    id: int | None = Field(default=None, primary_key=True)
+    strategy_id: int = Field(foreign_key="strategies.id", index=True)
+    kind: str = Field(max_length=16)  # "confirm", "not_a_flow" or "manual"
+    at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    found: str | None = Field(default=None, max_length=64)
+    amount: str | None = Field(default=None, max_length=64)
+    created_by: int = Field(foreign_key="users.id")
+    created_at: datetime

@@ -61,6 +61,9 @@ class Settings:
     # A strategy is "stale" when its last snapshot is older than this, and "offline" past the second.
     stale_after_minutes: int
     offline_after_minutes: int
+    # A wallet change not explained by realised PnL is a cash flow beyond both: dollars, and % of the wallet.
+    flow_tolerance_usd: Decimal
+    flow_tolerance_percent: Decimal
     # Snapshot ingestion: per-token rate limit (token bucket).
     ingest_rate_per_second: float
     ingest_burst: int
@@ -107,6 +110,19 @@ def _text(env: Mapping[str, str], *names: str, default: str | None = None) -> st
         if value:
             return value
     return default
+
+
+def _decimal(env: Mapping[str, str], name: str, default: Decimal, low: Decimal, high: Decimal) -> Decimal:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not value.is_finite() or not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {raw!r}")
+    return value
 
 
 def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -302,6 +318,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         offline_after_minutes=_integer(
             env, "OFFLINE_AFTER_MINUTES", max(60, stale_after_minutes), stale_after_minutes, 100_800
         ),
+        flow_tolerance_usd=_decimal(env, "FLOW_TOLERANCE_USD", Decimal(1), Decimal(0), Decimal(1_000_000)),
+        flow_tolerance_percent=_decimal(env, "FLOW_TOLERANCE_PERCENT", Decimal("0.1"), Decimal(0), Decimal(100)),
         ingest_rate_per_second=_integer(env, "INGEST_RATE_PER_SECOND", 10, 1, 100_000),
         ingest_burst=_integer(env, "INGEST_BURST", 50, 1, 1_000_000),
         cors_allowed_origins=cors_origins(env),

@@ -208,6 +208,11 @@ def _visible_strategy(session: Session, actor: Actor, strategy_id: int, *, to_ch
     return strategy
 
 
+def own_strategy(session: Session, actor: Actor, strategy_id: int) -> Strategy:
+    """The actor's own strategy, to change it or what belongs to it; anyone else's is not found."""
+    return _visible_strategy(session, actor, strategy_id, to_change=True)
+
+
 def _usable_account(session: Session, actor: Actor, account_id: int) -> BrokerageAccount:
     account = _own_account(session, actor, account_id)
     if account.archived_at is not None:
