@@ -193,7 +193,7 @@ def _axis_layout(panels: Sequence[str]) -> dict[str, object]:
     return layout
 
 
-def _figure(traces: list[go.Scatter], layout: dict[str, object], seq: int) -> dict[str, object]:
+def _figure(traces: Sequence[go.Scatter | go.Bar], layout: dict[str, object], seq: int) -> dict[str, object]:
     """The figure as plain JSON for the live chart (assets/live_chart.jsx), with the live sequence it is current
     up to. Built through plotly.graph_objects, so a misspelt or invalid property fails here instead of being
     ignored by plotly.js. Building checks every point: ~40 ms for a full strategy figure, so pages build figures
@@ -280,3 +280,52 @@ def money(value: Decimal | float | None) -> str:
         return "—"
     sign = "-" if value < 0 else ""
     return f"{sign}${abs(value):,.2f}"
+
+
+def daily_pnl_figure(days: Sequence[tuple[str, float]]) -> dict[str, object]:
+    """Each day's PnL net of flows, a bar per day (its date, YYYY-MM-DD): green up, red down."""
+    bars = go.Bar(
+        name="Daily PnL",
+        x=[day for day, _ in days],
+        y=[pnl for _, pnl in days],
+        marker={"color": ["rgb(48, 164, 108)" if pnl >= 0 else "rgb(229, 72, 77)" for _, pnl in days]},
+        hovertemplate="%{x}: %{y:$,.2f}<extra></extra>",
+    )
+    layout = {
+        "height": 260,
+        "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
+        "xaxis": _axis(type="date", tickformat="%b %d"),
+        "yaxis": _axis(tickformat=MONEY_TICKS, hoverformat=MONEY_HOVER),
+        "modebar": MODEBAR,
+        "bargap": 0.2,
+    }
+    return _figure([bars], layout, 0)
+
+
+def returns_figure(
+    strategy: Sequence[tuple[int, float]], hold: Sequence[tuple[int, float]], symbol: str
+) -> dict[str, object]:
+    """The strategy's time-weighted return beside holding its symbol over the same range (0.05 = +5 %)."""
+    traces = []
+    for name, series in (("Strategy (net of flows)", strategy), (f"Holding {symbol or 'the symbol'}", hold)):
+        points = downsample(list(series))
+        traces.append(
+            go.Scatter(
+                mode=_mode(len(points)),
+                marker={"size": 5},
+                name=name,
+                x=[x for x, _ in points],
+                y=[y for _, y in points],
+            )
+        )
+    layout = {
+        "height": 300,
+        "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
+        "showlegend": True,
+        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": 0, "yanchor": "bottom", "yref": "container"},
+        "hovermode": "x unified",
+        "xaxis": _axis(type="date"),
+        "yaxis": _axis(tickformat=".1%", hoverformat=".2%"),
+        "modebar": MODEBAR,
+    }
+    return _figure(traces, layout, 0)

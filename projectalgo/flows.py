@@ -14,13 +14,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from projectalgo import analytics, strategies
+from projectalgo import analytics, charts, strategies
 from projectalgo.clock import utcnow
 from projectalgo.errors import InvalidInputError
 from projectalgo.members import Actor
 from projectalgo.models import FlowCorrection, id_of
 from projectalgo.settings import Settings
-from projectalgo.snapshots import Snapshot
+from projectalgo.snapshots import ALL_TIME_END_MS, Snapshot
 
 AMOUNT_LIMIT = Decimal("1e15")  # a quadrillion dollars: past it a typed amount is a slip, not money
 EARLIEST_MS = 946_684_800_000  # 2000-01-01 UTC, the earliest a snapshot may be
@@ -50,7 +50,7 @@ def parse_amount(text: str, *, zero: bool = False) -> Decimal:
 
 
 def _checked_time(at_ms: int) -> int:
-    if not EARLIEST_MS <= at_ms <= 2**53:
+    if not EARLIEST_MS <= at_ms <= ALL_TIME_END_MS:
         raise InvalidInputError("That date is out of range.")
     return at_ms
 
@@ -161,3 +161,93 @@ def strategy_figures(
     flows = analytics.cash_flows(snapshots, tolerance(settings), corrections=corrections)
     figures = analytics.performance(analytics.equity_points(snapshots), flows, zone)
     return StrategyFigures(figures, flows, analytics.buy_and_hold(snapshots))
+
+
+def percent(ratio: Decimal | None) -> str:
+    """0.0512 -> "+5.12%"; None -> "—"."""
+    return "—" if ratio is None else f"{ratio * 100:+.2f}%"
+
+
+@dataclass(frozen=True)
+class FlowView:
+    """A flow as the page lists it. `at` is ISO 8601 UTC; `amount`/`found` are exact decimals (for corrections),
+    `shown`/`found_shown` formatted; `source` is analytics' (detected, stated, confirmed, corrected, manual)."""
+
+    at_ms: int
+    at: str
+    amount: str
+    shown: str
+    source: str
+    found: str
+    found_shown: str
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The figures as the page shows them: text, ready to render. Dates are ISO 8601 UTC ("" for none)."""
+
+    profit: str
+    tone: str  # green, red, or gray without figures
+    twr: str
+    deposits: str
+    withdrawals: str
+    drawdown: str
+    drawdown_peak: str
+    drawdown_trough: str
+    drawdown_recovered: str
+    best_day: str
+    worst_day: str
+    winning_days: str
+    sharpe: str
+    days: tuple[tuple[str, float], ...]  # (YYYY-MM-DD, PnL) for the bars
+    curve: tuple[tuple[int, float], ...]  # the strategy's TWR so far
+    hold: tuple[tuple[int, float], ...]  # holding the symbol
+    flows: tuple[FlowView, ...]  # newest first
+
+
+def _day(bar: analytics.DailyPnl | None) -> str:
+    return "—" if bar is None else f"{bar.day.isoformat()}: {charts.money(bar.pnl)}"
+
+
+def summary(figures: StrategyFigures) -> Summary:
+    """What the strategy page shows of its figures."""
+    perf = figures.performance
+    flow_views = tuple(
+        FlowView(
+            flow.at_ms,
+            charts.iso_time(flow.at_ms),
+            str(flow.amount),
+            charts.money(flow.amount),
+            flow.source,
+            str(flow.found_amount if flow.found_amount is not None else 0),
+            charts.money(flow.found_amount) if flow.found_amount is not None else "—",
+        )
+        for flow in reversed(figures.flows)
+    )
+    hold = tuple((point.at_ms, float(point.value)) for point in figures.hold)
+    if perf is None:
+        none = "—"
+        return Summary(
+            none, "gray", none, none, none, none, "", "", "", none, none, none, none, (), (), hold, flow_views
+        )
+    dd = perf.max_drawdown
+    winning = "—" if perf.winning_day_share is None else f"{perf.winning_day_share * 100:.0f}% of {len(perf.days)} days"
+    return Summary(
+        profit=charts.money(perf.profit),
+        tone="green" if perf.profit > 0 else "red" if perf.profit < 0 else "gray",
+        twr=percent(perf.time_weighted_return),
+        deposits=charts.money(perf.deposits),
+        withdrawals=charts.money(perf.withdrawals),
+        drawdown=percent(dd.depth) if dd else "0.00%",
+        drawdown_peak=charts.iso_time(dd.peak_at_ms) if dd else "",
+        drawdown_trough=charts.iso_time(dd.trough_at_ms) if dd else "",
+        drawdown_recovered=charts.iso_time(dd.recovered_at_ms) if dd and dd.recovered_at_ms else "",
+        best_day=_day(perf.best_day),
+        worst_day=_day(perf.worst_day),
+        winning_days=winning,
+        sharpe="—" if perf.sharpe is None else f"{perf.sharpe:.2f}",
+        days=tuple((bar.day.isoformat(), float(bar.pnl)) for bar in perf.days),
+        curve=tuple((point.at_ms, float(point.value)) for point in perf.curve),
+        hold=hold,
+        flows=flow_views,
+    )

@@ -11,10 +11,12 @@ import re
 from collections.abc import Mapping
 
 from projectalgo.errors import InvalidInputError
+from projectalgo.snapshots import ALL_TIME_END_MS
 
 MAX_ID = 2**31 - 1  # the id columns are 32-bit integers on PostgreSQL
 FORM_NOT_UNDERSTOOD = "The form could not be read. Reload the page and try again."
 _WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]{1,12}$")
+_MILLISECONDS = re.compile(r"^[0-9]{1,16}$")
 
 
 class InputError(InvalidInputError):
@@ -67,6 +69,15 @@ def parse_id(value: object) -> int:
     if isinstance(value, str) and _WHOLE_NUMBER.match(value.strip()):
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
+        return value
+    return -1
+
+
+def parse_ms(value: object) -> int:
+    """A time in milliseconds since 1970 that the page sent back (a number or its text); -1 for anything else."""
+    if isinstance(value, str) and _MILLISECONDS.match(value.strip()):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= ALL_TIME_END_MS:
         return value
     return -1
 

@@ -14,7 +14,7 @@ import reflex as rx
 from reflex.event import EventSpec, EventType
 from reflex.vars import ObjectVar
 
-from projectalgo import charts, dashboard, exports, forms, liveness, strategies
+from projectalgo import charts, dashboard, exports, flows, forms, liveness, strategies
 from projectalgo.clock import utcnow
 from projectalgo.components.bot import TOKEN_PLACEHOLDER, bot_instructions, bot_snippet
 from projectalgo.components.layout import layout
@@ -23,6 +23,7 @@ from projectalgo.components.status import ago, range_picker, status_badge, statu
 from projectalgo.components.tables import labelled_cell, stacked_table
 from projectalgo.errors import NotFoundError
 from projectalgo.live_push import live_push
+from projectalgo.pages.strategy_performance import StrategyPerformanceState, compute, performance_section
 from projectalgo.runtime import services
 from projectalgo.snapshots import ALL_TIME_END_MS, Snapshot, epoch_ms
 from projectalgo.state import AuthState, CurrentUser, event_handler, in_session, members_only
@@ -70,6 +71,7 @@ class StrategyLiveState(AuthState):
     tail: rx.Field[dict] = rx.field(default_factory=dict)
     _live: dashboard.LiveStrategy = dashboard.LiveStrategy()
     _last_ms: int = 0  # the newest stored snapshot's time; 0: none
+    _since_figures: int = 0  # snapshots pushed since the performance figures were computed
 
     def _show_latest(self, snapshot: Snapshot | None, now_ms: int) -> None:
         if snapshot is not None and snapshot.at_ms >= self._last_ms:
@@ -95,15 +97,20 @@ class StrategyLiveState(AuthState):
             self.charted = True
         self._show_latest(snapshot, epoch_ms(utcnow()))  # a backfilled older one does not replace the latest
         self.unseen += 1
+        self._since_figures += 1
 
     @event_handler
     @members_only
     async def tick(self, member: CurrentUser, _shown: str = "") -> EventType[()] | None:
         """The page's timer, once a minute: the status as of now, from what the tab holds (nothing is read). A tab
-        this worker does not push to (its websocket came from another worker) loads again, which registers it."""
+        this worker does not push to (its websocket came from another worker) loads again, which registers it;
+        the performance figures are computed again when snapshots came since (once a minute, not per snapshot)."""
         self._restatus(epoch_ms(utcnow()))
         if self._live.strategy_id and not live_push.watching(self.router.session.client_token):
             return StrategyPageState.resync
+        if self._since_figures:
+            self._since_figures = 0
+            return StrategyPerformanceState.refresh
         return None
 
 
@@ -136,6 +143,7 @@ class StrategyPageState(AuthState):
             self.reset()
             self.found = False
             (await self.get_state(StrategyLiveState)).reset()
+            (await self.get_state(StrategyPerformanceState)).reset()
             live_push.forget(self.router.session.client_token)
             return None
 
@@ -179,6 +187,12 @@ class StrategyPageState(AuthState):
         self._page_ends, self.page = [], 1
         await self._read_page(view.id, ALL_TIME_END_MS)
         live.unseen = 0
+        corrections = await in_session(lambda session: flows.corrections_of(session, view.id))
+        computed = await anyio.to_thread.run_sync(compute, snapshots, corrections, view.symbol)
+        live._since_figures = 0
+        performance = await self.get_state(StrategyPerformanceState)
+        performance.error = performance.notice = ""
+        performance._show(computed, view.id, range_key, view.symbol, view.owner_id == member.id)
 
     async def _read_page(self, strategy_id: int, before_ms: int) -> None:
         store = services().snapshot_store
@@ -454,6 +468,7 @@ def strategy_page() -> rx.Component:
                 ),
                 latest_figures(),
                 chart_or_why_not(),
+                performance_section(),
                 snapshot_table(),
                 spacing="4",
                 width="100%",

@@ -45,6 +45,7 @@ from projectalgo.pages.profile import ProfileState
 from projectalgo.pages.reset import ResetState
 from projectalgo.pages.strategies import StrategiesState
 from projectalgo.pages.strategy import StrategyLiveState, StrategyPageState
+from projectalgo.pages.strategy_performance import StrategyPerformanceState
 from projectalgo.runtime import services
 from projectalgo.snapshots import ALL_TIME_END_MS, EXAMPLE_DATA
 from tests.factories import PASSWORD
@@ -85,9 +86,10 @@ class Outcome(Enum):
     ADMIN = "done, and the admin may see everything (users, invites, payments, strategies, audit), never a secret"
     MOD_READ = "done, read-only: users and strategies lists, nothing else of others"
     ADMIN_VIEW = "done: the admin views the owner's strategy page (strategy, account and snapshots)"
+    VIEW_ONLY = "'No such ...': the admin, who views the owner's strategy page, may not change it; nothing changes"
 
 
-LOGIN, MEMBERSHIP, REFUSED, NOT_FOUND, OK, HOME, REJECTED, SIGNED_OUT, ADMIN, MOD_READ, ADMIN_VIEW = Outcome
+LOGIN, MEMBERSHIP, REFUSED, NOT_FOUND, OK, HOME, REJECTED, SIGNED_OUT, ADMIN, MOD_READ, ADMIN_VIEW, VIEW_ONLY = Outcome
 SUCCESS = {OK, HOME, ADMIN, MOD_READ, ADMIN_VIEW}
 SELF_KINDS = {"identity", "invite", "strategy", "data", "token_prefix"}  # what a person may see of their own
 
@@ -115,6 +117,7 @@ def cols(
 # The columns' usual patterns:            anonymous  no membership  owner  other member  moderator  admin  disabled
 OWNERS_ONLY = cols(LOGIN, MEMBERSHIP, OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, LOGIN)
 OWNERS_AND_ADMINS_VIEW = cols(LOGIN, MEMBERSHIP, OK, NOT_FOUND, NOT_FOUND, ADMIN_VIEW, LOGIN)
+OWNERS_CHANGE_ADMINS_VIEW = cols(LOGIN, MEMBERSHIP, OK, NOT_FOUND, NOT_FOUND, VIEW_ONLY, LOGIN)
 MEMBERS_OWN_DATA = cols(LOGIN, MEMBERSHIP, OK, OK, OK, OK, LOGIN)
 SIGNED_IN = cols(LOGIN, OK, OK, OK, OK, OK, LOGIN)
 ADMINS_CHANGE = cols(LOGIN, REFUSED, REFUSED, REFUSED, REFUSED, ADMIN, LOGIN)
@@ -204,6 +207,15 @@ def new_token_shown(tab: Tab, _world: World) -> None:
     """A new bot token for the actor's own first strategy, if they have one: it is on the page, shown once."""
     if own := tab.state(StrategiesState).strategies:
         tab.fire(StrategiesState.new_token_for, own[0].id)
+
+
+FLOW_AT_MS = 1_709_294_400_000  # 2024-03-01 12:00 UTC: when the rows below say money moved
+MANUAL_FLOW = {"at": "2024-03-01T12:00", "amount": "250"}
+
+
+def manual_flow_added(tab: Tab, _world: World) -> object:
+    """A flow added by hand on the strategy page (only its owner's is kept)."""
+    return tab.fire(StrategyPerformanceState.add_flow, MANUAL_FLOW)
 
 
 def on_page(number: int) -> Callable[[Tab, World, object], bool]:
@@ -438,6 +450,48 @@ ROWS: list[Row] = [
         OWNERS_AND_ADMINS_VIEW,
         check=lambda tab, w, result: f"/api/v1/strategies/{w.strategy_id}/" in (download_url(result) or ""),
     ),
+    Row(
+        StrategyPerformanceState.refresh,
+        "/strategies/[strategy_id]",
+        OWNERS_AND_ADMINS_VIEW,
+        must_show=STRATEGY_SHOWN,
+    ),
+    Row(
+        StrategyPerformanceState.confirm,
+        "/strategies/[strategy_id]",
+        OWNERS_CHANGE_ADMINS_VIEW,
+        args=lambda w, who: [FLOW_AT_MS, "0"],
+        writes=True,
+    ),
+    Row(
+        StrategyPerformanceState.not_a_flow,
+        "/strategies/[strategy_id]",
+        OWNERS_CHANGE_ADMINS_VIEW,
+        args=lambda w, who: [FLOW_AT_MS, "0"],
+        writes=True,
+    ),
+    Row(
+        StrategyPerformanceState.correct,
+        "/strategies/[strategy_id]",
+        OWNERS_CHANGE_ADMINS_VIEW,
+        args=lambda w, who: [{"at_ms": str(FLOW_AT_MS), "found": "0", "amount": "100"}],
+        writes=True,
+    ),
+    Row(
+        StrategyPerformanceState.add_flow,
+        "/strategies/[strategy_id]",
+        OWNERS_CHANGE_ADMINS_VIEW,
+        args=lambda w, who: [MANUAL_FLOW],
+        writes=True,
+    ),
+    Row(
+        StrategyPerformanceState.remove_flow,
+        "/strategies/[strategy_id]",
+        OWNERS_CHANGE_ADMINS_VIEW,
+        args=lambda w, who: [FLOW_AT_MS, "250"],
+        before=(manual_flow_added,),
+        writes=True,
+    ),
     # /admin
     Row(
         AdminState.search_users,
@@ -598,7 +652,7 @@ def allowed_markers(outcome: Outcome, who: str | None, world: World, row: Row) -
         allowed |= {m for m in world.markers if m.kind in ("identity", "strategy")}
     if outcome is ADMIN:
         allowed |= {m for m in world.markers if m.kind not in ("secret", "session")}
-    if outcome is ADMIN_VIEW:
+    if outcome in (ADMIN_VIEW, VIEW_ONLY):
         allowed |= {m for m in world.markers if m.owner == "owner" and m.kind in ("strategy", "data")}
     return allowed
 
@@ -632,7 +686,7 @@ def run_cell(row: Row, actor: str, engine: Engine, world: World) -> list[str]:
     if outcome is REFUSED:
         new = refusals(engine)[len(audit) :]
         expect([by for by, _ in new] == [world.people[who].id], f"audited refusals {new}, not one by the actor")
-    if outcome is NOT_FOUND:
+    if outcome in (NOT_FOUND, VIEW_ONLY):
         expect(not (target or "").startswith(("/login", "/membership")), f"sent to {target}")
         expect(not hasattr(state, "error") or error.startswith("No such"), f"not refused as not found: {error=}")
         expect(download_url(result) is None, f"a download link: {download_url(result)}")

@@ -1,0 +1,105 @@
+"""The strategy page's performance section, through its event handlers: a deposit is not profit, and the owner's
+corrections change the figures at once."""
+
+from decimal import Decimal
+
+import pytest
+
+from projectalgo.clock import HOUR_MS, utcnow
+from projectalgo.pages.strategy import StrategyPageState
+from projectalgo.pages.strategy_performance import StrategyPerformanceState
+from projectalgo.runtime import services
+from projectalgo.snapshots import Snapshot, epoch_ms
+from tests.factories import grant_membership, store_one, strategy_world
+from tests.support.states import browser_view, call, same_tab, signed_in_state, visit
+
+
+@pytest.fixture
+def world(app_services):
+    world = strategy_world(app_services)
+    grant_membership(app_services, world["alice"], days=30)
+    now = epoch_ms(utcnow())
+    # 10,000, then 5,000 deposited (no realised PnL moved), then 100 realised: a $100 profit, not $5,100.
+    for at, wallet, realised in (
+        (now - 3 * HOUR_MS, "10000", "0"),
+        (now - 2 * HOUR_MS, "15000", "0"),
+        (now - HOUR_MS, "15100", "100"),
+    ):
+        store_one(
+            services().snapshot_store,
+            Snapshot(
+                world["strategy_id"],
+                world["account_id"],
+                at,
+                Decimal(50_000),
+                Decimal(wallet),
+                Decimal(wallet),
+                Decimal(realised),
+                Decimal(0),
+                Decimal(0),
+                "XBTUSD",
+            ),
+        )
+    world["deposit_at"] = now - 2 * HOUR_MS
+    return world
+
+
+def _page(world, who):
+    page = signed_in_state(StrategyPageState, world[who])
+    visit(page, f"/strategies/{world['strategy_id']}")
+    call(page, StrategyPageState.open_strategy)
+    return same_tab(page, StrategyPerformanceState)
+
+
+def test_a_deposit_is_listed_as_a_flow_and_not_counted_as_profit(world):
+    performance = _page(world, "alice")
+    assert (performance.profit, performance.deposits, performance.owner) == ("$100.00", "$5,000.00", True)
+    assert performance.twr == "+0.67%"  # 100 / 15,000
+    assert [(f.at_ms, f.shown, f.source) for f in performance.flows] == [(world["deposit_at"], "$5,000.00", "detected")]
+    assert performance.days_figure and performance.returns_figure
+
+
+def test_the_owners_corrections_change_the_figures(world):
+    performance = _page(world, "alice")
+    call(
+        performance,
+        StrategyPerformanceState.correct,
+        {"at_ms": str(world["deposit_at"]), "found": "5000", "amount": "4000"},
+    )
+    assert performance.error == "" and performance.profit == "$1,100.00"
+    assert [(f.shown, f.source, f.found_shown) for f in performance.flows] == [("$4,000.00", "corrected", "$5,000.00")]
+    call(performance, StrategyPerformanceState.not_a_flow, world["deposit_at"], "5000")
+    assert (performance.profit, performance.flows) == ("$5,100.00", [])
+    call(performance, StrategyPerformanceState.confirm, world["deposit_at"], "5000")
+    assert performance.profit == "$100.00"
+    call(performance, StrategyPerformanceState.add_flow, {"at": "2000-01-01T00:00", "amount": "1"})
+    assert performance.error == "" and performance.profit == "$100.00"  # before the range: no change here
+
+
+def test_an_admin_sees_the_figures_but_cannot_correct_them(world):
+    performance = _page(world, "admin")
+    assert performance.profit == "$100.00" and performance.owner is False
+    call(performance, StrategyPerformanceState.not_a_flow, world["deposit_at"], "5000")
+    assert performance.error.startswith("No such") and performance.profit == "$100.00"
+
+
+def test_another_member_sees_nothing_of_the_figures(world):
+    grant_membership(world["engine"], world["bob"], days=30)
+    performance = _page(world, "bob")
+    call(performance, StrategyPerformanceState.refresh)
+    assert performance.error.startswith("No such") and performance.flows == []
+    assert "5,000" not in browser_view(performance) and "15100" not in browser_view(performance)
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"at": "yesterday", "amount": "5"}, "Pick the date"),
+        ({"at": "2024-03-01T12:00", "amount": "lots"}, "is not an amount"),
+        ({"at": "2024-03-01T12:00", "amount": "0"}, "no flow"),
+    ],
+)
+def test_a_mistyped_flow_gets_a_readable_message(world, form, message):
+    performance = _page(world, "alice")
+    call(performance, StrategyPerformanceState.add_flow, form)
+    assert message in performance.error and performance.profit == "$100.00"
