@@ -16,8 +16,9 @@ with that update), missed deliveries (a post answered 201 whose update its tab h
 after the last post), posts not answered 201, the app's CPU per stored snapshot (one tab per strategy: one
 update each), the growth of the app's RSS (every process of it) while the M tabs joined ÷ M, and the same for
 Redis's memory (4 tabs a worker of one more member join first, so that loading code and caches on each worker's
-first tab is not counted). The benchmark's clients run in this process on the same two cores: its own CPU is
-reported too, and so is the POST's own latency (sent -> answered 201: the store's share of a delivery).
+first tab is not counted). The benchmark's clients run in this process on the same two cores: the CPU per stored
+snapshot of the clients, of each backend and of the app are reported, and so is what other programs used of the
+machine's cores in the window ("others"), and the POST's own latency (sent -> answered 201: the store's share).
 """
 
 from __future__ import annotations
@@ -116,13 +117,23 @@ def arrange_group(env: dict[str, str], members: int) -> list[tuple[int, str, str
 
 
 def app_processes(server: servers.Server) -> list[psutil.Process]:
-    """The app's processes: `reflex run`, granian and its workers."""
+    """A server's processes: for the app `reflex run`, granian and its workers."""
     root = psutil.Process(server.process.pid)
     return [root, *root.children(recursive=True)]
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> float:
     return sum(times.user + times.system for times in (p.cpu_times() for p in processes))
+
+
+def cpu_by_part(server: servers.Server, backing: Backends) -> dict[str, float]:
+    """CPU seconds so far: the app, each backend, this process (the clients), and the whole machine's busy time."""
+    parts = {"app": server, "DynamoDB Local": backing.dynamo, "PostgreSQL": backing.postgres, "Redis": backing.redis}
+    used = {name: cpu_seconds(app_processes(part)) for name, part in parts.items()}
+    used["clients"] = cpu_seconds([psutil.Process()])
+    machine = psutil.cpu_times()
+    used["machine"] = sum(machine) - machine.idle - machine.iowait - machine.guest - machine.guest_nice
+    return used
 
 
 def rss_bytes(processes: list[psutil.Process]) -> int:
@@ -261,10 +272,10 @@ def app_log_trouble(server: servers.Server) -> list[str]:
 
 
 async def measure(
-    server: servers.Server, env: dict[str, str], redis_url: str, members: int, warm_up_tabs: int, args: Namespace
+    server: servers.Server, env: dict[str, str], backing: Backends, members: int, warm_up_tabs: int, args: Namespace
 ) -> dict:
     """One run: `args` holds the warm-up, the measured seconds, the grace and the numbers' kind."""
-    warmup, seconds = args.warmup, args.seconds
+    warmup, seconds, redis_url = args.warmup, args.seconds, backing.redis.url
     arranging = time.monotonic()
     group = await asyncio.to_thread(arrange_group, env, members + 1)
     arranged_in = time.monotonic() - arranging
@@ -288,20 +299,18 @@ async def measure(
     bots = [Bot(token) for _, token, _ in group]
     start = time.time() + 1
     since, until = start + warmup, start + warmup + seconds
-    window: dict[str, float] = {}
-    me = psutil.Process()
+    cpu: list[dict[str, float]] = []
+    load: list[float] = []
 
-    async def sample(at: float, name: str) -> None:
+    async def sample(at: float) -> None:
         await asyncio.sleep(at - time.time())
-        window[f"cpu_{name}"] = cpu_seconds(processes)
-        window[f"client_{name}"] = me.cpu_times().user + me.cpu_times().system
-        window[f"load_{name}"] = os.getloadavg()[0]
+        cpu.append(cpu_by_part(server, backing))
+        load.append(os.getloadavg()[0])
 
     await asyncio.gather(
-        run_bots(server.url, bots, start, int(warmup + seconds), walk=args.numbers == "walk"),
-        sample(since, "since"),
-        sample(until, "until"),
+        run_bots(server.url, bots, start, int(warmup + seconds), walk=args.numbers == "walk"), sample(since)
     )
+    await sample(until)  # the bots stop there
     await wait_for_deliveries(bots, arrivals, args.grace)
     connected = sum(client.connected for client, _ in tabs)
     for client, _ in [*tabs, *warm_tabs]:
@@ -325,14 +334,14 @@ async def measure(
         "failed": sum((bot.failed for bot in bots), Counter()),
         "lost": lost,
         "twice": twice,
-        "cpu_ms": (window["cpu_until"] - window["cpu_since"]) * 1000 / max(1, stored),
-        "client_cpu": (window["client_until"] - window["client_since"]) / seconds,
+        "cpu_ms": {name: (cpu[1][name] - used) * 1000 / max(1, stored) for name, used in cpu[0].items()},
+        "cpu_cores": {name: (cpu[1][name] - used) / seconds for name, used in cpu[0].items()},
         "kib_per_session": (rss_joined - rss_before) / KIB / members,
         "redis_kib_per_session": (redis_joined - redis_before) / KIB / members,
         "joined_in": joined_in,
         "connected": connected,
         "holders": sorted(holders.values(), reverse=True),
-        "load": (window["load_since"], window["load_until"]),
+        "load": load,
         "log_trouble": app_log_trouble(server),
     }
 
@@ -343,33 +352,36 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--seconds", type=float, default=40, help="the measured window")
     parser.add_argument("--warmup", type=float, default=5)
-    parser.add_argument("--grace", type=float, default=10, help="after the last post, for the last deliveries")
+    parser.add_argument("--grace", type=float, default=30, help="after the last post, for the last deliveries")
     parser.add_argument("--store", choices=["dynamodb", "sql"], default="dynamodb", help="where snapshots go")
     parser.add_argument("--numbers", choices=["walk", "rising"], default="walk", help="the snapshots' (snapshot_body)")
     args = parser.parse_args()
     print(
         f"M members, one tab each on their own strategy, M bots at 1 Hz; {args.warmup:.0f} s warm-up, "
         f"{args.seconds:.0f} s measured; snapshots in {args.store}, numbers {args.numbers}; "
-        f"{os.cpu_count()} cores shared with the clients"
+        f"{os.cpu_count()} cores shared with the clients; others: other programs' CPU on the machine, in cores"
     )
     header = (
         f"{'M':>4} {'workers':>7} {'stored/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'missed':>6} {'not 201':>7} "
-        f"{'CPU ms/upd':>10} {'KiB/sess':>8} {'Redis KiB':>9} {'client CPU':>10} {'load 1m':>9}  tabs/worker"
+        f"{'CPU ms/upd':>10} {'KiB/sess':>8} {'Redis KiB':>9} {'others':>6} {'load 1m':>9}  tabs/worker"
     )
     print(header, flush=True)
     with backends() as backing:
         for members in args.members:
             for workers in args.workers:
                 with app(backing, workers, args.store) as (server, env):
-                    r = asyncio.run(measure(server, env, backing.redis.url, members, 4 * workers, args))
+                    r = asyncio.run(measure(server, env, backing, members, 4 * workers, args))
+                cores = r["cpu_cores"]
+                others = cores["machine"] - sum(v for k, v in cores.items() if k != "machine")
                 print(
                     f"{members:>4} {workers:>7} {r['stored_per_s']:8.1f} {r['p50']:7.1f} {r['p99']:7.1f} "
-                    f"{r['missed']:>6} {sum(r['failed'].values()):>7} {r['cpu_ms']:10.2f} "
-                    f"{r['kib_per_session']:8.0f} {r['redis_kib_per_session']:9.1f} {r['client_cpu']:10.0%} "
+                    f"{r['missed']:>6} {sum(r['failed'].values()):>7} {r['cpu_ms']['app']:10.2f} "
+                    f"{r['kib_per_session']:8.0f} {r['redis_kib_per_session']:9.1f} {others:6.2f} "
                     f"{r['load'][0]:4.1f}-{r['load'][1]:<4.1f}  {'/'.join(map(str, r['holders']))}",
                     flush=True,
                 )
                 notes = {
+                    "CPU ms per stored snapshot": ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_ms"].items()),
                     "POST answered p50/p99": f"{r['post_p50']:.1f}/{r['post_p99']:.1f} ms",
                     "answered 201": r["posted_ok"],
                     "not sent (behind schedule)": r["not_sent"],
