@@ -149,6 +149,7 @@ class StrategyFigures:
     performance: analytics.Performance | None
     flows: tuple[analytics.CashFlow, ...]
     hold: tuple[analytics.ReturnPoint, ...]
+    dismissed: tuple[analytics.NotAFlow, ...]  # found, then called no flow by the member: listed, to undo
 
 
 def strategy_figures(
@@ -160,7 +161,14 @@ def strategy_figures(
     """The figures of the snapshots a page read for its range (raw, or each roll-up bucket's last)."""
     flows = analytics.cash_flows(snapshots, tolerance(settings), corrections=corrections)
     figures = analytics.performance(analytics.equity_points(snapshots), flows, zone)
-    return StrategyFigures(figures, flows, analytics.buy_and_hold(snapshots))
+    times = [snapshot.at_ms for snapshot in snapshots]
+    last_word = {c.at_ms: c for c in corrections if not isinstance(c, analytics.ManualFlow)}
+    dismissed = tuple(
+        word
+        for at_ms, word in sorted(last_word.items())
+        if isinstance(word, analytics.NotAFlow) and times and min(times) < at_ms <= max(times)
+    )
+    return StrategyFigures(figures, flows, analytics.buy_and_hold(snapshots), dismissed)
 
 
 def percent(ratio: Decimal | None) -> str:
@@ -171,7 +179,8 @@ def percent(ratio: Decimal | None) -> str:
 @dataclass(frozen=True)
 class FlowView:
     """A flow as the page lists it. `at` is ISO 8601 UTC; `amount`/`found` are exact decimals (for corrections),
-    `shown`/`found_shown` formatted; `source` is analytics' (detected, stated, confirmed, corrected, manual)."""
+    `shown`/`found_shown` formatted; `source` is analytics' (detected, stated, confirmed, corrected, manual), or
+    "dismissed" for a change the member called no flow."""
 
     at_ms: int
     at: str
@@ -212,7 +221,7 @@ def _day(bar: analytics.DailyPnl | None) -> str:
 def summary(figures: StrategyFigures) -> Summary:
     """What the strategy page shows of its figures."""
     perf = figures.performance
-    flow_views = tuple(
+    counted = [
         FlowView(
             flow.at_ms,
             charts.iso_time(flow.at_ms),
@@ -222,8 +231,21 @@ def summary(figures: StrategyFigures) -> Summary:
             str(flow.found_amount if flow.found_amount is not None else 0),
             charts.money(flow.found_amount) if flow.found_amount is not None else "—",
         )
-        for flow in reversed(figures.flows)
-    )
+        for flow in figures.flows
+    ]
+    dismissed = [
+        FlowView(
+            word.at_ms,
+            charts.iso_time(word.at_ms),
+            "0",
+            "$0.00",
+            "dismissed",
+            str(word.found),
+            charts.money(word.found),
+        )
+        for word in figures.dismissed
+    ]
+    flow_views = tuple(sorted(counted + dismissed, key=lambda view: view.at_ms, reverse=True))
     hold = tuple((point.at_ms, float(point.value)) for point in figures.hold)
     if perf is None:
         none = "—"

@@ -272,10 +272,17 @@ def _chart(figure: rx.Var[dict], id_: str) -> rx.Component:
 
 def _flow_actions(flow: ObjectVar[FlowRow]) -> rx.Component:
     p = StrategyPerformanceState
-    return rx.cond(
-        flow.source == "manual",
-        rx.button(
-            "Remove", size="1", variant="soft", color_scheme="red", on_click=p.remove_flow(flow.at_ms, flow.amount)
+    return rx.match(
+        flow.source,
+        (
+            "manual",
+            rx.button(
+                "Remove", size="1", variant="soft", color_scheme="red", on_click=p.remove_flow(flow.at_ms, flow.amount)
+            ),
+        ),
+        (
+            "dismissed",
+            rx.button("Count as a flow", size="1", variant="soft", on_click=p.confirm(flow.at_ms, flow.found)),
         ),
         rx.flex(
             rx.cond(
@@ -315,7 +322,11 @@ def _flow_row(flow: ObjectVar[FlowRow]) -> rx.Component:
         labelled_cell(
             "How",
             flow.source,
-            rx.cond(flow.source == "corrected", rx.text(" (found ", flow.found_shown, ")", as_="span"), ""),
+            rx.cond(
+                (flow.source == "corrected") | (flow.source == "dismissed"),
+                rx.text(" (found ", flow.found_shown, ")", as_="span"),
+                "",
+            ),
         ),
         rx.cond(StrategyPerformanceState.owner, labelled_cell("", _flow_actions(flow))),
     )

@@ -69,7 +69,9 @@ def test_the_owners_corrections_change_the_figures(world):
     assert performance.error == "" and performance.profit == "$1,100.00"
     assert [(f.shown, f.source, f.found_shown) for f in performance.flows] == [("$4,000.00", "corrected", "$5,000.00")]
     call(performance, StrategyPerformanceState.not_a_flow, world["deposit_at"], "5000")
-    assert (performance.profit, performance.flows) == ("$5,100.00", [])
+    assert performance.profit == "$5,100.00"
+    # Still listed, to undo: counted as $0, with what was found.
+    assert [(f.shown, f.source, f.found_shown) for f in performance.flows] == [("$0.00", "dismissed", "$5,000.00")]
     call(performance, StrategyPerformanceState.confirm, world["deposit_at"], "5000")
     assert performance.profit == "$100.00"
     call(performance, StrategyPerformanceState.add_flow, {"at": "2000-01-01T00:00", "amount": "1"})
