@@ -34,16 +34,6 @@ def combined_equity(wallet_by_account: Mapping[int, Decimal]) -> Decimal:
     return sum(wallet_by_account.values(), Decimal(0))
 
 
-@dataclass(frozen=True)
-class Change:
-    amount: Decimal
-    percent: Decimal | None  # None when the start is zero
-
-
-def change(start: Decimal, end: Decimal) -> Change:
-    return Change(end - start, (end - start) / start * 100 if start else None)
-
-
 def equity_series(
     readings: Mapping[int, Sequence[tuple[int, Decimal]]],
     before_start: Mapping[int, Decimal],

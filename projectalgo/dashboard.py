@@ -8,11 +8,11 @@ store, one Query each, never from the strategies table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from projectalgo import charts
+from projectalgo import analytics, charts
 from projectalgo.clock import DAY_MS, HOUR_MS
 from projectalgo.snapshots import Snapshot, SnapshotStore
 
@@ -94,6 +94,8 @@ class Equity:
     latest: dict[int, tuple[int, Decimal]]  # each account's newest (at_ms, wallet balance)
     start: Decimal  # what the window's change is measured from
     series: list[tuple[int, Decimal]]
+    net_flows: Decimal = Decimal(0)  # deposits less withdrawals in the window, each account's counted once
+    flow_last: dict[int, Snapshot] = field(default_factory=dict)  # account id -> its flow strategy's newest
 
 
 @dataclass(frozen=True)
@@ -105,38 +107,78 @@ class Overview:
     latest_ms: dict[int, int]  # strategy id -> its newest snapshot's time
 
 
+@dataclass(frozen=True)
+class FlowRules:
+    """What tells the combined equity's cash flows apart: the tolerance, and the members' corrections of each
+    strategy's flows (strategy id -> its corrections, flows.corrections_of)."""
+
+    tolerance: analytics.FlowTolerance = analytics.DEFAULT_TOLERANCE
+    corrections: Mapping[int, Sequence[analytics.FlowCorrection]] = field(default_factory=dict)
+
+
 def overview(
-    store: SnapshotStore, range_key: str, now_ms: int, strategy_accounts: Sequence[tuple[int, int]]
+    store: SnapshotStore,
+    range_key: str,
+    now_ms: int,
+    strategy_accounts: Sequence[tuple[int, int]],
+    rules: FlowRules = FlowRules(),
 ) -> Overview:
     """`strategy_accounts` is (strategy id, account id) for each strategy the dashboard shows."""
     ids = [strategy_id for strategy_id, _ in strategy_accounts]
     win = range_window(store, range_key, now_ms, ids)
-    return Overview(win, equity(store, strategy_accounts, win), latest_ms(store, ids))
+    return Overview(win, equity(store, strategy_accounts, win, rules), latest_ms(store, ids))
 
 
-def equity(store: SnapshotStore, strategy_accounts: Sequence[tuple[int, int]], win: Window) -> Equity:
+def _account_flows(
+    series: Mapping[int, list[Snapshot]], accounts: Mapping[int, int], rules: FlowRules
+) -> tuple[Decimal, dict[int, Snapshot]]:
+    """The window's net flows, each brokerage account's counted once: from the strategy on it with the most
+    snapshots (its bots all report the account's wallet; each its own realised PnL, so they are not mixed).
+    `series` is each strategy's last snapshot before the window, then its snapshots in it."""
+    net = Decimal(0)
+    flow_last: dict[int, Snapshot] = {}
+    for account_id in sorted(set(accounts.values())):
+        on_account = [sid for sid, account in accounts.items() if account == account_id and series.get(sid)]
+        if not on_account:
+            continue
+        chosen = max(sorted(on_account), key=lambda sid: len(series[sid]))
+        snapshots = series[chosen]
+        flows = analytics.cash_flows(snapshots, rules.tolerance, corrections=rules.corrections.get(chosen, ()))
+        net += sum((flow.amount for flow in flows), Decimal(0))
+        flow_last[account_id] = max(snapshots, key=lambda snapshot: snapshot.at_ms)
+    return net, flow_last
+
+
+def equity(
+    store: SnapshotStore, strategy_accounts: Sequence[tuple[int, int]], win: Window, rules: FlowRules = FlowRules()
+) -> Equity:
     """`strategy_accounts` is (strategy id, account id) for each of the member's strategies."""
     readings: dict[int, list[tuple[int, Decimal]]] = {}
     before: dict[int, tuple[int, Decimal]] = {}
     latest: dict[int, tuple[int, Decimal]] = {}
+    series: dict[int, list[Snapshot]] = {}
     for strategy_id, account_id in strategy_accounts:
         # Strategies sharing an account report the same wallet: merge their readings in time order.
-        for snapshot in snapshots_in(store, strategy_id, win):
+        in_window = snapshots_in(store, strategy_id, win)
+        for snapshot in in_window:
             readings.setdefault(account_id, []).append((snapshot.at_ms, snapshot.wallet_balance))
-        if (earlier := next(iter(store.recent(strategy_id, win.start_ms, limit=1)), None)) and (
-            account_id not in before or earlier.at_ms > before[account_id][0]
-        ):
+        earlier = next(iter(store.recent(strategy_id, win.start_ms, limit=1)), None)
+        if earlier and (account_id not in before or earlier.at_ms > before[account_id][0]):
             before[account_id] = (earlier.at_ms, earlier.wallet_balance)
+        series[strategy_id] = ([earlier] if earlier else []) + in_window
     for account_id, account_readings in readings.items():
         account_readings.sort(key=lambda reading: reading[0])
         latest[account_id] = account_readings[-1]
     for account_id, reading in before.items():
         latest.setdefault(account_id, reading)
     before_start = {account: wallet for account, (_, wallet) in before.items()}
+    net_flows, flow_last = _account_flows(series, dict(strategy_accounts), rules)
     return Equity(
         latest=latest,
         start=charts.equity_at_start(readings, before_start),
         series=charts.equity_series(readings, before_start, win.start_ms, win.end_ms, win.bucket_ms),
+        net_flows=net_flows,
+        flow_last=flow_last,
     )
 
 
@@ -152,6 +194,7 @@ class EquityNumbers:
     tone: str  # green, red, or gray without data
     percent: str
     last_update: str  # ISO 8601 of the newest snapshot counted, "" without data
+    net_flows: str = "—"  # deposits less withdrawals in the range
 
 
 NO_EQUITY = EquityNumbers("—", "—", "gray", "—", "")
@@ -168,6 +211,9 @@ class LiveEquity:
     start: Decimal = Decimal(0)
     bucket_ms: int = HOUR_MS  # the chart's bucket: a new point within one replaces the bucket's last
     seq: int = 0  # live updates so far: the chart sees a gap when one went missing
+    net_flows: Decimal = Decimal(0)  # deposits less withdrawals since the range's start: not profit
+    flow_last: dict[int, Snapshot] = field(default_factory=dict)  # account id -> its flow strategy's newest
+    tolerance: analytics.FlowTolerance = analytics.DEFAULT_TOLERANCE
 
     def apply(self, snapshot: Snapshot) -> tuple[LiveEquity, dict[str, object]] | None:
         """With a new snapshot counted: the equity, and the chart's tail (the snapshot's bucket's combined
@@ -178,7 +224,13 @@ class LiveEquity:
         held = wallets.get(snapshot.account_id)
         if held is None or held[0] <= snapshot.at_ms:
             wallets[snapshot.account_id] = (snapshot.at_ms, snapshot.wallet_balance)
-        after = replace(self, wallets=wallets, seq=self.seq + 1)
+        net_flows, flow_last = self.net_flows, self.flow_last
+        # A new flow shows between the account's flow strategy's newest snapshot and its next one.
+        last = flow_last.get(snapshot.account_id)
+        if last is not None and last.strategy_id == snapshot.strategy_id and last.at_ms < snapshot.at_ms:
+            net_flows += analytics.unexplained_change(last, snapshot, self.tolerance)
+            flow_last = {**flow_last, snapshot.account_id: snapshot}
+        after = replace(self, wallets=wallets, seq=self.seq + 1, net_flows=net_flows, flow_last=flow_last)
         return after, charts.equity_tail(snapshot.at_ms - snapshot.at_ms % self.bucket_ms, after.total(), after.seq)
 
     def total(self) -> Decimal:
@@ -188,13 +240,17 @@ class LiveEquity:
         if not self.wallets:
             return NO_EQUITY
         total = self.total()
-        moved = charts.change(self.start, total)
+        # Profit is what the accounts earned: money moved in or out is not. The return puts a deposit at risk
+        # from the start (analytics' convention for one interval), so it never divides by almost nothing.
+        profit = total - self.start - self.net_flows
+        at_risk = self.start + max(self.net_flows, Decimal(0))
         return EquityNumbers(
             equity=charts.money(total),
-            change=("↑ " if moved.amount >= 0 else "↓ ") + charts.money(moved.amount),
-            tone="green" if moved.amount >= 0 else "red",
-            percent=f"{moved.percent:+.2f}%" if moved.percent is not None else "—",
+            change=("↑ " if profit >= 0 else "↓ ") + charts.money(profit),
+            tone="green" if profit >= 0 else "red",
+            percent=f"{profit / at_risk * 100:+.2f}%" if at_risk > 0 else "—",
             last_update=charts.iso_time(max(at for at, _ in self.wallets.values())),
+            net_flows=charts.money(self.net_flows),
         )
 
 

@@ -55,21 +55,31 @@ def _checked_time(at_ms: int) -> int:
     return at_ms
 
 
-def corrections_of(session: Session, strategy_id: int) -> list[analytics.FlowCorrection]:
-    """The member's corrections of a strategy's flows, oldest first (analytics applies them in this order)."""
+def _correction(row: FlowCorrection) -> analytics.FlowCorrection:
+    if row.kind == "manual":
+        return analytics.ManualFlow(row.at_ms, Decimal(row.amount or 0))
+    if row.kind == "not_a_flow":
+        return analytics.NotAFlow(row.at_ms, Decimal(row.found or 0))
+    amount = Decimal(row.amount) if row.amount is not None else None
+    return analytics.ConfirmFlow(row.at_ms, Decimal(row.found or 0), amount)
+
+
+def corrections_by_strategy(session: Session, strategy_ids: Sequence[int]) -> dict[int, list[analytics.FlowCorrection]]:
+    """Each strategy's corrections, oldest first (analytics applies them in this order); one query."""
     rows = session.scalars(
-        select(FlowCorrection).where(col(FlowCorrection.strategy_id) == strategy_id).order_by(col(FlowCorrection.id))
+        select(FlowCorrection)
+        .where(col(FlowCorrection.strategy_id).in_(list(strategy_ids)))
+        .order_by(col(FlowCorrection.id))
     )
-    found: list[analytics.FlowCorrection] = []
+    found: dict[int, list[analytics.FlowCorrection]] = {strategy_id: [] for strategy_id in strategy_ids}
     for row in rows:
-        if row.kind == "manual":
-            found.append(analytics.ManualFlow(row.at_ms, Decimal(row.amount or 0)))
-        elif row.kind == "not_a_flow":
-            found.append(analytics.NotAFlow(row.at_ms, Decimal(row.found or 0)))
-        else:
-            amount = Decimal(row.amount) if row.amount is not None else None
-            found.append(analytics.ConfirmFlow(row.at_ms, Decimal(row.found or 0), amount))
+        found[row.strategy_id].append(_correction(row))
     return found
+
+
+def corrections_of(session: Session, strategy_id: int) -> list[analytics.FlowCorrection]:
+    """One strategy's corrections, oldest first."""
+    return corrections_by_strategy(session, [strategy_id])[strategy_id]
 
 
 def _word(

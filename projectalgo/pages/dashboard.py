@@ -15,7 +15,7 @@ from reflex.event import EventSpec, EventType
 from reflex.vars import ObjectVar
 from sqlalchemy.orm import Session
 
-from projectalgo import charts, dashboard, liveness, strategies
+from projectalgo import charts, dashboard, flows, liveness, strategies
 from projectalgo.clock import utcnow
 from projectalgo.components.bot import TOKEN_PLACEHOLDER, bot_instructions, bot_snippet
 from projectalgo.components.layout import layout
@@ -57,6 +57,7 @@ class DashboardLiveState(AuthState):
     change: rx.Field[str] = rx.field("—")  # with its arrow: "↑ $12.00"
     change_tone: rx.Field[str] = rx.field("gray")  # green, red, or gray without data
     percent: rx.Field[str] = rx.field("—")
+    net_flows: rx.Field[str] = rx.field("—")  # deposits less withdrawals in the range: not profit
     last_update: rx.Field[str] = rx.field("")  # ISO 8601, shown in the viewer's time zone
     range_label: rx.Field[str] = rx.field(charts.DEFAULT_RANGE)
     statuses: rx.Field[list[StatusRow]] = rx.field(default_factory=list)
@@ -66,7 +67,14 @@ class DashboardLiveState(AuthState):
 
     def _show(self, equity: dashboard.Equity, win: dashboard.Window, rows: list[StatusRow], accounts: dict) -> int:
         self._live = dashboard.LiveEquity(
-            dict(accounts), dict(equity.latest), equity.start, win.bucket_ms, self._live.seq
+            dict(accounts),
+            dict(equity.latest),
+            equity.start,
+            win.bucket_ms,
+            self._live.seq,
+            equity.net_flows,
+            dict(equity.flow_last),
+            flows.tolerance(services().settings),
         )
         self.range_label, self.statuses = win.key, rows
         self.charted = bool(equity.series)
@@ -76,7 +84,7 @@ class DashboardLiveState(AuthState):
     def _show_numbers(self) -> None:
         shown = self._live.numbers()
         self.equity, self.change, self.change_tone = shown.equity, shown.change, shown.tone
-        self.percent, self.last_update = shown.percent, shown.last_update
+        self.percent, self.last_update, self.net_flows = shown.percent, shown.last_update, shown.net_flows
 
     def _restatus(self, now_ms: int) -> None:
         if (fresh := restatus(self.statuses, now_ms)) is not None:
@@ -120,11 +128,13 @@ class DashboardState(AuthState):
     async def _load(self, member: CurrentUser) -> None:
         settings, actor = services().settings, member.actor
 
-        def read(session: Session) -> tuple[list[strategies.StrategyView], bool]:
+        def read(session: Session) -> tuple[list[strategies.StrategyView], bool, dashboard.FlowRules]:
             own = strategies.list_strategies(session, actor)
-            return own, any(not a.archived for a in strategies.list_accounts(session, actor))
+            corrections = flows.corrections_by_strategy(session, [s.id for s in own if not s.archived])
+            rules = dashboard.FlowRules(flows.tolerance(settings), corrections)
+            return own, any(not a.archived for a in strategies.list_accounts(session, actor)), rules
 
-        own, has_account = await in_session(read)
+        own, has_account, rules = await in_session(read)
         active = [s for s in own if not s.archived]
         now = epoch_ms(utcnow())
         accounts = {s.id: s.account_id for s in active}
@@ -132,7 +142,7 @@ class DashboardState(AuthState):
         # for the tab's state); counting it twice changes nothing: each account's newest wallet is kept once.
         live_push.watch(self.router.session.client_token, DashboardLiveState, accounts, member.login_session_id)
         seen = await anyio.to_thread.run_sync(
-            dashboard.overview, services().snapshot_store, self.range_key, now, list(accounts.items())
+            dashboard.overview, services().snapshot_store, self.range_key, now, list(accounts.items()), rules
         )
         rows = [
             StatusRow(
@@ -185,7 +195,12 @@ def equity_card() -> rx.Component:
                 rx.heading(live.change, size="6", color_scheme=live.change_tone),
                 "pnl",
             ),
-            stat(rx.text("% change ", live.range_label), rx.heading(live.percent, size="6"), "pnl-percent"),
+            stat(rx.text("Return ", live.range_label), rx.heading(live.percent, size="6"), "pnl-percent"),
+            stat(
+                rx.text("Net deposits ", live.range_label),
+                rx.heading(live.net_flows, size="6", color_scheme="gray"),
+                "net-flows",
+            ),
             stat(
                 "Last update",
                 rx.cond(
@@ -195,8 +210,14 @@ def equity_card() -> rx.Component:
                 ),
                 "last-update",
             ),
-            columns=rx.breakpoints(initial="1", sm="2", md="4"),
+            columns=rx.breakpoints(initial="1", sm="2", md="5"),
             spacing="4",
+        ),
+        rx.text(
+            "Profit and return are net of money moved in or out of the accounts (each account counted once).",
+            size="1",
+            color_scheme="gray",
+            margin_top="0.5em",
         ),
         width="100%",
     )

@@ -1,5 +1,5 @@
 """Performance net of deposits in chromium: a bot's account topped up by $5,000 shows a $5,000 deposit, not a
-$5,000 profit, and the owner's corrections change the figures on the page."""
+$5,000 profit, on the dashboard and the strategy page, and the owner's corrections change the figures there."""
 
 import pytest
 import requests
@@ -27,6 +27,12 @@ def test_a_deposit_is_not_profit_and_the_owner_corrects_the_flows(app_server, ap
     _post(app_server.url, token, "15000", "0")  # $5,000 moved in: the realised PnL did not move
     _post(app_server.url, token, "15100", "100")  # $100 earned
     sign_in("saver@example.com")
+
+    # The dashboard: equity 15,100 from 10,000 is $100 earned and $5,000 moved in.
+    expect(page.locator("#equity")).to_have_text("$15,100.00")
+    expect(page.locator("#pnl")).to_have_text("↑ $100.00")
+    expect(page.locator("#pnl-percent")).to_have_text("+0.67%")
+    expect(page.locator("#net-flows")).to_have_text("$5,000.00")
 
     page.goto(f"{app_server.url}/strategies/{strategy_id}")
     expect(page.locator("#perf-profit")).to_have_text("$100.00")

@@ -27,13 +27,10 @@ def test_a_value_from_before_the_window_is_carried_in():
     assert series == [(10 * H, D(100)), (11 * H, D(100)), (12 * H, D(130))]
 
 
-def test_pnl_and_percent_change_measure_new_accounts_from_their_first_report():
+def test_the_start_measures_new_accounts_from_their_first_report():
     readings = {1: [(11 * H, D(1100))], 2: [(12 * H, D(500)), (13 * H, D(550))]}
     start = charts.equity_at_start(readings, {1: D(1000)})
     assert start == D(1500)  # account 1 from before the window, account 2 from its first report
-    moved = charts.change(start, D(1100) + D(550))
-    assert (moved.amount, moved.percent) == (D(150), D(10))
-    assert charts.change(D(0), D(5)).percent is None
 
 
 def test_drawdown_from_the_running_peak():

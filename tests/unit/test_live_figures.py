@@ -20,14 +20,16 @@ def test_the_combined_equity_counts_each_account_once_and_ignores_a_backfilled_o
     live = dashboard.LiveEquity(
         {1: 10, 2: 10, 3: 20}, {10: (HOUR, Decimal(100)), 20: (HOUR, Decimal(50))}, Decimal(120), HOUR_MS
     )
-    assert live.numbers() == dashboard.EquityNumbers("$150.00", "↑ $30.00", "green", "+25.00%", charts.iso_time(HOUR))
+    assert live.numbers() == dashboard.EquityNumbers(
+        "$150.00", "↑ $30.00", "green", "+25.00%", charts.iso_time(HOUR), "$0.00"
+    )
 
     live, tail = live.apply(snap(2, 10, HOUR + 2000, wallet="110"))  # account 10 now holds 110: 110 + 50
     assert tail == {"seq": 1, "points": [[0, HOUR, 160.0]]}
     live, tail = live.apply(snap(1, 10, HOUR + 1500, wallet="999"))  # older than account 10's newest: no change
     assert tail == {"seq": 2, "points": [[0, HOUR, 160.0]]}
     assert live.numbers() == dashboard.EquityNumbers(
-        "$160.00", "↑ $40.00", "green", "+33.33%", charts.iso_time(HOUR + 2000)
+        "$160.00", "↑ $40.00", "green", "+33.33%", charts.iso_time(HOUR + 2000), "$0.00"
     )
     live, tail = live.apply(snap(3, 20, HOUR + HOUR_MS + 5, wallet="10"))  # the next hour's bucket: 110 + 10
     assert tail == {"seq": 3, "points": [[0, HOUR + HOUR_MS, 120.0]]}
@@ -35,6 +37,33 @@ def test_the_combined_equity_counts_each_account_once_and_ignores_a_backfilled_o
     live, _ = live.apply(snap(3, 20, HOUR + HOUR_MS + 6, wallet="0"))
     shown = live.numbers()
     assert (shown.change, shown.tone, shown.percent) == ("↓ -$10.00", "red", "-8.33%")
+
+
+def test_money_moved_into_an_account_is_not_profit_and_counted_once():
+    # Strategies 1 and 2 share account 10; its flows are read from strategy 1 (the one with the most snapshots).
+    # The range started at $1,000 and has earned $50 so far (realised 50); no flow yet.
+    last = Snapshot(1, 10, HOUR, Decimal(0), Decimal(1050), Decimal(1050), Decimal(50), Decimal(0), Decimal(0), "X")
+    live = dashboard.LiveEquity(
+        {1: 10, 2: 10}, {10: (HOUR, Decimal(1050))}, Decimal(1000), HOUR_MS, 0, Decimal(0), {10: last}
+    )
+    assert live.numbers().change == "↑ $50.00"
+    # $5,000 deposited: strategy 2 reports the wallet first (not the flow strategy: no flow read from it) ...
+    live, _ = live.apply(snap(2, 10, HOUR + 1, wallet="6050"))
+    # ... then strategy 1, with its realised PnL unchanged: a $5,000 flow, once.
+    deposit = Snapshot(
+        1, 10, HOUR + 2, Decimal(0), Decimal(6060), Decimal(6060), Decimal(60), Decimal(0), Decimal(0), "X"
+    )
+    live, _ = live.apply(deposit)
+    shown = live.numbers()
+    # 6,060 - 1,000 - 5,000 = 60 profit; at risk 1,000 + 5,000
+    assert (shown.equity, shown.change, shown.percent, shown.net_flows) == (
+        "$6,060.00",
+        "↑ $60.00",
+        "+1.00%",
+        "$5,000.00",
+    )
+    live, _ = live.apply(deposit)  # the same snapshot again (pushed during a load): no second flow
+    assert live.numbers().net_flows == "$5,000.00"
 
 
 def test_another_strategys_snapshot_changes_nothing():
