@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from projectalgo import charts, clock, strategies
 from projectalgo.clock import utcnow
@@ -161,11 +162,12 @@ def test_the_last_snapshot_shown_is_the_newest_stored_after_a_burst(app_server, 
     sign_in("burst@example.com")
     page.locator(f"#status-{strategy_id}").get_by_text("live").wait_for()
     # The newest (9 minutes old when posted; 10 once half a minute has passed on a busy machine), never 20 or 30.
+    # (rx.moment draws its text once its library has loaded: expect waits for it.)
     newest = re.compile(r"\b(9|10) minutes ago")
-    assert newest.search(page.locator(f"#last-snapshot-{strategy_id}").inner_text())
+    expect(page.locator(f"#last-snapshot-{strategy_id}")).to_have_text(newest)
     page.goto(f"{app_server.url}/strategies/{strategy_id}")
     page.locator("#strategy-status").get_by_text("live").wait_for()
-    assert newest.search(page.locator("#strategy-last-update").inner_text())
+    expect(page.locator("#strategy-last-update")).to_contain_text(newest)
 
 
 def _ticks(page, chart: str, axis: str) -> list[str]:
