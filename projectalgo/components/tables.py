@@ -44,7 +44,7 @@ def _stacked_below(width: str) -> dict:
 
 
 def stacked_table(
-    headers: Iterable[str],
+    headers: Iterable[str | rx.Component],
     rows: rx.Var,
     row: Callable[..., rx.Component],
     *,

@@ -7,7 +7,7 @@ the page's one timer brings up to date once a minute (statuses age without any s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import anyio
 import reflex as rx
@@ -30,25 +30,55 @@ from projectalgo.state import AuthState, CurrentUser, event_handler, in_session,
 
 @dataclass
 class StatusRow:
+    """A strategy's line of the comparison table: its status, last snapshot, returns per range and drawdown."""
+
     id: int
     name: str
     account: str
     status: str
     last_snapshot_ms: int  # 0: never
+    returns: list[str] = field(default_factory=list)  # "+1.25%" or "—", one per range (charts.RANGES' order)
+    drawdown: str = "—"
+    # What the table sorts by: the returns, then the drawdown, as numbers (None: no figure, sorted last).
+    sort_values: list[float | None] = field(default_factory=list)
+
+
+SORTABLE = ("name", "status", "last", *charts.RANGES, "drawdown")
+STATUS_ORDER = {"live": 0, "stale": 1, "offline": 2, "never": 3}
+
+
+def comparison_row(row: StatusRow, compared: dashboard.Comparison | None) -> StatusRow:
+    if compared is None:
+        return row
+    ratios = [compared.returns.get(key) for key in charts.RANGES] + [compared.max_drawdown]
+    return replace(
+        row,
+        returns=[flows.percent(ratio) for ratio in ratios[:-1]],
+        drawdown=flows.percent(compared.max_drawdown) if compared.max_drawdown is not None else "—",
+        sort_values=[float(ratio) if ratio is not None else None for ratio in ratios],
+    )
+
+
+def sorted_rows(rows: list[StatusRow], column: str, descending: bool) -> list[StatusRow]:
+    """The rows by `column` (SORTABLE); rows without a figure last, whichever the direction."""
+
+    def key(row: StatusRow) -> tuple[bool, float | str]:
+        if column == "name":
+            return False, row.name.lower()
+        if column == "status":
+            return False, STATUS_ORDER.get(row.status, 9)
+        if column == "last":
+            return row.last_snapshot_ms == 0, row.last_snapshot_ms
+        value = row.sort_values[SORTABLE.index(column) - 3] if row.sort_values else None
+        return value is None, value if value is not None else 0.0
+
+    present = sorted((r for r in rows if not key(r)[0]), key=lambda r: key(r)[1], reverse=descending)
+    return present + [r for r in rows if key(r)[0]]
 
 
 def restatus(rows: list[StatusRow], now_ms: int) -> list[StatusRow] | None:
     """The rows with each status as of `now_ms`; None when none changed (nothing to send)."""
-    fresh = [
-        StatusRow(
-            r.id,
-            r.name,
-            r.account,
-            liveness.status(r.last_snapshot_ms or None, now_ms, services().settings),
-            r.last_snapshot_ms,
-        )
-        for r in rows
-    ]
+    fresh = [replace(r, status=liveness.status(r.last_snapshot_ms or None, now_ms, services().settings)) for r in rows]
     return None if [r.status for r in fresh] == [r.status for r in rows] else fresh
 
 
@@ -63,7 +93,10 @@ class DashboardLiveState(AuthState):
     statuses: rx.Field[list[StatusRow]] = rx.field(default_factory=list)
     charted: rx.Field[bool] = rx.field(False)  # the chart has points (else the page says why not)
     tail: rx.Field[dict] = rx.field(default_factory=dict)
+    sort_column: rx.Field[str] = rx.field("name")  # the comparison table's order (SORTABLE)
+    sort_descending: rx.Field[bool] = rx.field(False)
     _live: dashboard.LiveEquity = dashboard.LiveEquity()
+    _since_figures: int = 0  # snapshots pushed since the comparison's returns were read
 
     def _show(self, equity: dashboard.Equity, win: dashboard.Window, rows: list[StatusRow], accounts: dict) -> int:
         self._live = dashboard.LiveEquity(
@@ -76,7 +109,9 @@ class DashboardLiveState(AuthState):
             dict(equity.flow_last),
             flows.tolerance(services().settings),
         )
-        self.range_label, self.statuses = win.key, rows
+        self.range_label = win.key
+        self.statuses = sorted_rows(rows, self.sort_column, self.sort_descending)
+        self._since_figures = 0
         self.charted = bool(equity.series)
         self._show_numbers()
         return self._live.seq
@@ -101,11 +136,10 @@ class DashboardLiveState(AuthState):
             self.charted = True
         # A backfilled (older) snapshot does not make the strategy's last snapshot older.
         self.statuses = [
-            StatusRow(r.id, r.name, r.account, r.status, max(r.last_snapshot_ms, snapshot.at_ms))
-            if r.id == snapshot.strategy_id
-            else r
+            replace(r, last_snapshot_ms=max(r.last_snapshot_ms, snapshot.at_ms)) if r.id == snapshot.strategy_id else r
             for r in self.statuses
         ]
+        self._since_figures += 1
         self._restatus(epoch_ms(utcnow()))
 
     @event_handler
@@ -116,6 +150,22 @@ class DashboardLiveState(AuthState):
         self._restatus(epoch_ms(utcnow()))
         if self._live.accounts and not live_push.watching(self.router.session.client_token):
             return DashboardState.resync
+        if self._since_figures:  # the comparison's returns again, once a minute at most, not per snapshot
+            self._since_figures = 0
+            return DashboardState.refresh_comparison
+        return None
+
+    @event_handler
+    @members_only
+    async def sort_by(self, member: CurrentUser, column: str) -> EventSpec | None:
+        """Order the comparison table by a column; the same column again turns the order round."""
+        if column not in SORTABLE:
+            return None
+        if column == self.sort_column:
+            self.sort_descending = not self.sort_descending
+        else:  # figures best first; names and statuses from the top of the alphabet and "live"
+            self.sort_column, self.sort_descending = column, column not in ("name", "status")
+        self.statuses = sorted_rows(self.statuses, self.sort_column, self.sort_descending)
         return None
 
 
@@ -145,12 +195,15 @@ class DashboardState(AuthState):
             dashboard.overview, services().snapshot_store, self.range_key, now, list(accounts.items()), rules
         )
         rows = [
-            StatusRow(
-                s.id,
-                s.name,
-                s.account_name,
-                liveness.status(seen.latest_ms.get(s.id), now, settings),
-                seen.latest_ms.get(s.id, 0),
+            comparison_row(
+                StatusRow(
+                    s.id,
+                    s.name,
+                    s.account_name,
+                    liveness.status(seen.latest_ms.get(s.id), now, settings),
+                    seen.latest_ms.get(s.id, 0),
+                ),
+                seen.compared.get(s.id),
             )
             for s in active
         ]
@@ -164,6 +217,26 @@ class DashboardState(AuthState):
     @members_only
     async def _guarded_load(self, member: CurrentUser) -> EventSpec | None:
         await self._load(member)
+        return None
+
+    @event_handler
+    @members_only
+    async def refresh_comparison(self, member: CurrentUser) -> EventSpec | None:
+        """The comparison's returns and drawdowns again (the page's tick, when snapshots came since)."""
+        settings, actor, now = services().settings, member.actor, epoch_ms(utcnow())
+
+        def read(session: Session) -> tuple[list[int], dashboard.FlowRules]:
+            ids = [s.id for s in strategies.list_strategies(session, actor) if not s.archived]
+            return ids, dashboard.FlowRules(flows.tolerance(settings), flows.corrections_by_strategy(session, ids))
+
+        ids, rules = await in_session(read)
+        store = services().snapshot_store
+        compared = await anyio.to_thread.run_sync(
+            lambda: {sid: dashboard.comparison(store, sid, now, rules) for sid in ids}
+        )
+        live = await self.get_state(DashboardLiveState)
+        # Only the member's own strategies, as listed now: one archived or gone since drops out.
+        live.statuses = [comparison_row(r, compared[r.id]) for r in live.statuses if r.id in compared]
         return None
 
     @event_handler
@@ -237,6 +310,26 @@ def status_row(row: ObjectVar[StatusRow]) -> rx.Component:
             ),
             id=f"last-snapshot-{row.id}",
         ),
+        *(
+            labelled_cell(key, row.returns[n], id=f"return-{key}-{row.id}")  # type: ignore[index]  # a list Var, indexed in the page
+            for n, key in enumerate(charts.RANGES)
+        ),
+        labelled_cell("Max drawdown", row.drawdown, id=f"drawdown-{row.id}"),
+    )
+
+
+def sort_header(label: str, column: str) -> rx.Component:
+    """A column header that sorts the table by it; the arrow shows the order."""
+    live = DashboardLiveState
+    arrow = rx.cond(live.sort_column == column, rx.cond(live.sort_descending, " ↓", " ↑"), "")
+    return rx.button(
+        label,
+        arrow,
+        variant="ghost",
+        size="1",
+        on_click=live.sort_by(column),
+        id=f"sort-{column}",
+        aria_label=f"Sort by {label}",
     )
 
 
@@ -289,8 +382,16 @@ def chart_or_first_steps() -> rx.Component:
 
 
 def status_table() -> rx.Component:
+    headers: list[str | rx.Component] = [
+        sort_header("Strategy", "name"),
+        "Account",
+        sort_header("Status", "status"),
+        sort_header("Last snapshot", "last"),
+        *(sort_header(key, key) for key in charts.RANGES),
+        sort_header("Max drawdown", "drawdown"),
+    ]
     return stacked_table(
-        ("Strategy", "Account", "Status", "Last snapshot"),
+        headers,
         DashboardLiveState.statuses,
         status_row,
         id_="status-table",

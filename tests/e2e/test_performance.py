@@ -33,6 +33,10 @@ def test_a_deposit_is_not_profit_and_the_owner_corrects_the_flows(app_server, ap
     expect(page.locator("#pnl")).to_have_text("↑ $100.00")
     expect(page.locator("#pnl-percent")).to_have_text("+0.67%")
     expect(page.locator("#net-flows")).to_have_text("$5,000.00")
+    # The comparison table: the same 24H return for the strategy, net of the deposit; sortable.
+    expect(page.locator(f"#return-24H-{strategy_id}")).to_have_text("+0.67%")
+    page.locator("#sort-24H").click()
+    expect(page.locator("#sort-24H")).to_contain_text("↓")
 
     page.goto(f"{app_server.url}/strategies/{strategy_id}")
     expect(page.locator("#perf-profit")).to_have_text("$100.00")

@@ -422,6 +422,19 @@ ROWS: list[Row] = [
         must_show=shows(MONEY, to=("owner",)),
     ),
     Row(
+        DashboardLiveState.sort_by,
+        "/dashboard",
+        MEMBERS_OWN_DATA,
+        args=lambda w, who: ["All"],
+        must_show=shows(OWNER_STRATEGY, to=("owner",)),
+    ),
+    Row(
+        DashboardState.refresh_comparison,
+        "/dashboard",
+        MEMBERS_OWN_DATA,
+        must_show=shows(OWNER_STRATEGY, to=("owner",)),
+    ),
+    Row(
         StrategyPageState.newer_page,
         "/strategies/[strategy_id]",
         OWNERS_AND_ADMINS_VIEW,

@@ -102,3 +102,41 @@ def test_the_last_snapshot_is_the_newest_stored_one(engine):
         assert session.get(Strategy, a).last_snapshot_at is None  # nothing wrote it: the store is what counts
     seen = dashboard.overview(store, "24H", NOW, [(a, 1), (silent, 2)])
     assert seen.latest_ms == {a: newest.at_ms}
+
+
+def test_the_comparison_gives_each_range_its_return_net_of_flows_and_the_deepest_drawdown(engine):
+    member = make_member(engine)
+    sid, _ = make_strategy(engine, member, name="Compared")
+    with session_scope(engine) as session:
+        account = session.get(Strategy, sid).account_id
+    store = SqlSnapshotStore(engine)
+
+    def put(at_ms, wallet, realised):
+        values = dict.fromkeys(NUMBER_FIELDS, Decimal(0)) | {
+            "wallet_balance": Decimal(wallet),
+            "margin_balance": Decimal(wallet),
+            "realised_pnl": Decimal(realised),
+        }
+        store_one(store, Snapshot(sid, account, at_ms, **values, symbol="X"))
+
+    put(NOW - 40 * D, 1000, 0)  # 40 days ago: 1,000
+    put(NOW - 20 * D, 800, -200)  # a 20 % fall
+    put(NOW - 3 * D, 1000, 0)  # back: +25 %
+    put(NOW - 12 * H, 6000, 0)  # $5,000 deposited: no return
+    put(NOW - H, 6060, 60)  # +1 % on 6,000
+    compared = dashboard.comparison(store, sid, NOW)
+    returns = {key: (round(value, 6) if value is not None else None) for key, value in compared.returns.items()}
+    # 24H: opened by the last point before it (NOW - 3 days: 1,000), then the deposit, then +1 %.
+    assert returns["24H"] == Decimal("0.01")
+    # 7D and 30D: opened by 800 (20 days ago, the value until 3 days ago): x1.25, then x1.01.
+    assert returns["7D"] == returns["30D"] == Decimal("0.2625")
+    # 1Y and All, from the daily roll-ups: 1,000 -> 800 -> 1,000 -> (deposit) -> +1 %.
+    assert returns["1Y"] == returns["All"] == Decimal("0.01")
+    assert compared.max_drawdown == Decimal("-0.2")
+
+
+def test_a_strategy_without_snapshots_has_no_figures_to_compare(engine):
+    member = make_member(engine)
+    sid, _ = make_strategy(engine, member, name="Silent")
+    compared = dashboard.comparison(SqlSnapshotStore(engine), sid, NOW)
+    assert set(compared.returns.values()) == {None} and compared.max_drawdown is None
