@@ -1,10 +1,10 @@
 """The app's logs, configured once at start-up (the composition root and the CLI call `configure`).
 
-One line per event on stderr: JSON lines (LOG_FORMAT=json, production's default) or readable text (the default
-elsewhere; an exception's traceback follows its line, indented). LOG_LEVEL is the level of the app's own loggers
-(`projectalgo.*`, whose messages start with an event name: `billing.membership_granted user=3 ...`); other
-libraries' loggers pass WARNING and above whatever it says, since some of them (botocore, stripe) write request
-headers and bodies at DEBUG.
+One line per event on stderr: JSON lines (LOG_FORMAT=json, production's default; each names its process, `pid`,
+as several workers write to one stream) or readable text (the default elsewhere; an exception's traceback follows
+its line, indented). LOG_LEVEL is the level of the app's own loggers (`projectalgo.*`, whose messages start with an
+event name: `billing.membership_granted user=3 ...`); other libraries' loggers pass WARNING and above whatever it
+says, since some of them (botocore, stripe) write request headers and bodies at DEBUG.
 
 Nothing secret reaches a line: every message and traceback goes through `redact`, which removes the configured
 secrets' values (SECRET_KEY_BASE, Stripe's keys, AWS's secret key, passwords in database and Redis URLs) and
@@ -115,10 +115,10 @@ class _Formatter(logging.Formatter):
 
 
 class JsonFormatter(_Formatter):
-    """A JSON object per line."""
+    """A JSON object per line; it also names the process (`pid`): several workers write to one stream."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(self.fields(record), ensure_ascii=False)
+        return json.dumps({**self.fields(record), "pid": record.process}, ensure_ascii=False)
 
 
 class TextFormatter(_Formatter):

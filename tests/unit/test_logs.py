@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator
 
@@ -48,12 +49,13 @@ def test_a_json_line_holds_time_level_logger_event_message_request_id_and_except
         "event": "billing.membership_granted",
         "message": "billing.membership_granted user=3 payment=7",
         "request_id": "req-123",
+        "pid": os.getpid(),  # several workers write to one stream
     }
 
 
 def test_a_json_line_leaves_out_what_is_not_there():
     fields = json.loads(JsonFormatter().format(_record("Just some text")))
-    assert set(fields) == {"time", "level", "logger", "message"}
+    assert set(fields) == {"time", "level", "logger", "message", "pid"}
 
 
 def test_a_text_line_is_readable_and_one_line_whatever_the_message_holds():
