@@ -5,9 +5,10 @@ strategy's owner corrects its flows; whoever may see the strategy (its owner, ad
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import delete, select
@@ -90,15 +91,19 @@ def _word(
     at_ms: int,
     found: Decimal | None = None,
     amount: Decimal | None = None,
+    from_ms: int | None = None,
 ) -> None:
-    """Record the owner's word on the flow at at_ms, replacing their earlier confirm or not_a_flow there."""
+    """Record the owner's word on the flow at at_ms, replacing their earlier confirms and not_a_flows in the
+    interval it closes (from_ms, at_ms]: a word said on hourly or daily points replaces those said on the raw
+    snapshots inside it, so the last word is the one that counts at every resolution."""
     strategy = strategies.own_strategy(session, actor, strategy_id)
     at_ms = _checked_time(at_ms)
     if kind != "manual":
         session.execute(
             delete(FlowCorrection).where(
                 col(FlowCorrection.strategy_id) == id_of(strategy),
-                col(FlowCorrection.at_ms) == at_ms,
+                col(FlowCorrection.at_ms) > (at_ms - 1 if from_ms is None else from_ms),
+                col(FlowCorrection.at_ms) <= at_ms,
                 col(FlowCorrection.kind).in_(("confirm", "not_a_flow")),
             )
         )
@@ -117,15 +122,24 @@ def _word(
 
 
 def confirm_flow(
-    session: Session, actor: Actor, strategy_id: int, *, at_ms: int, found: Decimal, amount: Decimal | None = None
+    session: Session,
+    actor: Actor,
+    strategy_id: int,
+    *,
+    at_ms: int,
+    found: Decimal,
+    amount: Decimal | None = None,
+    from_ms: int | None = None,
 ) -> None:
-    """The flow found at at_ms (seen as `found`) is one: as found, or of `amount` (0: none)."""
-    _word(session, actor, strategy_id, "confirm", at_ms, found=found, amount=amount)
+    """The flow found at at_ms (in the interval from from_ms, as `found`) is one: as found, or of `amount`."""
+    _word(session, actor, strategy_id, "confirm", at_ms, found=found, amount=amount, from_ms=from_ms)
 
 
-def mark_not_a_flow(session: Session, actor: Actor, strategy_id: int, *, at_ms: int, found: Decimal) -> None:
-    """The change found at at_ms is profit or loss, not money moved in or out."""
-    _word(session, actor, strategy_id, "not_a_flow", at_ms, found=found)
+def mark_not_a_flow(
+    session: Session, actor: Actor, strategy_id: int, *, at_ms: int, found: Decimal, from_ms: int | None = None
+) -> None:
+    """The change found at at_ms (in the interval from from_ms) is profit or loss, not money moved in or out."""
+    _word(session, actor, strategy_id, "not_a_flow", at_ms, found=found, from_ms=from_ms)
 
 
 def add_manual_flow(session: Session, actor: Actor, strategy_id: int, *, at_ms: int, amount: Decimal) -> None:
@@ -160,6 +174,7 @@ class StrategyFigures:
     flows: tuple[analytics.CashFlow, ...]
     hold: tuple[analytics.ReturnPoint, ...]
     dismissed: tuple[analytics.NotAFlow, ...]  # found, then called no flow by the member: listed, to undo
+    times: tuple[int, ...] = ()  # the series' points, oldest first
 
 
 def strategy_figures(
@@ -178,7 +193,12 @@ def strategy_figures(
         for at_ms, word in sorted(last_word.items())
         if isinstance(word, analytics.NotAFlow) and times and min(times) < at_ms <= max(times)
     )
-    return StrategyFigures(figures, flows, analytics.buy_and_hold(snapshots), dismissed)
+    return StrategyFigures(figures, flows, analytics.buy_and_hold(snapshots), dismissed, tuple(sorted(times)))
+
+
+def utc_text(at_ms: int) -> str:
+    """A time as the flows list and the add form use it: minutes, in UTC, said so."""
+    return datetime.fromtimestamp(at_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def percent(ratio: Decimal | None) -> str:
@@ -193,7 +213,8 @@ class FlowView:
     "dismissed" for a change the member called no flow."""
 
     at_ms: int
-    at: str
+    from_ms: int  # the interval the flow was found in: (from_ms, at_ms]; a manual flow's is its own time
+    at: str  # "2024-03-01 12:00 UTC"
     amount: str
     shown: str
     source: str
@@ -203,7 +224,7 @@ class FlowView:
 
 @dataclass(frozen=True)
 class Summary:
-    """The figures as the page shows them: text, ready to render. Dates are ISO 8601 UTC ("" for none)."""
+    """The figures as the page shows them: text, ready to render; times in UTC, said so ("" for none)."""
 
     profit: str
     tone: str  # green, red, or gray without figures
@@ -231,10 +252,20 @@ def _day(bar: analytics.DailyPnl | None) -> str:
 def summary(figures: StrategyFigures) -> Summary:
     """What the strategy page shows of its figures."""
     perf = figures.performance
+    times = figures.times
+
+    def opened(at_ms: int) -> int:
+        """The point before the interval holding at_ms."""
+        return times[max(bisect.bisect_left(times, at_ms) - 1, 0)]
+
+    def inside(at_ms: int) -> bool:  # flows outside the series count nowhere in its figures: not listed
+        return bool(times) and times[0] < at_ms <= times[-1]
+
     counted = [
         FlowView(
             flow.at_ms,
-            charts.iso_time(flow.at_ms),
+            flow.at_ms if flow.source == "manual" else opened(flow.at_ms),
+            utc_text(flow.at_ms),
             str(flow.amount),
             charts.money(flow.amount),
             flow.source,
@@ -242,11 +273,13 @@ def summary(figures: StrategyFigures) -> Summary:
             charts.money(flow.found_amount) if flow.found_amount is not None else "—",
         )
         for flow in figures.flows
+        if inside(flow.at_ms)
     ]
     dismissed = [
         FlowView(
             word.at_ms,
-            charts.iso_time(word.at_ms),
+            opened(word.at_ms),
+            utc_text(word.at_ms),
             "0",
             "$0.00",
             "dismissed",
@@ -271,9 +304,9 @@ def summary(figures: StrategyFigures) -> Summary:
         deposits=charts.money(perf.deposits),
         withdrawals=charts.money(perf.withdrawals),
         drawdown=percent(dd.depth) if dd else "0.00%",
-        drawdown_peak=charts.iso_time(dd.peak_at_ms) if dd else "",
-        drawdown_trough=charts.iso_time(dd.trough_at_ms) if dd else "",
-        drawdown_recovered=charts.iso_time(dd.recovered_at_ms) if dd and dd.recovered_at_ms else "",
+        drawdown_peak=utc_text(dd.peak_at_ms) if dd else "",
+        drawdown_trough=utc_text(dd.trough_at_ms) if dd else "",
+        drawdown_recovered=utc_text(dd.recovered_at_ms) if dd and dd.recovered_at_ms else "",
         best_day=_day(perf.best_day),
         worst_day=_day(perf.worst_day),
         winning_days=winning,

@@ -6,6 +6,7 @@ they are computed when the page loads, after a correction, and on the page's min
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,23 +24,13 @@ from projectalgo.components.layout import form_error, notice
 from projectalgo.components.live_chart import live_chart
 from projectalgo.components.tables import labelled_cell, stacked_table
 from projectalgo.errors import InvalidInputError, NotFoundError
+from projectalgo.flows import FlowView
+from projectalgo.members import Actor
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
 from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, event_handler, in_session, members_only
 
 NO_FIGURE: dict[str, object] = {}
-CORRECTABLE = ("detected", "stated", "confirmed", "corrected")
-
-
-@dataclass
-class FlowRow:
-    at_ms: int
-    at: str  # ISO 8601 UTC
-    amount: str  # exact, for the actions
-    shown: str
-    source: str
-    found: str  # exact: what detection (or the bot) said
-    found_shown: str
 
 
 @dataclass(frozen=True)
@@ -51,10 +42,8 @@ class Computed:
     returns_figure: dict[str, object]
 
 
-def compute(
-    snapshots: list[Snapshot], corrections: list[FlowCorrection], symbol: str, zone_minutes: int = 0
-) -> Computed:
-    summary = flows.summary(flows.strategy_figures(snapshots, corrections, services().settings, zone_minutes))
+def compute(snapshots: list[Snapshot], corrections: list[FlowCorrection], symbol: str) -> Computed:
+    summary = flows.summary(flows.strategy_figures(snapshots, corrections, services().settings, UTC))
     return Computed(
         summary,
         charts.daily_pnl_figure(summary.days) if summary.days else NO_FIGURE,
@@ -87,11 +76,14 @@ class StrategyPerformanceState(MemberActionsMixin, AuthState):
     sharpe: rx.Field[str] = rx.field("—")
     days_figure: rx.Field[dict] = rx.field(default_factory=dict)
     returns_figure: rx.Field[dict] = rx.field(default_factory=dict)
-    flows: rx.Field[list[FlowRow]] = rx.field(default_factory=list)
+    flows: rx.Field[list[FlowView]] = rx.field(default_factory=list)
     owner: rx.Field[bool] = rx.field(False)  # the viewer owns the strategy: only the owner corrects its flows
     _strategy_id: int = 0
     _range_key: str = charts.DEFAULT_RANGE
     _symbol: str = ""
+    # What the page lists, kept on the server (at_ms -> the row): a correction takes what was found and its
+    # interval from here, never from the browser.
+    _listed: dict[int, FlowView] = {}
 
     def _show(self, computed: Computed, strategy_id: int, range_key: str, symbol: str, owner: bool) -> None:
         s = computed.summary
@@ -116,7 +108,8 @@ class StrategyPerformanceState(MemberActionsMixin, AuthState):
             s.sharpe,
         )
         self.days_figure, self.returns_figure = computed.days_figure, computed.returns_figure
-        self.flows = [FlowRow(f.at_ms, f.at, f.amount, f.shown, f.source, f.found, f.found_shown) for f in s.flows]
+        self.flows = list(s.flows)
+        self._listed = {f.at_ms: f for f in s.flows if f.source != "manual"}
 
     async def _reload(self, member: CurrentUser) -> None:
         """The figures again, for the range and strategy the page shows, if the member may still see it."""
@@ -152,42 +145,41 @@ class StrategyPerformanceState(MemberActionsMixin, AuthState):
         await self._reload(member)
         return None
 
-    @event_handler
-    async def confirm(self, at_ms: int, found: str) -> EventSpec | None:
-        strategy_id = self._strategy_id
-        return await self._act(
-            lambda session, actor: flows.confirm_flow(
-                session, actor, strategy_id, at_ms=forms.parse_ms(at_ms), found=_exact(found)
-            ),
-            lambda _none: "Flow confirmed.",
-        )
+    def _word(self, at_ms: object, say: str, amount: Decimal | None = None) -> Callable[[Session, Actor], None]:
+        """The owner's word on a listed flow: what was found and its interval come from the page's own list (kept
+        on the server), never from the browser."""
+        strategy_id, listed = self._strategy_id, self._listed
+
+        def work(session: Session, actor: Actor) -> None:
+            strategies.own_strategy(session, actor, strategy_id)  # anyone else's: "No such strategy."
+            row = listed.get(forms.parse_ms(at_ms))
+            if row is None:
+                raise InvalidInputError("That flow is not on the page any more (another range?): look again.")
+            found, where = Decimal(row.found), {"at_ms": row.at_ms, "from_ms": row.from_ms}
+            if say == "not_a_flow":
+                flows.mark_not_a_flow(session, actor, strategy_id, found=found, **where)
+            else:
+                flows.confirm_flow(session, actor, strategy_id, found=found, amount=amount, **where)
+
+        return work
 
     @event_handler
-    async def not_a_flow(self, at_ms: int, found: str) -> EventSpec | None:
-        strategy_id = self._strategy_id
+    async def confirm(self, at_ms: int) -> EventSpec | None:
+        return await self._act(self._word(at_ms, "confirm"), lambda _none: "Flow confirmed.")
+
+    @event_handler
+    async def not_a_flow(self, at_ms: int) -> EventSpec | None:
         return await self._act(
-            lambda session, actor: flows.mark_not_a_flow(
-                session, actor, strategy_id, at_ms=forms.parse_ms(at_ms), found=_exact(found)
-            ),
-            lambda _none: "Counted as profit or loss, not as a flow.",
+            self._word(at_ms, "not_a_flow"), lambda _none: "Counted as profit or loss, not as a flow."
         )
 
     @event_handler
     async def correct(self, form: dict[str, str]) -> EventSpec | None:
-        strategy_id = self._strategy_id
-        return await self._act(
-            lambda session, actor: flows.confirm_flow(
-                session,
-                actor,
-                strategy_id,
-                at_ms=forms.parse_ms(form.get("at_ms")),
-                found=_exact(form.get("found", "")),
-                amount=flows.parse_amount(
-                    forms.form_text(form, "amount", max_length=40, label="The amount"), zero=True
-                ),
-            ),
-            lambda _none: "Flow corrected.",
-        )
+        def work(session: Session, actor: Actor) -> None:
+            typed = forms.form_text(form, "amount", max_length=40, label="The amount")
+            self._word(form.get("at_ms"), "confirm", flows.parse_amount(typed, zero=True))(session, actor)
+
+        return await self._act(work, lambda _none: "Flow corrected.")
 
     @event_handler
     async def add_flow(self, form: dict[str, str]) -> EventSpec | None:
@@ -206,17 +198,13 @@ class StrategyPerformanceState(MemberActionsMixin, AuthState):
     @event_handler
     async def remove_flow(self, at_ms: int, amount: str) -> EventSpec | None:
         strategy_id = self._strategy_id
+        # The row is looked up by its time and amount among the owner's manual flows: anything else is refused.
         return await self._act(
             lambda session, actor: flows.remove_manual_flow(
-                session, actor, strategy_id, at_ms=forms.parse_ms(at_ms), amount=_exact(amount)
+                session, actor, strategy_id, at_ms=forms.parse_ms(at_ms), amount=flows.parse_amount(str(amount))
             ),
             lambda _none: "Flow removed.",
         )
-
-
-def _exact(text: object) -> Decimal:
-    """An amount the page itself sent back (a flow's exact amount): refused, not guessed, if it is not one."""
-    return flows.parse_amount(str(text), zero=True)
 
 
 def _card(label: str, value: rx.Var[str] | rx.Component, id_: str, **props: object) -> rx.Component:
@@ -224,10 +212,6 @@ def _card(label: str, value: rx.Var[str] | rx.Component, id_: str, **props: obje
         rx.text(label, size="1", color_scheme="gray"),
         rx.text(value, size="4", weight="bold", id=id_, overflow_wrap="anywhere", **props),
     )
-
-
-def _when(iso: rx.Var[str]) -> rx.Component:
-    return rx.moment(iso, format="YYYY-MM-DD HH:mm", local=True)
 
 
 def _figures() -> rx.Component:
@@ -244,10 +228,10 @@ def _figures() -> rx.Component:
                 p.drawdown_peak != "",
                 rx.text(
                     "from ",
-                    _when(p.drawdown_peak),
+                    p.drawdown_peak,
                     " to ",
-                    _when(p.drawdown_trough),
-                    rx.cond(p.drawdown_recovered != "", rx.fragment(", back by ", _when(p.drawdown_recovered)), ""),
+                    p.drawdown_trough,
+                    rx.cond(p.drawdown_recovered != "", rx.fragment(", back by ", p.drawdown_recovered), ""),
                     size="1",
                     color_scheme="gray",
                 ),
@@ -270,7 +254,7 @@ def _chart(figure: rx.Var[dict], id_: str) -> rx.Component:
     )
 
 
-def _flow_actions(flow: ObjectVar[FlowRow]) -> rx.Component:
+def _flow_actions(flow: ObjectVar[FlowView]) -> rx.Component:
     p = StrategyPerformanceState
     return rx.match(
         flow.source,
@@ -282,18 +266,17 @@ def _flow_actions(flow: ObjectVar[FlowRow]) -> rx.Component:
         ),
         (
             "dismissed",
-            rx.button("Count as a flow", size="1", variant="soft", on_click=p.confirm(flow.at_ms, flow.found)),
+            rx.button("Count as a flow", size="1", variant="soft", on_click=p.confirm(flow.at_ms)),
         ),
         rx.flex(
-            rx.cond(
-                flow.source != "confirmed",
-                rx.button("Confirm", size="1", variant="soft", on_click=p.confirm(flow.at_ms, flow.found)),
+            rx.cond(  # a corrected or confirmed flow has had its word: Confirm would undo a correction
+                (flow.source == "detected") | (flow.source == "stated"),
+                rx.button("Confirm", size="1", variant="soft", on_click=p.confirm(flow.at_ms)),
             ),
-            rx.button("Not a flow", size="1", variant="soft", on_click=p.not_a_flow(flow.at_ms, flow.found)),
+            rx.button("Not a flow", size="1", variant="soft", on_click=p.not_a_flow(flow.at_ms)),
             rx.form(
                 rx.flex(
                     rx.input(type="hidden", name="at_ms", value=flow.at_ms.to_string()),
-                    rx.input(type="hidden", name="found", value=flow.found),
                     rx.input(
                         name="amount",
                         placeholder="Amount",
@@ -315,9 +298,9 @@ def _flow_actions(flow: ObjectVar[FlowRow]) -> rx.Component:
     )
 
 
-def _flow_row(flow: ObjectVar[FlowRow]) -> rx.Component:
+def _flow_row(flow: ObjectVar[FlowView]) -> rx.Component:
     return rx.table.row(
-        labelled_cell("Seen", _when(flow.at)),
+        labelled_cell("Seen", flow.at),
         labelled_cell("Amount", flow.shown),
         labelled_cell(
             "How",
@@ -353,7 +336,7 @@ def performance_section() -> rx.Component:
     return rx.vstack(
         rx.heading("Performance", size="4"),
         rx.text(
-            "Net of deposits and withdrawals: money moved in or out is not profit. Daily bars are UTC days.",
+            "Net of deposits and withdrawals: money moved in or out is not profit. Days and times here are UTC.",
             size="1",
             color_scheme="gray",
         ),

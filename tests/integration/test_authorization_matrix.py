@@ -22,6 +22,7 @@ import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -209,13 +210,15 @@ def new_token_shown(tab: Tab, _world: World) -> None:
         tab.fire(StrategiesState.new_token_for, own[0].id)
 
 
-FLOW_AT_MS = 1_709_294_400_000  # 2024-03-01 12:00 UTC: when the rows below say money moved
-MANUAL_FLOW = {"at": "2024-03-01T12:00", "amount": "250"}
+def manual_flow(world: World) -> dict[str, str]:
+    """A flow added by hand on the strategy page, inside the owner's snapshots (the minute of their deposit)."""
+    at = datetime.fromtimestamp(world.flow_at_ms // 60_000 * 60, tz=UTC)
+    return {"at": at.strftime("%Y-%m-%dT%H:%M"), "amount": "250"}
 
 
-def manual_flow_added(tab: Tab, _world: World) -> object:
+def manual_flow_added(tab: Tab, world: World) -> object:
     """A flow added by hand on the strategy page (only its owner's is kept)."""
-    return tab.fire(StrategyPerformanceState.add_flow, MANUAL_FLOW)
+    return tab.fire(StrategyPerformanceState.add_flow, manual_flow(world))
 
 
 def on_page(number: int) -> Callable[[Tab, World, object], bool]:
@@ -473,35 +476,35 @@ ROWS: list[Row] = [
         StrategyPerformanceState.confirm,
         "/strategies/[strategy_id]",
         OWNERS_CHANGE_ADMINS_VIEW,
-        args=lambda w, who: [FLOW_AT_MS, "0"],
+        args=lambda w, who: [w.flow_at_ms],
         writes=True,
     ),
     Row(
         StrategyPerformanceState.not_a_flow,
         "/strategies/[strategy_id]",
         OWNERS_CHANGE_ADMINS_VIEW,
-        args=lambda w, who: [FLOW_AT_MS, "0"],
+        args=lambda w, who: [w.flow_at_ms],
         writes=True,
     ),
     Row(
         StrategyPerformanceState.correct,
         "/strategies/[strategy_id]",
         OWNERS_CHANGE_ADMINS_VIEW,
-        args=lambda w, who: [{"at_ms": str(FLOW_AT_MS), "found": "0", "amount": "100"}],
+        args=lambda w, who: [{"at_ms": str(w.flow_at_ms), "amount": "100"}],
         writes=True,
     ),
     Row(
         StrategyPerformanceState.add_flow,
         "/strategies/[strategy_id]",
         OWNERS_CHANGE_ADMINS_VIEW,
-        args=lambda w, who: [MANUAL_FLOW],
+        args=lambda w, who: [manual_flow(w)],
         writes=True,
     ),
     Row(
         StrategyPerformanceState.remove_flow,
         "/strategies/[strategy_id]",
         OWNERS_CHANGE_ADMINS_VIEW,
-        args=lambda w, who: [FLOW_AT_MS, "250"],
+        args=lambda w, who: [w.flow_at_ms // 60_000 * 60_000, "250"],
         before=(manual_flow_added,),
         writes=True,
     ),

@@ -99,6 +99,7 @@ class World:
     other_bot_token: str
     disabled_bot_token: str
     reset_token: str  # a one-time password reset token an admin issued for the member without membership
+    flow_at_ms: int  # the owner's strategy shows a deposit here (its first snapshot's wallet was lower)
     markers: list[Marker] = field(default_factory=list)
 
     def person(self, who: str) -> Person | None:
@@ -313,14 +314,14 @@ def leak_report(view: str, returned: Iterable[str], markers: list[Marker]) -> li
 # The world
 
 
-def _snapshot(strategy_id: int, account_id: int, at_ms: int) -> Snapshot:
+def _snapshot(strategy_id: int, account_id: int, at_ms: int, wallet: Decimal = OWNER_WALLET) -> Snapshot:
     return Snapshot(
         strategy_id=strategy_id,
         account_id=account_id,
         at_ms=at_ms,
         last_price=Decimal("9321.5"),
         margin_balance=OWNER_MARGIN,
-        wallet_balance=OWNER_WALLET,
+        wallet_balance=wallet,
         realised_pnl=Decimal("120.5"),
         positions=Decimal(150),
         average_entry_price=Decimal("9300.25"),
@@ -391,8 +392,11 @@ def build_world(engine: Engine) -> World:
     assert reset_token, admin_tab.state(AdminState).error
 
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    times = [now_ms - (i + 1) * 60_000 for i in range(OWNER_SNAPSHOTS)]  # newest first
+    # The oldest a thousand lower: the next one shows a deposit, for the flow corrections' rows.
     snapshots = [
-        _snapshot(own["strategy_id"], own["account_id"], now_ms - (i + 1) * 60_000) for i in range(OWNER_SNAPSHOTS)
+        _snapshot(own["strategy_id"], own["account_id"], at_ms, OWNER_WALLET - (1000 if at_ms == times[-1] else 0))
+        for at_ms in times
     ]
     assert all(not isinstance(r, Exception) for r in services().snapshot_store.put_many(snapshots))
     with session_scope(engine) as session:
@@ -421,6 +425,7 @@ def build_world(engine: Engine) -> World:
         other_bot_token=other["token"],
         disabled_bot_token=dexter["token"],
         reset_token=reset_token,
+        flow_at_ms=times[-2],
     )
     world.markers = list(_markers(world, password_hashes, token_hashes, {"owner": own, "other_member": other}, dexter))
     return world

@@ -64,24 +64,26 @@ def test_the_owners_corrections_change_the_figures(world):
     call(
         performance,
         StrategyPerformanceState.correct,
-        {"at_ms": str(world["deposit_at"]), "found": "5000", "amount": "4000"},
+        {"at_ms": str(world["deposit_at"]), "amount": "4000"},
     )
     assert performance.error == "" and performance.profit == "$1,100.00"
     assert [(f.shown, f.source, f.found_shown) for f in performance.flows] == [("$4,000.00", "corrected", "$5,000.00")]
-    call(performance, StrategyPerformanceState.not_a_flow, world["deposit_at"], "5000")
+    call(performance, StrategyPerformanceState.not_a_flow, world["deposit_at"])
     assert performance.profit == "$5,100.00"
     # Still listed, to undo: counted as $0, with what was found.
     assert [(f.shown, f.source, f.found_shown) for f in performance.flows] == [("$0.00", "dismissed", "$5,000.00")]
-    call(performance, StrategyPerformanceState.confirm, world["deposit_at"], "5000")
+    call(performance, StrategyPerformanceState.confirm, world["deposit_at"])
     assert performance.profit == "$100.00"
     call(performance, StrategyPerformanceState.add_flow, {"at": "2000-01-01T00:00", "amount": "1"})
-    assert performance.error == "" and performance.profit == "$100.00"  # before the range: no change here
+    # Before the range: no change here, and not listed (it counts in no figure of this range).
+    assert performance.error == "" and performance.profit == "$100.00"
+    assert [f.source for f in performance.flows] == ["confirmed"]
 
 
 def test_an_admin_sees_the_figures_but_cannot_correct_them(world):
     performance = _page(world, "admin")
     assert performance.profit == "$100.00" and performance.owner is False
-    call(performance, StrategyPerformanceState.not_a_flow, world["deposit_at"], "5000")
+    call(performance, StrategyPerformanceState.not_a_flow, world["deposit_at"])
     assert performance.error.startswith("No such") and performance.profit == "$100.00"
 
 
@@ -105,3 +107,23 @@ def test_a_mistyped_flow_gets_a_readable_message(world, form, message):
     performance = _page(world, "alice")
     call(performance, StrategyPerformanceState.add_flow, form)
     assert message in performance.error and performance.profit == "$100.00"
+
+
+def test_a_flow_not_on_the_page_cannot_be_corrected_whatever_the_browser_sends(world):
+    performance = _page(world, "alice")
+    call(performance, StrategyPerformanceState.not_a_flow, world["deposit_at"] + 1)
+    assert "not on the page" in performance.error and performance.profit == "$100.00"
+
+
+def test_a_word_on_the_hourly_view_replaces_the_words_said_on_the_raw_snapshots_inside_its_hour(world):
+    raw = _page(world, "alice")  # 24H: raw snapshots
+    call(raw, StrategyPerformanceState.correct, {"at_ms": str(world["deposit_at"]), "amount": "4000"})
+    assert raw.profit == "$1,100.00"
+    page = same_tab(raw, StrategyPageState)
+    call(page, StrategyPageState.set_range, "7D")  # hourly: the deposit is in its hour's interval
+    [flow] = raw.flows
+    assert (flow.shown, flow.source) == ("$4,000.00", "corrected")
+    call(raw, StrategyPerformanceState.not_a_flow, flow.at_ms)  # replaces the raw correction: no flow at all
+    assert raw.profit == "$5,100.00"
+    call(page, StrategyPageState.set_range, "24H")
+    assert raw.profit == "$5,100.00"
