@@ -95,7 +95,7 @@ class Equity:
     start: Decimal  # what the window's change is measured from
     series: list[tuple[int, Decimal]]
     net_flows: Decimal = Decimal(0)  # deposits less withdrawals in the window, each account's counted once
-    flow_last: dict[int, Snapshot] = field(default_factory=dict)  # account id -> its flow strategy's newest
+    flow_last: dict[int, AccountFlow] = field(default_factory=dict)  # account id -> where its flows are read
     # strategy id -> its last snapshot before the window, then those in it (what the flows were found in)
     strategy_series: dict[int, list[Snapshot]] = field(default_factory=dict)
 
@@ -188,24 +188,54 @@ def overview(
     return Overview(win, seen, latest_ms(store, ids), compared)
 
 
+@dataclass(frozen=True)
+class AccountFlow:
+    """Where an account's flows are read from: its newest point (the account's wallet, and the realised PnL of
+    all its strategies added up) and each strategy's newest realised PnL in that sum."""
+
+    last: Snapshot
+    realised: dict[int, Decimal]  # strategy id -> its newest realised PnL
+
+    def after(self, snapshot: Snapshot) -> AccountFlow:
+        """The account's point once this snapshot of one of its strategies is counted."""
+        realised = {**self.realised, snapshot.strategy_id: snapshot.realised_pnl}
+        point = replace(snapshot, strategy_id=self.last.strategy_id, realised_pnl=sum(realised.values(), Decimal(0)))
+        return AccountFlow(point, realised)
+
+
+def account_flow(snapshot: Snapshot) -> AccountFlow:
+    return AccountFlow(snapshot, {snapshot.strategy_id: snapshot.realised_pnl})
+
+
 def _account_flows(
     series: Mapping[int, list[Snapshot]], accounts: Mapping[int, int], rules: FlowRules
-) -> tuple[Decimal, dict[int, Snapshot]]:
-    """The window's net flows, each brokerage account's counted once: from the strategy on it with the most
-    snapshots (its bots all report the account's wallet; each its own realised PnL, so they are not mixed).
-    `series` is each strategy's last snapshot before the window, then its snapshots in it."""
+) -> tuple[Decimal, dict[int, AccountFlow]]:
+    """The window's net flows, each brokerage account's counted once. The account's bots all report its wallet,
+    each its own realised PnL: their snapshots merged in time order, a flow is the wallet's change that the sum
+    of their realised PnLs does not explain (one bot's profit is not a deposit seen from another's). The
+    corrections made on any of the account's strategies apply. `series` is each strategy's last snapshot before
+    the window, then its snapshots in it."""
     net = Decimal(0)
-    flow_last: dict[int, Snapshot] = {}
+    flow_last: dict[int, AccountFlow] = {}
     for account_id in sorted(set(accounts.values())):
-        on_account = [sid for sid, account in accounts.items() if account == account_id and series.get(sid)]
-        if not on_account:
+        on_account = sorted(sid for sid, account in accounts.items() if account == account_id and series.get(sid))
+        merged = sorted((s for sid in on_account for s in series[sid]), key=lambda snapshot: snapshot.at_ms)
+        if not merged:
             continue
-        chosen = max(sorted(on_account), key=lambda sid: len(series[sid]))
-        snapshots = series[chosen]
-        flows = analytics.cash_flows(snapshots, rules.tolerance, corrections=rules.corrections.get(chosen, ()))
-        net += sum((flow.amount for flow in flows), Decimal(0))
-        flow_last[account_id] = max(snapshots, key=lambda snapshot: snapshot.at_ms)
+        state, points = account_flow(merged[0]), [merged[0]]
+        for snapshot in merged[1:]:
+            state = state.after(snapshot)
+            points.append(state.last)
+        corrections = [c for sid in on_account for c in rules.corrections.get(sid, ())]
+        found = analytics.cash_flows(_distinct_times(points), rules.tolerance, corrections=corrections)
+        net += sum((flow.amount for flow in found), Decimal(0))
+        flow_last[account_id] = state
     return net, flow_last
+
+
+def _distinct_times(points: list[Snapshot]) -> list[Snapshot]:
+    """One point per time, the last: two bots reporting in the same millisecond are one reading of the account."""
+    return list({point.at_ms: point for point in points}.values())
 
 
 def equity(
@@ -272,7 +302,7 @@ class LiveEquity:
     bucket_ms: int = HOUR_MS  # the chart's bucket: a new point within one replaces the bucket's last
     seq: int = 0  # live updates so far: the chart sees a gap when one went missing
     net_flows: Decimal = Decimal(0)  # deposits less withdrawals since the range's start: not profit
-    flow_last: dict[int, Snapshot] = field(default_factory=dict)  # account id -> its flow strategy's newest
+    flow_last: dict[int, AccountFlow] = field(default_factory=dict)  # account id -> where its flows are read
     tolerance: analytics.FlowTolerance = analytics.DEFAULT_TOLERANCE
 
     def apply(self, snapshot: Snapshot) -> tuple[LiveEquity, dict[str, object]] | None:
@@ -281,16 +311,21 @@ class LiveEquity:
         if snapshot.strategy_id not in self.accounts:
             return None
         wallets = dict(self.wallets)
-        held = wallets.get(snapshot.account_id)
+        account = snapshot.account_id
+        held = wallets.get(account)
         if held is None or held[0] <= snapshot.at_ms:
-            wallets[snapshot.account_id] = (snapshot.at_ms, snapshot.wallet_balance)
-        net_flows, flow_last = self.net_flows, self.flow_last
-        # A new flow shows between the account's flow strategy's newest snapshot and its next one.
-        last = flow_last.get(snapshot.account_id)
-        if last is not None and last.strategy_id == snapshot.strategy_id and last.at_ms < snapshot.at_ms:
-            net_flows += analytics.unexplained_change(last, snapshot, self.tolerance)
-            flow_last = {**flow_last, snapshot.account_id: snapshot}
-        after = replace(self, wallets=wallets, seq=self.seq + 1, net_flows=net_flows, flow_last=flow_last)
+            wallets[account] = (snapshot.at_ms, snapshot.wallet_balance)
+        start, net_flows, flow_last = self.start, self.net_flows, dict(self.flow_last)
+        if held is None:  # an account's first report is where it starts: not profit (as on a page load)
+            start += snapshot.wallet_balance
+            flow_last[account] = account_flow(snapshot)
+        elif (state := flow_last.get(account)) is not None and state.last.at_ms < snapshot.at_ms:
+            # A new flow: the wallet's change since the account's newest point that its bots' realised PnL,
+            # added up, does not explain. An older (backfilled) snapshot changes nothing here.
+            after_it = state.after(snapshot)
+            net_flows += analytics.unexplained_change(state.last, after_it.last, self.tolerance)
+            flow_last[account] = after_it
+        after = replace(self, wallets=wallets, start=start, seq=self.seq + 1, net_flows=net_flows, flow_last=flow_last)
         return after, charts.equity_tail(snapshot.at_ms - snapshot.at_ms % self.bucket_ms, after.total(), after.seq)
 
     def total(self) -> Decimal:

@@ -37,9 +37,9 @@ def test_equity_over_24h_counts_shared_accounts_once_and_measures_from_the_windo
     assert {account: wallet for account, (_, wallet) in equity.latest.items()} == {accounts[a]: 1100, accounts[c]: 400}
     assert equity.start == 900 + 400
     assert sum(w for _, w in equity.latest.values()) - equity.start == 200
-    # Realised PnL stayed 0: the shared account's rise is money moved in, counted once, from the strategy with
-    # the most snapshots on it (900 -> 1000); the own account's first report is its start, not a flow.
-    assert equity.net_flows == 100
+    # Realised PnL stayed 0 for both bots: the shared account's whole rise (900 -> 1000 -> 1100, its two bots'
+    # reports merged) is money moved in, counted once; the own account's first report is its start, not a flow.
+    assert equity.net_flows == 200
     by_hour = dict(equity.series)
     first_hour = win.start_ms - win.start_ms % H
     assert by_hour[first_hour] == 900  # only the shared account existed then; the own one is not back-filled
@@ -140,3 +140,28 @@ def test_a_strategy_without_snapshots_has_no_figures_to_compare(engine):
     sid, _ = make_strategy(engine, member, name="Silent")
     compared = dashboard.comparison(SqlSnapshotStore(engine), sid, NOW)
     assert set(compared.returns.values()) == {None} and compared.max_drawdown is None
+
+
+def test_one_bots_profit_on_a_shared_account_is_not_a_deposit_seen_from_the_other(engine):
+    member = make_member(engine)
+    a, _ = make_strategy(engine, member, name="A", account="Shared")
+    b, _ = make_strategy(engine, member, name="B", account="Shared")
+    with session_scope(engine) as session:
+        account = session.get(Strategy, a).account_id
+    store = SqlSnapshotStore(engine)
+
+    def put(strategy_id, at_ms, wallet, realised):
+        values = dict.fromkeys(NUMBER_FIELDS, Decimal(0)) | {
+            "wallet_balance": Decimal(wallet),
+            "realised_pnl": Decimal(realised),
+        }
+        store_one(store, Snapshot(strategy_id, account, at_ms, **values, symbol="X"))
+
+    put(a, NOW - 10 * H, 1000, 0)
+    put(b, NOW - 9 * H, 1000, 0)
+    put(b, NOW - 8 * H, 1050, 50)  # B earns 50: the wallet shows it, A's realised PnL does not
+    put(a, NOW - 7 * H, 1050, 0)
+    put(a, NOW - 6 * H, 3050, 0)  # 2,000 moved in
+    equity = dashboard.equity(store, [(a, account), (b, account)], dashboard.window("24H", NOW, None))
+    assert equity.net_flows == 2000
+    assert sum(w for _, w in equity.latest.values()) - equity.start - equity.net_flows == 50

@@ -39,21 +39,22 @@ def test_the_combined_equity_counts_each_account_once_and_ignores_a_backfilled_o
     assert (shown.change, shown.tone, shown.percent) == ("↓ -$10.00", "red", "-8.33%")
 
 
+def at(strategy_id, account_id, at_ms, wallet, realised):
+    d = Decimal
+    return Snapshot(strategy_id, account_id, at_ms, d(0), d(wallet), d(wallet), d(realised), d(0), d(0), "X")
+
+
 def test_money_moved_into_an_account_is_not_profit_and_counted_once():
-    # Strategies 1 and 2 share account 10; its flows are read from strategy 1 (the one with the most snapshots).
-    # The range started at $1,000 and has earned $50 so far (realised 50); no flow yet.
-    last = Snapshot(1, 10, HOUR, Decimal(0), Decimal(1050), Decimal(1050), Decimal(50), Decimal(0), Decimal(0), "X")
+    # Strategies 1 and 2 share account 10. The range started at $1,000 and has earned $50 (strategy 1's realised).
+    opened = dashboard.account_flow(at(1, 10, HOUR, "1050", "50"))
     live = dashboard.LiveEquity(
-        {1: 10, 2: 10}, {10: (HOUR, Decimal(1050))}, Decimal(1000), HOUR_MS, 0, Decimal(0), {10: last}
+        {1: 10, 2: 10, 3: 20}, {10: (HOUR, Decimal(1050))}, Decimal(1000), HOUR_MS, 0, Decimal(0), {10: opened}
     )
     assert live.numbers().change == "↑ $50.00"
-    # $5,000 deposited: strategy 2 reports the wallet first (not the flow strategy: no flow read from it) ...
-    live, _ = live.apply(snap(2, 10, HOUR + 1, wallet="6050"))
-    # ... then strategy 1, with its realised PnL unchanged: a $5,000 flow, once.
-    deposit = Snapshot(
-        1, 10, HOUR + 2, Decimal(0), Decimal(6060), Decimal(6060), Decimal(60), Decimal(0), Decimal(0), "X"
-    )
-    live, _ = live.apply(deposit)
+    # $5,000 deposited: strategy 2 reports the wallet first (its own realised PnL 0) ...
+    live, _ = live.apply(at(2, 10, HOUR + 1, "6050", "0"))
+    # ... then strategy 1, having earned 10 more: a $5,000 flow, once; its 10 is profit.
+    live, _ = live.apply(at(1, 10, HOUR + 2, "6060", "60"))
     shown = live.numbers()
     # 6,060 - 1,000 - 5,000 = 60 profit; at risk 1,000 + 5,000
     assert (shown.equity, shown.change, shown.percent, shown.net_flows) == (
@@ -62,8 +63,14 @@ def test_money_moved_into_an_account_is_not_profit_and_counted_once():
         "+1.00%",
         "$5,000.00",
     )
-    live, _ = live.apply(deposit)  # the same snapshot again (pushed during a load): no second flow
+    live, _ = live.apply(at(1, 10, HOUR + 2, "6060", "60"))  # the same snapshot again (pushed during a load)
     assert live.numbers().net_flows == "$5,000.00"
+    # Strategy 2 realises 40 on the shared account: its profit, not a deposit seen from strategy 1's side.
+    live, _ = live.apply(at(2, 10, HOUR + 3, "6100", "40"))
+    assert (live.numbers().change, live.numbers().net_flows) == ("↑ $100.00", "$5,000.00")
+    # Account 20 first reports after the page loaded: its $700 is where it starts, not profit.
+    live, _ = live.apply(at(3, 20, HOUR + 4, "700", "0"))
+    assert (live.numbers().equity, live.numbers().change) == ("$6,800.00", "↑ $100.00")
 
 
 def test_another_strategys_snapshot_changes_nothing():
