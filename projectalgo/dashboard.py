@@ -96,8 +96,6 @@ class Equity:
     series: list[tuple[int, Decimal]]
     net_flows: Decimal = Decimal(0)  # deposits less withdrawals in the window, each account's counted once
     flow_last: dict[int, AccountFlow] = field(default_factory=dict)  # account id -> where its flows are read
-    # strategy id -> its last snapshot before the window, then those in it (what the flows were found in)
-    strategy_series: dict[int, list[Snapshot]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,46 +116,39 @@ class Comparison:
     max_drawdown: Decimal | None  # negative; None: never below a peak, or no snapshots
 
 
-def _since(snapshots: Sequence[Snapshot], start_ms: int) -> list[Snapshot]:
-    """The snapshots from `start_ms` on, opened by the last one before it (the range's opening balance)."""
+def _since(
+    snapshots: Sequence[Snapshot], start_ms: int, daily: Sequence[Snapshot], earliest: Snapshot | None
+) -> list[Snapshot]:
+    """The points from `start_ms` on, opened by the range's opening balance: the last point before it, in these
+    points or else in the daily ones (all time); a strategy younger than the range opens at its first snapshot."""
     first = next((n for n, snapshot in enumerate(snapshots) if snapshot.at_ms >= start_ms), len(snapshots))
-    return list(snapshots[max(first - 1, 0) :]) if first < len(snapshots) else []
+    if first == len(snapshots):
+        return []
+    if first > 0:
+        return list(snapshots[first - 1 :])
+    before = [point for point in daily if point.at_ms < start_ms]
+    if before:
+        return [before[-1], *snapshots]
+    if earliest is not None and earliest.at_ms < snapshots[0].at_ms:
+        return [earliest, *snapshots]
+    return list(snapshots)
 
 
-def last_day(store: SnapshotStore, strategy_id: int, now_ms: int) -> list[Snapshot]:
-    """The raw snapshots of the last 24 hours, opened by the last one before them: what 24H is measured on."""
-    win = window("24H", now_ms, None)
-    earlier = next(iter(store.recent(strategy_id, win.start_ms, limit=1)), None)
-    return ([earlier] if earlier else []) + snapshots_in(store, strategy_id, win)
-
-
-def comparison(
-    store: SnapshotStore,
-    strategy_id: int,
-    now_ms: int,
-    rules: FlowRules = FlowRules(),
-    day: Sequence[Snapshot] | None = None,
-) -> Comparison:
-    """24H from the raw snapshots (`day`, as `last_day` reads them, when the caller has them already); 7D and 30D
-    from the hourly roll-ups of the last 31 days; 1Y, All and the drawdown from the daily ones: bounded reads,
-    whatever the history's length."""
-    day = last_day(store, strategy_id, now_ms) if day is None else day
+def comparison(store: SnapshotStore, strategy_id: int, now_ms: int, rules: FlowRules = FlowRules()) -> Comparison:
+    """Three reads, whatever the history's length or the bots' rate: the hourly roll-ups of the last 31 days (24H,
+    7D and 30D, at an hour's resolution), the daily ones of all time (1Y, All and the drawdown: daily closes),
+    and the first snapshot (where a strategy younger than a range opens)."""
+    earliest = store.earliest(strategy_id)
     hourly = [r.last for r in store.rollups(strategy_id, "hour", now_ms - 31 * DAY_MS, now_ms + 1)]
     daily = [r.last for r in store.rollups(strategy_id, "day", 0, now_ms + 1)]
     corrections = rules.corrections.get(strategy_id, ())
-
-    def figures(snapshots: Sequence[Snapshot]) -> analytics.Performance | None:
-        return analytics.strategy_performance(snapshots, rules.tolerance, corrections=corrections)
-
-    returns: dict[str, Decimal | None] = {}
+    found: dict[str, analytics.Performance | None] = {}
     for key, span in charts.RANGES.items():
-        if key == "24H":
-            found = figures(day)
-        else:
-            series = daily if span is None or span > 31 * DAY_MS else hourly
-            found = figures(series if span is None else _since(series, now_ms - span))
-        returns[key] = found.time_weighted_return if found and len(found.curve) > 1 else None
-    everything = figures(daily)
+        series = daily if span is None or span > 31 * DAY_MS else hourly
+        points = _since(series, 0 if span is None else now_ms - span, daily, earliest)
+        found[key] = analytics.strategy_performance(points, rules.tolerance, corrections=corrections)
+    returns = {key: f.time_weighted_return if f and len(f.curve) > 1 else None for key, f in found.items()}
+    everything = found[charts.ALL]
     drawdown = everything.max_drawdown if everything else None
     return Comparison(returns, drawdown.depth if drawdown else None)
 
@@ -182,10 +173,8 @@ def overview(
     """`strategy_accounts` is (strategy id, account id) for each strategy the dashboard shows."""
     ids = [strategy_id for strategy_id, _ in strategy_accounts]
     win = range_window(store, range_key, now_ms, ids)
-    seen = equity(store, strategy_accounts, win, rules)
-    day = seen.strategy_series if win.key == "24H" else {}  # read already: the same snapshots
-    compared = {sid: comparison(store, sid, now_ms, rules, day.get(sid)) for sid in ids}
-    return Overview(win, seen, latest_ms(store, ids), compared)
+    compared = {sid: comparison(store, sid, now_ms, rules) for sid in ids}
+    return Overview(win, equity(store, strategy_accounts, win, rules), latest_ms(store, ids), compared)
 
 
 @dataclass(frozen=True)
@@ -268,7 +257,6 @@ def equity(
         series=charts.equity_series(readings, before_start, win.start_ms, win.end_ms, win.bucket_ms),
         net_flows=net_flows,
         flow_last=flow_last,
-        strategy_series=series,
     )
 
 

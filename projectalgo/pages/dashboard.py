@@ -152,7 +152,7 @@ class DashboardLiveState(AuthState):
             return DashboardState.resync
         if self._since_figures:  # the comparison's returns again, once a minute at most, not per snapshot
             self._since_figures = 0
-            return DashboardState.refresh_comparison
+            await (await self.get_state(DashboardState))._refresh_comparison(member)
         return None
 
     @event_handler
@@ -219,10 +219,8 @@ class DashboardState(AuthState):
         await self._load(member)
         return None
 
-    @event_handler
-    @members_only
-    async def refresh_comparison(self, member: CurrentUser) -> EventSpec | None:
-        """The comparison's returns and drawdowns again (the page's tick, when snapshots came since)."""
+    async def _refresh_comparison(self, member: CurrentUser) -> None:
+        """The comparison's returns and drawdowns again (a step of the page's tick, when snapshots came since)."""
         settings, actor, now = services().settings, member.actor, epoch_ms(utcnow())
 
         def read(session: Session) -> tuple[list[int], dashboard.FlowRules]:
@@ -236,8 +234,8 @@ class DashboardState(AuthState):
         )
         live = await self.get_state(DashboardLiveState)
         # Only the member's own strategies, as listed now: one archived or gone since drops out.
-        live.statuses = [comparison_row(r, compared[r.id]) for r in live.statuses if r.id in compared]
-        return None
+        rows = [comparison_row(r, compared[r.id]) for r in live.statuses if r.id in compared]
+        live.statuses = sorted_rows(rows, live.sort_column, live.sort_descending)
 
     @event_handler
     async def open_dashboard(self) -> EventSpec | None:

@@ -108,9 +108,9 @@ class StrategyLiveState(AuthState):
         self._restatus(epoch_ms(utcnow()))
         if self._live.strategy_id and not live_push.watching(self.router.session.client_token):
             return StrategyPageState.resync
-        if self._since_figures:
+        if self._since_figures:  # a server-side step of the tick: no browser can ask for it in a loop
             self._since_figures = 0
-            return StrategyPerformanceState.refresh
+            await (await self.get_state(StrategyPerformanceState))._reload(member)
         return None
 
 

@@ -28,7 +28,7 @@ from projectalgo.flows import FlowView
 from projectalgo.members import Actor
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
-from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, event_handler, in_session, members_only
+from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, event_handler, in_session
 
 NO_FIGURE: dict[str, object] = {}
 
@@ -137,13 +137,6 @@ class StrategyPerformanceState(MemberActionsMixin, AuthState):
 
         computed = await anyio.to_thread.run_sync(figures)
         self._show(computed, strategy_id, range_key, view.symbol, view.owner_id == member.id)
-
-    @event_handler
-    @members_only
-    async def refresh(self, member: CurrentUser) -> EventSpec | None:
-        """The page's tick, when snapshots came since the figures were computed."""
-        await self._reload(member)
-        return None
 
     def _word(self, at_ms: object, say: str, amount: Decimal | None = None) -> Callable[[Session, Actor], None]:
         """The owner's word on a listed flow: what was found and its interval come from the page's own list (kept

@@ -432,12 +432,6 @@ ROWS: list[Row] = [
         must_show=shows(OWNER_STRATEGY, to=("owner",)),
     ),
     Row(
-        DashboardState.refresh_comparison,
-        "/dashboard",
-        MEMBERS_OWN_DATA,
-        must_show=shows(OWNER_STRATEGY, to=("owner",)),
-    ),
-    Row(
         StrategyPageState.newer_page,
         "/strategies/[strategy_id]",
         OWNERS_AND_ADMINS_VIEW,
@@ -465,12 +459,6 @@ ROWS: list[Row] = [
         "/strategies/[strategy_id]",
         OWNERS_AND_ADMINS_VIEW,
         check=lambda tab, w, result: f"/api/v1/strategies/{w.strategy_id}/" in (download_url(result) or ""),
-    ),
-    Row(
-        StrategyPerformanceState.refresh,
-        "/strategies/[strategy_id]",
-        OWNERS_AND_ADMINS_VIEW,
-        must_show=STRATEGY_SHOWN,
     ),
     Row(
         StrategyPerformanceState.confirm,

@@ -128,8 +128,10 @@ def test_the_comparison_gives_each_range_its_return_net_of_flows_and_the_deepest
     returns = {key: (round(value, 6) if value is not None else None) for key, value in compared.returns.items()}
     # 24H: opened by the last point before it (NOW - 3 days: 1,000), then the deposit, then +1 %.
     assert returns["24H"] == Decimal("0.01")
-    # 7D and 30D: opened by 800 (20 days ago, the value until 3 days ago): x1.25, then x1.01.
-    assert returns["7D"] == returns["30D"] == Decimal("0.2625")
+    # 7D: opened by 800 (20 days ago, the value until 3 days ago): x1.25, then x1.01.
+    assert returns["7D"] == Decimal("0.2625")
+    # 30D: opened by 1,000 (40 days ago, older than the hourly roll-ups read: from the daily ones): x0.8 x1.25 x1.01.
+    assert returns["30D"] == Decimal("0.01")
     # 1Y and All, from the daily roll-ups: 1,000 -> 800 -> 1,000 -> (deposit) -> +1 %.
     assert returns["1Y"] == returns["All"] == Decimal("0.01")
     assert compared.max_drawdown == Decimal("-0.2")
@@ -165,3 +167,20 @@ def test_one_bots_profit_on_a_shared_account_is_not_a_deposit_seen_from_the_othe
     equity = dashboard.equity(store, [(a, account), (b, account)], dashboard.window("24H", NOW, None))
     assert equity.net_flows == 2000
     assert sum(w for _, w in equity.latest.values()) - equity.start - equity.net_flows == 50
+
+
+def test_a_strategy_younger_than_the_range_opens_at_its_first_snapshot(engine):
+    member = make_member(engine)
+    sid, _ = make_strategy(engine, member, name="New")
+    with session_scope(engine) as session:
+        account = session.get(Strategy, sid).account_id
+    store = SqlSnapshotStore(engine)
+    for minutes, wallet, realised in ((20, 1000, 0), (10, 1010, 10), (5, 1020, 20)):  # all in the last hour
+        values = dict.fromkeys(NUMBER_FIELDS, Decimal(0)) | {
+            "wallet_balance": Decimal(wallet),
+            "margin_balance": Decimal(wallet),
+            "realised_pnl": Decimal(realised),
+        }
+        store_one(store, Snapshot(sid, account, NOW - minutes * 60_000, **values, symbol="X"))
+    returns = dashboard.comparison(store, sid, NOW).returns
+    assert {key: round(value, 6) for key, value in returns.items()} == dict.fromkeys(returns, Decimal("0.02"))
