@@ -73,6 +73,11 @@ def point(snapshot: Snapshot) -> charts.Point:
     )
 
 
+def opening(store: SnapshotStore, strategy_id: int, win: Window) -> list[Snapshot]:
+    """The range's opening balance: the strategy's last snapshot before the window (none: it opens at its first)."""
+    return list(store.recent(strategy_id, win.start_ms, limit=1))
+
+
 def snapshots_in(store: SnapshotStore, strategy_id: int, win: Window) -> list[Snapshot]:
     """The strategy's snapshots in the window: raw ones for 24H, each bucket's last for longer ranges."""
     if win.source != "raw":
@@ -240,10 +245,10 @@ def equity(
         in_window = snapshots_in(store, strategy_id, win)
         for snapshot in in_window:
             readings.setdefault(account_id, []).append((snapshot.at_ms, snapshot.wallet_balance))
-        earlier = next(iter(store.recent(strategy_id, win.start_ms, limit=1)), None)
-        if earlier and (account_id not in before or earlier.at_ms > before[account_id][0]):
-            before[account_id] = (earlier.at_ms, earlier.wallet_balance)
-        series[strategy_id] = ([earlier] if earlier else []) + in_window
+        opened = opening(store, strategy_id, win)
+        if opened and (account_id not in before or opened[0].at_ms > before[account_id][0]):
+            before[account_id] = (opened[0].at_ms, opened[0].wallet_balance)
+        series[strategy_id] = opened + in_window
     for account_id, account_readings in readings.items():
         account_readings.sort(key=lambda reading: reading[0])
         latest[account_id] = account_readings[-1]

@@ -166,11 +166,15 @@ class StrategyPageState(AuthState):
         store, settings = services().snapshot_store, services().settings
         now = epoch_ms(utcnow())
 
-        def read() -> tuple[list[Snapshot], Snapshot | None]:
+        def read() -> tuple[list[Snapshot], list[Snapshot], Snapshot | None]:
             win = dashboard.range_window(store, range_key, now, [view.id])
-            return dashboard.snapshots_in(store, view.id, win), store.latest(view.id)
+            return (
+                dashboard.opening(store, view.id, win),
+                dashboard.snapshots_in(store, view.id, win),
+                store.latest(view.id),
+            )
 
-        snapshots, latest = await anyio.to_thread.run_sync(read)
+        opened, snapshots, latest = await anyio.to_thread.run_sync(read)
         points = [dashboard.point(s) for s in snapshots]
 
         live = await self.get_state(StrategyLiveState)
@@ -188,7 +192,7 @@ class StrategyPageState(AuthState):
         await self._read_page(view.id, ALL_TIME_END_MS)
         live.unseen = 0
         corrections = await in_session(lambda session: flows.corrections_of(session, view.id))
-        computed = await anyio.to_thread.run_sync(compute, snapshots, corrections, view.symbol)
+        computed = await anyio.to_thread.run_sync(compute, opened + snapshots, corrections, view.symbol)
         live._since_figures = 0
         performance = await self.get_state(StrategyPerformanceState)
         performance.error = performance.notice = ""

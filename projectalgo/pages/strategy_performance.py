@@ -133,7 +133,8 @@ class StrategyPerformanceState(MemberActionsMixin, AuthState):
 
         def figures() -> Computed:
             win = dashboard.range_window(store, range_key, now, [strategy_id])
-            return compute(dashboard.snapshots_in(store, strategy_id, win), corrections, view.symbol)
+            opened = dashboard.opening(store, strategy_id, win)  # the figures open at the balance before the range
+            return compute(opened + dashboard.snapshots_in(store, strategy_id, win), corrections, view.symbol)
 
         computed = await anyio.to_thread.run_sync(figures)
         self._show(computed, strategy_id, range_key, view.symbol, view.owner_id == member.id)

@@ -148,3 +148,22 @@ def test_the_pages_tick_computes_the_figures_again_once_snapshots_came(world):
     assert performance.profit == "$100.00"  # not per snapshot ...
     call(live, StrategyLiveState.tick, "")
     assert performance.profit == "$300.00"  # ... but on the minute's tick
+
+
+def test_a_range_opens_at_the_balance_before_it_as_the_dashboard_measures_it(world):
+    before = Snapshot(
+        world["strategy_id"],
+        world["account_id"],
+        epoch_ms(utcnow()) - 30 * HOUR_MS,
+        Decimal(50_000),
+        Decimal(9_900),
+        Decimal(9_900),
+        Decimal(-100),
+        Decimal(0),
+        Decimal(0),
+        "XBTUSD",
+    )
+    store_one(services().snapshot_store, before)
+    performance = _page(world, "alice")
+    # 9,900 (30 hours ago, before 24H) -> 10,000 earned 100, then the deposit, then 100 more.
+    assert performance.profit == "$200.00"
