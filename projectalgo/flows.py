@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -23,6 +23,7 @@ from projectalgo.models import FlowCorrection, id_of
 from projectalgo.settings import Settings
 from projectalgo.snapshots import ALL_TIME_END_MS, Snapshot
 
+MAX_CORRECTIONS = 1000  # per strategy
 AMOUNT_LIMIT = Decimal("1e15")  # a quadrillion dollars: past it a typed amount is a slip, not money
 EARLIEST_MS = 946_684_800_000  # 2000-01-01 UTC, the earliest a snapshot may be
 
@@ -98,6 +99,11 @@ def _word(
     snapshots inside it, so the last word is the one that counts at every resolution."""
     strategy = strategies.own_strategy(session, actor, strategy_id)
     at_ms = _checked_time(at_ms)
+    kept = session.scalar(
+        select(func.count()).select_from(FlowCorrection).where(col(FlowCorrection.strategy_id) == id_of(strategy))
+    )
+    if kind == "manual" and (kept or 0) >= MAX_CORRECTIONS:  # every page load reads them all: a bound
+        raise InvalidInputError(f"A strategy keeps at most {MAX_CORRECTIONS:,} corrections: remove some first.")
     if kind != "manual":
         session.execute(
             delete(FlowCorrection).where(

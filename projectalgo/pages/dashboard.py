@@ -266,7 +266,9 @@ def equity_card() -> rx.Component:
                 rx.heading(live.change, size="6", color_scheme=live.change_tone),
                 "pnl",
             ),
-            stat(rx.text("Return ", live.range_label), rx.heading(live.percent, size="6"), "pnl-percent"),
+            stat(
+                rx.text("Return on the wallets ", live.range_label), rx.heading(live.percent, size="6"), "pnl-percent"
+            ),
             stat(
                 rx.text("Net deposits ", live.range_label),
                 rx.heading(live.net_flows, size="6", color_scheme="gray"),
@@ -388,11 +390,16 @@ def status_table() -> rx.Component:
         *(sort_header(key, key) for key in charts.RANGES),
         sort_header("Max drawdown", "drawdown"),
     ]
-    return stacked_table(
-        headers,
-        DashboardLiveState.statuses,
-        status_row,
-        id_="status-table",
+    return rx.vstack(
+        stacked_table(headers, DashboardLiveState.statuses, status_row, id_="status-table"),
+        rx.text(
+            "Each strategy's time-weighted return on its margin balance, net of deposits and withdrawals: hourly "
+            "points for 24H to 30D, daily closes for 1Y and All; its max drawdown over daily closes.",
+            size="1",
+            color_scheme="gray",
+        ),
+        width="100%",
+        spacing="2",
     )
 
 

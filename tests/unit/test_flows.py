@@ -95,3 +95,14 @@ def test_a_date_out_of_range_is_refused_and_nothing_is_written(world):
         flows.add_manual_flow(session, actor_of(world["alice"]), world["strategy_id"], at_ms=0, amount=D(5))
     with session_scope(world["engine"]) as session:
         assert session.scalar(select(func.count()).select_from(FlowCorrection)) == 0
+
+
+def test_a_strategy_keeps_a_bounded_number_of_corrections(world, monkeypatch):
+    monkeypatch.setattr(flows, "MAX_CORRECTIONS", 2)
+    alice, sid = actor_of(world["alice"]), world["strategy_id"]
+    with session_scope(world["engine"]) as session:
+        flows.add_manual_flow(session, alice, sid, at_ms=T1, amount=D(1))
+        flows.add_manual_flow(session, alice, sid, at_ms=T1, amount=D(2))
+    with pytest.raises(InvalidInputError, match="at most 2"), session_scope(world["engine"]) as session:
+        flows.add_manual_flow(session, alice, sid, at_ms=T1, amount=D(3))
+    assert len(corrections(world)) == 2
