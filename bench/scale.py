@@ -3,13 +3,13 @@ and M bots posting to those strategies once a second.
 
     .venv/bin/python -m bench.scale --members 100 300 500 --seconds 40
 
-Production's shape on loopback (bench/workers.py starts the servers): PostgreSQL for the members, Redis for
-Reflex's states, the shared rate limits and the live broadcast, DynamoDB Local for the snapshots; the app
+Production's shape on loopback, as bench/workers.py: PostgreSQL for the members, Redis for Reflex's states, the
+shared rate limits and the live broadcast, DynamoDB Local for the snapshots (`--store sql`: PostgreSQL); the app
 `--backend-only` with 1 worker and with 3 workers, both on Redis (what `make prod` runs), each run on a fresh
 database, table and Redis. Each member's tab is a Socket.IO client joining their strategy's page as a browser tab
-does (tests/support/tabs.py). Each bot posts once a second, on a schedule (not when answered), on a new
-connection each time, as a bot calling `requests.post` does, under the default per-token rate limit (10/s, burst
-50). The first `--warmup` seconds are not measured.
+does (tests/support/tabs.py). Each bot posts once a second, on a schedule (a bot answered late posts again when
+answered), on a new connection each time, as a bot calling `requests.post` does, under the default per-token
+rate limit (10/s, burst 50). The first `--warmup` seconds are not measured.
 
 Reports per run: snapshots stored/s (answered 201), delivery p50/p99 (POST sent -> the tab received the delta
 with that update), missed deliveries (a post answered 201 whose update its tab had not received `--grace` seconds
