@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo, available_timezones
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -202,9 +203,25 @@ def strategy_figures(
     return StrategyFigures(figures, flows, analytics.buy_and_hold(snapshots), dismissed, tuple(sorted(times)))
 
 
-def utc_text(at_ms: int) -> str:
-    """A time as the flows list and the add form use it: minutes, in UTC, said so."""
-    return datetime.fromtimestamp(at_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+def viewer_zone(name: object) -> ZoneInfo | None:
+    """The viewer's time zone by its IANA name, as the browser says it; None for anything else."""
+    if not isinstance(name, str) or name not in available_timezones():
+        return None
+    return ZoneInfo(name)
+
+
+def zoned_text(at_ms: int, zone: tzinfo) -> str:
+    """A time as the flows list shows it: minutes, in the viewer's zone, said so ("2024-03-01 13:00 CET")."""
+    return datetime.fromtimestamp(at_ms / 1000, tz=zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def zoned_ms(text: str, zone: tzinfo) -> int:
+    """A date and time typed in a datetime-local field ("2024-03-01T13:00"), read in the viewer's zone."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInputError("Pick the date and time the money moved.") from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=zone)).timestamp() * 1000)
 
 
 def percent(ratio: Decimal | None) -> str:
@@ -220,7 +237,7 @@ class FlowView:
 
     at_ms: int
     from_ms: int  # the interval the flow was found in: (from_ms, at_ms]; a manual flow's is its own time
-    at: str  # "2024-03-01 12:00 UTC"
+    at: str  # "2024-03-01 13:00 CET": the viewer's zone
     amount: str
     shown: str
     source: str
@@ -230,7 +247,8 @@ class FlowView:
 
 @dataclass(frozen=True)
 class Summary:
-    """The figures as the page shows them: text, ready to render; times in UTC, said so ("" for none)."""
+    """The figures as the page shows them: text, ready to render; times in the viewer's zone, said so ("" for
+    none); days are the viewer's days."""
 
     profit: str
     tone: str  # green, red, or gray without figures
@@ -255,7 +273,7 @@ def _day(bar: analytics.DailyPnl | None) -> str:
     return "—" if bar is None else f"{bar.day.isoformat()}: {charts.money(bar.pnl)}"
 
 
-def summary(figures: StrategyFigures) -> Summary:
+def summary(figures: StrategyFigures, zone: tzinfo = UTC) -> Summary:
     """What the strategy page shows of its figures."""
     perf = figures.performance
     times = figures.times
@@ -271,7 +289,7 @@ def summary(figures: StrategyFigures) -> Summary:
         FlowView(
             flow.at_ms,
             flow.at_ms if flow.source == "manual" else opened(flow.at_ms),
-            utc_text(flow.at_ms),
+            zoned_text(flow.at_ms, zone),
             str(flow.amount),
             charts.money(flow.amount),
             flow.source,
@@ -285,7 +303,7 @@ def summary(figures: StrategyFigures) -> Summary:
         FlowView(
             word.at_ms,
             opened(word.at_ms),
-            utc_text(word.at_ms),
+            zoned_text(word.at_ms, zone),
             "0",
             "$0.00",
             "dismissed",
@@ -310,9 +328,9 @@ def summary(figures: StrategyFigures) -> Summary:
         deposits=charts.money(perf.deposits),
         withdrawals=charts.money(perf.withdrawals),
         drawdown=percent(dd.depth) if dd else "0.00%",
-        drawdown_peak=utc_text(dd.peak_at_ms) if dd else "",
-        drawdown_trough=utc_text(dd.trough_at_ms) if dd else "",
-        drawdown_recovered=utc_text(dd.recovered_at_ms) if dd and dd.recovered_at_ms else "",
+        drawdown_peak=zoned_text(dd.peak_at_ms, zone) if dd else "",
+        drawdown_trough=zoned_text(dd.trough_at_ms, zone) if dd else "",
+        drawdown_recovered=zoned_text(dd.recovered_at_ms, zone) if dd and dd.recovered_at_ms else "",
         best_day=_day(perf.best_day),
         worst_day=_day(perf.worst_day),
         winning_days=winning,

@@ -192,9 +192,11 @@ class StrategyPageState(AuthState):
         await self._read_page(view.id, ALL_TIME_END_MS)
         live.unseen = 0
         corrections = await in_session(lambda session: flows.corrections_of(session, view.id))
-        computed = await anyio.to_thread.run_sync(compute, opened + snapshots, corrections, view.symbol)
-        live._since_figures = 0
         performance = await self.get_state(StrategyPerformanceState)
+        computed = await anyio.to_thread.run_sync(
+            compute, opened + snapshots, corrections, view.symbol, performance.zone
+        )
+        live._since_figures = 0
         performance.error = performance.notice = ""
         performance._show(computed, view.id, range_key, view.symbol, view.owner_id == member.id)
 

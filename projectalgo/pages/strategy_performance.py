@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from decimal import Decimal
 
 import anyio
@@ -28,7 +28,7 @@ from projectalgo.flows import FlowView
 from projectalgo.members import Actor
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
-from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, event_handler, in_session
+from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, event_handler, in_session, members_only
 
 NO_FIGURE: dict[str, object] = {}
 
@@ -42,22 +42,15 @@ class Computed:
     returns_figure: dict[str, object]
 
 
-def compute(snapshots: list[Snapshot], corrections: list[FlowCorrection], symbol: str) -> Computed:
-    summary = flows.summary(flows.strategy_figures(snapshots, corrections, services().settings, UTC))
+def compute(snapshots: list[Snapshot], corrections: list[FlowCorrection], symbol: str, zone: str) -> Computed:
+    """The figures of the snapshots, their days and times in the viewer's zone (an IANA name, UTC until known)."""
+    where = flows.viewer_zone(zone) or UTC
+    summary = flows.summary(flows.strategy_figures(snapshots, corrections, services().settings, where), where)
     return Computed(
         summary,
         charts.daily_pnl_figure(summary.days) if summary.days else NO_FIGURE,
         charts.returns_figure(summary.curve, summary.hold, symbol) if len(summary.curve) > 1 else NO_FIGURE,
     )
-
-
-def _utc_ms(text: str) -> int:
-    """A date and time typed in the form's datetime-local field, read as UTC."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidInputError("Pick the date and time the money moved.") from None
-    return epoch_ms(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment)
 
 
 class StrategyPerformanceState(MemberActionsMixin, AuthState):
@@ -78,6 +71,7 @@ class StrategyPerformanceState(MemberActionsMixin, AuthState):
     returns_figure: rx.Field[dict] = rx.field(default_factory=dict)
     flows: rx.Field[list[FlowView]] = rx.field(default_factory=list)
     owner: rx.Field[bool] = rx.field(False)  # the viewer owns the strategy: only the owner corrects its flows
+    zone: rx.Field[str] = rx.field("UTC")  # the browser's time zone (IANA name), once it has said it
     _strategy_id: int = 0
     _range_key: str = charts.DEFAULT_RANGE
     _symbol: str = ""
@@ -113,7 +107,7 @@ class StrategyPerformanceState(MemberActionsMixin, AuthState):
 
     async def _reload(self, member: CurrentUser) -> None:
         """The figures again, for the range and strategy the page shows, if the member may still see it."""
-        strategy_id, range_key = self._strategy_id, self._range_key
+        strategy_id, range_key, zone = self._strategy_id, self._range_key, self.zone
         if not strategy_id:  # the page found no strategy this member may see
             self.error = "No such strategy."
             return
@@ -134,10 +128,20 @@ class StrategyPerformanceState(MemberActionsMixin, AuthState):
         def figures() -> Computed:
             win = dashboard.range_window(store, range_key, now, [strategy_id])
             opened = dashboard.opening(store, strategy_id, win)  # the figures open at the balance before the range
-            return compute(opened + dashboard.snapshots_in(store, strategy_id, win), corrections, view.symbol)
+            return compute(opened + dashboard.snapshots_in(store, strategy_id, win), corrections, view.symbol, zone)
 
         computed = await anyio.to_thread.run_sync(figures)
         self._show(computed, strategy_id, range_key, view.symbol, view.owner_id == member.id)
+
+    @event_handler
+    @members_only
+    async def set_time_zone(self, member: CurrentUser, name: str) -> EventSpec | None:
+        """The browser says its time zone when the page shows: days and times follow it (an unknown name is
+        ignored: they stay in UTC, as the page says)."""
+        if flows.viewer_zone(name) is not None and name != self.zone:
+            self.zone = name
+            await self._reload(member)
+        return None
 
     def _word(self, at_ms: object, say: str, amount: Decimal | None = None) -> Callable[[Session, Actor], None]:
         """The owner's word on a listed flow: what was found and its interval come from the page's own list (kept
@@ -177,13 +181,13 @@ class StrategyPerformanceState(MemberActionsMixin, AuthState):
 
     @event_handler
     async def add_flow(self, form: dict[str, str]) -> EventSpec | None:
-        strategy_id = self._strategy_id
+        strategy_id, zone = self._strategy_id, flows.viewer_zone(self.zone) or UTC
         return await self._act(
             lambda session, actor: flows.add_manual_flow(
                 session,
                 actor,
                 strategy_id,
-                at_ms=_utc_ms(forms.form_text(form, "at", max_length=40, label="The date")),
+                at_ms=flows.zoned_ms(forms.form_text(form, "at", max_length=40, label="The date"), zone),
                 amount=flows.parse_amount(forms.form_text(form, "amount", max_length=40, label="The amount")),
             ),
             lambda _none: "Flow added.",
@@ -312,7 +316,7 @@ def _flow_row(flow: ObjectVar[FlowView]) -> rx.Component:
 def _add_flow_form() -> rx.Component:
     return rx.form(
         rx.flex(
-            rx.input(name="at", type="datetime-local", size="1", aria_label="When (UTC)", required=True),
+            rx.input(name="at", type="datetime-local", size="1", aria_label="When", required=True),
             rx.input(name="amount", placeholder="5000 or -1000", size="1", aria_label="Amount", required=True),
             rx.button("Add a flow", size="1", type="submit"),
             spacing="2",
@@ -330,7 +334,9 @@ def performance_section() -> rx.Component:
     return rx.vstack(
         rx.heading("Performance", size="4"),
         rx.text(
-            "Net of deposits and withdrawals: money moved in or out is not profit. Days and times here are UTC.",
+            "Net of deposits and withdrawals: money moved in or out is not profit. Days and times here are in ",
+            p.zone,
+            ".",
             size="1",
             color_scheme="gray",
         ),
@@ -340,7 +346,9 @@ def performance_section() -> rx.Component:
         rx.heading("Deposits and withdrawals", size="3"),
         rx.text(
             "A wallet change that realised PnL does not explain is counted as money moved in or out. Confirm, "
-            "correct or dismiss what was found, or add a flow by hand (its time in UTC).",
+            "correct or dismiss what was found, or add a flow by hand (its time in ",
+            p.zone,
+            ").",
             size="1",
             color_scheme="gray",
         ),
@@ -355,4 +363,8 @@ def performance_section() -> rx.Component:
         spacing="3",
         width="100%",
         id="performance",
+        # The browser says its time zone (Intl's IANA name): days and times follow it.
+        on_mount=rx.call_script(
+            "Intl.DateTimeFormat().resolvedOptions().timeZone", callback=StrategyPerformanceState.set_time_zone
+        ),
     )

@@ -461,6 +461,13 @@ ROWS: list[Row] = [
         check=lambda tab, w, result: f"/api/v1/strategies/{w.strategy_id}/" in (download_url(result) or ""),
     ),
     Row(
+        StrategyPerformanceState.set_time_zone,
+        "/strategies/[strategy_id]",
+        OWNERS_AND_ADMINS_VIEW,
+        args=lambda w, who: ["Europe/Paris"],
+        must_show=STRATEGY_SHOWN,
+    ),
+    Row(
         StrategyPerformanceState.confirm,
         "/strategies/[strategy_id]",
         OWNERS_CHANGE_ADMINS_VIEW,

@@ -4,8 +4,11 @@ corrections change the figures at once."""
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from projectalgo.clock import HOUR_MS, utcnow
+from projectalgo.db import session_scope
+from projectalgo.models import FlowCorrection
 from projectalgo.pages.strategy import StrategyLiveState, StrategyPageState
 from projectalgo.pages.strategy_performance import StrategyPerformanceState
 from projectalgo.runtime import services
@@ -167,3 +170,16 @@ def test_a_range_opens_at_the_balance_before_it_as_the_dashboard_measures_it(wor
     performance = _page(world, "alice")
     # 9,900 (30 hours ago, before 24H) -> 10,000 earned 100, then the deposit, then 100 more.
     assert performance.profit == "$200.00"
+
+
+def test_days_and_times_follow_the_viewers_time_zone(world):
+    performance = _page(world, "alice")
+    assert performance.zone == "UTC" and performance.flows[0].at.endswith(" UTC")
+    call(performance, StrategyPerformanceState.set_time_zone, "Asia/Tokyo")
+    assert performance.zone == "Asia/Tokyo" and performance.flows[0].at.endswith(" JST")
+    call(performance, StrategyPerformanceState.set_time_zone, "Mars/Olympus_Mons")  # not a zone: ignored
+    assert performance.zone == "Asia/Tokyo"
+    # A flow added by hand at 09:00 in Tokyo is at 00:00 UTC.
+    call(performance, StrategyPerformanceState.add_flow, {"at": "2024-03-01T09:00", "amount": "5"})
+    with session_scope(world["engine"]) as session:
+        assert session.scalar(select(FlowCorrection.at_ms)) == 1_709_251_200_000
