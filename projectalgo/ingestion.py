@@ -287,8 +287,7 @@ class Ingestor:
             del self._unrecorded[token_id]
         try:
             with Session(self._engine) as session, session.begin():
-                for item in due.values():
-                    strategies.record_use(session, item.owner, item.snapshot.created_at)
+                strategies.record_uses(session, [(item.owner, item.snapshot.created_at) for item in due.values()])
         except Exception:
             log.exception("ingest.record_use_failed strategies=%s", sorted({i.owner.strategy_id for i in due.values()}))
             return

@@ -397,20 +397,29 @@ _RESOLVE = (
 )
 
 
-def record_use(session: Session, owner: TokenOwner, when: datetime) -> None:
-    """After a stored snapshot: the token's last use and the strategy's last snapshot time."""
-    session.execute(
-        update(StrategyToken)
-        .where(col(StrategyToken.id) == owner.token_id)
-        .where((col(StrategyToken.last_used_at).is_(None)) | (col(StrategyToken.last_used_at) < when))
-        .values(last_used_at=when)
-    )
-    session.execute(
-        update(Strategy)
-        .where(col(Strategy.id) == owner.strategy_id)
-        .where((col(Strategy.last_snapshot_at).is_(None)) | (col(Strategy.last_snapshot_at) < when))
-        .values(last_snapshot_at=when)
-    )
+def record_uses(session: Session, uses: Iterable[tuple[TokenOwner, datetime]]) -> None:
+    """After stored snapshots: each token's last use and each strategy's last snapshot time. Rows are updated in
+    one order, tokens then strategies, each by id: two workers writing overlapping sets at once then wait for
+    each other instead of deadlocking (PostgreSQL aborted one of them when each went in its own order)."""
+    tokens: dict[int, datetime] = {}
+    strategy_times: dict[int, datetime] = {}
+    for owner, when in uses:
+        tokens[owner.token_id] = max(when, tokens.get(owner.token_id, when))
+        strategy_times[owner.strategy_id] = max(when, strategy_times.get(owner.strategy_id, when))
+    for token_id, when in sorted(tokens.items()):
+        session.execute(
+            update(StrategyToken)
+            .where(col(StrategyToken.id) == token_id)
+            .where((col(StrategyToken.last_used_at).is_(None)) | (col(StrategyToken.last_used_at) < when))
+            .values(last_used_at=when)
+        )
+    for strategy_id, when in sorted(strategy_times.items()):
+        session.execute(
+            update(Strategy)
+            .where(col(Strategy.id) == strategy_id)
+            .where((col(Strategy.last_snapshot_at).is_(None)) | (col(Strategy.last_snapshot_at) < when))
+            .values(last_snapshot_at=when)
+        )
 
 
 def all_strategy_ids(session: Session) -> list[int]:
