@@ -150,6 +150,13 @@ FEW_POINTS = 60
 # The time axis spans at least this much (the chart widens it around the newest point): a first snapshot gets
 # an axis of minutes, not of milliseconds.
 MIN_X_SPAN_MS = 10 * 60_000
+# A legend under the plot, in rows as wide as the screen (on a phone one beside or over it hides the lines), and
+# one hover box for every line at the cursor's time.
+LEGEND_BELOW = {
+    "showlegend": True,
+    "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": 0, "yanchor": "bottom", "yref": "container"},
+    "hovermode": "x unified",
+}
 MODEBAR = {"bgcolor": "rgba(0, 0, 0, 0)", "color": "rgba(128, 128, 128, 0.7)", "activecolor": "rgb(128, 128, 128)"}
 
 
@@ -216,10 +223,7 @@ def strategy_figure(points: Sequence[Point], seq: int) -> dict[str, object]:
     layout = {
         "height": 900,
         "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
-        "showlegend": True,
-        # Under the plot, in rows as wide as the screen: on a phone a legend beside or over it hides the lines.
-        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": 0, "yanchor": "bottom", "yref": "container"},
-        "hovermode": "x unified",
+        **LEGEND_BELOW,
         "modebar": MODEBAR,
         **_axis_layout(PANELS),
     }
@@ -311,9 +315,7 @@ def returns_figure(
     layout = {
         "height": 300,
         "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
-        "showlegend": True,
-        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": 0, "yanchor": "bottom", "yref": "container"},
-        "hovermode": "x unified",
+        **LEGEND_BELOW,
         "xaxis": _axis(type="date"),
         "yaxis": _axis(tickformat=".1%", hoverformat=".2%"),
         "modebar": MODEBAR,

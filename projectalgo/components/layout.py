@@ -177,3 +177,11 @@ def new_password_inputs() -> tuple[rx.Component, ...]:
             ("Confirm the new password", "confirmation"),
         )
     )
+
+
+def figure_card(label: str, value: rx.Var[str], id_: str, **props: object) -> rx.Component:
+    """One figure in a grid of them: its label above, the value large (a long one wraps)."""
+    return rx.card(
+        rx.text(label, size="1", color_scheme="gray"),
+        rx.text(value, size="4", weight="bold", id=id_, overflow_wrap="anywhere", **props),
+    )

@@ -17,7 +17,7 @@ from reflex.vars import ObjectVar
 from projectalgo import charts, dashboard, exports, flows, forms, liveness, strategies
 from projectalgo.clock import utcnow
 from projectalgo.components.bot import TOKEN_PLACEHOLDER, bot_instructions, bot_snippet
-from projectalgo.components.layout import layout
+from projectalgo.components.layout import figure_card, layout
 from projectalgo.components.live_chart import live_chart
 from projectalgo.components.status import ago, range_picker, status_badge, status_timer, time_zone_note
 from projectalgo.components.tables import labelled_cell, stacked_table
@@ -275,13 +275,6 @@ class StrategyPageState(AuthState):
             now_s=int(time.time()),
         )
         return rx.download(url=link)
-
-
-def figure_card(label: str, value: rx.Var[str], id_: str) -> rx.Component:
-    return rx.card(
-        rx.text(label, size="1", color_scheme="gray"),
-        rx.text(value, size="4", weight="bold", id=id_, overflow_wrap="anywhere"),
-    )
 
 
 def latest_figures() -> rx.Component:

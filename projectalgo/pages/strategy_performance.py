@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from projectalgo import charts, dashboard, flows, forms, strategies
 from projectalgo.analytics import FlowCorrection
 from projectalgo.clock import utcnow
-from projectalgo.components.layout import form_error, notice
+from projectalgo.components.layout import figure_card, form_error, notice
 from projectalgo.components.live_chart import live_chart
 from projectalgo.components.tables import labelled_cell, stacked_table
 from projectalgo.errors import InvalidInputError, NotFoundError
@@ -205,20 +205,13 @@ class StrategyPerformanceState(MemberActionsMixin, AuthState):
         )
 
 
-def _card(label: str, value: rx.Var[str] | rx.Component, id_: str, **props: object) -> rx.Component:
-    return rx.card(
-        rx.text(label, size="1", color_scheme="gray"),
-        rx.text(value, size="4", weight="bold", id=id_, overflow_wrap="anywhere", **props),
-    )
-
-
 def _figures() -> rx.Component:
     p = StrategyPerformanceState
     return rx.grid(
-        _card("Profit", p.profit, "perf-profit", color_scheme=p.tone),
-        _card("Return (time-weighted)", p.twr, "perf-twr"),
-        _card("Deposits", p.deposits, "perf-deposits"),
-        _card("Withdrawals", p.withdrawals, "perf-withdrawals"),
+        figure_card("Profit", p.profit, "perf-profit", color_scheme=p.tone),
+        figure_card("Return (time-weighted)", p.twr, "perf-twr"),
+        figure_card("Deposits", p.deposits, "perf-deposits"),
+        figure_card("Withdrawals", p.withdrawals, "perf-withdrawals"),
         rx.card(
             rx.text("Max drawdown", size="1", color_scheme="gray"),
             rx.text(p.drawdown, size="4", weight="bold", id="perf-drawdown"),
@@ -235,10 +228,10 @@ def _figures() -> rx.Component:
                 ),
             ),
         ),
-        _card("Best day", p.best_day, "perf-best-day"),
-        _card("Worst day", p.worst_day, "perf-worst-day"),
-        _card("Winning days", p.winning_days, "perf-winning-days"),
-        _card("Sharpe-like ratio", p.sharpe, "perf-sharpe"),
+        figure_card("Best day", p.best_day, "perf-best-day"),
+        figure_card("Worst day", p.worst_day, "perf-worst-day"),
+        figure_card("Winning days", p.winning_days, "perf-winning-days"),
+        figure_card("Sharpe-like ratio", p.sharpe, "perf-sharpe"),
         columns=rx.breakpoints(initial="2", sm="3", md="5"),
         spacing="3",
         width="100%",

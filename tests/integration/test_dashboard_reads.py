@@ -14,6 +14,16 @@ D = clock.DAY_MS
 NOW = 1_800_000_000_000 - 1_800_000_000_000 % H + 30 * 60_000  # half past an hour
 
 
+def put(store, strategy_id, account_id, at_ms, wallet, realised=0):
+    """A snapshot of these wallet (and margin) balances and realised PnL, every other number 0."""
+    values = dict.fromkeys(NUMBER_FIELDS, Decimal(0)) | {
+        "wallet_balance": Decimal(wallet),
+        "margin_balance": Decimal(wallet),
+        "realised_pnl": Decimal(realised),
+    }
+    store_one(store, Snapshot(strategy_id, account_id, at_ms, **values, symbol="X"))
+
+
 def test_equity_over_24h_counts_shared_accounts_once_and_measures_from_the_window_start(engine):
     member = make_member(engine)
     a, _ = make_strategy(engine, member, name="A", account="Shared")
@@ -23,14 +33,10 @@ def test_equity_over_24h_counts_shared_accounts_once_and_measures_from_the_windo
         accounts = {sid: session.get(Strategy, sid).account_id for sid in (a, b, c)}
     store = SqlSnapshotStore(engine)
 
-    def put(strategy_id, at_ms, wallet):
-        values = dict.fromkeys(NUMBER_FIELDS, Decimal(0)) | {"wallet_balance": Decimal(wallet)}
-        store_one(store, Snapshot(strategy_id, accounts[strategy_id], at_ms, **values, symbol="X"))
-
-    put(a, NOW - 30 * H, 900)  # before the window: the shared account's value at the start
-    put(a, NOW - 10 * H, 1000)
-    put(b, NOW - 2 * H, 1100)  # the other strategy on the same account reports later: it stands
-    put(c, NOW - 5 * H, 400)  # the own account first reports inside the window
+    put(store, a, accounts[a], NOW - 30 * H, 900)  # before the window: the shared account's value at the start
+    put(store, a, accounts[a], NOW - 10 * H, 1000)
+    put(store, b, accounts[b], NOW - 2 * H, 1100)  # the other strategy on the same account reports later: it stands
+    put(store, c, accounts[c], NOW - 5 * H, 400)  # the own account first reports inside the window
 
     win = dashboard.window("24H", NOW, NOW - 40 * H)
     equity = dashboard.equity(store, list(accounts.items()), win)
@@ -111,19 +117,11 @@ def test_the_comparison_gives_each_range_its_return_net_of_flows_and_the_deepest
         account = session.get(Strategy, sid).account_id
     store = SqlSnapshotStore(engine)
 
-    def put(at_ms, wallet, realised):
-        values = dict.fromkeys(NUMBER_FIELDS, Decimal(0)) | {
-            "wallet_balance": Decimal(wallet),
-            "margin_balance": Decimal(wallet),
-            "realised_pnl": Decimal(realised),
-        }
-        store_one(store, Snapshot(sid, account, at_ms, **values, symbol="X"))
-
-    put(NOW - 40 * D, 1000, 0)  # 40 days ago: 1,000
-    put(NOW - 20 * D, 800, -200)  # a 20 % fall
-    put(NOW - 3 * D, 1000, 0)  # back: +25 %
-    put(NOW - 12 * H, 6000, 0)  # $5,000 deposited: no return
-    put(NOW - H, 6060, 60)  # +1 % on 6,000
+    put(store, sid, account, NOW - 40 * D, 1000)  # 40 days ago: 1,000
+    put(store, sid, account, NOW - 20 * D, 800, -200)  # a 20 % fall
+    put(store, sid, account, NOW - 3 * D, 1000)  # back: +25 %
+    put(store, sid, account, NOW - 12 * H, 6000)  # $5,000 deposited: no return
+    put(store, sid, account, NOW - H, 6060, 60)  # +1 % on 6,000
     compared = dashboard.comparison(store, sid, NOW)
     returns = {key: (round(value, 6) if value is not None else None) for key, value in compared.returns.items()}
     # 24H: opened by the last point before it (NOW - 3 days: 1,000), then the deposit, then +1 %.
@@ -152,18 +150,11 @@ def test_one_bots_profit_on_a_shared_account_is_not_a_deposit_seen_from_the_othe
         account = session.get(Strategy, a).account_id
     store = SqlSnapshotStore(engine)
 
-    def put(strategy_id, at_ms, wallet, realised):
-        values = dict.fromkeys(NUMBER_FIELDS, Decimal(0)) | {
-            "wallet_balance": Decimal(wallet),
-            "realised_pnl": Decimal(realised),
-        }
-        store_one(store, Snapshot(strategy_id, account, at_ms, **values, symbol="X"))
-
-    put(a, NOW - 10 * H, 1000, 0)
-    put(b, NOW - 9 * H, 1000, 0)
-    put(b, NOW - 8 * H, 1050, 50)  # B earns 50: the wallet shows it, A's realised PnL does not
-    put(a, NOW - 7 * H, 1050, 0)
-    put(a, NOW - 6 * H, 3050, 0)  # 2,000 moved in
+    put(store, a, account, NOW - 10 * H, 1000)
+    put(store, b, account, NOW - 9 * H, 1000)
+    put(store, b, account, NOW - 8 * H, 1050, 50)  # B earns 50: the wallet shows it, A's realised PnL does not
+    put(store, a, account, NOW - 7 * H, 1050)
+    put(store, a, account, NOW - 6 * H, 3050)  # 2,000 moved in
     equity = dashboard.equity(store, [(a, account), (b, account)], dashboard.window("24H", NOW, None))
     assert equity.net_flows == 2000
     assert sum(w for _, w in equity.latest.values()) - equity.start - equity.net_flows == 50
@@ -176,11 +167,6 @@ def test_a_strategy_younger_than_the_range_opens_at_its_first_snapshot(engine):
         account = session.get(Strategy, sid).account_id
     store = SqlSnapshotStore(engine)
     for minutes, wallet, realised in ((20, 1000, 0), (10, 1010, 10), (5, 1020, 20)):  # all in the last hour
-        values = dict.fromkeys(NUMBER_FIELDS, Decimal(0)) | {
-            "wallet_balance": Decimal(wallet),
-            "margin_balance": Decimal(wallet),
-            "realised_pnl": Decimal(realised),
-        }
-        store_one(store, Snapshot(sid, account, NOW - minutes * 60_000, **values, symbol="X"))
+        put(store, sid, account, NOW - minutes * 60_000, wallet, realised)
     returns = dashboard.comparison(store, sid, NOW).returns
     assert {key: round(value, 6) for key, value in returns.items()} == dict.fromkeys(returns, Decimal("0.02"))
