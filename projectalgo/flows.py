@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
 from sqlalchemy import delete, func, select
@@ -203,9 +204,14 @@ def strategy_figures(
     return StrategyFigures(figures, flows, analytics.buy_and_hold(snapshots), dismissed, tuple(sorted(times)))
 
 
+@cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())  # read from the time zone database's files: once
+
+
 def viewer_zone(name: object) -> ZoneInfo | None:
     """The viewer's time zone by its IANA name, as the browser says it; None for anything else."""
-    if not isinstance(name, str) or name not in available_timezones():
+    if not isinstance(name, str) or name not in _zone_names():
         return None
     return ZoneInfo(name)
 
