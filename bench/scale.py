@@ -125,7 +125,8 @@ def app_processes(server: servers.Server) -> list[psutil.Process]:
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> float:
-    return sum(times.user + times.system for times in (p.cpu_times() for p in processes))
+    """Their CPU time, with that of their children that have ended (PostgreSQL's connections come and go)."""
+    return sum(t.user + t.system + t.children_user + t.children_system for t in (p.cpu_times() for p in processes))
 
 
 def cpu_by_part(server: servers.Server, backing: Backends) -> dict[str, float]:
