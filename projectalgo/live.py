@@ -1,9 +1,12 @@
-"""The live path's domain: where a stored snapshot is announced (a Broadcast), who may still receive it
-(allowed_sessions), and which tabs of this worker watch which strategy (Watchers). No Reflex here: the Reflex
-side (projectalgo/live_push.py) registers tabs, listens to the broadcast and pushes to the tabs.
+"""The live path's domain: where a stored snapshot or a notice is announced (a Broadcast), who may still receive
+a snapshot (allowed_viewers), and which tabs of this worker watch which strategy or topic (Watchers). No Reflex
+here: the Reflex side (projectalgo/live_push.py) registers tabs, listens to the broadcast and pushes to the tabs.
+
+A notice names a topic and carries nothing else ("the group board changed", "share link 7 was revoked"): each tab
+watching the topic reads again what it shows, with its own rights checked then.
 
 One worker: LocalBroadcast, an in-process fan-out. Several workers: RedisBroadcast, a Redis channel every worker
-listens to, so a snapshot stored by any worker reaches the tabs whose websockets each worker holds.
+listens to, so what any worker announces reaches the tabs whose websockets each worker holds.
 """
 
 from __future__ import annotations
@@ -12,33 +15,73 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable
-from dataclasses import asdict
-from datetime import timedelta
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from sqlalchemy.orm import Session
 
-from projectalgo import members, memberships, strategies
+from projectalgo import members, memberships, sharing, strategies
 from projectalgo.models import Strategy, id_of
 from projectalgo.snapshots import NUMBER_FIELDS, Snapshot
 
-Subscriber = Callable[[Snapshot], Awaitable[None]]
+
+@dataclass(frozen=True)
+class Notice:
+    """Something changed that tabs watching `topic` show; they read it again (see the module's doc)."""
+
+    topic: str
+
+
+GROUP_BOARD = "group-board"  # a strategy joined or left the group board, or its alias changed
+
+
+def share_link_topic(link_id: int) -> str:
+    """The topic of one share link's open pages (revoked, or its owner's choices changed)."""
+    return f"share-link:{link_id}"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Whom a tab shows strategies to: a member's sign-in (LoginSession id), or a share link's visitor."""
+
+    kind: str  # "login" or "link"
+    id: int
+
+    @classmethod
+    def login(cls, login_session_id: int) -> Viewer:
+        return cls("login", login_session_id)
+
+    @classmethod
+    def link(cls, share_link_id: int) -> Viewer:
+        return cls("link", share_link_id)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+Message = Snapshot | Notice
+Subscriber = Callable[[Message], Awaitable[None]]
 log = logging.getLogger("projectalgo.live")
 CHANNEL = "projectalgo:snapshots"
 RECONNECT_SECONDS = (0.5, 1, 2, 5)  # waits between attempts to listen again after Redis went away
 LISTEN_PING_SECONDS = 15
 
 
-def encode(snapshot: Snapshot) -> str:
-    """A snapshot as JSON text, its amounts as exact decimal strings."""
+def encode(message: Message) -> str:
+    """A snapshot as JSON text, its amounts as exact decimal strings; a notice as its topic."""
+    if isinstance(message, Notice):
+        return json.dumps({"notice": message.topic})
     return json.dumps(
-        {name: str(value) if isinstance(value, Decimal) else value for name, value in asdict(snapshot).items()}
+        {name: str(value) if isinstance(value, Decimal) else value for name, value in asdict(message).items()}
     )
 
 
-def decode(text: str | bytes) -> Snapshot:
+def decode(text: str | bytes) -> Message:
     data = json.loads(text)
+    if "notice" in data:
+        return Notice(data["notice"])
     return Snapshot(
         strategy_id=data["strategy_id"],
         account_id=data["account_id"],
@@ -49,7 +92,7 @@ def decode(text: str | bytes) -> Snapshot:
 
 
 class LocalBroadcast:
-    """One worker: a stored snapshot goes straight to this process's subscribers."""
+    """One worker: a stored snapshot or a notice goes straight to this process's subscribers."""
 
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
@@ -59,19 +102,19 @@ class LocalBroadcast:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
-    async def publish(self, snapshot: Snapshot) -> None:
-        await self._deliver(snapshot)
+    async def publish(self, message: Message) -> None:
+        await self._deliver(message)
 
     async def listen(self) -> None:
         """Nothing to listen to: publish delivers."""
 
-    async def _deliver(self, snapshot: Snapshot) -> None:
+    async def _deliver(self, message: Message) -> None:
         """Tell every subscriber; one failing subscriber never stops the others or the caller."""
         for subscriber in list(self._subscribers):
             try:
-                await subscriber(snapshot)
+                await subscriber(message)
             except Exception:
-                log.exception("live.subscriber_failed strategy_id=%s", snapshot.strategy_id)
+                log.exception("live.subscriber_failed message=%s", _described(message))
 
 
 class RedisBroadcast(LocalBroadcast):
@@ -85,11 +128,11 @@ class RedisBroadcast(LocalBroadcast):
         self._url = url
         self._publisher: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
 
-    async def publish(self, snapshot: Snapshot) -> None:
+    async def publish(self, message: Message) -> None:
         loop = asyncio.get_running_loop()
         if self._publisher is None or self._publisher[0] is not loop:  # a client's connections serve one loop
             self._publisher = (loop, aioredis.from_url(self._url, socket_timeout=2, socket_connect_timeout=2))
-        await self._publisher[1].publish(CHANNEL, encode(snapshot))
+        await self._publisher[1].publish(CHANNEL, encode(message))
 
     async def listen(self) -> None:
         attempt = 0
@@ -119,6 +162,10 @@ class RedisBroadcast(LocalBroadcast):
             attempt += 1
 
 
+def _described(message: Message) -> str:
+    return f"notice:{message.topic}" if isinstance(message, Notice) else f"strategy:{message.strategy_id}"
+
+
 Broadcast = LocalBroadcast  # LocalBroadcast or RedisBroadcast
 
 
@@ -139,40 +186,63 @@ def allowed_sessions(
     return {login_id for login_id, user in users.items() if allowed[id_of(user)]}
 
 
+def allowed_viewers(
+    session: Session, strategy_id: int, viewers: Collection[Viewer], *, idle: timedelta, now: datetime
+) -> set[Viewer]:
+    """Those viewers who may see the strategy's snapshots now: members' sign-ins (allowed_sessions) and share
+    links that still show it (sharing.links_showing: not revoked, not expired, of this strategy or its owner's
+    portfolio). Checked before every push."""
+    logins = {v.id for v in viewers if v.kind == "login"}
+    links = {v.id for v in viewers if v.kind == "link"}
+    allowed = {Viewer.login(i) for i in allowed_sessions(session, strategy_id, logins, idle=idle)} if logins else set()
+    if links:
+        allowed |= {Viewer.link(i) for i in sharing.links_showing(session, strategy_id, links, now=now)}
+    return allowed
+
+
 class Watchers:
-    """Which browser tabs show which strategies, and for which sign-in: this worker's registrations (each worker
-    pushes to the tabs whose websockets it holds). A tab is added only after its page checked that its user may
-    see them; each push checks again (allowed_sessions) before it is sent. Closed tabs are dropped by `prune`.
+    """Which browser tabs show which strategies and topics, and for whom: this worker's registrations (each worker
+    pushes to the tabs whose websockets it holds). A tab is added only after its page checked that its viewer may
+    see them; each push checks again (allowed_viewers) before it is sent. Closed tabs are dropped by `prune`.
     """
 
     def __init__(self) -> None:
-        self._by_strategy: dict[int, dict[str, tuple[type, int]]] = {}
-        self._by_tab: dict[str, set[int]] = {}
+        self._by_strategy: dict[int, dict[str, tuple[type, Viewer]]] = {}
+        self._by_topic: dict[str, dict[str, type]] = {}
+        self._by_tab: dict[str, tuple[set[int], set[str]]] = {}
         self._away_since: dict[str, float] = {}  # tabs seen without a connection, and since when
 
-    def watch(self, client_token: str, state: type, strategy_ids: Iterable[int], login_session_id: int) -> None:
-        """The tab now shows these strategies through `state` for that sign-in (and stops showing what it
-        showed before)."""
+    def watch(
+        self, client_token: str, state: type, strategy_ids: Iterable[int], viewer: Viewer, topics: Iterable[str] = ()
+    ) -> None:
+        """The tab now shows these strategies (and topics) through `state` for that viewer (and stops showing what
+        it showed before)."""
         self.forget(client_token)
-        ids = set(strategy_ids)
-        self._by_tab[client_token] = ids
+        ids, names = set(strategy_ids), set(topics)
+        self._by_tab[client_token] = (ids, names)
         for strategy_id in ids:
-            self._by_strategy.setdefault(strategy_id, {})[client_token] = (state, login_session_id)
+            self._by_strategy.setdefault(strategy_id, {})[client_token] = (state, viewer)
+        for topic in names:
+            self._by_topic.setdefault(topic, {})[client_token] = state
 
     def watches(self, client_token: str) -> bool:
         return client_token in self._by_tab
 
     def forget(self, client_token: str) -> None:
         self._away_since.pop(client_token, None)
-        for strategy_id in self._by_tab.pop(client_token, ()):
-            tabs = self._by_strategy.get(strategy_id, {})
-            tabs.pop(client_token, None)
-            if not tabs:
-                self._by_strategy.pop(strategy_id, None)
+        ids, names = self._by_tab.pop(client_token, (set(), set()))
+        for strategy_id in ids:
+            _drop(self._by_strategy, strategy_id, client_token)
+        for topic in names:
+            _drop(self._by_topic, topic, client_token)
 
-    def of(self, strategy_id: int) -> list[tuple[str, type, int]]:
-        """(client token, state class, login session id) of each tab watching the strategy."""
-        return [(tab, state, login) for tab, (state, login) in self._by_strategy.get(strategy_id, {}).items()]
+    def of(self, strategy_id: int) -> list[tuple[str, type, Viewer]]:
+        """(client token, state class, viewer) of each tab watching the strategy."""
+        return [(tab, state, viewer) for tab, (state, viewer) in self._by_strategy.get(strategy_id, {}).items()]
+
+    def on(self, topic: str) -> list[tuple[str, type]]:
+        """(client token, state class) of each tab watching the topic."""
+        return list(self._by_topic.get(topic, {}).items())
 
     def prune(self, connected: Callable[[str], bool], now: float, grace_seconds: float) -> int:
         """Forget the tabs that have had no connection here for `grace_seconds`: closed ones (a tab that comes
@@ -186,3 +256,11 @@ class Watchers:
         for client_token in gone:
             self.forget(client_token)
         return len(gone)
+
+
+def _drop(index: dict[K, dict[str, V]], key: K, client_token: str) -> None:
+    """Take a tab out of one key's entry, and the entry out when no tab is left in it."""
+    tabs = index.get(key, {})
+    tabs.pop(client_token, None)
+    if not tabs:
+        index.pop(key, None)

@@ -1,10 +1,12 @@
-"""The live push, as one piece: which tabs of this worker watch which strategy, pruning the closed ones, and sending
-each stored snapshot the broadcast announces (live.py) to the tabs whose user may still see it.
+"""The live push, as one piece: which tabs of this worker watch which strategy or topic, pruning the closed ones,
+sending each stored snapshot the broadcast announces (live.py) to the tabs whose viewer may still see it, and
+each notice to the tabs watching its topic.
 
-Pages register a tab once they have checked its user may see the strategies (`live_push.watch`), and their live
-state implements `_apply_snapshot`. The composition root starts it with the app (`live_push.start`). With several
-workers every worker hears every snapshot (RedisBroadcast) and pushes it to the tabs whose websockets it holds; a
-tab whose websocket moved to another worker is registered there again by its page's minute timer (`watching`).
+Pages register a tab once they have checked its viewer may see the strategies (`live_push.watch`), and their live
+state implements `_apply_snapshot` (and `_apply_notice` if it watches topics). The composition root starts it
+with the app (`live_push.start`). With several workers every worker hears every snapshot and notice
+(RedisBroadcast) and passes it to the tabs whose websockets it holds; a tab whose websocket moved to another
+worker is registered there again by its page's minute timer (`watching`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
@@ -20,8 +22,9 @@ import reflex as rx
 from reflex.config import get_config
 
 from projectalgo import live
+from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
-from projectalgo.live import Broadcast, Watchers
+from projectalgo.live import Broadcast, Message, Notice, Viewer, Watchers
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot
 
@@ -29,18 +32,21 @@ log = logging.getLogger("projectalgo.live")
 PRUNE_EVERY_SECONDS = 60
 
 
-class SignedIn(Protocol):
-    login_session_id: int
+@runtime_checkable
+class LiveTab(Protocol):
+    """What a page's live state offers the push: whom the tab shows its page to now (None: nobody, any more), and
+    what a new snapshot changes."""
+
+    def _viewer(self) -> Viewer | None: ...
+
+    def _apply_snapshot(self, snapshot: Snapshot) -> None: ...
 
 
 @runtime_checkable
-class LiveTab(Protocol):
-    """What a page's live state offers the push: who the tab's user is (AuthState's), and what a new snapshot
-    changes."""
+class NoticedTab(Protocol):
+    """A page's state that watches topics: reads again what a notice says changed (checking its viewer's rights)."""
 
-    _user: SignedIn | None
-
-    def _apply_snapshot(self, snapshot: Snapshot) -> None: ...
+    async def _apply_notice(self, topic: str) -> None: ...
 
 
 class LivePush:
@@ -55,15 +61,21 @@ class LivePush:
     def start(self, app: rx.App, broadcast: Broadcast) -> None:
         """Push what `broadcast` announces to this app's tabs, and prune closed tabs every minute."""
         self._app = app
-        broadcast.subscribe(self.push)
+        broadcast.subscribe(self.hear)
         app.register_lifespan_task(broadcast.listen)
         app.register_lifespan_task(self._prune_forever)
 
     def watch(
-        self, client_token: str, live_state: type[rx.State], strategy_ids: Iterable[int], login_session_id: int
+        self,
+        client_token: str,
+        live_state: type[rx.State],
+        strategy_ids: Iterable[int],
+        viewer: Viewer,
+        topics: Iterable[str] = (),
     ) -> None:
-        """The tab shows these strategies through `live_state` for that sign-in (and no longer what it showed)."""
-        self.watchers.watch(client_token, live_state, strategy_ids, login_session_id)
+        """The tab shows these strategies (and topics) through `live_state` for that viewer (and no longer what it
+        showed)."""
+        self.watchers.watch(client_token, live_state, strategy_ids, viewer, topics)
 
     def forget(self, client_token: str) -> None:
         self.watchers.forget(client_token)
@@ -82,12 +94,19 @@ class LivePush:
         record = manager.token_to_socket.get(client_token)
         return record is not None and record.instance_id == manager.instance_id
 
+    async def hear(self, message: Message) -> None:
+        """What the broadcast announced: a snapshot to push, or a notice to pass on."""
+        if isinstance(message, Notice):
+            self._pass_on(message)
+        else:
+            await self.push(message)
+
     async def push(self, snapshot: Snapshot) -> None:
-        """Send a stored snapshot to this worker's tabs showing its strategy whose user may still see it. Rights are
-        checked again for every push: a sign-out, a demotion, a disabled user or an ended membership stops the
-        pushes at once, whatever the tab shows. Each tab's push is queued before anything is awaited, so a tab
-        gets the snapshots in the order they were announced; the pushes run on their own, so a burst for busy
-        tabs never holds up the next announcement."""
+        """Send a stored snapshot to this worker's tabs showing its strategy whose viewer may still see it. Rights
+        are checked again for every push: a sign-out, a demotion, a disabled user, an ended membership or a revoked
+        share link stops the pushes at once, whatever the tab shows. Each tab's push is queued before anything is
+        awaited, so a tab gets the snapshots in the order they were announced; the pushes run on their own, so a
+        burst for busy tabs never holds up the next announcement."""
         watching = self.watchers.of(snapshot.strategy_id)
         tabs = [tab for tab in watching if self._holds_socket(tab[0])]
         if len(tabs) < len(watching):
@@ -96,53 +115,76 @@ class LivePush:
             return  # closed tabs: touching their state would only keep it alive
         idle = timedelta(minutes=services().settings.session_idle_minutes)
 
-        def allowed_now() -> set[int]:
+        def allowed_now() -> set[Viewer]:
             with session_scope(services().engine) as session:
-                logins = {login for _, _, login in tabs}
-                return live.allowed_sessions(session, snapshot.strategy_id, logins, idle=idle)
+                viewers = {viewer for _, _, viewer in tabs}
+                return live.allowed_viewers(session, snapshot.strategy_id, viewers, idle=idle, now=utcnow())
 
         allowed = asyncio.ensure_future(asyncio.to_thread(allowed_now))  # one check for all the tabs
         log.debug("live.push strategy_id=%s at_ms=%s tabs=%d", snapshot.strategy_id, snapshot.at_ms, len(tabs))
-        for client_token, state, login_session_id in tabs:
-            in_order = self._in_order.setdefault(client_token, asyncio.Lock())
-            task = asyncio.create_task(
-                self._push_to_tab(in_order, allowed, client_token, state, login_session_id, snapshot)
-            )
-            self._pushes.add(task)
-            task.add_done_callback(self._pushes.discard)
+        for client_token, state, viewer in tabs:
+            self._queue(client_token, self._push_to_tab(allowed, client_token, state, viewer, snapshot))
         # Not awaited here: the listener takes the next snapshot at once, instead of one per rights check's wall
         # time (bench/scale.py saw one worker's deliveries fall seconds behind on that). Each tab's pushes still
         # go one at a time in announcement order (its lock), and a failed check is each push's to log.
 
+    def _pass_on(self, notice: Notice) -> None:
+        """Hand a notice to this worker's tabs watching its topic, each in its turn with the tab's pushes."""
+        for client_token, state in self.watchers.on(notice.topic):
+            if self._holds_socket(client_token):
+                self._queue(client_token, self._notify_tab(client_token, state, notice.topic))
+
+    def _queue(self, client_token: str, work: Coroutine[None, None, None]) -> None:
+        """Run `work` on its own, after the tab's earlier pushes and notices (one at a time per tab, in order)."""
+        in_order = self._in_order.setdefault(client_token, asyncio.Lock())
+
+        async def in_turn() -> None:
+            async with in_order:  # asyncio's locks are first come, first served: the tasks' order holds
+                await work
+
+        task = asyncio.create_task(in_turn())
+        self._pushes.add(task)
+        task.add_done_callback(self._pushes.discard)
+
     async def _push_to_tab(
         self,
-        in_order: asyncio.Lock,
-        allowed: asyncio.Future[set[int]],
+        allowed: asyncio.Future[set[Viewer]],
         client_token: str,
         state: type[rx.State],
-        login_session_id: int,
+        viewer: Viewer,
         snapshot: Snapshot,
     ) -> None:
         assert self._app is not None  # only pushes after start
         try:
-            async with in_order:  # asyncio's locks are first come, first served: the tasks' order holds
-                if login_session_id not in await allowed:
-                    log.debug("live.forgot tab=%s reason=not_allowed", client_token[:8])
+            if viewer not in await allowed:
+                log.debug("live.forgot tab=%s reason=not_allowed", client_token[:8])
+                self.forget(client_token)
+                return
+            async with self._app.modify_state(rx.BaseStateToken(ident=client_token, cls=state)) as root:
+                tab = await root.get_state(state)
+                if not isinstance(tab, LiveTab):  # pages register their live state, which is one
+                    raise TypeError(f"{state.__name__} is registered for live pushes but is not a LiveTab")
+                # The tab may have signed out or changed user since it was registered, without an event here.
+                if tab._viewer() != viewer:
+                    log.debug("live.forgot tab=%s reason=viewer_changed", client_token[:8])
                     self.forget(client_token)
                     return
-                async with self._app.modify_state(rx.BaseStateToken(ident=client_token, cls=state)) as root:
-                    tab = await root.get_state(state)
-                    if not isinstance(tab, LiveTab):  # pages register their live state, which is one
-                        raise TypeError(f"{state.__name__} is registered for live pushes but is not a LiveTab")
-                    # The tab may have signed out or changed user since it was registered, without an event here.
-                    if tab._user is None or tab._user.login_session_id != login_session_id:
-                        log.debug("live.forgot tab=%s reason=signed_out", client_token[:8])
-                        self.forget(client_token)
-                        return
-                    tab._apply_snapshot(snapshot)
+                tab._apply_snapshot(snapshot)
             log.debug("live.pushed tab=%s at_ms=%s", client_token[:8], snapshot.at_ms)
         except Exception:
             log.exception("live.push_failed strategy_id=%s", snapshot.strategy_id)
+
+    async def _notify_tab(self, client_token: str, state: type[rx.State], topic: str) -> None:
+        assert self._app is not None  # only hears after start
+        try:
+            async with self._app.modify_state(rx.BaseStateToken(ident=client_token, cls=state)) as root:
+                tab = await root.get_state(state)
+                if not isinstance(tab, NoticedTab):  # pages that watch topics register a state that is one
+                    raise TypeError(f"{state.__name__} watches topics but is not a NoticedTab")
+                await tab._apply_notice(topic)
+            log.debug("live.noticed tab=%s topic=%s", client_token[:8], topic)
+        except Exception:
+            log.exception("live.notice_failed topic=%s", topic)
 
     async def _prune_forever(self) -> None:
         """Drop the registrations of tabs whose websocket this worker has not held for longer than Reflex keeps

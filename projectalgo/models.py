@@ -327,3 +327,36 @@ class FlowCorrection(SQLModel, table=True):
     amount: str | None = Field(default=None, max_length=64)
     created_by: int = Field(foreign_key="users.id")
     created_at: datetime
+
+
+class ShareLink(SQLModel, table=True):
+    """A read-only link to one strategy's performance page, or to its owner's combined portfolio (no strategy).
+    Only the SHA-256 of the link's token is stored; the link is shown once, when it is made. It shows
+    percentages and curves, and amounts only if `show_amounts`; it stops at `expires_at` or when revoked."""
+
+    __tablename__ = "share_links"
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="users.id", index=True)
+    strategy_id: int | None = Field(default=None, foreign_key="strategies.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=24)  # the token's first characters, to tell links apart in lists
+    label: str = Field(default="", max_length=60)
+    show_amounts: bool = False
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    last_viewed_at: datetime | None = None
+
+
+class BoardEntry(SQLModel, table=True):
+    """A strategy its owner put on the group board (/group): every signed-in member sees its returns, drawdown and
+    status (percentages only), under `alias` or, if none, the owner's name. Leaving the board deletes the row."""
+
+    __tablename__ = "board_entries"
+
+    strategy_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("strategies.id"), primary_key=True, autoincrement=False)
+    )
+    alias: str = Field(default="", max_length=60)
+    joined_at: datetime

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from projectalgo import members, memberships
 from projectalgo.db import session_scope
 from projectalgo.errors import SOMETHING_WRONG, DomainError
+from projectalgo.live import Viewer
 from projectalgo.live_push import live_push
 from projectalgo.models import id_of
 from projectalgo.runtime import password_threads, services
@@ -196,6 +197,10 @@ class AuthState(rx.State):
         self.membership_exempt = membership.exempt
         self.membership_ends_at = membership.ends_at.isoformat() if membership.ends_at else ""
         return user
+
+    def _viewer(self) -> Viewer | None:
+        """Whom this tab shows its pages to now (each live push checks it is still whom it was registered for)."""
+        return Viewer.login(self._user.login_session_id) if self._user else None
 
     async def _forget_user(self) -> None:
         """Nobody is signed in on this tab (any more): empty every page it showed and stop its live updates."""

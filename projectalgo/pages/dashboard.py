@@ -22,6 +22,7 @@ from projectalgo.components.layout import layout
 from projectalgo.components.live_chart import live_chart
 from projectalgo.components.status import ago, range_picker, status_badge, status_timer, time_zone_note
 from projectalgo.components.tables import labelled_cell, stacked_table
+from projectalgo.live import Viewer
 from projectalgo.live_push import live_push
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
@@ -190,7 +191,9 @@ class DashboardState(AuthState):
         accounts = {s.id: s.account_id for s in active}
         # Watched before anything is read, so a snapshot stored meanwhile is pushed once the load ends (a push waits
         # for the tab's state); counting it twice changes nothing: each account's newest wallet is kept once.
-        live_push.watch(self.router.session.client_token, DashboardLiveState, accounts, member.login_session_id)
+        live_push.watch(
+            self.router.session.client_token, DashboardLiveState, accounts, Viewer.login(member.login_session_id)
+        )
         seen = await anyio.to_thread.run_sync(
             dashboard.overview, services().snapshot_store, self.range_key, now, list(accounts.items()), rules
         )

@@ -22,6 +22,7 @@ from projectalgo.components.live_chart import live_chart
 from projectalgo.components.status import ago, range_picker, status_badge, status_timer, time_zone_note
 from projectalgo.components.tables import labelled_cell, stacked_table
 from projectalgo.errors import NotFoundError
+from projectalgo.live import Viewer
 from projectalgo.live_push import live_push
 from projectalgo.pages.strategy_performance import StrategyPerformanceState, compute, performance_section
 from projectalgo.runtime import services
@@ -155,7 +156,9 @@ class StrategyPageState(AuthState):
             return
         # Watched before anything is read: a snapshot stored meanwhile is then pushed once the load ends (pushes
         # wait for the tab's state), where watching after the reads would miss it. The chart skips one read twice.
-        live_push.watch(self.router.session.client_token, StrategyLiveState, [view.id], member.login_session_id)
+        live_push.watch(
+            self.router.session.client_token, StrategyLiveState, [view.id], Viewer.login(member.login_session_id)
+        )
         self.found, self.range_key, self._strategy_id = True, range_key, view.id
         self.name, self.description, self.account_name, self.symbol = (
             view.name,

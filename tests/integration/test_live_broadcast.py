@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import redis
 
-from projectalgo.live import LocalBroadcast, RedisBroadcast
+from projectalgo.live import LocalBroadcast, Notice, RedisBroadcast, share_link_topic
 from projectalgo.snapshots import NUMBER_FIELDS, Snapshot
 
 
@@ -22,14 +22,14 @@ async def _until(condition, what: str, seconds: float = 20) -> None:
         await asyncio.sleep(0.05)
 
 
-def test_each_worker_hears_every_snapshot_exactly_as_stored(redis_url):
+def test_each_worker_hears_every_snapshot_exactly_as_stored_and_every_notice(redis_url):
     async def scenario() -> tuple[list[Snapshot], list[Snapshot]]:
         workers = [RedisBroadcast(redis_url), RedisBroadcast(redis_url)]
         heard: tuple[list[Snapshot], list[Snapshot]] = ([], [])
         for worker, into in zip(workers, heard, strict=True):
             worker.subscribe(lambda s, into=into: asyncio.sleep(0, into.append(s)))
         listening = [asyncio.create_task(worker.listen()) for worker in workers]
-        sent = [snapshot(n) for n in range(1, 6)]
+        sent = [snapshot(1), snapshot(2), Notice(share_link_topic(4)), snapshot(3), snapshot(4), snapshot(5)]
         # Published from the first worker until both listen (a channel keeps nothing for late listeners).
         while not (heard[0] and heard[1]):
             await workers[0].publish(snapshot(0))
@@ -44,8 +44,8 @@ def test_each_worker_hears_every_snapshot_exactly_as_stored(redis_url):
         return heard
 
     first, second = asyncio.run(scenario())
-    expected = [snapshot(n) for n in range(1, 6)]
-    assert first == second == expected  # in order, amounts exact
+    expected = [snapshot(1), snapshot(2), Notice("share-link:4"), snapshot(3), snapshot(4), snapshot(5)]
+    assert first == second == expected  # in order, amounts exact, notices among the snapshots
 
 
 def test_a_listener_listens_again_after_redis_restarts(redis_server, redis_url):
