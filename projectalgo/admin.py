@@ -110,6 +110,12 @@ def _audit(session: Session, actor: Actor | None, action: str, user: User | None
     )
 
 
+def record_change(session: Session, actor: Actor, *, action: str, user: User | None, target: str) -> None:
+    """Audit an admin's change made elsewhere than here (e.g. revoking a member's share link, sharing.py), in the
+    caller's transaction."""
+    _audit(session, _require_admin(actor), action, user, target, "")
+
+
 def record_command_line_change(
     session: Session, *, action: str, user: User | None, target: str = "", reason: str = ""
 ) -> None:
