@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Select, bindparam, func, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -19,7 +19,7 @@ from sqlmodel import col
 from projectalgo.clock import utcnow
 from projectalgo.errors import InvalidInputError, NotFoundError
 from projectalgo.members import Actor
-from projectalgo.models import BrokerageAccount, Strategy, StrategyToken, User, id_of
+from projectalgo.models import BoardEntry, BrokerageAccount, Strategy, StrategyToken, User, id_of
 from projectalgo.snapshots import SYMBOL_MAX_LENGTH
 from projectalgo.tokens import new_token, token_hash
 
@@ -256,9 +256,12 @@ def update_strategy(
 
 
 def set_strategy_archived(session: Session, actor: Actor, strategy_id: int, *, archived: bool) -> Strategy:
-    """An archived strategy keeps its history; its tokens stop being accepted until it is restored."""
+    """An archived strategy keeps its history; its tokens stop being accepted until it is restored. It leaves the
+    group board (group.py): restoring it does not show it to the group again unasked."""
     strategy = _visible_strategy(session, actor, strategy_id, to_change=True)
     strategy.archived_at = utcnow() if archived else None
+    if archived:
+        session.execute(delete(BoardEntry).where(col(BoardEntry.strategy_id) == strategy.id))
     session.add(strategy)
     session.flush()
     return strategy
