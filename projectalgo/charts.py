@@ -296,6 +296,26 @@ def daily_pnl_figure(days: Sequence[tuple[str, float]]) -> dict[str, object]:
     return _figure([bars], layout, 0)
 
 
+def daily_returns_figure(days: Sequence[tuple[str, float]]) -> dict[str, object]:
+    """Each day's return net of flows (0.01 = +1 %), a bar per day: a daily PnL chart without amounts."""
+    bars = go.Bar(
+        name="Daily return",
+        x=[day for day, _ in days],
+        y=[ratio for _, ratio in days],
+        marker={"color": ["rgb(48, 164, 108)" if ratio >= 0 else "rgb(229, 72, 77)" for _, ratio in days]},
+        hovertemplate="%{x}: %{y:+.2%}<extra></extra>",
+    )
+    layout = {
+        "height": 260,
+        "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
+        "xaxis": _axis(type="date", tickformat="%b %d"),
+        "yaxis": _axis(tickformat=".1%", hoverformat=".2%"),
+        "modebar": MODEBAR,
+        "bargap": 0.2,
+    }
+    return _figure([bars], layout, 0)
+
+
 def returns_figure(
     strategy: Sequence[tuple[int, float]], hold: Sequence[tuple[int, float]], symbol: str
 ) -> dict[str, object]:

@@ -16,12 +16,14 @@ from projectalgo.live_push import live_push
 from projectalgo.pages.accounts import AccountsState, accounts_page
 from projectalgo.pages.admin import AdminState, admin_page
 from projectalgo.pages.dashboard import DashboardState, dashboard_page
+from projectalgo.pages.group import GroupState, group_page
 from projectalgo.pages.invite import InviteState, invite_page
 from projectalgo.pages.login import LoginState, LogoutState, login_page, logout_page
 from projectalgo.pages.membership import MembershipState, membership_page
 from projectalgo.pages.not_found import NotFoundState, not_found_page
 from projectalgo.pages.profile import ProfileState, profile_page
 from projectalgo.pages.reset import ResetState, reset_page
+from projectalgo.pages.shared import SharedPageState, shared_page
 from projectalgo.pages.strategies import StrategiesState, strategies_page
 from projectalgo.pages.strategy import StrategyPageState, strategy_page
 from projectalgo.runtime import services, settle_left_in_doubt
@@ -92,4 +94,8 @@ app.add_page(
     on_load=StrategyPageState.open_strategy,
 )
 app.add_page(admin_page, route="/admin", title="Admin · ProjectAlgo", on_load=AdminState.open_admin)
+app.add_page(group_page, route="/group", title="Group board · ProjectAlgo", on_load=GroupState.open_group)
+app.add_page(
+    shared_page, route="/share/[token]", title="Shared performance · ProjectAlgo", on_load=SharedPageState.open_share
+)
 app.add_page(not_found_page, route="404", title="Not found · ProjectAlgo", on_load=NotFoundState.open_not_found)

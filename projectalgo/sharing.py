@@ -10,18 +10,20 @@ client (throttle.py: the database, so every worker counts alike). No Reflex here
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import delete, false, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from projectalgo import admin, flows, forms, strategies, throttle
-from projectalgo.analytics import FlowCorrection
+from projectalgo import admin, analytics, charts, flows, forms, strategies, throttle
+from projectalgo.analytics import DailyPnl, FlowCorrection
 from projectalgo.errors import InvalidInputError, NotFoundError, RateLimitedError
 from projectalgo.members import Actor
 from projectalgo.models import Attempt, ShareLink, Strategy, User, id_of, max_length
+from projectalgo.snapshots import Snapshot
 from projectalgo.tokens import new_token, token_hash
 
 TOKEN_PREFIX = "sh_"
@@ -283,3 +285,95 @@ def take_view(session: Session, client: str, *, now: datetime) -> None:
     session.execute(
         delete(Attempt).where(col(Attempt.kind) == VIEW_KIND, col(Attempt.key) == attempt.key, col(Attempt.at) < since)
     )
+
+
+# --- What a shared page shows: percentages and curves; amounts only when the link allows them -----------------
+
+
+@dataclass(frozen=True)
+class SharedFigures:
+    """A strategy's figures for a range as its shared page shows them (text, ready to render; days and times in
+    UTC). Without amounts, every figure is a percentage or a ratio, and `days` holds daily returns, not PnL."""
+
+    twr: str
+    drawdown: str
+    drawdown_dates: str
+    best_day: str
+    worst_day: str
+    winning_days: str
+    sharpe: str
+    profit: str  # "" without amounts
+    deposits: str
+    withdrawals: str
+    days: tuple[tuple[str, float], ...]
+    curve: tuple[tuple[int, float], ...]  # the time-weighted return so far
+    hold: tuple[tuple[int, float], ...]  # holding the symbol
+    growth: Decimal  # 1 + the range's return: where live updates carry on from
+
+
+def _day_text(bar: DailyPnl | None, amounts: bool) -> str:
+    if bar is None:
+        return "—"
+    return f"{bar.day.isoformat()}: {charts.money(bar.pnl) if amounts else flows.percent(bar.day_return)}"
+
+
+def shared_figures(figures: flows.StrategyFigures, *, amounts: bool) -> SharedFigures:
+    """What the shared page shows of a strategy's figures (flows.strategy_figures, in UTC)."""
+    perf, none = figures.performance, "—"
+    hold = tuple((point.at_ms, float(point.value)) for point in figures.hold)
+    if perf is None:
+        blank = "" if not amounts else none
+        return SharedFigures(none, none, "", none, none, none, none, blank, blank, blank, (), (), hold, Decimal(1))
+    dd = perf.max_drawdown
+    dates = f"from {flows.zoned_text(dd.peak_at_ms, UTC)} to {flows.zoned_text(dd.trough_at_ms, UTC)}" if dd else ""
+    winning = "—" if perf.winning_day_share is None else f"{perf.winning_day_share * 100:.0f}% of {len(perf.days)} days"
+    return SharedFigures(
+        twr=flows.percent(perf.time_weighted_return),
+        drawdown=flows.percent(dd.depth) if dd else "0.00%",
+        drawdown_dates=dates,
+        best_day=_day_text(perf.best_day, amounts),
+        worst_day=_day_text(perf.worst_day, amounts),
+        winning_days=winning,
+        sharpe=none if perf.sharpe is None else f"{perf.sharpe:.2f}",
+        profit=charts.money(perf.profit) if amounts else "",
+        deposits=charts.money(perf.deposits) if amounts else "",
+        withdrawals=charts.money(perf.withdrawals) if amounts else "",
+        days=tuple((bar.day.isoformat(), float(bar.pnl if amounts else bar.day_return)) for bar in perf.days),
+        curve=tuple((point.at_ms, float(point.value)) for point in perf.curve),
+        hold=hold,
+        growth=1 + perf.time_weighted_return,
+    )
+
+
+@dataclass(frozen=True)
+class LiveReturn:
+    """A shared strategy page's return, kept current snapshot by snapshot: each new snapshot's interval return net
+    of its flow (as analytics finds it; the owner's corrections count from the page's next recompute), chained.
+    The tail it gives holds ratios only, never an amount. Immutable: a page state holds one and replaces it."""
+
+    strategy_id: int = 0
+    last: Snapshot | None = None  # the newest point counted
+    growth: Decimal = Decimal(1)
+    opening_price: Decimal = Decimal(0)  # holding the symbol is measured from it (0: no price yet)
+    seq: int = 0
+    tolerance: analytics.FlowTolerance = analytics.DEFAULT_TOLERANCE
+
+    def apply(self, snapshot: Snapshot) -> tuple[LiveReturn, dict[str, object]] | None:
+        """With a new snapshot counted: the state, and the chart's tail (the strategy's return, and holding the
+        symbol); None when it is another strategy's, or not newer than the last counted."""
+        if snapshot.strategy_id != self.strategy_id or (self.last and snapshot.at_ms <= self.last.at_ms):
+            return None
+        growth = self.growth
+        if self.last is not None:
+            interval = analytics.strategy_performance([self.last, snapshot], self.tolerance)
+            growth *= 1 + (interval.time_weighted_return if interval else 0)
+        opening = self.opening_price or (snapshot.last_price if snapshot.last_price > 0 else Decimal(0))
+        after = replace(self, last=snapshot, growth=growth, opening_price=opening, seq=self.seq + 1)
+        points: list[list[object]] = [[0, snapshot.at_ms, float(growth - 1)]]
+        if opening > 0:
+            points.append([1, snapshot.at_ms, float(snapshot.last_price / opening - 1)])
+        return after, {"seq": after.seq, "points": points}
+
+    @property
+    def twr(self) -> str:
+        return flows.percent(self.growth - 1)
