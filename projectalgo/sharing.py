@@ -197,11 +197,11 @@ def all_links(session: Session, actor: Actor, *, now: datetime) -> list[AdminLin
     ]
 
 
-def revoke(session: Session, actor: Actor, link_id: int, *, now: datetime) -> int:
-    """Revoke a link at once: its owner's, or any as an admin (audited). Returns its id; anyone else's is not
-    found. Revoking a revoked link changes nothing."""
+def revoke(session: Session, actor: Actor, link_id: object, *, now: datetime, as_admin: bool = False) -> int:
+    """Revoke a link at once: the actor's own, or, `as_admin` (from /admin), any link if the actor is an admin
+    (audited). Returns its id; anyone else's is not found. Revoking a revoked link changes nothing."""
     link = session.get(ShareLink, forms.parse_id(link_id))
-    if link is None or not (link.owner_id == actor.user_id or actor.is_admin):
+    if link is None or not (link.owner_id == actor.user_id or (as_admin and actor.is_admin)):
         raise NotFoundError("No such link.")
     if link.revoked_at is None:
         link.revoked_at = now

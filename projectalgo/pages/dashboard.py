@@ -24,6 +24,7 @@ from projectalgo.components.status import ago, range_picker, status_badge, statu
 from projectalgo.components.tables import labelled_cell, stacked_table
 from projectalgo.live import Viewer
 from projectalgo.live_push import live_push
+from projectalgo.pages.share_links_section import share_links_section
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
 from projectalgo.state import AuthState, CurrentUser, event_handler, in_session, members_only
@@ -425,6 +426,7 @@ def dashboard_page() -> rx.Component:
                 DashboardLiveState.statuses.length() > 0,
                 rx.vstack(rx.heading("Strategies", size="4"), status_table(), width="100%"),
             ),
+            share_links_section("your combined portfolio"),
             time_zone_note(),
             spacing="4",
             width="100%",

@@ -24,6 +24,7 @@ from projectalgo.components.tables import labelled_cell, stacked_table
 from projectalgo.errors import NotFoundError
 from projectalgo.live import Viewer
 from projectalgo.live_push import live_push
+from projectalgo.pages.share_links_section import share_links_section
 from projectalgo.pages.strategy_performance import StrategyPerformanceState, compute, performance_section
 from projectalgo.runtime import services
 from projectalgo.snapshots import ALL_TIME_END_MS, Snapshot, epoch_ms
@@ -471,6 +472,7 @@ def strategy_page() -> rx.Component:
                 latest_figures(),
                 chart_or_why_not(),
                 performance_section(),
+                share_links_section("this strategy"),
                 snapshot_table(),
                 spacing="4",
                 width="100%",

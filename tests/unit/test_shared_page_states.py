@@ -11,6 +11,7 @@ from projectalgo.clock import HOUR_MS, utcnow
 from projectalgo.db import session_scope
 from projectalgo.live import Viewer
 from projectalgo.live_push import live_push
+from projectalgo.models import ShareLink, Strategy
 from projectalgo.pages.shared import SharedLiveState, SharedPageState
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
@@ -39,8 +40,6 @@ def world(app_services):
     grant_membership(app_services, world["alice"], days=30)
     world["other_id"], _ = make_strategy(app_services, world["alice"], name="Hidden Other", account="Side Account")
     with session_scope(app_services) as session:
-        from projectalgo.models import Strategy
-
         world["other_account_id"] = session.get(Strategy, world["other_id"]).account_id
     now = epoch_ms(utcnow())
     world["now"] = now
@@ -84,8 +83,6 @@ def test_a_strategy_link_shows_percentages_and_no_amount_nor_anything_else_of_th
     for secret in ("XBTUSD", "Alice", world["alice"].email, "BitMEX main"):
         assert secret not in view, secret
     with session_scope(world["engine"]) as session:
-        from projectalgo.models import ShareLink
-
         assert session.query(ShareLink).one().last_viewed_at is not None
     assert live._viewer() == Viewer.link(live._link_id)
 
@@ -100,7 +97,7 @@ def test_amounts_show_only_when_the_link_allows_them(world):
 
 
 def test_a_pushed_snapshot_updates_the_return_with_ratios_only(world):
-    page, live = _open(_link(world))
+    _, live = _open(_link(world))
     snapshot = _snapshot(world, world["now"] - 1000, "15301.5", "301.5", price="121")
     live._apply_snapshot(snapshot)
     assert live.twr == "+2.01%"  # 1.01 x (1 + 151.5 / 15,150), chained
