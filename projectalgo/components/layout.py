@@ -36,6 +36,7 @@ def invite_box() -> rx.Component:
 
 MEMBER_LINKS = (
     ("Dashboard", "/dashboard"),
+    ("Group", "/group"),
     ("Strategies", "/strategies"),
     ("Accounts", "/accounts"),
     ("Membership", "/membership"),

@@ -23,6 +23,7 @@ from projectalgo.components.status import local_minute
 from projectalgo.components.tables import ROW_ACTION_SIZE, WHOLE_CARD, labelled_cell, stacked_table
 from projectalgo.members import Actor
 from projectalgo.models import id_of
+from projectalgo.pages.group import announce_board_changed
 from projectalgo.runtime import services
 from projectalgo.state import AuthState, CurrentUser, MemberActionsMixin, event_handler, in_session
 
@@ -158,16 +159,19 @@ class StrategiesState(MemberActionsMixin, AuthState):
 
     @event_handler
     async def set_archived(self, strategy_id: int, archived: bool) -> EventSpec | None:
-        return await self._act(
+        redirect = await self._act(
             lambda session, actor: strategies.set_strategy_archived(
                 session, actor, forms.parse_id(strategy_id), archived=forms.parse_flag(archived)
             ),
             lambda strategy: (
-                "Strategy archived: its history stays, its tokens are refused."
+                "Strategy archived: its history stays, its tokens are refused, it left the group board."
                 if strategy.archived_at
                 else "Strategy restored."
             ),
         )
+        if redirect is None and not self.error:  # an archived strategy leaves the group board: open boards read it
+            await announce_board_changed()
+        return redirect
 
     @event_handler
     async def revoke_token(self, token_id: int) -> EventSpec | None:

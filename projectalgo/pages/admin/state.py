@@ -24,6 +24,7 @@ from projectalgo import admin, charts, forms, liveness
 from projectalgo.clock import iso, utcnow
 from projectalgo.errors import NotAllowedError
 from projectalgo.members import Actor
+from projectalgo.pages.group import announce_board_changed
 from projectalgo.runtime import services
 from projectalgo.snapshots import epoch_ms
 from projectalgo.state import AuthState, event_handler, failure_message, in_session
@@ -351,9 +352,14 @@ class AdminState(AuthState):
                 f"user {uid}",
                 lambda session, actor: admin.set_disabled(session, actor, user_id=uid, disabled=flag),
                 "User disabled: their sessions ended and their bots are refused." if flag else "User enabled.",
+                then=done.append,
             )
 
-        return await self._act("disable or enable user", plan)
+        done: list[object] = []
+        outcome = await self._act("disable or enable user", plan)
+        if done:  # their strategies leave (or come back to) the group board: open boards read it again
+            await announce_board_changed()
+        return outcome
 
     @event_handler
     async def issue_reset_link(self, user_id: int) -> EventSpec | None:
@@ -404,9 +410,14 @@ class AdminState(AuthState):
                 f"user {uid}",
                 lambda session, actor: admin.end_membership(session, actor, user_id=uid, reason=reason),
                 "Membership ended.",
+                then=done.append,
             )
 
-        return await self._act("end membership", plan)
+        done: list[object] = []
+        outcome = await self._act("end membership", plan)
+        if done:  # their strategies leave the group board: open boards read it again
+            await announce_board_changed()
+        return outcome
 
     @event_handler
     async def set_invite_uses(self, form: dict[str, str]) -> EventSpec | None:
