@@ -17,6 +17,7 @@ from projectalgo.pages.admin.sections import (
     strategies_section,
     users_section,
 )
+from projectalgo.pages.admin.share_links import share_links_section
 from projectalgo.pages.admin.state import AdminState
 from projectalgo.state import AuthState
 
@@ -61,6 +62,7 @@ def admin_page() -> rx.Component:
     admin_only = [
         ("invites", "Invites", invites_section()),
         ("payments", "Payments", payments_section()),
+        ("share-links", "Share links", share_links_section()),
         ("audit", "Audit log", audit_section()),
     ]
     # Nothing of the page (not even its empty tables) is drawn for anyone but staff: a member sent away sees the
