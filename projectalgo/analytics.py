@@ -194,6 +194,35 @@ def detect_cash_flows(
     return tuple(flows)
 
 
+@dataclass(frozen=True)
+class FlowPoint:
+    """The flow of one raw interval, where it ends (models.FlowPoint): found at ingestion or stated by the bot."""
+
+    at_ms: int
+    amount: Decimal
+    stated: bool
+
+
+def flows_over(points: Iterable[FlowPoint], times: Sequence[int]) -> tuple[CashFlow, ...]:
+    """The raw intervals' flows, added up over the intervals of a series with these points (raw, or each hourly or
+    daily bucket's last): what a coarse range counts, so it finds what the raw snapshots found, no more (crumbs
+    below the tolerance do not add up to a flow) and no less (a broker's reset inside a bucket is not a flow).
+    A sum is `stated` when the bot stated every part of it; flows in the opening balance or after the last point
+    are left out."""
+    sums: dict[int, tuple[Decimal, bool]] = {}
+    with localcontext(_CONTEXT):
+        for point in points:
+            index = _interval_index(times, point.at_ms)
+            if index is not None:
+                amount, stated = sums.get(times[index], (_ZERO, True))
+                sums[times[index]] = (amount + point.amount, stated and point.stated)
+    return tuple(
+        CashFlow(at_ms, amount, "stated" if stated else "detected", amount)
+        for at_ms, (amount, stated) in sorted(sums.items())
+        if amount
+    )
+
+
 def apply_corrections(
     flows: Iterable[CashFlow], corrections: Iterable[FlowCorrection], times: Sequence[int]
 ) -> tuple[CashFlow, ...]:
@@ -236,11 +265,15 @@ def cash_flows(
     tolerance: FlowTolerance = DEFAULT_TOLERANCE,
     stated: Mapping[int, Decimal] | None = None,
     corrections: Iterable[FlowCorrection] = (),
+    points: Iterable[FlowPoint] | None = None,
 ) -> tuple[CashFlow, ...]:
-    """Detection, the bot's stated flows, then the member's corrections: the flows the figures count."""
+    """Detection and the bot's stated flows, then the member's corrections: the flows the figures count. For a
+    coarse series (hourly or daily points), pass the raw intervals' `points` instead: they are added up over its
+    intervals (`flows_over`), not found between its points."""
     ordered = _in_order(snapshots)
-    found = detect_cash_flows(ordered, tolerance, stated)
-    return apply_corrections(found, corrections, [snapshot.at_ms for snapshot in ordered])
+    times = [snapshot.at_ms for snapshot in ordered]
+    found = flows_over(points, times) if points is not None else detect_cash_flows(ordered, tolerance, stated)
+    return apply_corrections(found, corrections, times)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -454,10 +487,12 @@ def strategy_performance(
     corrections: Iterable[FlowCorrection] = (),
     zone: tzinfo | int = UTC,
     basis: EquityBasis = "margin_balance",
+    points: Iterable[FlowPoint] | None = None,
 ) -> Performance | None:
     """One strategy's figures from its snapshots: its flows (`cash_flows`) and its equity (`equity_points`)."""
     ordered = _in_order(snapshots)
-    return performance(equity_points(ordered, basis), cash_flows(ordered, tolerance, stated, corrections), zone)
+    flows = cash_flows(ordered, tolerance, stated, corrections, points)
+    return performance(equity_points(ordered, basis), flows, zone)
 
 
 def buy_and_hold(snapshots: Iterable[Snapshot]) -> tuple[ReturnPoint, ...]:

@@ -11,7 +11,7 @@ import getpass
 import sys
 from collections.abc import Callable, Sequence
 
-from projectalgo import admin, logs, members, memberships, strategies
+from projectalgo import admin, flows, logs, members, memberships, strategies
 from projectalgo.db import session_scope
 from projectalgo.errors import DomainError
 from projectalgo.models import ROLES, id_of
@@ -136,9 +136,10 @@ def _rebuild_rollups(args: argparse.Namespace) -> int:
         # Both stores have rebuild_rollups: an operator's repair, not part of the SnapshotStore protocol.
         buckets = store.rebuild_rollups(strategy_id)
         with session_scope(services().engine) as session:
-            target = f"strategy {strategy_id} ({admin.plural(buckets, 'bucket')})"
+            found = flows.rebuild_flow_points(session, store, strategy_id, flows.tolerance(services().settings))
+            target = f"strategy {strategy_id} ({admin.plural(buckets, 'bucket')}, {admin.plural(found, 'flow')})"
             admin.record_command_line_change(session, action="rebuild roll-ups", user=None, target=target)
-        print(f"strategy {strategy_id}: {buckets} roll-up buckets rebuilt")
+        print(f"strategy {strategy_id}: {buckets} roll-up buckets rebuilt, {admin.plural(found, 'cash flow')} found")
     return 0
 
 

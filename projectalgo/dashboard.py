@@ -110,6 +110,9 @@ class FlowRules:
 
     tolerance: analytics.FlowTolerance = analytics.DEFAULT_TOLERANCE
     corrections: Mapping[int, Sequence[analytics.FlowCorrection]] = field(default_factory=dict)
+    # Each strategy's flow points (flows.flow_points): its comparison's ranges are hourly or daily points, whose
+    # flows are these added up.
+    points: Mapping[int, Sequence[analytics.FlowPoint]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,9 @@ def comparison(store: SnapshotStore, strategy_id: int, now_ms: int, rules: FlowR
     for key, span in charts.RANGES.items():
         series = daily if span is None or span > 31 * DAY_MS else hourly
         points = _since(series, 0 if span is None else now_ms - span, daily, earliest)
-        found[key] = analytics.strategy_performance(points, rules.tolerance, corrections=corrections)
+        found[key] = analytics.strategy_performance(
+            points, rules.tolerance, corrections=corrections, points=rules.points.get(strategy_id, ())
+        )
     returns = {key: f.time_weighted_return if f and len(f.curve) > 1 else None for key, f in found.items()}
     everything = found[charts.ALL]
     drawdown = everything.max_drawdown if everything else None

@@ -6,6 +6,7 @@ strategy's owner corrects its flows; whoever may see the strategy (its owner, ad
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -13,19 +14,25 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from projectalgo import analytics, charts, strategies
+from projectalgo import analytics, charts, dashboard, strategies
 from projectalgo.clock import utcnow
+from projectalgo.db import session_scope
 from projectalgo.errors import InvalidInputError
 from projectalgo.members import Actor
-from projectalgo.models import FlowCorrection, id_of
+from projectalgo.models import FlowCorrection, FlowPoint, id_of, table_of
 from projectalgo.settings import Settings
-from projectalgo.snapshots import ALL_TIME_END_MS, Snapshot
+from projectalgo.snapshots import ALL_TIME_END_MS, Snapshot, SnapshotStore, all_snapshots
 
 MAX_CORRECTIONS = 1000  # per strategy
+# Flow points read per strategy and range, newest kept: a bot whose realised PnL never follows its wallet makes
+# one at every snapshot (its figures then mean little), and a page's read stays bounded all the same.
+MAX_FLOW_POINTS = 10_000
 AMOUNT_LIMIT = Decimal("1e15")  # a quadrillion dollars: past it a typed amount is a slip, not money
 EARLIEST_MS = 946_684_800_000  # 2000-01-01 UTC, the earliest a snapshot may be
 
@@ -84,6 +91,150 @@ def corrections_by_strategy(session: Session, strategy_ids: Sequence[int]) -> di
 def corrections_of(session: Session, strategy_id: int) -> list[analytics.FlowCorrection]:
     """One strategy's corrections, oldest first."""
     return corrections_by_strategy(session, [strategy_id])[strategy_id]
+
+
+# Flow points: each raw interval's flow, kept at ingestion (models.FlowPoint)
+
+
+def flow_points(
+    session: Session, strategy_ids: Sequence[int], start_ms: int, end_ms: int
+) -> dict[int, list[analytics.FlowPoint]]:
+    """Each strategy's flow points with start_ms <= at_ms < end_ms, oldest first (at most MAX_FLOW_POINTS each,
+    the newest); one query."""
+    rows = session.execute(
+        select(col(FlowPoint.strategy_id), col(FlowPoint.at_ms), col(FlowPoint.amount), col(FlowPoint.stated))
+        .where(
+            col(FlowPoint.strategy_id).in_(list(strategy_ids)),
+            col(FlowPoint.at_ms) >= start_ms,
+            col(FlowPoint.at_ms) < end_ms,
+        )
+        .order_by(col(FlowPoint.at_ms).desc())
+        .limit(MAX_FLOW_POINTS * len(strategy_ids))
+    )
+    found: dict[int, list[analytics.FlowPoint]] = {strategy_id: [] for strategy_id in strategy_ids}
+    for strategy_id, at_ms, amount, stated in rows:
+        if len(found[strategy_id]) < MAX_FLOW_POINTS:
+            found[strategy_id].append(analytics.FlowPoint(at_ms, Decimal(amount), stated))
+    return {strategy_id: points[::-1] for strategy_id, points in found.items()}
+
+
+def flow_rules(session: Session, settings: Settings, strategy_ids: Sequence[int]) -> dashboard.FlowRules:
+    """What the dashboard's figures of these strategies need to tell flows apart: the tolerance, their members'
+    corrections and their flow points (all time: the comparison's daily ranges reach back to the first)."""
+    return dashboard.FlowRules(
+        tolerance(settings),
+        corrections_by_strategy(session, strategy_ids),
+        flow_points(session, strategy_ids, 0, ALL_TIME_END_MS),
+    )
+
+
+def points_of(engine: Engine, strategy_id: int, series: Sequence[Snapshot]) -> list[analytics.FlowPoint]:
+    """The flow points within a series a page read (a worker thread's call: it opens its own session)."""
+    if not series:
+        return []
+    with session_scope(engine) as session:
+        return flow_points(session, [strategy_id], series[0].at_ms, ALL_TIME_END_MS)[strategy_id]
+
+
+def record_flow_points(
+    session: Session,
+    store: SnapshotStore,
+    stored: Sequence[tuple[Snapshot, Decimal | None]],
+    tolerance: analytics.FlowTolerance,
+) -> None:
+    """At ingestion, once the snapshots are stored (each with the `cash_flow` its bot stated, or None): the flow
+    of each interval they end, and of the interval after one stored among older snapshots (it split that one).
+
+    One store read per strategy when the batch's snapshots are its newest (bots post in order); two reads per
+    snapshot that arrives late. Two workers storing the same strategy at the same moment can each miss the
+    other's snapshot as a neighbour: `rebuild-rollups` finds the flows again."""
+    by_strategy: dict[int, dict[int, tuple[Snapshot, Decimal | None]]] = {}
+    for snapshot, stated in stored:
+        by_strategy.setdefault(snapshot.strategy_id, {})[snapshot.at_ms] = (snapshot, stated)
+    for strategy_id, new in by_strategy.items():
+        intervals = _intervals_touched(store, strategy_id, sorted(new))
+        after_ms = [after.at_ms for before, after in intervals if after.at_ms not in new]
+        kept_stated = (
+            set(
+                session.scalars(
+                    select(col(FlowPoint.at_ms)).where(
+                        col(FlowPoint.strategy_id) == strategy_id,
+                        col(FlowPoint.at_ms).in_(after_ms),
+                        col(FlowPoint.stated),
+                    )
+                )
+            )
+            if after_ms
+            else set()
+        )
+        for at_ms, (_, stated) in new.items():
+            if stated is not None:
+                _put_point(session, strategy_id, at_ms, stated, stated=True)
+        for before, after in intervals:
+            if after.at_ms in kept_stated or (after.at_ms in new and new[after.at_ms][1] is not None):
+                continue  # what the bot said of that interval stands
+            amount = analytics.unexplained_change(before, after, tolerance)
+            if amount:
+                _put_point(session, strategy_id, after.at_ms, amount, stated=False)
+            else:
+                session.execute(
+                    delete(FlowPoint).where(
+                        col(FlowPoint.strategy_id) == strategy_id,
+                        col(FlowPoint.at_ms) == after.at_ms,
+                        ~col(FlowPoint.stated),
+                    )
+                )
+
+
+def _intervals_touched(store: SnapshotStore, strategy_id: int, times: list[int]) -> list[tuple[Snapshot, Snapshot]]:
+    """The (before, after) pairs of consecutive stored snapshots that these newly stored ones begin or end."""
+    newest = store.recent(strategy_id, ALL_TIME_END_MS, limit=len(times) + 1)[::-1]
+    if sorted(snapshot.at_ms for snapshot in newest[-len(times) :]) == times:  # the usual case: the newest ones
+        return list(itertools.pairwise(newest))
+    pairs: set[tuple[Snapshot, Snapshot]] = set()
+    for at_ms in times:
+        here = store.between(strategy_id, at_ms, at_ms + 1, limit=1).items
+        before = store.recent(strategy_id, at_ms, limit=1)
+        after = store.between(strategy_id, at_ms + 1, ALL_TIME_END_MS, limit=1).items
+        if here and before:
+            pairs.add((before[0], here[0]))
+        if here and after:
+            pairs.add((here[0], after[0]))
+    return sorted(pairs, key=lambda pair: pair[1].at_ms)
+
+
+def _put_point(session: Session, strategy_id: int, at_ms: int, amount: Decimal, *, stated: bool) -> None:
+    """Insert or replace one flow point (several workers may write the same one: an upsert, not a read first)."""
+    dialect = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    values = {"strategy_id": strategy_id, "at_ms": at_ms, "amount": str(amount), "stated": stated}
+    session.execute(
+        dialect(table_of(FlowPoint))
+        .values(**values)
+        .on_conflict_do_update(index_elements=["strategy_id", "at_ms"], set_={"amount": str(amount), "stated": stated})
+    )
+
+
+def rebuild_flow_points(
+    session: Session, store: SnapshotStore, strategy_id: int, tolerance: analytics.FlowTolerance
+) -> int:
+    """Find a strategy's flows again from all its snapshots (after a change of the tolerance, or a repair); what
+    its bot stated is kept. Returns how many flow points it has."""
+    stated = set(
+        session.scalars(
+            select(col(FlowPoint.at_ms)).where(col(FlowPoint.strategy_id) == strategy_id, col(FlowPoint.stated))
+        )
+    )
+    session.execute(delete(FlowPoint).where(col(FlowPoint.strategy_id) == strategy_id, ~col(FlowPoint.stated)))
+    previous: Snapshot | None = None
+    found: list[dict[str, object]] = []
+    for snapshot in all_snapshots(store, strategy_id):
+        amount = analytics.unexplained_change(previous, snapshot, tolerance) if previous else Decimal(0)
+        if amount and snapshot.at_ms not in stated:
+            found.append({"strategy_id": strategy_id, "at_ms": snapshot.at_ms, "amount": str(amount), "stated": False})
+        previous = snapshot
+    if found:
+        session.execute(table_of(FlowPoint).insert(), found)
+    return len(found) + len(stated)
 
 
 def _word(
@@ -190,9 +341,18 @@ def strategy_figures(
     corrections: Sequence[analytics.FlowCorrection],
     settings: Settings,
     zone: tzinfo | int,
+    points: Sequence[analytics.FlowPoint] = (),
+    *,
+    coarse: bool = False,
 ) -> StrategyFigures:
-    """The figures of the snapshots a page read for its range (raw, or each roll-up bucket's last)."""
-    flows = analytics.cash_flows(snapshots, tolerance(settings), corrections=corrections)
+    """The figures of the snapshots a page read for its range: raw snapshots, with the flows their bot stated among
+    the `points`; or each roll-up bucket's last (`coarse`), whose flows are the `points` added up."""
+    found = tolerance(settings)
+    if coarse:
+        flows = analytics.cash_flows(snapshots, found, corrections=corrections, points=points)
+    else:
+        stated = {point.at_ms: point.amount for point in points if point.stated}
+        flows = analytics.cash_flows(snapshots, found, stated, corrections)
     figures = analytics.performance(analytics.equity_points(snapshots), flows, zone)
     times = [snapshot.at_ms for snapshot in snapshots]
     last_word = {c.at_ms: c for c in corrections if not isinstance(c, analytics.ManualFlow)}

@@ -17,11 +17,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from projectalgo import snapshots, strategies
+from projectalgo import flows, snapshots, strategies
+from projectalgo.analytics import DEFAULT_TOLERANCE, FlowTolerance
 from projectalgo.db import UNREACHABLE_ERRORS
 from projectalgo.errors import DomainError, NotAllowedError, RateLimitedError, UnauthenticatedError, UnavailableError
 from projectalgo.ingest_stats import IngestCounter, IngestStats
@@ -102,8 +104,10 @@ class Ingestor:
         *,
         stats: IngestCounter | None = None,
         broadcast: Broadcast | None = None,
+        flow_tolerance: FlowTolerance = DEFAULT_TOLERANCE,
     ) -> None:
         self._engine = engine
+        self._flow_tolerance = flow_tolerance
         self._store = store
         self._limiter = limiter
         self._clock = clock
@@ -256,11 +260,30 @@ class Ingestor:
                 results = [_failed() for _ in accepted]
             for (index, owner, _), result in zip(accepted, results, strict=True):
                 outcomes[index] = Stored(owner, result) if isinstance(result, Snapshot) else result
+            self._record_flows(
+                [
+                    (result, posts[index].snapshot.cash_flow)
+                    for (index, _, _), result in zip(accepted, results, strict=True)
+                    if isinstance(result, Snapshot)
+                ]
+            )
         self._record_use([outcome for outcome in outcomes if isinstance(outcome, Stored)])
         answered = [outcome for outcome in outcomes if outcome is not None]
         for outcome in answered:
             self._count(_outcome_name(outcome))
         return answered
+
+    def _record_flows(self, stored: list[tuple[Snapshot, Decimal | None]]) -> None:
+        """Keep the flow of each interval the stored snapshots end (flows.record_flow_points). The snapshots are
+        stored whatever happens here: a failure is logged, and `rebuild-rollups` finds the flows again (what a bot
+        stated in the failed batch is lost)."""
+        if not stored:
+            return
+        try:
+            with Session(self._engine) as session, session.begin():
+                flows.record_flow_points(session, self._store, stored, self._flow_tolerance)
+        except Exception:
+            log.exception("ingest.flow_points_failed strategies=%s", sorted({s.strategy_id for s, _ in stored}))
 
     def _count(self, outcome: str) -> None:
         try:

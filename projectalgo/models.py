@@ -360,3 +360,20 @@ class BoardEntry(SQLModel, table=True):
     )
     alias: str = Field(default="", max_length=60)
     joined_at: datetime
+
+
+class FlowPoint(SQLModel, table=True):
+    """The cash flow of one interval between a strategy's consecutive raw snapshots, kept where it ends (at_ms): found
+    at ingestion (Δwallet beyond Δrealised, analytics.unexplained_change) or `stated` by the bot (a snapshot's
+    `cash_flow`, 0 included). Only non-zero found flows are kept. Coarse ranges read these instead of finding flows
+    between hourly or daily points, where crumbs below the tolerance add up and a reset inside a bucket hides;
+    `rebuild-rollups` finds them again (stated ones are kept). The amount is a decimal as text, as snapshots'."""
+
+    __tablename__ = "flow_points"
+
+    strategy_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("strategies.id"), primary_key=True, autoincrement=False)
+    )
+    at_ms: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    amount: str = Field(max_length=64)
+    stated: bool = False

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 
+from projectalgo import flows
 from projectalgo.billing import BillingGateway
 from projectalgo.db import make_engine
 from projectalgo.ingest_stats import IngestCounter, IngestStats, RedisIngestStats
@@ -103,6 +104,7 @@ def services() -> Services:
             limiter,
             stats=stats,
             broadcast=broadcast,
+            flow_tolerance=flows.tolerance(settings),
         ),
         ingest_stats=stats,
         payments=StripeGateway(settings) if settings.stripe_secret_key else None,

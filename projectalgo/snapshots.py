@@ -167,6 +167,7 @@ class SnapshotInput:
 
     at_ms: int | None  # None: the server's time when stored
     values: SnapshotValues
+    cash_flow: Decimal | None = None  # what the bot says moved in or out since its last snapshot; None: not said
 
     def for_strategy(self, strategy_id: int, account_id: int, at_ms: int) -> Snapshot:
         return Snapshot(strategy_id=strategy_id, account_id=account_id, at_ms=at_ms, **self.values)
@@ -364,6 +365,7 @@ def validate(body: Mapping[str, object], now: datetime) -> SnapshotInput:
         problems.append("strategy_access_token: must be a string")
     # null, like no created_at at all: the server's time.
     at_ms = _timestamp(data["created_at"], problems) if data.get("created_at") is not None else None
+    cash_flow = _number("cash_flow", data["cash_flow"], problems) if data.get("cash_flow") is not None else None
     if problems:
         raise InvalidSnapshotError(problems)
     if at_ms is not None and at_ms > epoch_ms(now + MAX_FUTURE_SKEW):
@@ -377,7 +379,7 @@ def validate(body: Mapping[str, object], now: datetime) -> SnapshotInput:
         average_entry_price=numbers["average_entry_price"],
         symbol=stripped,
     )
-    return SnapshotInput(at_ms=at_ms, values=values)
+    return SnapshotInput(at_ms=at_ms, values=values, cash_flow=cash_flow)
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from decimal import Decimal
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from projectalgo import members, memberships, strategies
+from projectalgo import flows, members, memberships, strategies
 from projectalgo.db import session_scope
 from projectalgo.members import Actor
 from projectalgo.models import BrokerageAccount, Strategy, StrategyToken, User, table_of
+from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, SnapshotStore
 
 PASSWORD = "correct horse battery"
@@ -94,6 +96,15 @@ def strategy_world(engine: Engine) -> dict:
         "token_id": token_id,
         "token": token,
     }
+
+
+def store_as_ingested(snapshot: Snapshot, cash_flow: Decimal | None = None) -> Snapshot:
+    """Store one snapshot in the app's store and keep its interval's flow, as ingestion does."""
+    app = services()
+    stored = store_one(app.snapshot_store, snapshot)
+    with session_scope(app.engine) as session:
+        flows.record_flow_points(session, app.snapshot_store, [(stored, cash_flow)], flows.tolerance(app.settings))
+    return stored
 
 
 def store_one(store: SnapshotStore, snapshot: Snapshot) -> Snapshot:

@@ -68,6 +68,13 @@ SNAPSHOT_SCHEMA = {
                     "description": "Stored without surrounding spaces; no NUL character.",
                 },
                 "created_at": _created_at,
+                "cash_flow": {
+                    "description": "Optional; absent or null: none stated. Money the bot knows moved into (positive, "
+                    "a deposit) or out of (negative, a withdrawal) the wallet since its previous snapshot, in USD; "
+                    "0 says nothing moved. It replaces what the server would find from the wallet and realised "
+                    "PnL for that interval, so the figures keep it apart from profit. " + str(_number["description"]),
+                    "anyOf": [*_number["anyOf"], {"type": "null"}],
+                },
             },
         }
     },

@@ -182,8 +182,7 @@ class DashboardState(AuthState):
 
         def read(session: Session) -> tuple[list[strategies.StrategyView], bool, dashboard.FlowRules]:
             own = strategies.list_strategies(session, actor)
-            corrections = flows.corrections_by_strategy(session, [s.id for s in own if not s.archived])
-            rules = dashboard.FlowRules(flows.tolerance(settings), corrections)
+            rules = flows.flow_rules(session, settings, [s.id for s in own if not s.archived])
             return own, any(not a.archived for a in strategies.list_accounts(session, actor)), rules
 
         own, has_account, rules = await in_session(read)
@@ -229,7 +228,7 @@ class DashboardState(AuthState):
 
         def read(session: Session) -> tuple[list[int], dashboard.FlowRules]:
             ids = [s.id for s in strategies.list_strategies(session, actor) if not s.archived]
-            return ids, dashboard.FlowRules(flows.tolerance(settings), flows.corrections_by_strategy(session, ids))
+            return ids, flows.flow_rules(session, settings, ids)
 
         ids, rules = await in_session(read)
         store = services().snapshot_store

@@ -15,6 +15,7 @@ from reflex.event import EventSpec, EventType
 from reflex.vars import ObjectVar
 
 from projectalgo import charts, dashboard, exports, flows, forms, liveness, strategies
+from projectalgo.analytics import FlowPoint
 from projectalgo.clock import utcnow
 from projectalgo.components.bot import TOKEN_PLACEHOLDER, bot_instructions, bot_snippet
 from projectalgo.components.layout import figure_card, layout
@@ -170,15 +171,13 @@ class StrategyPageState(AuthState):
         store, settings = services().snapshot_store, services().settings
         now = epoch_ms(utcnow())
 
-        def read() -> tuple[list[Snapshot], list[Snapshot], Snapshot | None]:
+        def read() -> tuple[list[Snapshot], list[Snapshot], Snapshot | None, list[FlowPoint], bool]:
             win = dashboard.range_window(store, range_key, now, [view.id])
-            return (
-                dashboard.opening(store, view.id, win),
-                dashboard.snapshots_in(store, view.id, win),
-                store.latest(view.id),
-            )
+            opened, snapshots = dashboard.opening(store, view.id, win), dashboard.snapshots_in(store, view.id, win)
+            flow_points = flows.points_of(services().engine, view.id, opened + snapshots)
+            return opened, snapshots, store.latest(view.id), flow_points, win.source != "raw"
 
-        opened, snapshots, latest = await anyio.to_thread.run_sync(read)
+        opened, snapshots, latest, flow_points, coarse = await anyio.to_thread.run_sync(read)
         points = [dashboard.point(s) for s in snapshots]
 
         live = await self.get_state(StrategyLiveState)
@@ -198,7 +197,7 @@ class StrategyPageState(AuthState):
         corrections = await in_session(lambda session: flows.corrections_of(session, view.id))
         performance = await self.get_state(StrategyPerformanceState)
         computed = await anyio.to_thread.run_sync(
-            compute, opened + snapshots, corrections, view.symbol, performance.zone
+            lambda: compute(opened + snapshots, corrections, view.symbol, performance.zone, flow_points, coarse=coarse)
         )
         live._since_figures = 0
         performance.error = performance.notice = ""

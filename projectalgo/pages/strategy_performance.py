@@ -6,7 +6,7 @@ they are computed when the page loads, after a correction, and on the page's min
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from decimal import Decimal
@@ -18,7 +18,7 @@ from reflex.vars import ObjectVar
 from sqlalchemy.orm import Session
 
 from projectalgo import charts, dashboard, flows, forms, strategies
-from projectalgo.analytics import FlowCorrection
+from projectalgo.analytics import FlowCorrection, FlowPoint
 from projectalgo.clock import utcnow
 from projectalgo.components.layout import figure_card, form_error, notice
 from projectalgo.components.live_chart import live_chart
@@ -42,10 +42,20 @@ class Computed:
     returns_figure: dict[str, object]
 
 
-def compute(snapshots: list[Snapshot], corrections: list[FlowCorrection], symbol: str, zone: str) -> Computed:
-    """The figures of the snapshots, their days and times in the viewer's zone (an IANA name, UTC until known)."""
+def compute(
+    snapshots: list[Snapshot],
+    corrections: list[FlowCorrection],
+    symbol: str,
+    zone: str,
+    points: Sequence[FlowPoint] = (),
+    *,
+    coarse: bool = False,
+) -> Computed:
+    """The figures of the snapshots (raw, or roll-ups' if `coarse`) and flow points, their days and times in the
+    viewer's zone (an IANA name, UTC until known)."""
     where = flows.viewer_zone(zone) or UTC
-    summary = flows.summary(flows.strategy_figures(snapshots, corrections, services().settings, where), where)
+    figures = flows.strategy_figures(snapshots, corrections, services().settings, where, points, coarse=coarse)
+    summary = flows.summary(figures, where)
     return Computed(
         summary,
         charts.daily_pnl_figure(summary.days) if summary.days else NO_FIGURE,
@@ -127,8 +137,10 @@ class StrategyPerformanceState(MemberActionsMixin, AuthState):
 
         def figures() -> Computed:
             win = dashboard.range_window(store, range_key, now, [strategy_id])
-            opened = dashboard.opening(store, strategy_id, win)  # the figures open at the balance before the range
-            return compute(opened + dashboard.snapshots_in(store, strategy_id, win), corrections, view.symbol, zone)
+            # The figures open at the balance before the range.
+            series = dashboard.opening(store, strategy_id, win) + dashboard.snapshots_in(store, strategy_id, win)
+            points = flows.points_of(services().engine, strategy_id, series)
+            return compute(series, corrections, view.symbol, zone, points, coarse=win.source != "raw")
 
         computed = await anyio.to_thread.run_sync(figures)
         self._show(computed, strategy_id, range_key, view.symbol, view.owner_id == member.id)

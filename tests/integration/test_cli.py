@@ -2,14 +2,17 @@
 
 import subprocess
 import sys
+from decimal import Decimal
 
 from sqlalchemy import select
 
-from projectalgo import admin, members
+from projectalgo import admin, flows, members
+from projectalgo.analytics import FlowPoint
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.members import Actor
 from projectalgo.models import AuditEntry, Membership, Strategy, User
+from projectalgo.snapshots import ALL_TIME_END_MS
 from tests.conftest import TEST_SECRET_KEY_BASE
 from tests.factories import PASSWORD, make_member, make_strategy, resolve, store_one
 from tests.integration.test_snapshot_stores import HOUR, MIDNIGHT, all_rollups, snap
@@ -103,17 +106,21 @@ def test_rebuild_rollups_fills_them_from_stored_snapshots(engine):
     ids = [make_strategy(engine, member, name=name)[0] for name in ("A", "B")]
     store = SqlSnapshotStore(engine)
     for strategy_id in ids:
-        for hour in range(3):
-            store_one(store, snap(strategy_id, MIDNIGHT + hour * HOUR))
+        for hour, wallet in enumerate(("100", "100", "600")):  # $500 moved in, with no realised PnL
+            store_one(store, snap(strategy_id, MIDNIGHT + hour * HOUR, wallet))
     expected = {strategy_id: all_rollups(store, strategy_id, "hour") for strategy_id in ids}
     with engine.begin() as connection:
         connection.exec_driver_sql("DELETE FROM snapshot_rollups")
     one = _cli(engine, "rebuild-rollups", "--strategy", str(ids[1]))
     assert one.returncode == 0, one.stderr
-    assert one.stdout == f"strategy {ids[1]}: 4 roll-up buckets rebuilt\n"  # three hours, one day
+    # three hours, one day; the deposit's interval found again
+    assert one.stdout == f"strategy {ids[1]}: 4 roll-up buckets rebuilt, 1 cash flow found\n"
     assert all_rollups(store, ids[0], "hour") == []
+    with session_scope(engine) as session:
+        points = flows.flow_points(session, ids, 0, ALL_TIME_END_MS)
+    assert points == {ids[0]: [], ids[1]: [FlowPoint(MIDNIGHT + 2 * HOUR, Decimal(500), stated=False)]}
     every = _cli(engine, "rebuild-rollups")
-    assert every.stdout.splitlines() == [f"strategy {n}: 4 roll-up buckets rebuilt" for n in ids]
+    assert every.stdout.splitlines() == [f"strategy {n}: 4 roll-up buckets rebuilt, 1 cash flow found" for n in ids]
     assert {strategy_id: all_rollups(store, strategy_id, "hour") for strategy_id in ids} == expected
 
 
@@ -166,7 +173,7 @@ def test_every_command_that_changes_data_is_in_the_audit_log_as_the_command_line
         (admin.COMMAND_LINE, "create account", "Main", "done"),
         (admin.COMMAND_LINE, "create strategy with a bot token", f"strategy {trend} (Trend)", "done"),
         (admin.COMMAND_LINE, "create strategy with a bot token", f"strategy {carry} (Carry)", "done"),
-        (admin.COMMAND_LINE, "rebuild roll-ups", f"strategy {trend} (0 buckets)", "done"),
+        (admin.COMMAND_LINE, "rebuild roll-ups", f"strategy {trend} (0 buckets, 0 flows)", "done"),
     ]
     tokens = [out.strip() for out in outputs[2:]]
     with session_scope(engine) as session:

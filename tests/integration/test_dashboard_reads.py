@@ -2,11 +2,11 @@
 
 from decimal import Decimal
 
-from projectalgo import clock, dashboard
+from projectalgo import analytics, clock, dashboard, flows
 from projectalgo.db import session_scope
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.models import Strategy
-from projectalgo.snapshots import NUMBER_FIELDS, Snapshot
+from projectalgo.snapshots import ALL_TIME_END_MS, NUMBER_FIELDS, Snapshot
 from tests.factories import make_member, make_strategy, store_one
 
 H = clock.HOUR_MS
@@ -15,13 +15,23 @@ NOW = 1_800_000_000_000 - 1_800_000_000_000 % H + 30 * 60_000  # half past an ho
 
 
 def put(store, strategy_id, account_id, at_ms, wallet, realised=0):
-    """A snapshot of these wallet (and margin) balances and realised PnL, every other number 0."""
+    """A snapshot of these wallet (and margin) balances and realised PnL, every other number 0, stored with its
+    interval's flow as ingestion keeps it."""
     values = dict.fromkeys(NUMBER_FIELDS, Decimal(0)) | {
         "wallet_balance": Decimal(wallet),
         "margin_balance": Decimal(wallet),
         "realised_pnl": Decimal(realised),
     }
-    store_one(store, Snapshot(strategy_id, account_id, at_ms, **values, symbol="X"))
+    stored = store_one(store, Snapshot(strategy_id, account_id, at_ms, **values, symbol="X"))
+    with session_scope(store._engine) as session:
+        flows.record_flow_points(session, store, [(stored, None)], analytics.DEFAULT_TOLERANCE)
+
+
+def compare(store, strategy_id):
+    """The comparison line the dashboard shows, with the strategy's flow points."""
+    with session_scope(store._engine) as session:
+        points = flows.flow_points(session, [strategy_id], 0, ALL_TIME_END_MS)
+    return dashboard.comparison(store, strategy_id, NOW, dashboard.FlowRules(points=points))
 
 
 def test_equity_over_24h_counts_shared_accounts_once_and_measures_from_the_window_start(engine):
@@ -122,7 +132,7 @@ def test_the_comparison_gives_each_range_its_return_net_of_flows_and_the_deepest
     put(store, sid, account, NOW - 3 * D, 1000)  # back: +25 %
     put(store, sid, account, NOW - 12 * H, 6000)  # $5,000 deposited: no return
     put(store, sid, account, NOW - H, 6060, 60)  # +1 % on 6,000
-    compared = dashboard.comparison(store, sid, NOW)
+    compared = compare(store, sid)
     returns = {key: (round(value, 6) if value is not None else None) for key, value in compared.returns.items()}
     # 24H: opened by the last point before it (NOW - 3 days: 1,000), then the deposit, then +1 %.
     assert returns["24H"] == Decimal("0.01")
@@ -168,5 +178,5 @@ def test_a_strategy_younger_than_the_range_opens_at_its_first_snapshot(engine):
     store = SqlSnapshotStore(engine)
     for minutes, wallet, realised in ((20, 1000, 0), (10, 1010, 10), (5, 1020, 20)):  # all in the last hour
         put(store, sid, account, NOW - minutes * 60_000, wallet, realised)
-    returns = dashboard.comparison(store, sid, NOW).returns
+    returns = compare(store, sid).returns
     assert {key: round(value, 6) for key, value in returns.items()} == dict.fromkeys(returns, Decimal("0.02"))

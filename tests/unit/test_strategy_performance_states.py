@@ -13,7 +13,7 @@ from projectalgo.pages.strategy import StrategyLiveState, StrategyPageState
 from projectalgo.pages.strategy_performance import StrategyPerformanceState
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot, epoch_ms
-from tests.factories import grant_membership, store_one, strategy_world
+from tests.factories import grant_membership, store_as_ingested, store_one, strategy_world
 from tests.support.states import browser_view, call, same_tab, signed_in_state, visit
 
 
@@ -28,8 +28,7 @@ def world(app_services):
         (now - 2 * HOUR_MS, "15000", "0"),
         (now - HOUR_MS, "15100", "100"),
     ):
-        store_one(
-            services().snapshot_store,
+        store_as_ingested(
             Snapshot(
                 world["strategy_id"],
                 world["account_id"],
