@@ -76,8 +76,8 @@ class ShareLinksState(MemberActionsMixin, AuthState):
         now = utcnow()
         try:
             views = await in_session(lambda session: sharing.owner_links(session, member.actor, scope, now=now))
-        except NotFoundError:  # someone else's strategy (an admin viewing it): no section
-            self.links, self.mine, self.new_link = [], False, ""
+        except NotFoundError as gone:  # someone else's strategy (an admin viewing it): no section
+            self.links, self.mine, self.new_link, self.error = [], False, "", gone.message
             return
         self.links, self.mine = [_row(v) for v in views], True
 

@@ -37,6 +37,7 @@ from projectalgo.api import build_api
 from projectalgo.migrations import upgrade_to_head
 from projectalgo.pages.accounts import AccountsState
 from projectalgo.pages.admin import AdminState
+from projectalgo.pages.admin.share_links import AdminShareLinksState
 from projectalgo.pages.dashboard import DashboardLiveState, DashboardState
 from projectalgo.pages.invite import InviteState
 from projectalgo.pages.login import LoginState, LogoutState
@@ -44,6 +45,8 @@ from projectalgo.pages.membership import MembershipState
 from projectalgo.pages.not_found import NotFoundState
 from projectalgo.pages.profile import ProfileState
 from projectalgo.pages.reset import ResetState
+from projectalgo.pages.share_links_section import ShareLinksState
+from projectalgo.pages.shared import SharedLiveState, SharedPageState
 from projectalgo.pages.strategies import StrategiesState
 from projectalgo.pages.strategy import StrategyLiveState, StrategyPageState
 from projectalgo.pages.strategy_performance import StrategyPerformanceState
@@ -152,6 +155,7 @@ PAGES: dict[str, Callable[[World], str]] = {
     "/strategies": lambda w: "/strategies",
     "/strategies/[strategy_id]": lambda w: f"/strategies/{w.strategy_id}",
     "/admin": lambda w: "/admin",
+    "/share/[token]": lambda w: f"/share/{w.share_token}",
     "/404": lambda w: "/no-such-page",
 }
 MONEY = f"{OWNER_WALLET:,}"
@@ -579,6 +583,107 @@ ROWS: list[Row] = [
         ADMINS_CHANGE,
         args=lambda w, who: [{"user_id": str(w.people["owner"].id), "uses": "2", "reason": "matrix"}],
         writes=True,
+    ),
+]
+# Share links (issue 16): the shared page is anyone's who holds the link, and shows nothing of anyone (no marker:
+# percentages only); the owner's section and /admin's tab.
+SHARED_SHOWN = {"check": lambda tab, w, result: tab.state(SharedPageState).shown}
+ROWS += [
+    Row(SharedPageState.open_share, "/share/[token]", ANYONE, is_load=True, **SHARED_SHOWN),
+    Row(SharedPageState.set_range, "/share/[token]", ANYONE, args=lambda w, who: ["All"], **SHARED_SHOWN),
+    Row(SharedPageState.resync, "/share/[token]", ANYONE, **SHARED_SHOWN),
+    Row(SharedLiveState.tick, "/share/[token]", ANYONE, args=lambda w, who: [""]),  # a tab never shown one: nothing
+    Row(
+        ShareLinksState.open_links,
+        "/strategies/[strategy_id]",
+        OWNERS_CHANGE_ADMINS_VIEW,
+        check=lambda tab, w, result: tab.state(ShareLinksState).mine,
+    ),
+    Row(
+        ShareLinksState.create_link,
+        "/strategies/[strategy_id]",
+        OWNERS_CHANGE_ADMINS_VIEW,
+        args=lambda w, who: [{"label": "Another", "days": "7", "amounts": "on"}],
+        writes=True,
+        check=lambda tab, w, result: "/share/sh_" in tab.state(ShareLinksState).new_link,
+    ),
+    Row(
+        ShareLinksState.revoke_link,
+        "/strategies/[strategy_id]",
+        OWNERS_CHANGE_ADMINS_VIEW,
+        args=lambda w, who: [w.share_link_id],
+        writes=True,
+    ),
+    # Only hides the link this tab was just shown (the admin's tab shows the owner's strategy page).
+    Row(ShareLinksState.dismiss_link, "/strategies/[strategy_id]", cols(LOGIN, OK, OK, OK, OK, ADMIN_VIEW, LOGIN)),
+    Row(
+        AdminShareLinksState.open_links,
+        "/admin",
+        ADMINS_CHANGE,
+        must_show=shows(owner_email, OWNER_STRATEGY, to=("admin",)),
+    ),
+    Row(
+        AdminShareLinksState.revoke_link,
+        "/admin",
+        ADMINS_CHANGE,
+        args=lambda w, who: [w.share_link_id],
+        writes=True,
+    ),
+]
+# The group board (issue 16): every member sees the owner's strategy there under its alias, BOARD_ALIAS, which is
+# no marker (percentages only: no name, account, amount or token of the owner's); the disabled user's strategy is
+# on it under their name, a marker, which must never show. Only the owner changes their line; moderators and admins
+# take it off (audited), anyone else calling that is refused and audited.
+BOARD_SHOWN = shows(BOARD_ALIAS, to=("owner", "other_member", "moderator", "admin"))
+
+
+def board_form(**fields: str) -> Callable[[World, str | None], list]:
+    return lambda w, who: [{"strategy_id": str(w.strategy_id), **fields}]
+
+
+def off_the_board(tab: Tab, world: World) -> object:
+    """The owner's strategy taken off the board by whoever acts (only its owner can), to put it on again."""
+    return tab.fire(GroupState.leave_board, world.strategy_id)
+
+
+ROWS += [
+    Row(GroupState.open_group, "/group", MEMBERS_OWN_DATA, is_load=True, must_show=BOARD_SHOWN),
+    Row(GroupState.tick, "/group", MEMBERS_OWN_DATA, args=lambda w, who: [""], must_show=BOARD_SHOWN),
+    Row(GroupState.set_range, "/group", MEMBERS_OWN_DATA, args=lambda w, who: ["7D"], must_show=BOARD_SHOWN),
+    # Sorts what the tab holds (a tab that changed user holds nothing until it reads the board again).
+    Row(GroupState.sort_by, "/group", MEMBERS_OWN_DATA, args=lambda w, who: ["name"]),
+    Row(
+        GroupState.join_board,
+        "/group",
+        OWNERS_ONLY,
+        args=board_form(alias="Fresh Heron"),
+        before=(off_the_board,),
+        writes=True,
+        must_show=shows("Fresh Heron", to=("owner",)),
+    ),
+    Row(
+        GroupState.set_alias,
+        "/group",
+        OWNERS_ONLY,
+        args=board_form(alias="Renamed Heron"),
+        writes=True,
+        must_show=shows("Renamed Heron", to=("owner",)),
+    ),
+    Row(
+        GroupState.leave_board,
+        "/group",
+        OWNERS_ONLY,
+        args=lambda w, who: [w.strategy_id],
+        writes=True,
+        check=lambda tab, w, result: BOARD_ALIAS not in tab.view(),
+    ),
+    Row(
+        GroupState.take_off,
+        "/group",
+        cols(LOGIN, MEMBERSHIP, REFUSED, REFUSED, OK, OK, LOGIN),
+        args=board_form(reason="matrix"),
+        writes=True,
+        check=lambda tab, w, result: BOARD_ALIAS not in tab.view(),
     ),
 ]
 ON_LOAD = {row.page: row.handler for row in ROWS if row.is_load}

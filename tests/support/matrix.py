@@ -101,6 +101,8 @@ class World:
     reset_token: str  # a one-time password reset token an admin issued for the member without membership
     flow_at_ms: int  # the owner's strategy shows a deposit here (its first snapshot's wallet was lower)
     markers: list[Marker] = field(default_factory=list)
+    share_link_id: int = 0  # the owner's share link to their strategy (no amounts)
+    share_token: str = ""
 
     def person(self, who: str) -> Person | None:
         return self.people.get(who)
@@ -249,7 +251,7 @@ def download_url(result: object) -> str | None:
 
 # Sign-ins, throttle counts (any table of attempts) and the audit log (its refusals are checked apart).
 _VOLATILE_TABLES = {"login_sessions", "audit_log"}
-_VOLATILE_COLUMNS = {("users", "last_sign_in_at")}
+_VOLATILE_COLUMNS = {("users", "last_sign_in_at"), ("share_links", "last_viewed_at")}
 
 
 def database_state(engine: Engine) -> dict[str, list[tuple]]:
@@ -350,6 +352,27 @@ def _own_account_and_strategy(
     return {"account_id": account_id, "strategy_id": row.id, "token_id": row.tokens[0].id, "token": page.new_token}
 
 
+def _share_link(tab: Tab, strategy_id: int) -> tuple[int, str]:
+    """The owner's share link to their strategy, made on its page as the owner would: its id and token."""
+    from projectalgo.pages.share_links_section import ShareLinksState
+
+    tab.open(f"/strategies/{strategy_id}", "/strategies/[strategy_id]")
+    tab.fire(ShareLinksState.create_link, {"label": "Matrix share", "days": "30"})
+    section = tab.state(ShareLinksState)
+    assert section.new_link, section.error
+    return section.links[0].id, section.new_link.rsplit("/", 1)[-1]
+
+
+def _on_the_board(tab: Tab, strategy_id: int, alias: str) -> None:
+    """Through /group, as the member would: their strategy on the group board."""
+    from projectalgo.pages.group import GroupState
+
+    tab.open("/group")
+    tab.fire(GroupState.open_group)
+    tab.fire(GroupState.join_board, {"strategy_id": str(strategy_id), "alias": alias})
+    assert tab.state(GroupState).error == "", tab.state(GroupState).error
+
+
 def build_world(engine: Engine) -> World:
     """The people and their data, on the app's services (`engine` is theirs)."""
     from projectalgo.pages.accounts import AccountsState
@@ -390,6 +413,7 @@ def build_world(engine: Engine) -> World:
     admin_tab.fire(AdminState.issue_reset_link, users["no_membership"].id)
     reset_token = admin_tab.state(AdminState).reset_link.rsplit("/", 1)[-1]
     assert reset_token, admin_tab.state(AdminState).error
+    share_link_id, share_token = _share_link(owner_tab, own["strategy_id"])
 
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     times = [now_ms - (i + 1) * 60_000 for i in range(OWNER_SNAPSHOTS)]  # newest first
@@ -426,6 +450,8 @@ def build_world(engine: Engine) -> World:
         disabled_bot_token=dexter["token"],
         reset_token=reset_token,
         flow_at_ms=times[-2],
+        share_link_id=share_link_id,
+        share_token=share_token,
     )
     world.markers = list(_markers(world, password_hashes, token_hashes, {"owner": own, "other_member": other}, dexter))
     return world
@@ -459,4 +485,5 @@ def _markers(
         yield Marker(who, "secret", made["token"])
         yield Marker(who, "secret", token_hashes[made["strategy_id"]])
     yield Marker("no_membership", "secret", world.reset_token)
+    yield Marker("owner", "secret", world.share_token)
     yield Marker("admin", "secret", TEST_SECRET_KEY_BASE)
