@@ -39,6 +39,7 @@ from projectalgo.pages.accounts import AccountsState
 from projectalgo.pages.admin import AdminState
 from projectalgo.pages.admin.share_links import AdminShareLinksState
 from projectalgo.pages.dashboard import DashboardLiveState, DashboardState
+from projectalgo.pages.group import GroupState
 from projectalgo.pages.invite import InviteState
 from projectalgo.pages.login import LoginState, LogoutState
 from projectalgo.pages.membership import MembershipState
@@ -55,6 +56,7 @@ from projectalgo.snapshots import ALL_TIME_END_MS, EXAMPLE_DATA
 from tests.factories import PASSWORD
 from tests.support.matrix import (
     ACTORS,
+    BOARD_ALIAS,
     NAMES,
     OWNER_ACCOUNT,
     OWNER_STRATEGY,
@@ -155,6 +157,7 @@ PAGES: dict[str, Callable[[World], str]] = {
     "/strategies": lambda w: "/strategies",
     "/strategies/[strategy_id]": lambda w: f"/strategies/{w.strategy_id}",
     "/admin": lambda w: "/admin",
+    "/group": lambda w: "/group",
     "/share/[token]": lambda w: f"/share/{w.share_token}",
     "/404": lambda w: "/no-such-page",
 }
@@ -628,6 +631,62 @@ ROWS += [
         ADMINS_CHANGE,
         args=lambda w, who: [w.share_link_id],
         writes=True,
+    ),
+]
+# The group board (issue 16): every member sees the owner's strategy there under its alias, BOARD_ALIAS, which is
+# no marker (percentages only: no name, account, amount or token of the owner's); the disabled user's strategy is
+# on it under their name, a marker, which must never show. Only the owner changes their line; moderators and admins
+# take it off (audited), anyone else calling that is refused and audited.
+BOARD_SHOWN = shows(BOARD_ALIAS, to=("owner", "other_member", "moderator", "admin"))
+
+
+def board_form(**fields: str) -> Callable[[World, str | None], list]:
+    return lambda w, who: [{"strategy_id": str(w.strategy_id), **fields}]
+
+
+def off_the_board(tab: Tab, world: World) -> object:
+    """The owner's strategy taken off the board by whoever acts (only its owner can), to put it on again."""
+    return tab.fire(GroupState.leave_board, world.strategy_id)
+
+
+ROWS += [
+    Row(GroupState.open_group, "/group", MEMBERS_OWN_DATA, is_load=True, must_show=BOARD_SHOWN),
+    Row(GroupState.tick, "/group", MEMBERS_OWN_DATA, args=lambda w, who: [""], must_show=BOARD_SHOWN),
+    Row(GroupState.set_range, "/group", MEMBERS_OWN_DATA, args=lambda w, who: ["7D"], must_show=BOARD_SHOWN),
+    # Sorts what the tab holds (a tab that changed user holds nothing until it reads the board again).
+    Row(GroupState.sort_by, "/group", MEMBERS_OWN_DATA, args=lambda w, who: ["name"]),
+    Row(
+        GroupState.join_board,
+        "/group",
+        OWNERS_ONLY,
+        args=board_form(alias="Fresh Heron"),
+        before=(off_the_board,),
+        writes=True,
+        must_show=shows("Fresh Heron", to=("owner",)),
+    ),
+    Row(
+        GroupState.set_alias,
+        "/group",
+        OWNERS_ONLY,
+        args=board_form(alias="Renamed Heron"),
+        writes=True,
+        must_show=shows("Renamed Heron", to=("owner",)),
+    ),
+    Row(
+        GroupState.leave_board,
+        "/group",
+        OWNERS_ONLY,
+        args=lambda w, who: [w.strategy_id],
+        writes=True,
+        check=lambda tab, w, result: BOARD_ALIAS not in tab.view(),
+    ),
+    Row(
+        GroupState.take_off,
+        "/group",
+        cols(LOGIN, MEMBERSHIP, REFUSED, REFUSED, OK, OK, LOGIN),
+        args=board_form(reason="matrix"),
+        writes=True,
+        check=lambda tab, w, result: BOARD_ALIAS not in tab.view(),
     ),
 ]
 ON_LOAD = {row.page: row.handler for row in ROWS if row.is_load}

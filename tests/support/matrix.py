@@ -63,6 +63,9 @@ OWNER_PAYMENT = "pi_olivemarker7q3x"
 AUDIT_MARKER = "audit-reason-marker-7q3x"
 OTHER_STRATEGY, OTHER_ACCOUNT = "Bruno Scalper", "Bruno Brokerage"
 DISABLED_STRATEGY, DISABLED_ACCOUNT = "Dexter Grid", "Dexter Brokerage"
+# The owner's strategy is on the group board under this alias (no marker: every member may see it); the disabled
+# user's is on it under their name (a marker), which the board must never show once they are disabled.
+BOARD_ALIAS = "Gallant Heron"
 
 
 def email_of(who: str) -> str:
@@ -409,6 +412,8 @@ def build_world(engine: Engine) -> World:
     spare = next(a.id for a in owner_tab.state(AccountsState).accounts if a.name == OWNER_SPARE_ACCOUNT)
     other = _own_account_and_strategy(Tab(tokens["other_member"]), OTHER_ACCOUNT, OTHER_STRATEGY)
     dexter = _own_account_and_strategy(Tab(tokens["disabled"]), DISABLED_ACCOUNT, DISABLED_STRATEGY)
+    _on_the_board(Tab(tokens["owner"]), own["strategy_id"], BOARD_ALIAS)
+    _on_the_board(Tab(tokens["disabled"]), dexter["strategy_id"], "")
     assert admin_tab.fire(AdminState.set_disabled, users["disabled"].id, True) is None
     admin_tab.fire(AdminState.issue_reset_link, users["no_membership"].id)
     reset_token = admin_tab.state(AdminState).reset_link.rsplit("/", 1)[-1]
