@@ -108,7 +108,7 @@ class GroupState(MemberActionsMixin, AuthState):
         def read(session: Session) -> tuple[list[group.Entrant], dashboard.FlowRules]:
             shown = group.entrants(session)
             stale = FIGURES.stale([e.strategy_id for e in shown], now)
-            return shown, dashboard.FlowRules(flows.tolerance(settings), flows.corrections_by_strategy(session, stale))
+            return shown, flows.flow_rules(session, settings, stale)  # as the dashboard's comparison reads them
 
         shown, rules = await in_session(read)
         lines = await anyio.to_thread.run_sync(FIGURES.lines, services().snapshot_store, shown, rules, now, settings)
@@ -283,7 +283,8 @@ def board_row(row: ObjectVar[BoardRow]) -> rx.Component:
         ),
         labelled_cell("Return", row.shown_return, id=f"board-return-{row.id}"),
         labelled_cell("Max drawdown", row.drawdown, id=f"board-drawdown-{row.id}"),
-        rx.cond(AuthState.is_moderator, labelled_cell("", take_off_dialog(row), grid_column=WHOLE_CARD)),
+        # Empty but for moderators (an empty cell takes no room in a stacked card).
+        rx.table.cell(rx.cond(AuthState.is_moderator, take_off_dialog(row)), grid_column=WHOLE_CARD),
         id=f"board-row-{row.id}",
     )
 
@@ -295,6 +296,7 @@ def board_table() -> rx.Component:
         sort_header("Last update", "last"),
         sort_header(rx.Var.create("Return ") + GroupState.range_key, GroupState.range_key),
         sort_header("Max drawdown", "drawdown"),
+        "",  # a moderator's take-off
     ]
     return rx.cond(
         GroupState.rows.length() > 0,
