@@ -3,11 +3,12 @@
 import asyncio
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select, update
 
-from projectalgo import snapshots, strategies
+from projectalgo import flows, snapshots, strategies
 from projectalgo.clock import utcnow
 from projectalgo.db import make_engine, session_scope
 from projectalgo.errors import DomainError, NotAllowedError, RateLimitedError, UnauthenticatedError, UnavailableError
@@ -252,3 +253,49 @@ def test_an_unreachable_shared_rate_limiter_answers_every_post_unavailable_and_s
     answers = asyncio.run(submit_all(ingestor, [post(one_token), post(one_token, AT_MS + 1), post("pa_live_unknown")]))
     assert [type(a) for a in answers] == [snapshots.StoreUnavailableError] * 2 + [UnauthenticatedError]
     assert SqlSnapshotStore(engine).latest(one) is None
+
+
+def _flow_points(engine, strategy_id):
+    with session_scope(engine) as session:
+        return [(p.at_ms, p.amount, p.stated) for p in flows.flow_points(session, [strategy_id], 0, 2**53)[strategy_id]]
+
+
+def test_each_stored_snapshot_keeps_its_intervals_cash_flow_found_or_stated(engine, world):
+    """Issue 16: ingestion keeps the flow of the interval each snapshot ends (coarse ranges add them up): found
+    from the wallet beyond realised PnL, or as the bot stated it (0: nothing moved, whatever the wallet did); a
+    snapshot arriving late splits its interval, whose later half is found again."""
+    one, token = world["one"]
+    ingestor = Ingestor(engine, SqlSnapshotStore(engine), RateLimiter(1000, 1000))
+    minute = 60_000
+
+    def send(at_ms: int, wallet: str, realised: str = "0", **extra: str) -> None:
+        [stored] = asyncio.run(
+            submit_all(ingestor, [post(token, at_ms, wallet_balance=wallet, realised_pnl=realised, **extra)])
+        )
+        assert isinstance(stored, Stored), stored
+
+    send(AT_MS, "1000")
+    send(AT_MS + 2 * minute, "6010", "10")  # 5,000 deposited, 10 realised
+    send(AT_MS + 3 * minute, "5900", "10", cash_flow="-100")  # the bot says: 100 withdrawn (10 more is a loss)
+    send(AT_MS + 4 * minute, "7900", "10", cash_flow="0")  # the bot says nothing moved: it stands
+    assert _flow_points(engine, one) == [
+        (AT_MS + 2 * minute, Decimal(5000), False),
+        (AT_MS + 3 * minute, Decimal(-100), True),
+        (AT_MS + 4 * minute, Decimal(0), True),
+    ]
+    send(AT_MS + minute, "6000")  # late: the deposit was before it; the interval after it is only realised PnL
+    assert _flow_points(engine, one) == [
+        (AT_MS + minute, Decimal(5000), False),
+        (AT_MS + 3 * minute, Decimal(-100), True),
+        (AT_MS + 4 * minute, Decimal(0), True),
+    ]
+
+
+def test_a_cash_flow_that_is_not_a_number_is_refused_with_the_others_problems(engine, world):
+    _, token = world["one"]
+    with pytest.raises(snapshots.InvalidSnapshotError) as refused:
+        post(token, cash_flow="a lot", wallet_balance="lots")
+    assert refused.value.problems == [
+        "wallet_balance: must be a number, got 'lots'",
+        "cash_flow: must be a number, got 'a lot'",
+    ]

@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from projectalgo import analytics, clock, snapshots
+from projectalgo import analytics, clock, flows, snapshots
+from projectalgo.db import session_scope
 from projectalgo.integrations.dynamodb import DynamoSnapshotStore
 from projectalgo.integrations.sqlstore import SqlSnapshotStore
 from projectalgo.settings import load_settings
@@ -394,3 +395,46 @@ def test_the_figures_from_the_rollups_are_those_of_the_raw_snapshots_at_each_buc
         assert analytics.strategy_performance(from_rollups, corrections=said) == analytics.strategy_performance(
             at_bucket_ends, corrections=said
         )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_coarse_ranges_count_the_flows_the_raw_snapshots_show_and_no_others(store_and_strategies, engine, seed):
+    """Issue 16: hourly and daily points count the flows found between consecutive raw snapshots as they were
+    stored (flow points), added up per interval: fee crumbs below the tolerance never add up to a flow over an
+    hour or a day, a broker's reset of realised PnL inside a bucket is no flow, and what a bot stated counts as
+    stated. So a coarse range's net flows and profit are those of the raw snapshots over the same span."""
+    store, (a, _, _) = store_and_strategies
+    ledger = store._engine if isinstance(store, SqlSnapshotStore) else engine  # where the strategies are
+    rng = random.Random(seed)
+    wallet, realised, at_ms, raw, stated = Decimal(10_000), Decimal(0), MIDNIGHT, [], {}
+    for _ in range(150):  # about two and a half days
+        at_ms += rng.randrange(5, 30) * 60_000
+        earned = Decimal(rng.randrange(-3000, 3000)) / 100
+        wallet, realised = wallet + earned - Decimal(rng.randrange(0, 90)) / 100, realised + earned  # unbooked fees
+        if rng.random() < 0.04:
+            realised = Decimal(0)  # the broker restarts its realised PnL
+        said = None
+        if rng.random() < 0.04:
+            wallet += rng.choice([Decimal(5000), Decimal(-2000)])
+        elif rng.random() < 0.04:
+            said = rng.choice([Decimal(300), Decimal(-150)])
+            wallet += said
+        stored = store_one(
+            store, snap(a, at_ms, wallet=str(wallet), realised_pnl=str(realised), margin_balance=str(wallet))
+        )
+        with session_scope(ledger) as session:
+            flows.record_flow_points(session, store, [(stored, said)], analytics.DEFAULT_TOLERANCE)
+        raw.append(stored)
+        if said is not None:
+            stated[stored.at_ms] = said
+    with session_scope(ledger) as session:
+        points = flows.flow_points(session, [a], 0, ALL_TIME_END_MS)[a]
+    for resolution in ("hour", "day"):
+        coarse = [r.last for r in store.rollups(a, resolution, 0, ALL_TIME_END_MS)]
+        same_span = [s for s in raw if coarse[0].at_ms <= s.at_ms <= coarse[-1].at_ms]
+        from_raw = analytics.strategy_performance(same_span, stated=stated)
+        from_coarse = analytics.strategy_performance(coarse, points=points)
+        # A deposit and a withdrawal in one bucket are one net flow there: the net and the profit are the same.
+        assert (from_coarse.net_flows, from_coarse.profit) == (from_raw.net_flows, from_raw.profit)
+        found = analytics.cash_flows(coarse, points=points)
+        assert {f.source for f in found} <= {"detected", "stated"}

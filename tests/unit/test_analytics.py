@@ -188,6 +188,30 @@ def test_stated_flows_take_precedence_over_detection_for_their_interval():
     assert figures.profit == D(-50)
 
 
+def test_a_coarse_series_counts_the_raw_intervals_flows_added_up_not_what_its_points_suggest():
+    """Hourly points T0, T2, T4 over raw snapshots each hour. Between raw snapshots, $8 of fees a time (below the
+    $10 tolerance: profit and loss), a $500 deposit ending at T1, a stated -$100 ending at T3: the raw intervals'
+    flow points. Between the hourly points the wallet fell $16 beyond realised PnL twice; found there, that
+    would be two "flows" of -$16 and -$116 (beyond the tolerance); counted from the flow points it is +$500 at T2
+    and the stated -$100 at T4, and the fees stay losses."""
+    hourly = [snap(T0, "10000"), snap(T2, "10484"), snap(T4, "10368")]
+    points = [analytics.FlowPoint(T1, D(500), False), analytics.FlowPoint(T3, D(-100), True)]
+    assert analytics.flows_over(points, [T0, T2, T4]) == (
+        analytics.CashFlow(T2, D(500), "detected", D(500)),
+        analytics.CashFlow(T4, D(-100), "stated", D(-100)),
+    )
+    found = analytics.strategy_performance(hourly, analytics.FlowTolerance(D(10), D(0)), points=points)
+    assert (found.net_flows, found.profit) == (D(400), D(-32))
+    # Outside the series: a flow at or before its first point is in the opening balance, after the last unseen.
+    assert (
+        analytics.flows_over([analytics.FlowPoint(T0, D(5), False), analytics.FlowPoint(T5, D(5), False)], [T0, T4])
+        == ()
+    )
+    # A deposit and a withdrawal in one interval are one net flow; netting to 0 they are none.
+    both = [analytics.FlowPoint(T1, D(300), False), analytics.FlowPoint(T2, D(-300), False)]
+    assert analytics.flows_over(both, [T0, T4]) == ()
+
+
 def test_a_member_confirms_a_flow_as_found():
     snaps = [snap(T0, "10000"), snap(T1, "15000")]
     assert analytics.cash_flows(snaps, corrections=[ConfirmFlow(T1, D(5000))]) == (
