@@ -9,8 +9,11 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
+from projectalgo import group, members
+from projectalgo.db import session_scope
+from projectalgo.models import User
 from projectalgo.snapshots import EXAMPLE_DATA
-from tests.factories import PASSWORD, grant_membership, make_member, make_strategy
+from tests.factories import PASSWORD, actor_of, grant_membership, make_member, make_strategy
 
 pytestmark = pytest.mark.e2e
 # The owner's bot's numbers, as a page or a frame would write them: none may reach the other member.
@@ -82,3 +85,27 @@ def test_a_strategy_put_on_the_board_shows_on_another_members_open_page_and_leav
     for text in (*AMOUNTS, *PRIVATE):
         assert text not in shown, f"{text} on the page"
         assert text not in received, f"{text} in a websocket frame"
+
+
+def test_the_board_fits_a_phone(app_server, app_engine, browser):
+    """A board line (a long alias, moderator's take-off) and the member's own section stack within the screen."""
+    from tests.e2e.test_phone_layout import OVERFLOWS, PHONE
+
+    moderator = make_member(app_engine, name="Mo Phone", email="mo.phone@example.com")
+    with session_scope(app_engine) as session:
+        members.change_role(session, user=session.get(User, moderator.id), role="moderator", grant=True)
+    strategy_id, token = make_strategy(app_engine, moderator, name="A strategy with a rather long name indeed")
+    _post(app_server.url, token, "1000", "0")
+    with session_scope(app_engine) as session:
+        group.join(session, actor_of(session.get(User, moderator.id)), strategy_id, alias="W" * group.ALIAS_MAX_LENGTH)
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    try:
+        phone = context.new_page()
+        phone.set_default_timeout(15_000)
+        _sign_in(phone, app_server.url, "mo.phone@example.com")
+        phone.goto(f"{app_server.url}/group")
+        expect(phone.locator(f"#board-row-{strategy_id}").get_by_role("button", name="Take off")).to_be_visible()
+        expect(phone.locator(f"#own-{strategy_id}")).to_be_visible()
+        assert phone.evaluate(OVERFLOWS) == []
+    finally:
+        context.close()
