@@ -377,3 +377,109 @@ class FlowPoint(SQLModel, table=True):
     at_ms: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     amount: str = Field(max_length=64)
     stated: bool = False
+
+
+class AlertRule(SQLModel, table=True):
+    """A member's alert rule (alerts.py), on one of their strategies or on all of them (no strategy). `threshold`
+    is minutes without a snapshot ("silence"), a percent below the peak ("drawdown"), or dollars: the wallet (one
+    strategy) or the combined equity (all) below it ("balance"), a day's loss beyond it ("daily_loss"); a decimal
+    as text. A silence rule also says "back online" when the bot returns, if `notify_recovery`."""
+
+    __tablename__ = "alert_rules"
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="users.id", index=True)
+    strategy_id: int | None = Field(default=None, foreign_key="strategies.id", index=True)
+    kind: str = Field(max_length=16)
+    threshold: str = Field(max_length=64)
+    notify_recovery: bool = True
+    paused: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+class AlertState(SQLModel, table=True):
+    """Where a rule stands for one strategy (0: the combined equity of all the member's): `firing` from when its
+    condition started until it clears (it fires once, then re-arms), and what the condition carries from one
+    snapshot to the next (`data`: the peak, the day's opening, the accounts' wallets)."""
+
+    __tablename__ = "alert_states"
+
+    rule_id: int = Field(sa_column=Column(Integer, ForeignKey("alert_rules.id"), primary_key=True, autoincrement=False))
+    strategy_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    firing: bool = False
+    changed_at: datetime
+    data: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class AlertFiring(SQLModel, table=True):
+    """One alert to one user, stored before any delivery (the outbox's message): a rule's condition starting (or a
+    silent bot coming back), a test the member asked for, or a system alert to an admin (no rule). In the app it
+    is unread until `read_at`."""
+
+    __tablename__ = "alert_firings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    rule_id: int | None = Field(default=None, foreign_key="alert_rules.id", index=True)
+    strategy_id: int | None = None
+    kind: str = Field(max_length=32)
+    title: str = Field(max_length=200)
+    body: str = Field(max_length=2000)
+    created_at: datetime = Field(index=True)
+    read_at: datetime | None = None
+
+
+class AlertDelivery(SQLModel, table=True):
+    """A firing's delivery on one channel ("app", "email" or "webhook"): pending until sent, retried with backoff,
+    "failed" after the last attempt. Whoever sends claims it until `claimed_until`; the receiver gets the same
+    `idempotency_key` on every attempt, so a resend after a crash is recognisable."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    firing_id: int = Field(foreign_key="alert_firings.id", index=True)
+    channel: str = Field(max_length=16)
+    idempotency_key: str = Field(max_length=64, unique=True)
+    status: str = Field(default="pending", max_length=16, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime
+    claimed_until: datetime | None = None
+    sent_at: datetime | None = None
+
+
+class AlertAttempt(SQLModel, table=True):
+    """One try at a delivery, and what came of it (the member sees each)."""
+
+    __tablename__ = "alert_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="alert_deliveries.id", index=True)
+    at: datetime
+    ok: bool
+    detail: str = Field(default="", max_length=500)
+
+
+class AlertChannels(SQLModel, table=True):
+    """A member's alert channels: email to their address (when the server has SMTP settings), and a webhook with
+    a message format (`preset`: generic, discord, slack, telegram) signed with `webhook_secret` (HMAC-SHA256)."""
+
+    __tablename__ = "alert_channels"
+
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("users.id"), primary_key=True, autoincrement=False))
+    email_enabled: bool = True
+    webhook_url: str = Field(default="", max_length=500)
+    webhook_preset: str = Field(default="generic", max_length=16)
+    webhook_secret: str = Field(default="", max_length=64)
+    telegram_chat_id: str = Field(default="", max_length=64)
+
+
+class Lease(SQLModel, table=True):
+    """Work exactly one worker does at a time (the alerts' sweep): held by `holder` until `expires_at`, renewed
+    while it lives; a worker that dies lets it expire, and another takes it."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=40)
+    holder: str = Field(max_length=64)
+    expires_at: datetime
