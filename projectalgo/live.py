@@ -200,49 +200,72 @@ def allowed_viewers(
     return allowed
 
 
+PAGE = "page"  # the registration slot of a tab's page; the layout's own parts (the alerts' bell) have theirs
+
+
 class Watchers:
     """Which browser tabs show which strategies and topics, and for whom: this worker's registrations (each worker
     pushes to the tabs whose websockets it holds). A tab is added only after its page checked that its viewer may
     see them; each push checks again (allowed_viewers) before it is sent. Closed tabs are dropped by `prune`.
-    """
+
+    A tab has one registration per slot: its page's (PAGE), which the next page replaces, and one for each part of
+    the layout around every page (the alerts' bell), which stays as the tab goes from page to page."""
 
     def __init__(self) -> None:
-        self._by_strategy: dict[int, dict[str, tuple[type, Viewer]]] = {}
-        self._by_topic: dict[str, dict[str, type]] = {}
-        self._by_tab: dict[str, tuple[set[int], set[str]]] = {}
+        self._by_strategy: dict[int, dict[tuple[str, str], tuple[type, Viewer]]] = {}
+        self._by_topic: dict[str, dict[tuple[str, str], type]] = {}
+        self._by_tab: dict[str, dict[str, tuple[set[int], set[str]]]] = {}  # tab -> slot -> (strategies, topics)
         self._away_since: dict[str, float] = {}  # tabs seen without a connection, and since when
 
     def watch(
-        self, client_token: str, state: type, strategy_ids: Iterable[int], viewer: Viewer, topics: Iterable[str] = ()
+        self,
+        client_token: str,
+        state: type,
+        strategy_ids: Iterable[int],
+        viewer: Viewer,
+        topics: Iterable[str] = (),
+        slot: str = PAGE,
     ) -> None:
-        """The tab now shows these strategies (and topics) through `state` for that viewer (and stops showing what
-        it showed before)."""
-        self.forget(client_token)
+        """The tab now shows these strategies (and topics) through `state` for that viewer in this slot (and no
+        longer what the slot showed before)."""
+        self._forget_slot(client_token, slot)
         ids, names = set(strategy_ids), set(topics)
-        self._by_tab[client_token] = (ids, names)
+        self._by_tab.setdefault(client_token, {})[slot] = (ids, names)
         for strategy_id in ids:
-            self._by_strategy.setdefault(strategy_id, {})[client_token] = (state, viewer)
+            self._by_strategy.setdefault(strategy_id, {})[client_token, slot] = (state, viewer)
         for topic in names:
-            self._by_topic.setdefault(topic, {})[client_token] = state
+            self._by_topic.setdefault(topic, {})[client_token, slot] = state
 
-    def watches(self, client_token: str) -> bool:
+    def watches(self, client_token: str, slot: str = PAGE) -> bool:
+        return slot in self._by_tab.get(client_token, {})
+
+    def registered(self, client_token: str) -> bool:
+        """Whether the tab has a registration in any slot."""
         return client_token in self._by_tab
 
     def forget(self, client_token: str) -> None:
+        """The tab shows nothing any more (closed, signed out): every slot's registration goes."""
         self._away_since.pop(client_token, None)
-        ids, names = self._by_tab.pop(client_token, (set(), set()))
+        for slot in list(self._by_tab.get(client_token, {})):
+            self._forget_slot(client_token, slot)
+
+    def _forget_slot(self, client_token: str, slot: str) -> None:
+        slots = self._by_tab.get(client_token, {})
+        ids, names = slots.pop(slot, (set(), set()))
+        if not slots:
+            self._by_tab.pop(client_token, None)
         for strategy_id in ids:
-            _drop(self._by_strategy, strategy_id, client_token)
+            _drop(self._by_strategy, strategy_id, (client_token, slot))
         for topic in names:
-            _drop(self._by_topic, topic, client_token)
+            _drop(self._by_topic, topic, (client_token, slot))
 
     def of(self, strategy_id: int) -> list[tuple[str, type, Viewer]]:
-        """(client token, state class, viewer) of each tab watching the strategy."""
-        return [(tab, state, viewer) for tab, (state, viewer) in self._by_strategy.get(strategy_id, {}).items()]
+        """(client token, state class, viewer) of each registration watching the strategy."""
+        return [(tab, state, viewer) for (tab, _), (state, viewer) in self._by_strategy.get(strategy_id, {}).items()]
 
     def on(self, topic: str) -> list[tuple[str, type]]:
-        """(client token, state class) of each tab watching the topic."""
-        return list(self._by_topic.get(topic, {}).items())
+        """(client token, state class) of each registration watching the topic."""
+        return [(tab, state) for (tab, _), state in self._by_topic.get(topic, {}).items()]
 
     def prune(self, connected: Callable[[str], bool], now: float, grace_seconds: float) -> int:
         """Forget the tabs that have had no connection here for `grace_seconds`: closed ones (a tab that comes
@@ -258,9 +281,9 @@ class Watchers:
         return len(gone)
 
 
-def _drop(index: dict[K, dict[str, V]], key: K, client_token: str) -> None:
-    """Take a tab out of one key's entry, and the entry out when no tab is left in it."""
+def _drop(index: dict[K, dict[tuple[str, str], V]], key: K, registration: tuple[str, str]) -> None:
+    """Take a tab's registration out of one key's entry, and the entry out when nothing is left in it."""
     tabs = index.get(key, {})
-    tabs.pop(client_token, None)
+    tabs.pop(registration, None)
     if not tabs:
         index.pop(key, None)

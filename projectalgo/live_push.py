@@ -24,7 +24,7 @@ from reflex.config import get_config
 from projectalgo import live
 from projectalgo.clock import utcnow
 from projectalgo.db import session_scope
-from projectalgo.live import Broadcast, Message, Notice, Viewer, Watchers
+from projectalgo.live import PAGE, Broadcast, Message, Notice, Viewer, Watchers
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot
 
@@ -72,18 +72,20 @@ class LivePush:
         strategy_ids: Iterable[int],
         viewer: Viewer,
         topics: Iterable[str] = (),
+        slot: str = PAGE,
     ) -> None:
-        """The tab shows these strategies (and topics) through `live_state` for that viewer (and no longer what it
-        showed)."""
-        self.watchers.watch(client_token, live_state, strategy_ids, viewer, topics)
+        """The tab shows these strategies (and topics) through `live_state` for that viewer in this slot (and no
+        longer what the slot showed): its page's, or a part of the layout's (live.Watchers)."""
+        self.watchers.watch(client_token, live_state, strategy_ids, viewer, topics, slot)
 
     def forget(self, client_token: str) -> None:
         self.watchers.forget(client_token)
         self._in_order.pop(client_token, None)
 
-    def watching(self, client_token: str) -> bool:
-        """Whether this worker pushes to the tab (False after its websocket moved here from another worker)."""
-        return self.watchers.watches(client_token)
+    def watching(self, client_token: str, slot: str = PAGE) -> bool:
+        """Whether this worker pushes to the tab's slot (False after its websocket moved here from another
+        worker)."""
+        return self.watchers.watches(client_token, slot)
 
     def _holds_socket(self, client_token: str) -> bool:
         """Whether this worker holds the tab's websocket. Reflex keeps sockets by token with the id of the worker
@@ -197,7 +199,7 @@ class LivePush:
                 log.exception("live.prune_failed")
                 continue
             for client_token in [t for t, lock in self._in_order.items() if not lock.locked()]:
-                if not self.watchers.watches(client_token):
+                if not self.watchers.registered(client_token):
                     del self._in_order[client_token]
             if gone:
                 log.info("live.forgot_closed_tabs count=%d", gone)

@@ -49,3 +49,15 @@ def test_a_tab_hears_the_topics_of_its_page_and_a_share_links_visitor_is_its_own
     assert watchers.on(GROUP_BOARD) == []
     watchers.forget("shared")
     assert watchers.on(share_link_topic(3)) == [] and watchers.of(2) == [("board", StrategyTab, ALICE)]
+
+
+def test_a_layout_slot_stays_as_the_tab_goes_from_page_to_page_and_goes_when_the_tab_does():
+    watchers = Watchers()
+    watchers.watch("tab", DashboardTab, [1], ALICE)
+    watchers.watch("tab", StrategyTab, [], ALICE, ["alerts:7"], slot="bell")
+    watchers.watch("tab", StrategyTab, [2], ALICE)  # the next page replaces the page's slot only
+    assert watchers.of(1) == [] and watchers.of(2) == [("tab", StrategyTab, ALICE)]
+    assert watchers.on("alerts:7") == [("tab", StrategyTab)]
+    assert watchers.watches("tab") and watchers.watches("tab", "bell")
+    watchers.forget("tab")
+    assert watchers.on("alerts:7") == [] and watchers.of(2) == [] and not watchers.registered("tab")
