@@ -199,7 +199,8 @@ class SharedPageState(rx.State):
             win = dashboard.range_window(store, range_key, epoch_ms(now), [strategy_id])
             snapshots = dashboard.opening(store, strategy_id, win) + dashboard.snapshots_in(store, strategy_id, win)
             corrections = shown.corrections.get(strategy_id, [])
-            found = flows.strategy_figures(snapshots, corrections, settings, UTC)
+            points = flows.points_of(services().engine, strategy_id, snapshots)
+            found = flows.strategy_figures(snapshots, corrections, settings, UTC, points, coarse=win.source != "raw")
             figures = sharing.shared_figures(found, amounts=shown.show_amounts)
             # The symbol is not named: "Holding the symbol".
             returns = charts.returns_figure(figures.curve, figures.hold, "") if len(figures.curve) > 1 else NO_FIGURE
