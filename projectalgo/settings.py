@@ -25,6 +25,7 @@ SECRET_MIN_LENGTH = 32
 PRODUCTION_MIN_BCRYPT_ROUNDS = 10
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SMTP_TLS_MODES = ("starttls", "ssl", "none")
 
 
 class SettingsError(ValueError):
@@ -77,6 +78,17 @@ class Settings:
     # Logs (projectalgo/logs.py): one line per event, JSON lines or readable text; the app's own loggers' level.
     log_format: str
     log_level: str
+    # Alerts' email (issue 17): none without a host (the channel is then hidden). TLS: "starttls", "ssl" or "none".
+    smtp_host: str | None
+    smtp_port: int
+    smtp_tls: str
+    smtp_user: str | None
+    smtp_password: str | None
+    smtp_from: str
+    # Webhooks may call private, loopback and link-local addresses only when this is set (a trusted network).
+    alert_webhooks_allow_private: bool
+    # How often the worker holding the alerts' lease sweeps for silent bots and sends what is due.
+    alert_sweep_seconds: int
 
     @property
     def snapshot_store(self) -> str:
@@ -327,4 +339,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         workers=workers,
         log_format=_choice(env, "LOG_FORMAT", LOG_FORMATS, default="json" if app_env == "production" else "text"),
         log_level=_choice(env, "LOG_LEVEL", LOG_LEVELS, default="INFO"),
+        smtp_host=_text(env, "SMTP_HOST"),
+        smtp_port=_integer(env, "SMTP_PORT", 587, 1, 65_535),
+        smtp_tls=_choice(env, "SMTP_TLS", SMTP_TLS_MODES, default="starttls"),
+        smtp_user=_text(env, "SMTP_USER"),
+        smtp_password=_text(env, "SMTP_PASSWORD"),
+        smtp_from=_text(env, "SMTP_FROM", default="ProjectAlgo <alerts@localhost>"),
+        alert_webhooks_allow_private=_choice(env, "ALERT_WEBHOOKS_ALLOW_PRIVATE", ("false", "true"), "false") == "true",
+        alert_sweep_seconds=_integer(env, "ALERT_SWEEP_SECONDS", 15, 1, 3600),
     )

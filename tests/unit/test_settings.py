@@ -51,6 +51,9 @@ def test_a_dynamodb_table_selects_the_dynamodb_store():
         ({"MEMBERSHIP_PRICE": "NaN"}, "MEMBERSHIP_PRICE"),
         ({"SECRET_KEY_BASE": "short"}, "SECRET_KEY_BASE"),
         ({"APP_ENV": "production"}, "SECRET_KEY_BASE"),
+        ({"SMTP_TLS": "tls"}, "SMTP_TLS"),
+        ({"SMTP_PORT": "0"}, "SMTP_PORT"),
+        ({"ALERT_WEBHOOKS_ALLOW_PRIVATE": "yes"}, "ALERT_WEBHOOKS_ALLOW_PRIVATE"),
     ],
 )
 def test_a_bad_setting_names_its_variable(env, variable):
