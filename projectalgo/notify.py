@@ -1,0 +1,23 @@
+"""Alerts' delivery (issue 17): the outbox of firings (models.AlertFiring) and their deliveries, one per channel.
+
+A firing is stored first, with a delivery row for each channel its user has, in the same transaction; delivering
+is a later step that claims due rows, tries them and records each attempt, so a crash or a failing receiver
+neither loses a firing nor sends it under two keys. No Reflex here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from projectalgo.models import AlertDelivery
+
+APP, EMAIL, WEBHOOK = "app", "email", "webhook"
+CHANNELS = (APP, EMAIL, WEBHOOK)
+
+
+def new_delivery(firing_id: int, channel: str, now: datetime) -> AlertDelivery:
+    """A firing's delivery on one channel, due now, with the idempotency key every attempt of it carries."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown alert channel {channel!r}")
+    return AlertDelivery(firing_id=firing_id, channel=channel, idempotency_key=uuid.uuid4().hex, next_attempt_at=now)
