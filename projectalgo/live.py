@@ -38,6 +38,11 @@ class Notice:
 GROUP_BOARD = "group-board"  # a strategy joined or left the group board, or its alias changed
 
 
+def alerts_topic(user_id: int) -> str:
+    """The topic of one user's open tabs' bell: a firing for them was delivered in the app, or read."""
+    return f"alerts:{user_id}"
+
+
 def share_link_topic(link_id: int) -> str:
     """The topic of one share link's open pages (revoked, or its owner's choices changed)."""
     return f"share-link:{link_id}"

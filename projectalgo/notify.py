@@ -10,7 +10,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from projectalgo.models import AlertDelivery
+from sqlalchemy.orm import Session
+
+from projectalgo.models import AlertChannels, AlertDelivery
+from projectalgo.settings import Settings
 
 APP, EMAIL, WEBHOOK = "app", "email", "webhook"
 CHANNELS = (APP, EMAIL, WEBHOOK)
@@ -21,3 +24,14 @@ def new_delivery(firing_id: int, channel: str, now: datetime) -> AlertDelivery:
     if channel not in CHANNELS:
         raise ValueError(f"unknown alert channel {channel!r}")
     return AlertDelivery(firing_id=firing_id, channel=channel, idempotency_key=uuid.uuid4().hex, next_attempt_at=now)
+
+
+def channels_for(session: Session, user_id: int, settings: Settings) -> tuple[str, ...]:
+    """The channels a firing for this user goes to now: the app always; email when the server can send it and the
+    user has not turned it off; their webhook when they set one."""
+    chosen = session.get(AlertChannels, user_id) or AlertChannels(user_id=user_id)
+    return (
+        APP,
+        *((EMAIL,) if settings.smtp_host and chosen.email_enabled else ()),
+        *((WEBHOOK,) if chosen.webhook_url else ()),
+    )
