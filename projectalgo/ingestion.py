@@ -22,13 +22,15 @@ from decimal import Decimal
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from projectalgo import flows, snapshots, strategies
+from projectalgo import alert_checks, flows, snapshots, strategies
 from projectalgo.analytics import DEFAULT_TOLERANCE, FlowTolerance
+from projectalgo.clock import utcnow
 from projectalgo.db import UNREACHABLE_ERRORS
 from projectalgo.errors import DomainError, NotAllowedError, RateLimitedError, UnauthenticatedError, UnavailableError
 from projectalgo.ingest_stats import IngestCounter, IngestStats
 from projectalgo.live import Broadcast, LocalBroadcast
 from projectalgo.ratelimit import Limiter
+from projectalgo.settings import Settings
 from projectalgo.snapshots import Snapshot, SnapshotInput, SnapshotStore, StoreUnavailableError
 
 log = logging.getLogger("projectalgo.ingest")
@@ -105,8 +107,10 @@ class Ingestor:
         stats: IngestCounter | None = None,
         broadcast: Broadcast | None = None,
         flow_tolerance: FlowTolerance = DEFAULT_TOLERANCE,
+        settings: Settings | None = None,
     ) -> None:
         self._engine = engine
+        self._settings = settings  # alert rules are evaluated with the app's settings (None: not evaluated)
         self._flow_tolerance = flow_tolerance
         self._store = store
         self._limiter = limiter
@@ -267,6 +271,7 @@ class Ingestor:
                     if isinstance(result, Snapshot)
                 ]
             )
+            self._check_alerts([result for result in results if isinstance(result, Snapshot)])
         self._record_use([outcome for outcome in outcomes if isinstance(outcome, Stored)])
         answered = [outcome for outcome in outcomes if outcome is not None]
         for outcome in answered:
@@ -284,6 +289,17 @@ class Ingestor:
                 flows.record_flow_points(session, self._store, stored, self._flow_tolerance)
         except Exception:
             log.exception("ingest.flow_points_failed strategies=%s", sorted({s.strategy_id for s, _ in stored}))
+
+    def _check_alerts(self, stored: list[Snapshot]) -> None:
+        """Evaluate the alert rules of the stored snapshots' strategies (alert_checks.on_stored), after their flow
+        points. The snapshots are stored whatever happens here: a failure is logged."""
+        if not stored or self._settings is None:
+            return
+        try:
+            with Session(self._engine) as session, session.begin():
+                alert_checks.on_stored(session, self._store, stored, self._settings, utcnow())
+        except Exception:
+            log.exception("ingest.alerts_failed strategies=%s", sorted({s.strategy_id for s in stored}))
 
     def _count(self, outcome: str) -> None:
         try:

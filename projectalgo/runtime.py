@@ -105,6 +105,7 @@ def services() -> Services:
             stats=stats,
             broadcast=broadcast,
             flow_tolerance=flows.tolerance(settings),
+            settings=settings,
         ),
         ingest_stats=stats,
         payments=StripeGateway(settings) if settings.stripe_secret_key else None,
