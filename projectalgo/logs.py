@@ -7,8 +7,8 @@ event name: `billing.membership_granted user=3 ...`); other libraries' loggers p
 says, since some of them (botocore, stripe) write request headers and bodies at DEBUG.
 
 Nothing secret reaches a line: every message and traceback goes through `redact`, which removes the configured
-secrets' values (SECRET_KEY_BASE, Stripe's keys, AWS's secret key, passwords in database and Redis URLs) and
-anything shaped like a secret (Authorization values, bearer tokens, bot tokens past the part the pages show,
+secrets' values (SECRET_KEY_BASE, Stripe's keys, AWS's secret key, SMTP_PASSWORD, passwords in database and Redis
+URLs) and anything shaped like a secret (Authorization values, bearer tokens, bot tokens past the part the pages show,
 Stripe secret keys, webhook secrets and client secrets, passwords in URLs). The code logs none of them in the
 first place; this is the safeguard for an exception's text or a library's message.
 
@@ -67,6 +67,7 @@ SECRET_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
 def known_secrets(settings: Settings) -> tuple[str, ...]:
     """The configured secret values that must never be written, whatever text holds them."""
     values = [settings.secret_key_base, settings.stripe_secret_key, settings.stripe_webhook_secret]
+    values.append(settings.smtp_password)
     values.append(settings.aws_secret_key)
     for url in (settings.database_url, settings.redis_url):
         values.append(urlparse(url).password if url else None)

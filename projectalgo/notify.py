@@ -56,8 +56,10 @@ BACKOFF = (
     timedelta(hours=6),
 )
 # How long a sender holds a claimed delivery: far beyond one attempt's timeouts, so only a sender that died (or
-# stalled) lets another retry it.
+# stalled) lets another retry it. A batch claims no more after BATCH_SECONDS, so a claim made at the caller's `now`
+# still lasts minutes in fact (and the sweep holding the lease ends in time); the rest waits for the next sweep.
 CLAIM = timedelta(minutes=5)
+BATCH_SECONDS = 60
 WEBHOOK_TIMEOUT = httpx.Timeout(10, connect=5)
 SMTP_TIMEOUT_SECONDS = 15
 PUBLISH_TIMEOUT_SECONDS = 5
@@ -121,22 +123,22 @@ def deliver_due(
     limit: int = 100,
     loop: asyncio.AbstractEventLoop | None = None,
 ) -> int:
-    """Send up to `limit` due deliveries, one claimed at a time; return how many were attempted. Blocking: run it in
-    a worker thread. The in-app notices are published on `loop` (the caller's event loop) or, without one, through
-    anyio.from_thread (the caller ran this with anyio.to_thread.run_sync). Safe with several senders at once: a
-    claim is a single conditional UPDATE, so each delivery is taken by one sender; a claim whose sender died expires
-    after CLAIM and the delivery is due again, with the same idempotency key."""
+    """Send up to `limit` due deliveries (for BATCH_SECONDS at most), one claimed at a time, as at `now`; return how
+    many were attempted. Blocking: run it in a worker thread. In-app notices are published on `loop` (the caller's
+    event loop) or, without one, through anyio.from_thread (for a caller using anyio.to_thread.run_sync).
+
+    Safe with several senders at once: a claim is one conditional UPDATE, so each delivery is taken by one sender;
+    a claim whose sender died expires after CLAIM and the delivery is due again, with the same idempotency key."""
     started = time.monotonic()
     attempted = 0
-    while attempted < limit:
-        at = now + timedelta(seconds=time.monotonic() - started)  # the caller's clock, moving on as we work
-        delivery_id = _claim(engine, at)
+    while attempted < limit and time.monotonic() - started < BATCH_SECONDS:
+        delivery_id = _claim(engine, now)
         if delivery_id is None:
             break
         attempted += 1
         outgoing = _read(engine, delivery_id)
-        outcome = _attempt(outgoing, settings, at)
-        _record(engine, delivery_id, outcome, at)
+        outcome = _attempt(outgoing, settings, now)
+        _record(engine, delivery_id, outcome, now)
         if outgoing.channel == APP and outcome.ok:
             _tell_tabs(broadcast, outgoing.user_id, loop)
     return attempted

@@ -24,6 +24,10 @@ TEST_SECRET_KEY_BASE = "test-secret-key-base-0123456789abcdef0123456789abcdef"
 TEST_STRIPE_SECRET_KEY = "sk_test_projectalgo_localstripe"
 TEST_STRIPE_PUBLISHABLE_KEY = "pk_test_projectalgo_localstripe"
 TEST_STRIPE_WEBHOOK_SECRET = "whsec_test_projectalgo_localstripe"
+# The test SMTP server's login (tests/support/smtp_server.py), and the folder under server_logs it writes mail to.
+TEST_SMTP_USER = "alerts"
+TEST_SMTP_PASSWORD = "smtp-test-password-0123456789"
+SMTP_MAIL_DIR = "smtp-mail"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -57,6 +61,14 @@ def dynamodb_local(server_logs: Path) -> Iterator[servers.Server]:
 @pytest.fixture(scope="session")
 def localstripe(server_logs: Path) -> Iterator[servers.Server]:
     yield from _run(servers.start_localstripe(server_logs))
+
+
+@pytest.fixture(scope="session")
+def smtp_server(server_logs: Path) -> Iterator[servers.Server]:
+    """A real SMTP server for the session (aiosmtpd, a separate process): its URL is smtp://127.0.0.1:<port>; what it
+    accepts is read with tests.support.smtp_server.received(SMTP_MAIL_DIR under server_logs)."""
+    mail_dir = server_logs / SMTP_MAIL_DIR
+    yield from _run(servers.start_smtp(server_logs, mail_dir, TEST_SMTP_USER, TEST_SMTP_PASSWORD))
 
 
 @pytest.fixture(scope="session")

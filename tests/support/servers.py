@@ -270,3 +270,18 @@ def create_tables(env: Mapping[str, str]) -> None:
     """`python -m projectalgo create-table` with these settings, as an operator runs it before the first start."""
     command = [sys.executable, "-m", "projectalgo", "create-table"]
     subprocess.run(command, env={**os.environ, **env}, check=True, capture_output=True, timeout=60)
+
+
+def start_smtp(log_dir: Path, mail_dir: Path, user: str, password: str) -> Server:
+    """A real SMTP server (aiosmtpd, tests/support/smtp_server.py) on loopback and a free port, writing each message
+    it accepts to `mail_dir`; a login, when one is made, must be `user` and `password`."""
+    port = free_port()
+    command = [
+        sys.executable,
+        str(ROOT / "tests" / "support" / "smtp_server.py"),
+        str(port),
+        str(mail_dir),
+        user,
+        password,
+    ]
+    return start_server("smtp", command, f"smtp://127.0.0.1:{port}", port_open(port), log_dir, timeout=30)

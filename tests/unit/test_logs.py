@@ -129,10 +129,11 @@ def test_the_configured_secrets_are_redacted_wherever_they_appear():
             "AWS_SECRET_KEY": "aws/secret+Example1234",
             "DATABASE_URL": "postgresql://app:db-password-1@localhost/app",
             "REFLEX_REDIS_URL": "redis://:redis-password-1@localhost:6379/0",
+            "SMTP_PASSWORD": "smtp-password-1",
         }
     )
     secrets = known_secrets(settings)
-    assert set(secrets) >= {"k" * 40, "whsec_webhook123", "aws/secret+Example1234", "db-password-1"}
+    assert set(secrets) >= {"k" * 40, "whsec_webhook123", "aws/secret+Example1234", "db-password-1", "smtp-password-1"}
     record = _record("odd text %s", " ".join(secrets), error=_raised(RuntimeError("k" * 40)))
     for line in (JsonFormatter(secrets).format(record), TextFormatter(secrets).format(record)):
         for secret in secrets:

@@ -78,7 +78,9 @@ def test_malformed_urls_are_refused_with_the_reason(url: str, reason: str) -> No
 
 
 def test_a_public_address_is_accepted_and_normalized() -> None:
-    assert check_webhook_url("  HTTPS://93.184.215.14:443/hook?a=1#part ", settings()) == "https://93.184.215.14/hook?a=1"
+    assert (
+        check_webhook_url("  HTTPS://93.184.215.14:443/hook?a=1#part ", settings()) == "https://93.184.215.14/hook?a=1"
+    )
     assert check_webhook_url("https://[2606:4700::1111]/x", settings()) == "https://[2606:4700::1111]/x"
 
 
