@@ -289,7 +289,7 @@ def _smtp(settings: Settings) -> smtplib.SMTP:
     return smtp
 
 
-def webhook_body(outgoing_key: str, firing: AlertFiring, preset: str, telegram_chat_id: str) -> bytes:
+def _webhook_body(outgoing_key: str, firing: AlertFiring, preset: str, telegram_chat_id: str) -> bytes:
     """The JSON a webhook receives: the preset's message format, or the generic one carrying the idempotency key
     as `id`."""
     text = _text(firing)[: TEXT_LIMITS.get(preset, 40_000)]
@@ -311,7 +311,7 @@ def webhook_body(outgoing_key: str, firing: AlertFiring, preset: str, telegram_c
     return json.dumps(data).encode()
 
 
-def signature(secret: str, timestamp: str, body: bytes) -> str:
+def _signature(secret: str, timestamp: str, body: bytes) -> str:
     """The signature header's value: HMAC-SHA256, keyed with the member's secret, of "<timestamp>.<raw body>"."""
     return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
@@ -326,7 +326,7 @@ def _post_webhook(outgoing: _Outgoing, settings: Settings, at: datetime) -> _Out
         address = webhook_guard.public_address(url, settings.alert_webhooks_allow_private)
     except InvalidInputError as refused:
         return _Outcome(False, f"not sent: {refused.message}")
-    body = webhook_body(outgoing.key, outgoing.firing, chosen.webhook_preset, chosen.telegram_chat_id)
+    body = _webhook_body(outgoing.key, outgoing.firing, chosen.webhook_preset, chosen.telegram_chat_id)
     timestamp = str(int(at.timestamp()))
     headers = {
         "Host": url.netloc.decode("ascii"),
@@ -334,25 +334,29 @@ def _post_webhook(outgoing: _Outgoing, settings: Settings, at: datetime) -> _Out
         "User-Agent": "ProjectAlgo-Alerts",
         "Idempotency-Key": outgoing.key,
         TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: signature(chosen.webhook_secret, timestamp, body),
+        SIGNATURE_HEADER: _signature(chosen.webhook_secret, timestamp, body),
     }
     # trust_env off: no proxy from the environment between us and the checked address; no redirects: a 3xx could
     # point anywhere. The TLS server name (and certificate check) stays the URL's host.
     try:
-        with httpx.Client(timeout=WEBHOOK_TIMEOUT, follow_redirects=False, trust_env=False) as client:
-            response = client.post(
+        with (
+            httpx.Client(timeout=WEBHOOK_TIMEOUT, follow_redirects=False, trust_env=False) as client,
+            client.stream(
+                "POST",
                 url.copy_with(host=address),
                 content=body,
                 headers=headers,
                 extensions={"sni_hostname": url.host},
-            )
+            ) as response,  # streamed: only the status is read, never a receiver's (maybe huge) body
+        ):
+            status = response.status_code
     except httpx.TimeoutException:
         return _Outcome(False, "timed out")
     except httpx.ConnectError:
         return _Outcome(False, "could not connect")
     except httpx.HTTPError as error:  # its text may hold the URL, which may hold a bot token: only its kind
         return _Outcome(False, f"failed ({type(error).__name__})")
-    return _Outcome(response.is_success, f"HTTP {response.status_code}")
+    return _Outcome(200 <= status < 300, f"HTTP {status}")
 
 
 # --- Members' channels -------------------------------------------------------------------------------------------
