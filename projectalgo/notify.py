@@ -4,7 +4,8 @@ A firing is stored first, with a delivery row for each channel its user has, in 
 is a later step (`deliver_due`) that claims due rows one at a time, tries each and records the attempt, so a crash
 or a failing receiver neither loses a firing nor sends it under two keys: every attempt of a delivery carries its
 idempotency key (a webhook's `Idempotency-Key` header and generic body's `id`, an email's Message-ID), and a
-receiver that saw a key already can drop the resend. Webhooks go to public addresses only (webhook_guard.py).
+receiver that saw a key already can drop the resend. The attempts themselves are alert_senders.py's; webhooks go
+to public addresses only (webhook_guard.py).
 
 Members' channel settings are read and changed here too, by their owner only. No Reflex here. Everything that
 sends (deliver_due) or resolves a host name (save_channels) blocks: callers on an event loop use a thread.
@@ -13,29 +14,21 @@ sends (deliver_due) or resolves a host name (save_channels) blocks: callers on a
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 import logging
 import re
 import secrets
-import smtplib
-import ssl
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime
-from urllib.parse import urlsplit
 
 import anyio.from_thread
-import httpx
 from sqlalchemy import ColumnElement, Engine, func, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from projectalgo import webhook_guard
+from projectalgo import alert_senders, webhook_guard
+from projectalgo.alert_senders import Outcome, Outgoing
 from projectalgo.db import session_scope
 from projectalgo.errors import InvalidInputError, NotAllowedError, RateLimitedError
 from projectalgo.live import Broadcast, Notice, alerts_topic
@@ -60,16 +53,11 @@ BACKOFF = (
 # still lasts minutes in fact (and the sweep holding the lease ends in time); the rest waits for the next sweep.
 CLAIM = timedelta(minutes=5)
 BATCH_SECONDS = 60
-WEBHOOK_TIMEOUT = httpx.Timeout(10, connect=5)
-SMTP_TIMEOUT_SECONDS = 15
 PUBLISH_TIMEOUT_SECONDS = 5
 DETAIL_MAX_LENGTH = max_length(AlertAttempt, "detail")
-SIGNATURE_HEADER = "X-ProjectAlgo-Signature"
-TIMESTAMP_HEADER = "X-ProjectAlgo-Timestamp"
 TEST_KIND = "test"
 TESTS_PER_MINUTE = 5  # "send a test" per member: each may call out to a webhook or send an email
 TELEGRAM_CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
-TEXT_LIMITS = {"discord": 2000, "telegram": 4096}  # the longest message each accepts
 log = logging.getLogger("projectalgo.notify")
 
 
@@ -92,26 +80,6 @@ def channels_for(session: Session, user_id: int, settings: Settings) -> tuple[st
 
 
 # --- Sending ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Outgoing:
-    """What one attempt sends, read before any network call (no session is held while sending)."""
-
-    channel: str
-    key: str
-    user_id: int
-    email: str
-    disabled: bool
-    firing: AlertFiring
-    chosen: AlertChannels
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    ok: bool
-    detail: str
-    final: bool = False  # no retry: the channel is gone or the account disabled
 
 
 def deliver_due(
@@ -176,13 +144,13 @@ def _claim(engine: Engine, at: datetime) -> int | None:
         return session.scalar(claim)
 
 
-def _read(engine: Engine, delivery_id: int) -> _Outgoing:
+def _read(engine: Engine, delivery_id: int) -> Outgoing:
     with session_scope(engine) as session:
         delivery = session.get_one(AlertDelivery, delivery_id)
         firing = session.get_one(AlertFiring, delivery.firing_id)
         user = session.get_one(User, firing.user_id)
         chosen = session.get(AlertChannels, firing.user_id) or AlertChannels(user_id=firing.user_id)
-        return _Outgoing(
+        return Outgoing(
             delivery.channel,
             delivery.idempotency_key,
             firing.user_id,
@@ -193,22 +161,22 @@ def _read(engine: Engine, delivery_id: int) -> _Outgoing:
         )
 
 
-def _attempt(outgoing: _Outgoing, settings: Settings, at: datetime) -> _Outcome:
+def _attempt(outgoing: Outgoing, settings: Settings, at: datetime) -> Outcome:
     """One try on the delivery's channel. Never raises: a fault is a failed attempt (its text logged, not kept)."""
     if outgoing.disabled:
-        return _Outcome(False, "not sent: the account is disabled", final=True)
+        return Outcome(False, "not sent: the account is disabled", final=True)
     try:
         if outgoing.channel == APP:
-            return _Outcome(True, "shown in the app")
+            return Outcome(True, "shown in the app")
         if outgoing.channel == EMAIL:
-            return _send_email(outgoing, settings)
-        return _post_webhook(outgoing, settings, at)
+            return alert_senders.send_email(outgoing, settings)
+        return alert_senders.post_webhook(outgoing, settings, at)
     except Exception:
         log.exception("alerts.delivery_fault channel=%s", outgoing.channel)
-        return _Outcome(False, "failed: an error on our side (logged)")
+        return Outcome(False, "failed: an error on our side (logged)")
 
 
-def _record(engine: Engine, delivery_id: int, outcome: _Outcome, at: datetime) -> None:
+def _record(engine: Engine, delivery_id: int, outcome: Outcome, at: datetime) -> None:
     """Keep the attempt, and mark the delivery sent, due again after its backoff, or failed after the last."""
     with session_scope(engine) as session:
         session.add(
@@ -239,124 +207,6 @@ def _tell_tabs(broadcast: Broadcast, user_id: int, loop: asyncio.AbstractEventLo
             asyncio.run_coroutine_threadsafe(broadcast.publish(notice), loop).result(PUBLISH_TIMEOUT_SECONDS)
     except Exception:
         log.warning("alerts.notice_failed user=%s", user_id, exc_info=True)
-
-
-def _text(firing: AlertFiring) -> str:
-    return f"{firing.title}\n{firing.body}" if firing.body else firing.title
-
-
-def _send_email(outgoing: _Outgoing, settings: Settings) -> _Outcome:
-    if not settings.smtp_host or not outgoing.chosen.email_enabled:
-        return _Outcome(False, "not sent: email is off", final=True)
-    firing = outgoing.firing
-    message = EmailMessage()
-    message["From"] = settings.smtp_from
-    message["To"] = outgoing.email
-    message["Subject"] = f"ProjectAlgo: {firing.title}"
-    message["Date"] = format_datetime(firing.created_at)
-    # The same Message-ID on every attempt: a resend after a crash is the same message to the receiver.
-    message["Message-ID"] = f"<{outgoing.key}@{urlsplit(settings.public_url).hostname or 'projectalgo'}>"
-    when = firing.created_at.strftime("%Y-%m-%d %H:%M UTC")
-    message.set_content(f"{_text(firing)}\n\n{when}\nYour alerts: {settings.public_url.rstrip('/')}/alerts\n")
-    try:
-        with _smtp(settings) as smtp:
-            if settings.smtp_user:
-                smtp.login(settings.smtp_user, settings.smtp_password or "")
-            smtp.send_message(message)
-    except smtplib.SMTPResponseException as error:
-        return _Outcome(False, f"SMTP {error.smtp_code} ({type(error).__name__})")
-    except smtplib.SMTPRecipientsRefused:
-        return _Outcome(False, "SMTP: the address was refused")
-    except TimeoutError:
-        return _Outcome(False, "SMTP: timed out")
-    except (smtplib.SMTPException, OSError) as error:
-        return _Outcome(False, f"SMTP: could not send ({type(error).__name__})")
-    return _Outcome(True, "SMTP: accepted")
-
-
-def _smtp(settings: Settings) -> smtplib.SMTP:
-    host, port = settings.smtp_host or "", settings.smtp_port
-    context = ssl.create_default_context()
-    if settings.smtp_tls == "ssl":
-        return smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT_SECONDS, context=context)
-    smtp = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT_SECONDS)
-    if settings.smtp_tls == "starttls":
-        try:
-            smtp.starttls(context=context)
-        except BaseException:
-            smtp.close()
-            raise
-    return smtp
-
-
-def _webhook_body(outgoing_key: str, firing: AlertFiring, preset: str, telegram_chat_id: str) -> bytes:
-    """The JSON a webhook receives: the preset's message format, or the generic one carrying the idempotency key
-    as `id`."""
-    text = _text(firing)[: TEXT_LIMITS.get(preset, 40_000)]
-    if preset == "discord":
-        data: dict[str, object] = {"content": text}
-    elif preset == "slack":
-        data = {"text": text}
-    elif preset == "telegram":
-        data = {"chat_id": telegram_chat_id, "text": text}
-    else:
-        data = {
-            "id": outgoing_key,
-            "kind": firing.kind,
-            "title": firing.title,
-            "body": firing.body,
-            "created_at": firing.created_at.isoformat(),
-            "strategy_id": firing.strategy_id,
-        }
-    return json.dumps(data).encode()
-
-
-def _signature(secret: str, timestamp: str, body: bytes) -> str:
-    """The signature header's value: HMAC-SHA256, keyed with the member's secret, of "<timestamp>.<raw body>"."""
-    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-
-
-def _post_webhook(outgoing: _Outgoing, settings: Settings, at: datetime) -> _Outcome:
-    chosen = outgoing.chosen
-    if not chosen.webhook_url:
-        return _Outcome(False, "not sent: no webhook is set", final=True)
-    try:
-        # Resolved and checked again now, and connected to that very address: DNS may have changed since saving.
-        url = webhook_guard.parse(chosen.webhook_url)
-        address = webhook_guard.public_address(url, settings.alert_webhooks_allow_private)
-    except InvalidInputError as refused:
-        return _Outcome(False, f"not sent: {refused.message}")
-    body = _webhook_body(outgoing.key, outgoing.firing, chosen.webhook_preset, chosen.telegram_chat_id)
-    timestamp = str(int(at.timestamp()))
-    headers = {
-        "Host": url.netloc.decode("ascii"),
-        "Content-Type": "application/json",
-        "User-Agent": "ProjectAlgo-Alerts",
-        "Idempotency-Key": outgoing.key,
-        TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: _signature(chosen.webhook_secret, timestamp, body),
-    }
-    # trust_env off: no proxy from the environment between us and the checked address; no redirects: a 3xx could
-    # point anywhere. The TLS server name (and certificate check) stays the URL's host.
-    try:
-        with (
-            httpx.Client(timeout=WEBHOOK_TIMEOUT, follow_redirects=False, trust_env=False) as client,
-            client.stream(
-                "POST",
-                url.copy_with(host=address),
-                content=body,
-                headers=headers,
-                extensions={"sni_hostname": url.host},
-            ) as response,  # streamed: only the status is read, never a receiver's (maybe huge) body
-        ):
-            status = response.status_code
-    except httpx.TimeoutException:
-        return _Outcome(False, "timed out")
-    except httpx.ConnectError:
-        return _Outcome(False, "could not connect")
-    except httpx.HTTPError as error:  # its text may hold the URL, which may hold a bot token: only its kind
-        return _Outcome(False, f"failed ({type(error).__name__})")
-    return _Outcome(200 <= status < 300, f"HTTP {status}")
 
 
 # --- Members' channels -------------------------------------------------------------------------------------------

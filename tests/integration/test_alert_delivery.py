@@ -21,7 +21,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
-from projectalgo import notify
+from projectalgo import alert_senders, notify
 from projectalgo.db import session_scope
 from projectalgo.errors import NotAllowedError
 from projectalgo.live import LocalBroadcast, Message, Notice, alerts_topic
@@ -38,7 +38,7 @@ NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 SENDER = """
 import sys
 from datetime import datetime
-from projectalgo import notify
+from projectalgo import alert_senders, notify
 from projectalgo.db import make_engine
 from projectalgo.live import LocalBroadcast
 from projectalgo.settings import load_settings
@@ -238,7 +238,7 @@ def test_a_receiver_failing_twice_gets_three_attempts_under_one_key(engine: Engi
 def test_a_receiver_that_never_answers_is_a_timed_out_attempt(
     engine: Engine, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(notify, "WEBHOOK_TIMEOUT", httpx.Timeout(1))
+    monkeypatch.setattr(alert_senders, "WEBHOOK_TIMEOUT", httpx.Timeout(1))
     member = make_member(engine)
     set_webhook(engine, member, f"{receiver.url}/hook")
     delivery_id, _ = fire(engine, member, notify.WEBHOOK)
