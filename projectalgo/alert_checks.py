@@ -95,15 +95,13 @@ def _set_firing(session: Session, rule_id: int, strategy_id: int, data: Mapping[
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     table = table_of(AlertState)
     values = {"firing": True, "changed_at": now, "data": dict(data)}
-    return _changed(
-        session.execute(
-            insert(table)
-            .values(rule_id=rule_id, strategy_id=strategy_id, **values)
-            .on_conflict_do_update(
-                index_elements=["rule_id", "strategy_id"], set_=values, where=table.c.firing.is_(False)
-            )
-        )
-    )
+    flipped = session.execute(
+        insert(table)
+        .values(rule_id=rule_id, strategy_id=strategy_id, **values)
+        .on_conflict_do_update(index_elements=["rule_id", "strategy_id"], set_=values, where=table.c.firing.is_(False))
+        .returning(table.c.rule_id)  # psycopg counts no rows for an upsert: the row returned says
+    ).first()
+    return flipped is not None
 
 
 def _clear(session: Session, rule_id: int, strategy_id: int, data: Mapping[str, str], now: datetime) -> bool:

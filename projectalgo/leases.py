@@ -37,12 +37,14 @@ def take(session: Session, name: str, holder: str, *, ttl: timedelta, now: datet
     if _changed(renewed):
         return True
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    table = table_of(Lease)
     created = session.execute(
-        insert(table_of(Lease))
+        insert(table)
         .values(name=name, holder=holder, expires_at=expires_at)
         .on_conflict_do_nothing(index_elements=["name"])
-    )
-    return _changed(created) == 1
+        .returning(table.c.name)  # psycopg counts no rows for an INSERT ... ON CONFLICT: the row returned says
+    ).first()
+    return created is not None
 
 
 def release(session: Session, name: str, holder: str) -> None:

@@ -28,6 +28,7 @@ from projectalgo.pages.strategies import StrategiesState, strategies_page
 from projectalgo.pages.strategy import StrategyPageState, strategy_page
 from projectalgo.runtime import services, settle_left_in_doubt
 from projectalgo.state import TabGuard, unhandled_event_error
+from projectalgo.sweeper import run_sweeper
 
 # At start-up: a wrong setting fails here, not on the first request; the app's events are logged from here on.
 logs.configure(services().settings)
@@ -59,6 +60,7 @@ class ProjectAlgoApp(rx.App):
 app = ProjectAlgoApp(api_transformer=around_reflex, backend_exception_handler=unhandled_event_error)
 app.add_middleware(TabGuard(), index=0)
 live_push.start(app, services().broadcast)
+app.register_lifespan_task(run_sweeper)  # alerts: the lease's holder sweeps (sweeper.py)
 
 
 @app.register_lifespan_task
