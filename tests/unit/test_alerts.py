@@ -25,6 +25,12 @@ def ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request):
+    """Each test on SQLite and on PostgreSQL (the conditional writes differ by dialect)."""
+    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
+
+
 @pytest.fixture
 def world(engine):
     world = strategy_world(engine)
