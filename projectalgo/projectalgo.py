@@ -15,6 +15,7 @@ from projectalgo.api import around_reflex, http_policy
 from projectalgo.live_push import live_push
 from projectalgo.pages.accounts import AccountsState, accounts_page
 from projectalgo.pages.admin import AdminState, admin_page
+from projectalgo.pages.alerts import AlertsState, alerts_page
 from projectalgo.pages.dashboard import DashboardState, dashboard_page
 from projectalgo.pages.group import GroupState, group_page
 from projectalgo.pages.invite import InviteState, invite_page
@@ -96,6 +97,7 @@ app.add_page(
     on_load=StrategyPageState.open_strategy,
 )
 app.add_page(admin_page, route="/admin", title="Admin · ProjectAlgo", on_load=AdminState.open_admin)
+app.add_page(alerts_page, route="/alerts", title="Alerts · ProjectAlgo", on_load=AlertsState.open_alerts)
 app.add_page(group_page, route="/group", title="Group board · ProjectAlgo", on_load=GroupState.open_group)
 app.add_page(
     shared_page, route="/share/[token]", title="Shared performance · ProjectAlgo", on_load=SharedPageState.open_share

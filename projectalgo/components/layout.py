@@ -3,6 +3,7 @@
 import reflex as rx
 
 from projectalgo.members import PASSWORD_MAX_BYTES, PASSWORD_MIN_LENGTH
+from projectalgo.pages.alerts_bell import alert_toasts, bell
 from projectalgo.state import AuthState
 
 
@@ -39,6 +40,7 @@ MEMBER_LINKS = (
     ("Group", "/group"),
     ("Strategies", "/strategies"),
     ("Accounts", "/accounts"),
+    ("Alerts", "/alerts"),
     ("Membership", "/membership"),
 )
 
@@ -121,6 +123,7 @@ def navbar() -> rx.Component:
         ),
         _desktop_bar(),
         _phone_menu(),
+        rx.cond(AuthState.signed_in, bell()),
         align="center",
         spacing="4",
         padding_x=rx.breakpoints(initial="1em", md="1.5em"),
@@ -134,6 +137,7 @@ def layout(*children: rx.Component) -> rx.Component:
     return rx.box(
         navbar(),
         rx.container(*children, size="3", padding_y=rx.breakpoints(initial="1em", md="2em"), padding_x="1em"),
+        rx.cond(AuthState.signed_in, alert_toasts()),
         min_height="100vh",
     )
 

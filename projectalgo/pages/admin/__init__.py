@@ -10,6 +10,7 @@ from __future__ import annotations
 import reflex as rx
 
 from projectalgo.components.layout import form_error, layout, notice
+from projectalgo.pages.admin.alerts import alerts_section
 from projectalgo.pages.admin.sections import (
     audit_section,
     invites_section,
@@ -63,6 +64,7 @@ def admin_page() -> rx.Component:
         ("invites", "Invites", invites_section()),
         ("payments", "Payments", payments_section()),
         ("share-links", "Share links", share_links_section()),
+        ("alerts", "Alerts", alerts_section()),
         ("audit", "Audit log", audit_section()),
     ]
     # Nothing of the page (not even its empty tables) is drawn for anyone but staff: a member sent away sees the
