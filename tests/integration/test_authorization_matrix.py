@@ -37,7 +37,10 @@ from projectalgo.api import build_api
 from projectalgo.migrations import upgrade_to_head
 from projectalgo.pages.accounts import AccountsState
 from projectalgo.pages.admin import AdminState
+from projectalgo.pages.admin.alerts import AdminAlertsState
 from projectalgo.pages.admin.share_links import AdminShareLinksState
+from projectalgo.pages.alerts import AlertsState
+from projectalgo.pages.alerts_bell import BellState
 from projectalgo.pages.dashboard import DashboardLiveState, DashboardState
 from projectalgo.pages.group import GroupState
 from projectalgo.pages.invite import InviteState
@@ -56,6 +59,8 @@ from projectalgo.snapshots import ALL_TIME_END_MS, EXAMPLE_DATA
 from tests.factories import PASSWORD
 from tests.support.matrix import (
     ACTORS,
+    ALERT_HOOK,
+    ALERT_SECRET,
     BOARD_ALIAS,
     NAMES,
     OWNER_ACCOUNT,
@@ -97,7 +102,8 @@ class Outcome(Enum):
 
 LOGIN, MEMBERSHIP, REFUSED, NOT_FOUND, OK, HOME, REJECTED, SIGNED_OUT, ADMIN, MOD_READ, ADMIN_VIEW, VIEW_ONLY = Outcome
 SUCCESS = {OK, HOME, ADMIN, MOD_READ, ADMIN_VIEW}
-SELF_KINDS = {"identity", "invite", "strategy", "data", "token_prefix"}  # what a person may see of their own
+# What a person may see of their own (their alerts' signing secret on /alerts, where admins never see it).
+SELF_KINDS = {"identity", "invite", "strategy", "data", "token_prefix", ALERT_SECRET}
 
 
 def cols(
@@ -158,6 +164,7 @@ PAGES: dict[str, Callable[[World], str]] = {
     "/strategies/[strategy_id]": lambda w: f"/strategies/{w.strategy_id}",
     "/admin": lambda w: "/admin",
     "/group": lambda w: "/group",
+    "/alerts": lambda w: "/alerts",
     "/share/[token]": lambda w: f"/share/{w.share_token}",
     "/404": lambda w: "/no-such-page",
 }
@@ -689,6 +696,72 @@ ROWS += [
         check=lambda tab, w, result: BOARD_ALIAS not in tab.view(),
     ),
 ]
+# Alerts (issue 17): the owner's rule (on their strategy: its description names it), their webhook and its signing
+# secret, and an alert fired for them, read. Only the owner sees or changes them; everyone manages their own channels
+# and tests; the bell, on every signed-in page, holds its own user's count only; /admin's tab is for admins.
+ALERTS_SHOWN = shows(OWNER_STRATEGY, ALERT_HOOK, to=("owner",))
+
+
+def owners_rule_edited(world: World) -> dict[str, str]:
+    return {
+        "rule_id": str(world.alert_rule_id),
+        "strategy": str(world.strategy_id),
+        "kind": "drawdown",
+        "threshold": "20",
+    }
+
+
+def alert_secret(world: World) -> str:
+    return next(m.text for m in world.markers if m.kind == ALERT_SECRET)
+
+
+ROWS += [
+    Row(
+        AlertsState.open_alerts,
+        "/alerts",
+        MEMBERS_OWN_DATA,
+        is_load=True,
+        must_show=shows(OWNER_STRATEGY, ALERT_HOOK, alert_secret, to=("owner",)),
+    ),
+    Row(AlertsState.tick, "/alerts", MEMBERS_OWN_DATA, args=lambda w, who: [""], must_show=ALERTS_SHOWN),
+    Row(
+        AlertsState.save_rule,
+        "/alerts",
+        OWNERS_ONLY,
+        args=lambda w, who: [owners_rule_edited(w)],
+        writes=True,
+    ),
+    Row(
+        AlertsState.edit_rule,
+        "/alerts",
+        OWNERS_ONLY,
+        args=lambda w, who: [w.alert_rule_id],
+        check=lambda tab, w, result: tab.state(AlertsState).editing == w.alert_rule_id,
+    ),
+    Row(AlertsState.cancel_edit, "/alerts", MEMBERS_OWN_DATA),
+    Row(AlertsState.choose_kind, "/alerts", MEMBERS_OWN_DATA, args=lambda w, who: ["balance"]),
+    Row(AlertsState.set_paused, "/alerts", OWNERS_ONLY, args=lambda w, who: [w.alert_rule_id, True], writes=True),
+    Row(AlertsState.delete_rule, "/alerts", OWNERS_ONLY, args=lambda w, who: [w.alert_rule_id], writes=True),
+    # Each their own channels (none but the owner's exist): the owner's webhook removed, the others' made.
+    Row(
+        AlertsState.save_channels,
+        "/alerts",
+        MEMBERS_OWN_DATA,
+        args=lambda w, who: [{"webhook_url": "", "webhook_preset": "slack"}],
+        writes=True,
+    ),
+    Row(AlertsState.new_secret, "/alerts", MEMBERS_OWN_DATA, writes=True),
+    Row(AlertsState.send_test, "/alerts", MEMBERS_OWN_DATA, args=lambda w, who: ["app"], writes=True),
+    Row(AlertsState.mark_read, "/alerts", MEMBERS_OWN_DATA),  # the owner's alert is read already: nothing changes
+    Row(BellState.tick, "/dashboard", SIGNED_IN, args=lambda w, who: [""]),
+    Row(BellState.dismiss, "/dashboard", SIGNED_IN, args=lambda w, who: [1]),  # only hides a toast of the tab's
+    Row(
+        AdminAlertsState.open_alerts,
+        "/admin",
+        ADMINS_CHANGE,
+        must_show=shows(owner_email, OWNER_STRATEGY, to=("admin",)),
+    ),
+]
 ON_LOAD = {row.page: row.handler for row in ROWS if row.is_load}
 
 # Handlers the matrix does not row, and why:
@@ -770,7 +843,7 @@ def allowed_markers(outcome: Outcome, who: str | None, world: World, row: Row) -
     if outcome is MOD_READ:
         allowed |= {m for m in world.markers if m.kind in ("identity", "strategy")}
     if outcome is ADMIN:
-        allowed |= {m for m in world.markers if m.kind not in ("secret", "session")}
+        allowed |= {m for m in world.markers if m.kind not in ("secret", "session", ALERT_SECRET)}
     if outcome in (ADMIN_VIEW, VIEW_ONLY):
         allowed |= {m for m in world.markers if m.owner == "owner" and m.kind in ("strategy", "data")}
     return allowed

@@ -66,6 +66,10 @@ DISABLED_STRATEGY, DISABLED_ACCOUNT = "Dexter Grid", "Dexter Brokerage"
 # The owner's strategy is on the group board under this alias (no marker: every member may see it); the disabled
 # user's is on it under their name (a marker), which the board must never show once they are disabled.
 BOARD_ALIAS = "Gallant Heron"
+# The owner's alerts: a webhook at a public address (no name to resolve) and its signing secret, which only the owner's
+# own /alerts may show (a marker of its own kind).
+ALERT_HOOK = "https://1.1.1.1/olive-hook-marker"
+ALERT_SECRET = "alert_secret"
 
 
 def email_of(who: str) -> str:
@@ -106,6 +110,7 @@ class World:
     markers: list[Marker] = field(default_factory=list)
     share_link_id: int = 0  # the owner's share link to their strategy (no amounts)
     share_token: str = ""
+    alert_rule_id: int = 0  # the owner's alert rule (silence on their strategy)
 
     def person(self, who: str) -> Person | None:
         return self.people.get(who)
@@ -376,6 +381,30 @@ def _on_the_board(tab: Tab, strategy_id: int, alias: str) -> None:
     assert tab.state(GroupState).error == "", tab.state(GroupState).error
 
 
+def _owners_alerts(tab: Tab, engine: Engine, user_id: int, strategy_id: int) -> tuple[int, str]:
+    """Through /alerts, as the owner would: a rule on their strategy and their webhook, then an alert it fired (its
+    title names the strategy), read. The rule's id and the webhook's signing secret."""
+    from projectalgo import alerts
+    from projectalgo.pages.alerts import AlertsState
+
+    tab.open("/alerts")
+    tab.fire(AlertsState.open_alerts)
+    tab.fire(AlertsState.save_rule, {"strategy": str(strategy_id), "kind": "silence", "threshold": "15"})
+    tab.fire(AlertsState.save_channels, {"webhook_url": ALERT_HOOK, "webhook_preset": "generic"})
+    page = tab.state(AlertsState)
+    assert page.error == "" and page.webhook_secret, page.error
+    rule_id = page.rules[0].id
+    with session_scope(engine) as session:
+        title = f"{OWNER_STRATEGY}: no snapshot for 15 minutes"
+        now = datetime.now(UTC)
+        alerts.fire(
+            session, user_id=user_id, kind="silence", title=title, body="", now=now, settings=services().settings
+        )
+    tab.fire(AlertsState.open_alerts)
+    tab.fire(AlertsState.mark_read)
+    return rule_id, page.webhook_secret
+
+
 def build_world(engine: Engine) -> World:
     """The people and their data, on the app's services (`engine` is theirs)."""
     from projectalgo.pages.accounts import AccountsState
@@ -419,6 +448,7 @@ def build_world(engine: Engine) -> World:
     reset_token = admin_tab.state(AdminState).reset_link.rsplit("/", 1)[-1]
     assert reset_token, admin_tab.state(AdminState).error
     share_link_id, share_token = _share_link(owner_tab, own["strategy_id"])
+    alert_rule_id, alert_secret = _owners_alerts(owner_tab, engine, users["owner"].id, own["strategy_id"])
 
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     times = [now_ms - (i + 1) * 60_000 for i in range(OWNER_SNAPSHOTS)]  # newest first
@@ -457,8 +487,10 @@ def build_world(engine: Engine) -> World:
         flow_at_ms=times[-2],
         share_link_id=share_link_id,
         share_token=share_token,
+        alert_rule_id=alert_rule_id,
     )
     world.markers = list(_markers(world, password_hashes, token_hashes, {"owner": own, "other_member": other}, dexter))
+    world.markers += [Marker("owner", "data", ALERT_HOOK), Marker("owner", ALERT_SECRET, alert_secret)]
     return world
 
 
