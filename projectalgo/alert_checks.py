@@ -7,7 +7,7 @@ firing, or UPDATE ... WHERE firing), and a firing is stored only by the transact
 workers seeing the same condition at once make one firing.
 
 - **At ingestion** (`on_stored`, one call per batch): one indexed query finds the rules of the batch's strategies
-  and their owners' all-strategies rules (paused ones left out), one query their states, and one the batch's flow
+  and their owners' all-strategies rules (paused ones left out) with their states, and one the batch's flow
   points when a drawdown or daily-loss rule needs them: the cost follows the batch's rules, never all rules. A
   state is written only when it changes: a new peak, a flow, a new day, a condition starting or clearing. A
   snapshot older than its strategy's newest (a backfill) changes nothing but a silent bot's recovery.
@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, String, and_, bindparam, cast, or_, select, tuple_, union_all, update
+from sqlalchemy import ColumnElement, Row, Select, String, and_, bindparam, case, cast, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
@@ -139,20 +139,42 @@ _RULE_COLUMNS: tuple[Any, ...] = (
     col(Strategy.id).label("strategy_id"),
     col(Strategy.name),
     col(Strategy.last_snapshot_at),
+    col(AlertState.firing),
+    col(AlertState.data),
 )
-# Built once (the ingestion path): the rules on the batch's strategies, and their owners' all-strategies rules.
+# Built once (the ingestion path): the rules on the batch's strategies and their owners' all-strategies rules, each
+# with its state for the strategy (an all-strategies balance: its combined state, strategy 0).
 _BATCH_RULES = union_all(
     select(*_RULE_COLUMNS)
     .join(Strategy, col(Strategy.id) == col(AlertRule.strategy_id))
+    .outerjoin(
+        AlertState, and_(col(AlertState.rule_id) == col(AlertRule.id), col(AlertState.strategy_id) == col(Strategy.id))
+    )
     .where(col(AlertRule.strategy_id).in_(bindparam("ids", expanding=True)), ~col(AlertRule.paused)),
     select(*_RULE_COLUMNS)
     .select_from(Strategy)
     .join(AlertRule, and_(col(AlertRule.owner_id) == col(Strategy.owner_id), col(AlertRule.strategy_id).is_(None)))
+    .outerjoin(
+        AlertState,
+        and_(
+            col(AlertState.rule_id) == col(AlertRule.id),
+            col(AlertState.strategy_id) == case((col(AlertRule.kind) == BALANCE, 0), else_=col(Strategy.id)),
+        ),
+    )
     .where(
         col(Strategy.id).in_(bindparam("all_ids", expanding=True)),
         col(AlertRule.kind).in_(KINDS),
         ~col(AlertRule.paused),
     ),
+)
+_BATCH_FLOWS = (
+    select(col(FlowPoint.strategy_id), col(FlowPoint.at_ms), col(FlowPoint.amount))
+    .where(
+        col(FlowPoint.strategy_id).in_(bindparam("ids", expanding=True)),
+        col(FlowPoint.at_ms) > bindparam("since"),
+        col(FlowPoint.at_ms) <= bindparam("until"),
+    )
+    .order_by(col(FlowPoint.at_ms))
 )
 
 
@@ -193,15 +215,7 @@ def on_stored(
     rows = session.execute(_BATCH_RULES, {"ids": ids, "all_ids": ids}).all()
     if not rows:
         return 0
-    keys = {(row.id, _state_strategy(row)) for row in rows}
-    states = {
-        (rule_id, strategy_id): (firing, dict(data or {}))
-        for rule_id, strategy_id, firing, data in session.execute(
-            select(
-                col(AlertState.rule_id), col(AlertState.strategy_id), col(AlertState.firing), col(AlertState.data)
-            ).where(tuple_(col(AlertState.rule_id), col(AlertState.strategy_id)).in_(list(keys)))
-        )
-    }
+    states = {(row.id, _state_strategy(row)): (row.firing, dict(row.data or {})) for row in rows}
     batch = _Batch(session, store, now, _flow_points(session, rows, states, by_strategy))
     combined: dict[tuple[int, int], list[Row[tuple[object, ...]]]] = {}
     fired = 0
@@ -253,20 +267,13 @@ def _flow_points(
         since[row.strategy_id] = min(start, since.get(row.strategy_id, start))
     if not since:
         return {}
+    until = max(snapshots[-1].at_ms for snapshots in by_strategy.values())
     found: dict[int, list[tuple[int, Decimal]]] = {}
     for strategy_id, at_ms, amount in session.execute(
-        select(col(FlowPoint.strategy_id), col(FlowPoint.at_ms), col(FlowPoint.amount))
-        .where(
-            or_(
-                *(
-                    and_(col(FlowPoint.strategy_id) == strategy_id, col(FlowPoint.at_ms) > start)
-                    for strategy_id, start in since.items()
-                )
-            )
-        )
-        .order_by(col(FlowPoint.at_ms))
+        _BATCH_FLOWS, {"ids": list(since), "since": min(since.values()), "until": until}
     ):
-        found.setdefault(strategy_id, []).append((at_ms, Decimal(amount)))
+        if at_ms > since[strategy_id]:
+            found.setdefault(strategy_id, []).append((at_ms, Decimal(amount)))
     return found
 
 
@@ -379,32 +386,31 @@ def _combined_balance(
     by_strategy: Mapping[int, Sequence[Snapshot]],
     owner_id: int,
 ) -> _Step:
-    """Each account's newest wallet ("at_ms wallet" by account id), read from the store the first time."""
-    wallets = {account: tuple(text.split(" ")) for account, text in data.items()}
+    """Each account's newest wallet (by account id), read from the store the first time; a snapshot older than its
+    strategy's newest (a backfill) changes nothing. Written only when a wallet changed."""
+    wallets = dict(data)
     if not wallets:
         owned = batch.session.scalars(
             select(col(Strategy.id)).where(col(Strategy.owner_id) == owner_id, col(Strategy.archived_at).is_(None))
         )
-        for strategy_id in owned:
-            if strategy_id is not None and (latest := batch.store.latest(strategy_id)) is not None:
-                _newer(wallets, latest)
-    for row in rows:
-        for snapshot in by_strategy[row.strategy_id]:
-            _newer(wallets, snapshot)
-    total = sum((Decimal(wallet) for _, wallet in wallets.values()), Decimal(0))
+        newest = [latest for sid in owned if sid is not None and (latest := batch.store.latest(sid)) is not None]
+        wallets = {str(s.account_id): str(s.wallet_balance) for s in sorted(newest, key=lambda s: s.at_ms)}
+    fresh = [
+        snapshot
+        for row in rows
+        for snapshot in by_strategy[row.strategy_id]
+        if snapshot.at_ms >= (_ms(row.last_snapshot_at) if row.last_snapshot_at else 0)
+    ]
+    for snapshot in sorted(fresh, key=lambda s: s.at_ms):
+        wallets[str(snapshot.account_id)] = str(snapshot.wallet_balance)
+    total = sum((Decimal(wallet) for wallet in wallets.values()), Decimal(0))
     limit = threshold_text(BALANCE, rows[0].threshold)
     return _Step(
-        {account: f"{at} {wallet}" for account, (at, wallet) in wallets.items()},
+        wallets,
         total < Decimal(rows[0].threshold),
         f"Your combined equity is below {limit}",
         f"Your accounts' wallets add up to {money(total)}, below your alert's {limit}.",
     )
-
-
-def _newer(wallets: dict[str, tuple[str, ...]], snapshot: Snapshot) -> None:
-    account = str(snapshot.account_id)
-    if account not in wallets or int(wallets[account][0]) <= snapshot.at_ms:
-        wallets[account] = (str(snapshot.at_ms), str(snapshot.wallet_balance))
 
 
 def _recovered(
