@@ -8,12 +8,14 @@ store, one Query each, never from the strategies table.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from projectalgo import analytics, charts
-from projectalgo.clock import DAY_MS, HOUR_MS
+from projectalgo.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from projectalgo.snapshots import Snapshot, SnapshotStore
 
 PAGE_LIMIT = 1000
@@ -163,6 +165,37 @@ def comparison(store: SnapshotStore, strategy_id: int, now_ms: int, rules: FlowR
     return Comparison(returns, drawdown.depth if drawdown else None)
 
 
+class Comparisons:
+    """Each strategy's comparison line, computed at most once a minute per worker: it depends on the strategy's
+    roll-ups, its flow rules and the minute, not on who looks or the range shown, so every open dashboard's load,
+    range change and minute tick share one computation (tens of milliseconds a strategy). A change of the
+    strategy's corrections or flow points is a new entry at once. Safe from several threads (a race computes
+    twice); the oldest entries go past `size`."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._kept: OrderedDict[tuple[int, int, int], Comparison] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, store: SnapshotStore, strategy_id: int, now_ms: int, rules: FlowRules) -> Comparison:
+        said = (
+            rules.tolerance,
+            tuple(rules.corrections.get(strategy_id, ())),
+            tuple(rules.points.get(strategy_id, ())),
+        )
+        key = (strategy_id, now_ms // MINUTE_MS, hash(said))
+        with self._lock:
+            if (kept := self._kept.get(key)) is not None:
+                self._kept.move_to_end(key)
+                return kept
+        found = comparison(store, strategy_id, now_ms, rules)
+        with self._lock:
+            self._kept[key] = found
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        return found
+
+
 @dataclass(frozen=True)
 class Overview:
     """Everything the dashboard reads from the store for a range, in one trip to a worker thread."""
@@ -178,12 +211,14 @@ def overview(
     range_key: str,
     now_ms: int,
     strategy_accounts: Sequence[tuple[int, int]],
-    rules: FlowRules = FlowRules(),
+    rules: FlowRules,
+    comparisons: Comparisons,
 ) -> Overview:
-    """`strategy_accounts` is (strategy id, account id) for each strategy the dashboard shows."""
+    """`strategy_accounts` is (strategy id, account id) for each strategy the dashboard shows; `comparisons`, the
+    worker's comparison lines (runtime.Services)."""
     ids = [strategy_id for strategy_id, _ in strategy_accounts]
     win = range_window(store, range_key, now_ms, ids)
-    compared = {sid: comparison(store, sid, now_ms, rules) for sid in ids}
+    compared = {sid: comparisons.of(store, sid, now_ms, rules) for sid in ids}
     return Overview(win, equity(store, strategy_accounts, win, rules), latest_ms(store, ids), compared)
 
 

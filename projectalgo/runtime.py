@@ -6,13 +6,14 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sqlalchemy import Engine
 
 from projectalgo import flows
 from projectalgo.billing import BillingGateway
+from projectalgo.dashboard import Comparisons
 from projectalgo.db import make_engine
 from projectalgo.ingest_stats import IngestCounter, IngestStats, RedisIngestStats
 from projectalgo.ingestion import Ingestor
@@ -49,6 +50,8 @@ class Services:
     ingest_stats: IngestCounter
     # None when STRIPE_SECRET_KEY is unset: the membership page then says payments are not configured.
     payments: BillingGateway | None
+    # The dashboards' comparison lines, computed once a minute per strategy in this worker.
+    comparisons: Comparisons = field(default_factory=Comparisons)
 
 
 def build_snapshot_store(settings: Settings, engine: Engine) -> SnapshotStore:

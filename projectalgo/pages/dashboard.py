@@ -194,8 +194,9 @@ class DashboardState(AuthState):
         live_push.watch(
             self.router.session.client_token, DashboardLiveState, accounts, Viewer.login(member.login_session_id)
         )
+        app = services()
         seen = await anyio.to_thread.run_sync(
-            dashboard.overview, services().snapshot_store, self.range_key, now, list(accounts.items()), rules
+            dashboard.overview, app.snapshot_store, self.range_key, now, list(accounts.items()), rules, app.comparisons
         )
         rows = [
             comparison_row(
@@ -231,9 +232,9 @@ class DashboardState(AuthState):
             return ids, flows.flow_rules(session, settings, ids)
 
         ids, rules = await in_session(read)
-        store = services().snapshot_store
+        app = services()
         compared = await anyio.to_thread.run_sync(
-            lambda: {sid: dashboard.comparison(store, sid, now, rules) for sid in ids}
+            lambda: {sid: app.comparisons.of(app.snapshot_store, sid, now, rules) for sid in ids}
         )
         live = await self.get_state(DashboardLiveState)
         # Only the member's own strategies, as listed now: one archived or gone since drops out.

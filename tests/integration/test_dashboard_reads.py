@@ -102,7 +102,7 @@ def test_all_starts_at_the_oldest_stored_snapshot_not_at_the_strategys_creation(
     all_points = dashboard.snapshots_in(store, old, both)
     assert len(all_points) == 730 > len(dashboard.snapshots_in(store, old, year))
     assert all_points[0].at_ms == NOW - 730 * D
-    equity = dashboard.overview(store, "All", NOW, [(old, 1)]).equity
+    equity = dashboard.overview(store, "All", NOW, [(old, 1)], dashboard.FlowRules(), dashboard.Comparisons()).equity
     assert equity.series[0][0] <= NOW - 730 * D and len(equity.series) >= 730
 
 
@@ -116,7 +116,7 @@ def test_the_last_snapshot_is_the_newest_stored_one(engine):
     newest = store_one(store, Snapshot(a, 1, NOW - 9 * 60_000, **dict.fromkeys(NUMBER_FIELDS, Decimal(1)), symbol="X"))
     with session_scope(engine) as session:
         assert session.get(Strategy, a).last_snapshot_at is None  # nothing wrote it: the store is what counts
-    seen = dashboard.overview(store, "24H", NOW, [(a, 1), (silent, 2)])
+    seen = dashboard.overview(store, "24H", NOW, [(a, 1), (silent, 2)], dashboard.FlowRules(), dashboard.Comparisons())
     assert seen.latest_ms == {a: newest.at_ms}
 
 
@@ -180,3 +180,24 @@ def test_a_strategy_younger_than_the_range_opens_at_its_first_snapshot(engine):
         put(store, sid, account, NOW - minutes * 60_000, wallet, realised)
     returns = compare(store, sid).returns
     assert {key: round(value, 6) for key, value in returns.items()} == dict.fromkeys(returns, Decimal("0.02"))
+
+
+def test_a_comparison_is_computed_once_a_minute_and_again_at_once_when_its_flows_change(engine):
+    """Every open dashboard's load, range change and tick share one computation per strategy and minute; a member's
+    correction (or a new flow point) is seen at once, and the next minute reads the store again."""
+    member = make_member(engine)
+    sid, _ = make_strategy(engine, member, name="Cached")
+    with session_scope(engine) as session:
+        account = session.get(Strategy, sid).account_id
+    store = SqlSnapshotStore(engine)
+    put(store, sid, account, NOW - 2 * H, 1000)
+    put(store, sid, account, NOW - H, 1100, 100)
+    comparisons = dashboard.Comparisons()
+    first = comparisons.of(store, sid, NOW, dashboard.FlowRules())
+    put(store, sid, account, NOW - 30 * 60_000, 1210, 210)  # +10 % more, within the same minute's line
+    assert comparisons.of(store, sid, NOW + 59_000 - NOW % 60_000, dashboard.FlowRules()) is first
+    said = dashboard.FlowRules(corrections={sid: [analytics.ManualFlow(NOW - 90 * 60_000, Decimal(50))]})
+    corrected = comparisons.of(store, sid, NOW, said)
+    assert corrected is not first and corrected.returns["24H"] != first.returns["24H"]
+    later = comparisons.of(store, sid, NOW + 60_000, dashboard.FlowRules())
+    assert round(later.returns["24H"], 6) == Decimal("0.21")
