@@ -433,7 +433,7 @@ def profile_reads(env: dict[str, str], world: World, top: int) -> None:
         charts.returns_figure(summary.curve, summary.hold, "XBTUSD")
 
     def dashboard_b(key: str) -> None:  # DashboardState._load's
-        seen = dashboard.overview(store, key, epoch_ms(utcnow()), group, rules)
+        seen = dashboard.overview(store, key, epoch_ms(utcnow()), group, rules, dashboard.Comparisons())
         charts.equity_figure(seen.equity.series, 0, key)
 
     cases: list[tuple[str, Callable[[], None]]] = [
