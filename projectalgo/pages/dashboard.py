@@ -93,6 +93,9 @@ class DashboardLiveState(AuthState):
     last_update: rx.Field[str] = rx.field("")  # ISO 8601, shown in the viewer's time zone
     range_label: rx.Field[str] = rx.field(charts.DEFAULT_RANGE)
     statuses: rx.Field[list[StatusRow]] = rx.field(default_factory=list)
+    # Each strategy's newest snapshot time (epoch ms) by its id as text: what a push changes, so a push sends this
+    # small map and not the whole comparison table (statuses are sent again only when one changes).
+    last_seen: rx.Field[dict[str, int]] = rx.field(default_factory=dict)
     charted: rx.Field[bool] = rx.field(False)  # the chart has points (else the page says why not)
     tail: rx.Field[dict] = rx.field(default_factory=dict)
     sort_column: rx.Field[str] = rx.field("name")  # the comparison table's order (SORTABLE)
@@ -113,6 +116,7 @@ class DashboardLiveState(AuthState):
         )
         self.range_label = win.key
         self.statuses = sorted_rows(rows, self.sort_column, self.sort_descending)
+        self.last_seen = {str(r.id): r.last_snapshot_ms for r in rows}
         self._since_figures = 0
         self.charted = bool(equity.series)
         self._show_numbers()
@@ -123,9 +127,14 @@ class DashboardLiveState(AuthState):
         self.equity, self.change, self.change_tone = shown.equity, shown.change, shown.tone
         self.percent, self.last_update, self.net_flows = shown.percent, shown.last_update, shown.net_flows
 
+    def _rows(self) -> list[StatusRow]:
+        """The table's rows with the newest snapshot times the tab holds (pushes move only `last_seen`)."""
+        return [replace(r, last_snapshot_ms=self.last_seen.get(str(r.id), r.last_snapshot_ms)) for r in self.statuses]
+
     def _restatus(self, now_ms: int) -> None:
-        if (fresh := restatus(self.statuses, now_ms)) is not None:
-            self.statuses = fresh
+        """The statuses as of now; sent only if one changed."""
+        if (fresh := restatus(self._rows(), now_ms)) is not None:
+            self.statuses = sorted_rows(fresh, self.sort_column, self.sort_descending)
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
         """A new snapshot of one of this tab's strategies (pushed by the live hub)."""
@@ -137,10 +146,9 @@ class DashboardLiveState(AuthState):
         if not self.charted:  # a var set is sent even when unchanged: only the first point is news
             self.charted = True
         # A backfilled (older) snapshot does not make the strategy's last snapshot older.
-        self.statuses = [
-            replace(r, last_snapshot_ms=max(r.last_snapshot_ms, snapshot.at_ms)) if r.id == snapshot.strategy_id else r
-            for r in self.statuses
-        ]
+        key = str(snapshot.strategy_id)
+        if snapshot.at_ms > self.last_seen.get(key, 0):
+            self.last_seen = {**self.last_seen, key: snapshot.at_ms}
         self._since_figures += 1
         self._restatus(epoch_ms(utcnow()))
 
@@ -167,7 +175,7 @@ class DashboardLiveState(AuthState):
             self.sort_descending = not self.sort_descending
         else:  # figures best first; names and statuses from the top of the alphabet and "live"
             self.sort_column, self.sort_descending = column, column not in ("name", "status")
-        self.statuses = sorted_rows(self.statuses, self.sort_column, self.sort_descending)
+        self.statuses = sorted_rows(self._rows(), self.sort_column, self.sort_descending)
         return None
 
 
@@ -238,7 +246,7 @@ class DashboardState(AuthState):
         )
         live = await self.get_state(DashboardLiveState)
         # Only the member's own strategies, as listed now: one archived or gone since drops out.
-        rows = [comparison_row(r, compared[r.id]) for r in live.statuses if r.id in compared]
+        rows = [comparison_row(r, compared[r.id]) for r in live._rows() if r.id in compared]
         live.statuses = sorted_rows(rows, live.sort_column, live.sort_descending)
 
     @event_handler
@@ -301,17 +309,14 @@ def equity_card() -> rx.Component:
 
 
 def status_row(row: ObjectVar[StatusRow]) -> rx.Component:
+    last = DashboardLiveState.last_seen[row.id.to_string()].to(int)  # type: ignore[call-overload]  # a dict Var at run time
     return rx.table.row(
         rx.table.row_header_cell(rx.link(row.name, href=f"/strategies/{row.id}"), overflow_wrap="anywhere"),
         labelled_cell("Account", row.account),
         labelled_cell("Status", status_badge(row.status), id=f"status-{row.id}"),
         labelled_cell(
             "Last snapshot",
-            rx.cond(
-                row.last_snapshot_ms > 0,  # type: ignore[operator]  # typed a plain Var by Reflex, a NumberVar at run time
-                ago(row.last_snapshot_ms),
-                "never",
-            ),
+            rx.cond(last > 0, ago(last), "never"),
             id=f"last-snapshot-{row.id}",
         ),
         *(
