@@ -248,9 +248,7 @@ class AlertsState(MemberActionsMixin, AuthState):
             )
 
         editing = self.editing
-        return await self._act(
-            work, lambda rule: f"Alert {'saved' if editing else 'added'}: {rule.description}.", self._clear_form
-        )
+        return await self._act(work, lambda _rule: f"Alert {'saved' if editing else 'added'}.", self._clear_form)
 
     @event_handler
     @members_only
@@ -286,7 +284,7 @@ class AlertsState(MemberActionsMixin, AuthState):
             lambda session, actor: alerts.set_paused(
                 session, actor, forms.parse_id(rule_id), forms.parse_flag(paused), utcnow()
             ),
-            lambda rule: f"Alert {'paused' if rule.paused else 'resumed'}: {rule.description}.",
+            lambda rule: f"Alert {'paused' if rule.paused else 'resumed'}.",
         )
 
     @event_handler
