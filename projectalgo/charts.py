@@ -24,7 +24,10 @@ def range_key(chosen: object) -> str:
     return chosen if isinstance(chosen, str) and chosen in RANGES else DEFAULT_RANGE
 
 
-MAX_POINTS = 2000  # per trace: more is invisible on a screen and slow to draw
+# Per trace: more is invisible on a screen and slow to draw, and each point costs the page ~25 bytes (a day of
+# 1-minute snapshots drawn whole made the strategy page ~400 KB, bench/analytics.py).
+MAX_POINTS = 800
+DRAWN_DIGITS = 8  # significant digits a chart's values are sent with: finer than any screen shows
 # How often an open page brings its statuses and "x minutes ago" up to date (one event per tab).
 TICK_MS = 60_000
 
@@ -84,6 +87,17 @@ def drawdown(values: Iterable[Decimal | float]) -> list[float]:
         peak = value if peak is None or value > peak else peak
         result.append(value / peak - 1 if peak > 0 else 0.0)
     return result
+
+
+def drawn_value(value: float) -> float:
+    """A value as charts are sent it, figures and live tails alike: DRAWN_DIGITS significant digits (the tables
+    show the exact amounts)."""
+    return float(f"{value:.{DRAWN_DIGITS}g}")
+
+
+def drawn(points: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
+    """What a chart draws of a series: at most MAX_POINTS (`downsample`), each value a `drawn_value`."""
+    return [(at, drawn_value(value)) for at, value in downsample(points)]
 
 
 def downsample(points: Sequence[tuple[int, float]], max_points: int = MAX_POINTS) -> list[tuple[int, float]]:
@@ -207,7 +221,7 @@ def strategy_figure(points: Sequence[Point], seq: int) -> dict[str, object]:
     for name, field, panel in STRATEGY_TRACES:
         ys = dd if field == "drawdown" else [getattr(p, field) for p in points]
         suffix = "" if panel == 1 else str(panel)
-        series = downsample(list(zip((p.at_ms for p in points), ys, strict=True)))
+        series = drawn(list(zip((p.at_ms for p in points), ys, strict=True)))
         data.append(
             go.Scatter(
                 mode=_mode(len(series)),
@@ -234,11 +248,11 @@ def strategy_tail(point: Point, peak_margin: float, seq: int) -> dict[str, objec
     """The new point of every trace, in STRATEGY_TRACES order, for a live update."""
     dd = point.margin / peak_margin - 1 if peak_margin > 0 else 0.0
     ys = [dd if field == "drawdown" else getattr(point, field) for _, field, _ in STRATEGY_TRACES]
-    return {"seq": seq, "points": [[i, point.at_ms, y] for i, y in enumerate(ys)]}
+    return {"seq": seq, "points": [[i, point.at_ms, drawn_value(y)] for i, y in enumerate(ys)]}
 
 
 def equity_figure(series: Sequence[tuple[int, Decimal]], seq: int, title: str) -> dict[str, object]:
-    points = downsample([(at, float(v)) for at, v in series])
+    points = drawn([(at, float(v)) for at, v in series])
     trace = go.Scatter(
         mode=_mode(len(points)),
         marker={"size": 6},
@@ -261,7 +275,7 @@ def equity_figure(series: Sequence[tuple[int, Decimal]], seq: int, title: str) -
 
 def equity_tail(bucket_ms: int, equity: Decimal, seq: int) -> dict[str, object]:
     """The current bucket's combined balance: the chart replaces its last point if the bucket is the same."""
-    return {"seq": seq, "points": [[0, bucket_ms, float(equity)]]}
+    return {"seq": seq, "points": [[0, bucket_ms, drawn_value(float(equity))]]}
 
 
 def iso_time(ms: int) -> str:
@@ -322,7 +336,7 @@ def returns_figure(
     """The strategy's time-weighted return beside holding its symbol over the same range (0.05 = +5 %)."""
     traces = []
     for name, series in (("Strategy (net of flows)", strategy), (f"Holding {symbol or 'the symbol'}", hold)):
-        points = downsample(list(series))
+        points = drawn(list(series))
         traces.append(
             go.Scatter(
                 mode=_mode(len(points)),

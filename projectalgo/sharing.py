@@ -369,9 +369,9 @@ class LiveReturn:
             growth *= 1 + (interval.time_weighted_return if interval else 0)
         opening = self.opening_price or (snapshot.last_price if snapshot.last_price > 0 else Decimal(0))
         after = replace(self, last=snapshot, growth=growth, opening_price=opening, seq=self.seq + 1)
-        points: list[list[object]] = [[0, snapshot.at_ms, float(growth - 1)]]
+        points: list[list[object]] = [[0, snapshot.at_ms, charts.drawn_value(float(growth - 1))]]
         if opening > 0:
-            points.append([1, snapshot.at_ms, float(snapshot.last_price / opening - 1)])
+            points.append([1, snapshot.at_ms, charts.drawn_value(float(snapshot.last_price / opening - 1))])
         return after, {"seq": after.seq, "points": points}
 
     @property

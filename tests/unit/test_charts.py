@@ -1,5 +1,7 @@
 from decimal import Decimal
 
+import pytest
+
 from projectalgo import charts, clock
 
 H = clock.HOUR_MS
@@ -61,7 +63,11 @@ def test_a_live_tail_extends_every_trace_as_the_figure_redrawn_with_the_new_poin
     assert tail["seq"] == 8 and sorted(trace for trace, _, _ in tail["points"]) == list(range(len(figure["data"])))
     for trace, at, y in tail["points"]:
         assert (at, y) == (redrawn["data"][trace]["x"][-1], redrawn["data"][trace]["y"][-1]), trace
-    assert tail["points"][-1] == [len(figure["data"]) - 1, 4000, 60 / 3110 - 1]  # drawdown from the peak
+    assert tail["points"][-1] == [
+        len(figure["data"]) - 1,
+        4000,
+        pytest.approx(60 / 3110 - 1, rel=1e-7),
+    ]  # from the peak
 
 
 def test_money_formatting():
