@@ -5,7 +5,7 @@ Times are epoch milliseconds (UTC) throughout; the browser turns them into the v
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -79,14 +79,20 @@ def equity_at_start(
     return combined_equity(start)
 
 
-def drawdown(values: Iterable[Decimal | float]) -> list[float]:
-    """Drawdown from the running peak, as a fraction (0 at a new peak, -0.25 a quarter below it)."""
-    result, peak = [], None
-    for value in values:
-        value = float(value)
-        peak = value if peak is None or value > peak else peak
-        result.append(value / peak - 1 if peak > 0 else 0.0)
-    return result
+def running_peaks(values: Sequence[float], moved: Sequence[float]) -> list[float]:
+    """The running peak at each value, net of money moved: the amount moved in (or, negative, out) at a point
+    moves the peak by as much, so a deposit is no new high and a withdrawal no fall."""
+    peaks: list[float] = []
+    for value, flow in zip(values, moved, strict=True):
+        peaks.append(value if not peaks else max(peaks[-1] + flow, value))
+    return peaks
+
+
+def drawdown(values: Sequence[float], moved: Sequence[float]) -> list[float]:
+    """Drawdown from the running peak net of money moved, as a fraction (0 at a new peak, -0.25 a quarter below)."""
+    return [
+        value / peak - 1 if peak > 0 else 0.0 for value, peak in zip(values, running_peaks(values, moved), strict=True)
+    ]
 
 
 def drawn_value(value: float) -> float:
@@ -214,9 +220,10 @@ def _figure(traces: Sequence[go.Scatter | go.Bar], layout: dict[str, object], se
     return {**figure, "seq": seq, "min_x_span": MIN_X_SPAN_MS}
 
 
-def strategy_figure(points: Sequence[Point], seq: int) -> dict[str, object]:
-    """Every panel of a strategy page; `seq` is the live sequence the figure is current up to."""
-    dd = drawdown(p.margin for p in points)
+def strategy_figure(points: Sequence[Point], seq: int, moved: Mapping[int, float] | None = None) -> dict[str, object]:
+    """Every panel of a strategy page; `seq` is the live sequence the figure is current up to; `moved`, the money
+    moved in or out at each point (by its at_ms), which the drawdown panel is net of."""
+    dd = drawdown([p.margin for p in points], [(moved or {}).get(p.at_ms, 0.0) for p in points])
     data = []
     for name, field, panel in STRATEGY_TRACES:
         ys = dd if field == "drawdown" else [getattr(p, field) for p in points]

@@ -385,12 +385,15 @@ class LiveEquity:
 @dataclass(frozen=True)
 class LiveStrategy:
     """A strategy tab's chart, kept current snapshot by snapshot: the drawdown is measured from the highest margin
-    balance seen (in the chart's range, then every new snapshot). Immutable, as LiveEquity."""
+    balance seen (in the chart's range, then every new snapshot), net of money moved in or out (a flow found
+    between the last snapshot and the new one moves the peak by its amount). Immutable, as LiveEquity."""
 
     strategy_id: int = 0
     peak_margin: float = 0.0
     seq: int = 0  # live updates so far: the chart sees a gap when one went missing
     last_ms: int = 0  # the newest snapshot charted: the tab is watched before the chart is read, so one may come twice
+    last: Snapshot | None = None  # the newest snapshot known, which a new one's flow is found against
+    tolerance: analytics.FlowTolerance = analytics.DEFAULT_TOLERANCE
 
     def apply(self, snapshot: Snapshot) -> tuple[LiveStrategy, dict[str, object]] | None:
         """With a new snapshot counted: the chart's state, and the snapshot's point on every trace; None when it is
@@ -398,5 +401,12 @@ class LiveStrategy:
         if snapshot.strategy_id != self.strategy_id or snapshot.at_ms <= self.last_ms:
             return None
         new = point(snapshot)
-        after = replace(self, peak_margin=max(self.peak_margin, new.margin), seq=self.seq + 1, last_ms=snapshot.at_ms)
+        moved = float(analytics.unexplained_change(self.last, snapshot, self.tolerance)) if self.last else 0.0
+        after = replace(
+            self,
+            peak_margin=charts.running_peaks([self.peak_margin, new.margin], [0.0, moved])[-1],
+            seq=self.seq + 1,
+            last_ms=snapshot.at_ms,
+            last=snapshot,
+        )
         return after, charts.strategy_tail(new, after.peak_margin, after.seq)

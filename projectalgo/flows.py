@@ -439,6 +439,17 @@ def _day(bar: analytics.DailyPnl | None) -> str:
     return "—" if bar is None else f"{bar.day.isoformat()}: {charts.money(bar.pnl)}"
 
 
+def moved_at_points(figures: StrategyFigures) -> dict[int, float]:
+    """The money counted as moved in or out at each point of the series (by its at_ms): each flow lands on the
+    point ending its interval (a manual one's date too). What the strategy chart's drawdown is net of."""
+    times, moved = figures.times, dict[int, float]()
+    for flow in figures.flows:
+        index = bisect.bisect_left(times, flow.at_ms)
+        if 0 < index < len(times):
+            moved[times[index]] = moved.get(times[index], 0.0) + float(flow.amount)
+    return moved
+
+
 def summary(figures: StrategyFigures, zone: tzinfo = UTC) -> Summary:
     """What the strategy page shows of its figures."""
     perf = figures.performance

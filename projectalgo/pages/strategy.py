@@ -180,25 +180,33 @@ class StrategyPageState(AuthState):
         opened, snapshots, latest, flow_points, coarse = await anyio.to_thread.run_sync(read)
         points = [dashboard.point(s) for s in snapshots]
 
-        live = await self.get_state(StrategyLiveState)
-        if live._live.strategy_id != view.id:  # nothing of another strategy stays on the page
-            live.reset()
-        live._live = dashboard.LiveStrategy(
-            view.id, max((p.margin for p in points), default=0.0), live._live.seq, latest.at_ms if latest else 0
-        )
-        live._last_ms = 0
-        live._show_latest(latest, now)
-        live.charted = bool(points)
-        self.snippet = bot_snippet(settings.public_url, TOKEN_PLACEHOLDER)
-        self.figure = await anyio.to_thread.run_sync(charts.strategy_figure, points, live._live.seq)  # ~40 ms
-        self._page_ends, self.page = [], 1
-        await self._read_page(view.id, ALL_TIME_END_MS)
-        live.unseen = 0
         corrections = await in_session(lambda session: flows.corrections_of(session, view.id))
         performance = await self.get_state(StrategyPerformanceState)
         computed = await anyio.to_thread.run_sync(
             lambda: compute(opened + snapshots, corrections, view.symbol, performance.zone, flow_points, coarse=coarse)
         )
+        live = await self.get_state(StrategyLiveState)
+        if live._live.strategy_id != view.id:  # nothing of another strategy stays on the page
+            live.reset()
+        peaks = charts.running_peaks([p.margin for p in points], [computed.moved.get(p.at_ms, 0.0) for p in points])
+        live._live = dashboard.LiveStrategy(
+            view.id,
+            peaks[-1] if peaks else 0.0,
+            live._live.seq,
+            latest.at_ms if latest else 0,
+            latest,
+            flows.tolerance(settings),
+        )
+        live._last_ms = 0
+        live._show_latest(latest, now)
+        live.charted = bool(points)
+        self.snippet = bot_snippet(settings.public_url, TOKEN_PLACEHOLDER)
+        self.figure = await anyio.to_thread.run_sync(  # ~40 ms
+            charts.strategy_figure, points, live._live.seq, computed.moved
+        )
+        self._page_ends, self.page = [], 1
+        await self._read_page(view.id, ALL_TIME_END_MS)
+        live.unseen = 0
         live._since_figures = 0
         performance.error = performance.notice = ""
         performance._show(computed, view.id, range_key, view.symbol, view.owner_id == member.id)

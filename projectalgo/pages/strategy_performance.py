@@ -40,6 +40,7 @@ class Computed:
     summary: flows.Summary
     days_figure: dict[str, object]
     returns_figure: dict[str, object]
+    moved: dict[int, float]  # money moved in or out at each point: the strategy chart's drawdown is net of it
 
 
 def compute(
@@ -60,6 +61,7 @@ def compute(
         summary,
         charts.daily_pnl_figure(summary.days) if summary.days else NO_FIGURE,
         charts.returns_figure(summary.curve, summary.hold, symbol) if len(summary.curve) > 1 else NO_FIGURE,
+        flows.moved_at_points(figures),
     )
 
 

@@ -36,8 +36,16 @@ def test_the_start_measures_new_accounts_from_their_first_report():
 
 
 def test_drawdown_from_the_running_peak():
-    assert charts.drawdown([100, 120, 90, 60, 130, 65]) == [0.0, 0.0, -0.25, -0.5, 0.0, -0.5]
-    assert charts.drawdown([0, -5]) == [0.0, 0.0]
+    assert charts.drawdown([100, 120, 90, 60, 130, 65], [0] * 6) == [0.0, 0.0, -0.25, -0.5, 0.0, -0.5]
+    assert charts.drawdown([0, -5], [0, 0]) == [0.0, 0.0]
+
+
+def test_money_moved_in_or_out_is_no_peak_and_no_fall():
+    """100, then 50 withdrawn (50: no fall), a loss to 40 (-20 % of the peak moved down to 50), 200 deposited
+    (240: the peak moves up to 250, so still 4 % below it), then 260 is a new high."""
+    values, moved = [100, 50, 40, 240, 260], [0, -50, 0, 200, 0]
+    assert charts.running_peaks(values, moved) == [100, 50, 50, 250, 260]
+    assert charts.drawdown(values, moved) == pytest.approx([0.0, 0.0, -0.2, -0.04, 0.0])
 
 
 def test_downsampling_keeps_the_ends_and_each_buckets_extremes():

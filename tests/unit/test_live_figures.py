@@ -89,6 +89,15 @@ def test_the_strategy_drawdown_is_measured_from_the_highest_margin_seen():
     assert tail["points"][0] == [0, HOUR + 1, 100.0] and tail["points"][2] == [2, HOUR + 1, -10.0]  # wallet, upnl
 
 
+def test_a_withdrawal_is_no_fall_of_the_strategy_chart():
+    before = snap(5, 1, HOUR, wallet="1000", margin="1000")
+    live = dashboard.LiveStrategy(5, peak_margin=1000.0, last_ms=HOUR, last=before)
+    live, tail = live.apply(snap(5, 1, HOUR + 1, wallet="600", margin="600"))  # 400 taken out, nothing lost
+    assert (live.peak_margin, tail["points"][-1]) == (600.0, [7, HOUR + 1, 0.0])
+    live, tail = live.apply(snap(5, 1, HOUR + 2, wallet="600", margin="540"))  # then a 10 % loss
+    assert tail["points"][-1] == [7, HOUR + 2, -0.1]
+
+
 def test_a_snapshot_the_strategy_chart_already_holds_is_not_charted_again():
     # The chart was read with snapshots up to HOUR + 5 (the tab was watched before the read, so it may be pushed).
     live = dashboard.LiveStrategy(5, peak_margin=100.0, seq=3, last_ms=HOUR + 5)
