@@ -242,13 +242,15 @@ def account_flow(snapshot: Snapshot) -> AccountFlow:
 
 
 def _account_flows(
-    series: Mapping[int, list[Snapshot]], accounts: Mapping[int, int], rules: FlowRules
+    series: Mapping[int, list[Snapshot]], accounts: Mapping[int, int], rules: FlowRules, *, coarse: bool
 ) -> tuple[Decimal, dict[int, AccountFlow]]:
     """The window's net flows, each brokerage account's counted once. The account's bots all report its wallet,
     each its own realised PnL: their snapshots merged in time order, a flow is the wallet's change that the sum
     of their realised PnLs does not explain (one bot's profit is not a deposit seen from another's). The
     corrections made on any of the account's strategies apply. `series` is each strategy's last snapshot before
-    the window, then its snapshots in it."""
+    the window, then its snapshots in it (raw, or hourly or daily points when `coarse`). On coarse points an
+    account with one strategy counts that strategy's flow points (what its raw snapshots showed); one shared by
+    several bots is read between the points (flow points are each bot's own, and a bot sees the others' profit)."""
     net = Decimal(0)
     flow_last: dict[int, AccountFlow] = {}
     for account_id in sorted(set(accounts.values())):
@@ -261,7 +263,10 @@ def _account_flows(
             state = state.after(snapshot)
             points.append(state.last)
         corrections = [c for sid in on_account for c in rules.corrections.get(sid, ())]
-        found = analytics.cash_flows(_distinct_times(points), rules.tolerance, corrections=corrections)
+        own_points = rules.points.get(on_account[0], ()) if coarse and len(on_account) == 1 else None
+        found = analytics.cash_flows(
+            _distinct_times(points), rules.tolerance, corrections=corrections, points=own_points
+        )
         net += sum((flow.amount for flow in found), Decimal(0))
         flow_last[account_id] = state
     return net, flow_last
@@ -295,7 +300,7 @@ def equity(
     for account_id, reading in before.items():
         latest.setdefault(account_id, reading)
     before_start = {account: wallet for account, (_, wallet) in before.items()}
-    net_flows, flow_last = _account_flows(series, dict(strategy_accounts), rules)
+    net_flows, flow_last = _account_flows(series, dict(strategy_accounts), rules, coarse=win.source != "raw")
     return Equity(
         latest=latest,
         start=charts.equity_at_start(readings, before_start),

@@ -201,3 +201,25 @@ def test_a_comparison_is_computed_once_a_minute_and_again_at_once_when_its_flows
     assert corrected is not first and corrected.returns["24H"] != first.returns["24H"]
     later = comparisons.of(store, sid, NOW + 60_000, dashboard.FlowRules())
     assert round(later.returns["24H"], 6) == Decimal("0.21")
+
+
+def test_the_combined_equity_on_hourly_points_counts_an_own_accounts_flows_as_its_raw_snapshots_showed(engine):
+    """Fees the bot never books as realised PnL ($0.90 every 10 minutes, below the $1 tolerance) are losses, not
+    withdrawals, though an hour's add up past it; the $500 deposit (less that interval's fee: $499.10) is the one flow
+    on 7D as on 24H."""
+    member = make_member(engine)
+    sid, _ = make_strategy(engine, member, name="Fees")
+    with session_scope(engine) as session:
+        account = session.get(Strategy, sid).account_id
+    store = SqlSnapshotStore(engine)
+    wallet = Decimal(1000)
+    for n in range(36):  # six hours, every 10 minutes
+        wallet -= Decimal("0.9")
+        if n == 20:
+            wallet += 500
+        put(store, sid, account, NOW - 6 * H + n * 10 * 60_000, wallet)
+    with session_scope(engine) as session:
+        rules = dashboard.FlowRules(points=flows.flow_points(session, [sid], 0, ALL_TIME_END_MS))
+    for key in ("24H", "7D"):
+        seen = dashboard.equity(store, [(sid, account)], dashboard.window(key, NOW, NOW - 6 * H), rules)
+        assert seen.net_flows == Decimal("499.1"), key
