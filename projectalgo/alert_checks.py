@@ -563,6 +563,25 @@ def ingest_errors(last_hour: Mapping[str, int]) -> Condition:
     return Condition(INGEST_ERRORS, "Ingestion errors are rising", {"rising": line} if rising else {})
 
 
+WEBHOOK_FAILURES_MIN = 3  # Stripe webhooks failed in the last hour before admins are told
+
+
+def stripe_webhook_failures(last_hour: Mapping[str, int]) -> Condition:
+    """Stripe's events not recorded: this server could not store them (Stripe retries, but payments wait), or none
+    verified while some were refused (a wrong STRIPE_WEBHOOK_SECRET; a stranger's posts alone, among events that
+    verify, are not an alert)."""
+    unavailable, refused = last_hour.get("unavailable", 0), last_hour.get("refused", 0)
+    wrong: dict[str, str] = {}
+    if unavailable >= WEBHOOK_FAILURES_MIN:
+        wrong["unavailable"] = f"{unavailable} Stripe events in the last hour could not be stored (see the log)."
+    if refused >= WEBHOOK_FAILURES_MIN and not last_hour.get("recorded", 0):
+        wrong["refused"] = (
+            f"{refused} Stripe events in the last hour were refused and none accepted: is STRIPE_WEBHOOK_SECRET "
+            "the endpoint's signing secret?"
+        )
+    return Condition(STRIPE_WEBHOOK, "Stripe webhooks are failing", wrong)
+
+
 def _admins(session: Session) -> list[int]:
     """Enabled admins (roles are a JSON list: matched as its text, then checked)."""
     rows = session.execute(

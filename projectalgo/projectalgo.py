@@ -74,6 +74,7 @@ async def finish_posts_on_stop() -> AsyncIterator[None]:
     yield
     await services().ingestor.stop()
     await asyncio.to_thread(services().ingest_stats.close)  # the figures' last second, with Redis
+    await asyncio.to_thread(services().stripe_webhook_stats.close)
 
 
 app.add_page(login_page, route="/", title="ProjectAlgo", on_load=LoginState.open_login)

@@ -48,6 +48,8 @@ class Services:
     broadcast: Broadcast  # where stored snapshots are announced: every worker's live push listens
     ingestor: Ingestor
     ingest_stats: IngestCounter
+    # Stripe webhooks' outcomes in the last hour ("recorded", "refused", "unavailable"): the admins' alert on them.
+    stripe_webhook_stats: IngestCounter
     # None when STRIPE_SECRET_KEY is unset: the membership page then says payments are not configured.
     payments: BillingGateway | None
     # The dashboards' comparison lines, computed once a minute per strategy in this worker.
@@ -75,9 +77,9 @@ def settle_left_in_doubt(store: SnapshotStore) -> None:
         store.settle_in_background()
 
 
-def build_limiter_and_stats(settings: Settings) -> tuple[Limiter, IngestCounter]:
-    """The bots' rate limits and the ingestion figures: in Redis when REFLEX_REDIS_URL is set (several workers
-    share them), else in this process (one worker)."""
+def build_limiter_and_stats(settings: Settings) -> tuple[Limiter, IngestCounter, IngestCounter]:
+    """The bots' rate limits, the ingestion figures and the Stripe webhooks' outcomes: in Redis when
+    REFLEX_REDIS_URL is set (several workers share them), else in this process (one worker)."""
     if settings.redis_url:
         from projectalgo.integrations.redis_client import connect
 
@@ -85,8 +87,9 @@ def build_limiter_and_stats(settings: Settings) -> tuple[Limiter, IngestCounter]
         return (
             RedisRateLimiter(client, settings.ingest_rate_per_second, settings.ingest_burst),
             RedisIngestStats(client),
+            RedisIngestStats(client, prefix="projectalgo:stripe-webhooks:"),
         )
-    return RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst), IngestStats()
+    return RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst), IngestStats(), IngestStats()
 
 
 @functools.cache
@@ -95,7 +98,7 @@ def services() -> Services:
     engine = make_engine(settings.database_url)
     store = build_snapshot_store(settings, engine)
     broadcast = RedisBroadcast(settings.redis_url) if settings.redis_url else LocalBroadcast()
-    limiter, stats = build_limiter_and_stats(settings)
+    limiter, stats, stripe_webhook_stats = build_limiter_and_stats(settings)
     return Services(
         settings=settings,
         engine=engine,
@@ -111,5 +114,6 @@ def services() -> Services:
             settings=settings,
         ),
         ingest_stats=stats,
+        stripe_webhook_stats=stripe_webhook_stats,
         payments=StripeGateway(settings) if settings.stripe_secret_key else None,
     )

@@ -39,6 +39,7 @@ class Sweeper:
     store: SnapshotStore
     settings: Settings
     stats: IngestCounter
+    stripe_webhook_stats: IngestCounter
     broadcast: Broadcast
     holder: str  # this worker, as the lease names it
     redis_client: redis.Redis | None = None
@@ -61,6 +62,7 @@ class Sweeper:
         checks = [
             alert_checks.outage(alert_checks.SNAPSHOT_STORE, "The snapshot store", lambda: self.store.latest(0)),
             alert_checks.ingest_errors(self.stats.last_hour()),
+            alert_checks.stripe_webhook_failures(self.stripe_webhook_stats.last_hour()),
         ]
         if (client := self.redis_client) is not None:
             checks.append(alert_checks.outage(alert_checks.REDIS, "Redis", client.ping))
@@ -87,6 +89,7 @@ async def run_sweeper() -> None:
         app.snapshot_store,
         app.settings,
         app.ingest_stats,
+        app.stripe_webhook_stats,
         app.broadcast,
         holder=f"{os.getpid()}-{uuid.uuid4().hex[:12]}",
         redis_client=connect(app.settings.redis_url) if app.settings.redis_url else None,

@@ -127,14 +127,17 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         event = verify_webhook(payload, request.headers.get("stripe-signature"), secret)
     except WebhookError as error:
         log.warning("stripe.webhook_refused reason=%s", error.code)
+        services().stripe_webhook_stats.count("refused")
         return error_response(400, error.code, str(error))
     if not _storable(event):
         log.warning("stripe.webhook_refused reason=unstorable_text")
+        services().stripe_webhook_stats.count("refused")
         return error_response(400, "invalid_payload", "The event holds text no database can store.")
     try:
         outcome = await anyio.to_thread.run_sync(_apply, event)
     except SQLAlchemyError:
         log.exception("stripe.webhook_database_error event=%s type=%s", event.id, event.type)
+        services().stripe_webhook_stats.count("unavailable")
         return refusal_response(
             UnavailableError(
                 "The event could not be recorded right now; send it again later.",
@@ -143,6 +146,7 @@ async def stripe_webhook(request: Request) -> JSONResponse:
             )
         )
     log.info("stripe.webhook event=%s type=%s outcome=%s", event.id, event.type, outcome)
+    services().stripe_webhook_stats.count("recorded")
     return JSONResponse({"received": True, "outcome": outcome})
 
 

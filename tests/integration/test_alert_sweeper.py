@@ -79,7 +79,7 @@ def silent_world(engine):
 
 
 def sweeper(engine, settings, holder):
-    return Sweeper(engine, SqlSnapshotStore(engine), settings, IngestStats(), LocalBroadcast(), holder)
+    return Sweeper(engine, SqlSnapshotStore(engine), settings, IngestStats(), IngestStats(), LocalBroadcast(), holder)
 
 
 def at_once(calls):

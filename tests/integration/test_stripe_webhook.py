@@ -240,6 +240,7 @@ def test_a_database_error_answers_a_json_503_so_that_stripe_sends_the_event_agai
     with engine.begin() as connection:
         connection.exec_driver_sql("DROP TABLE stripe_events")
     _assert_retry_later(_post_in_process(_event_body(payment.id, payment.user_id)))
+    assert services().stripe_webhook_stats.last_hour() == {"unavailable": 1}  # what the admins' alert reads
 
 
 def test_only_an_event_already_recorded_is_a_duplicate_any_other_conflict_is_retried(api_on_own_database):

@@ -403,3 +403,10 @@ def test_ingestion_errors_count_as_rising_past_a_floor_and_a_share():
     assert not alert_checks.ingest_errors({"accepted": 100, "error": 9}).wrong
     assert not alert_checks.ingest_errors({"accepted": 10_000, "error": 50}).wrong  # 0.5%
     assert alert_checks.ingest_errors({"accepted": 1000, "error": 5, "store_unavailable": 20}).wrong
+
+
+def test_stripe_webhooks_failing_count_past_a_floor_and_refusals_only_when_none_verified():
+    assert not alert_checks.stripe_webhook_failures({"recorded": 40, "unavailable": 2}).wrong
+    assert set(alert_checks.stripe_webhook_failures({"recorded": 40, "unavailable": 3}).wrong) == {"unavailable"}
+    assert not alert_checks.stripe_webhook_failures({"recorded": 1, "refused": 50}).wrong  # strangers' posts
+    assert set(alert_checks.stripe_webhook_failures({"refused": 3}).wrong) == {"refused"}  # a wrong secret?

@@ -38,15 +38,16 @@ def test_with_stripe_keys_there_is_a_payment_gateway(environment):
 
 def test_one_worker_keeps_its_rate_limits_and_figures_in_its_own_memory(environment):
     environment.delenv("REFLEX_REDIS_URL", raising=False)
-    limiter, stats = build_limiter_and_stats(services().settings)
-    assert isinstance(limiter, RateLimiter) and isinstance(stats, IngestStats)
+    limiter, stats, webhooks = build_limiter_and_stats(services().settings)
+    assert isinstance(limiter, RateLimiter) and isinstance(stats, IngestStats) and isinstance(webhooks, IngestStats)
     assert isinstance(services().ingest_stats, IngestStats)
 
 
 def test_with_redis_the_workers_share_rate_limits_and_figures_through_it():
     settings = load_settings({"REFLEX_REDIS_URL": "redis://127.0.0.1:9/0", "SECRET_KEY_BASE": TEST_SECRET_KEY_BASE})
-    limiter, stats = build_limiter_and_stats(settings)  # Redis is not reached until they are used
+    limiter, stats, webhooks = build_limiter_and_stats(settings)  # Redis is not reached until they are used
     assert isinstance(limiter, RedisRateLimiter) and isinstance(stats, RedisIngestStats)
+    assert isinstance(webhooks, RedisIngestStats) and webhooks._prefix != stats._prefix
 
 
 def test_stripe_work_runs_a_few_at_a_time_on_threads_that_database_work_does_not_need():
