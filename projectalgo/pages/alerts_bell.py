@@ -138,7 +138,6 @@ def _toast(toast: ObjectVar[AlertToast]) -> rx.Component:
             align="start",
         ),
         color_scheme="amber",
-        role="status",
         class_name="alert-toast",
         box_shadow="var(--shadow-4)",
         background_color=rx.color("amber", 2),
@@ -150,6 +149,7 @@ def alert_toasts() -> rx.Component:
     return rx.vstack(
         rx.foreach(BellState.toasts, _toast),
         id="alert-toasts",
+        aria_live="polite",  # read out as they come, without taking the page's role="status" notices' place
         position="fixed",
         bottom="1em",
         right="1em",
