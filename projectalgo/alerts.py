@@ -96,6 +96,7 @@ class DeliveryView:
     status: str
     attempts: int
     sent_at: str
+    next_attempt_at: str  # while pending: when it is tried (again)
     tries: tuple[AttemptView, ...]
 
 
@@ -347,6 +348,7 @@ def _firing_views(session: Session, firings: Sequence[AlertFiring]) -> list[Firi
                 delivery.status,
                 delivery.attempts,
                 iso(delivery.sent_at),
+                iso(delivery.next_attempt_at),
                 tuple(tries.get(id_of(delivery), ())),
             )
         )

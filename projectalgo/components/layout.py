@@ -145,14 +145,17 @@ def layout(*children: rx.Component) -> rx.Component:
 def form_error(message: rx.Var[str]) -> rx.Component:
     return rx.cond(
         message != "",
-        rx.callout(message, icon="triangle_alert", color_scheme="red", role="alert", width="100%"),
+        # A long unbroken name in a message wraps instead of running off a phone's screen.
+        rx.callout(
+            message, icon="triangle_alert", color_scheme="red", role="alert", width="100%", overflow_wrap="anywhere"
+        ),
     )
 
 
 def notice(message: rx.Var[str]) -> rx.Component:
     return rx.cond(
         message != "",
-        rx.callout(message, icon="check", color_scheme="green", role="status", width="100%"),
+        rx.callout(message, icon="check", color_scheme="green", role="status", width="100%", overflow_wrap="anywhere"),
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import reflex as rx
 from reflex.event import EventSpec
@@ -19,7 +18,7 @@ from reflex.vars import ObjectVar
 from sqlalchemy.orm import Session
 
 from projectalgo import alerts, forms, members, notify, strategies
-from projectalgo.clock import iso, utcnow
+from projectalgo.clock import utcnow
 from projectalgo.components.dialogs import with_confirmation
 from projectalgo.components.layout import form_error, layout, notice
 from projectalgo.components.status import status_timer
@@ -120,11 +119,9 @@ def delivery_row(delivery: alerts.DeliveryView) -> DeliveryRow:
     if delivery.status == notify.FAILED:
         last = delivery.tries[-1].detail if delivery.tries else ""
         return DeliveryRow(channel, "failed", "", last, tries)
-    if not delivery.tries or not 0 < delivery.attempts <= len(notify.BACKOFF):
+    if not delivery.tries:
         return DeliveryRow(channel, "waiting", "", "", tries)
-    # The sender set the next try at its last failed attempt plus that attempt's backoff (notify._record).
-    retry_at = iso(datetime.fromisoformat(delivery.tries[-1].at) + notify.BACKOFF[delivery.attempts - 1])
-    return DeliveryRow(channel, "retrying", retry_at, "", tries)
+    return DeliveryRow(channel, "retrying", delivery.next_attempt_at, "", tries)
 
 
 def firing_row(view: alerts.FiringView) -> FiringRow:
