@@ -15,15 +15,20 @@ work in every range.
 
 The app runs `--backend-only` on loopback, one worker, as bench/fanout.py's; each tab is a Socket.IO client joining
 as a browser tab does (tests/support/tabs.py). Measured per page (/dashboard of A and of B, /strategies/<A's id>):
-- open: a new tab's hydrate-and-load event (the page's on_load at its default range, 24H), and
+- open: a new tab's hydrate-and-load event (the page's on_load at its default range, 24H), the first ("open 1st")
+  apart from the next ones ("open again"), and
 - each range: `set_range` on the open tab (which loads the page again at that range),
-`--repeats` times each. Server time is from sending the event to the last frame it caused (the client waits for
-0.4 s of quiet after it); bytes are the engine.io text of those frames (uncompressed); CPU is the app's (all its
-processes) and the store's (DynamoDB Local's JVM) over the same span.
+`--repeats` times each. The dashboard's comparison lines are shared for a UTC minute per worker: its first event
+of a minute computes them, the next ones of that minute do not, so its events that were the first of a new minute
+are reported apart ("new minute"). Server time is from sending the event to the last frame it caused (the client
+waits for 0.4 s of quiet after it); bytes are the engine.io text of those frames (uncompressed); CPU is the app's
+(all its processes) and the store's (DynamoDB Local's JVM) over the same span.
 
 Live updates (`--live-posts` POSTs to a strategy 0.25 s apart): with no tab, with A's strategy page open, with A's
 dashboard open (and with B's dashboard open, posting to one of B's strategies): bytes per pushed delta and the
-app's CPU per snapshot, then the page's minute tick (which recomputes the figures when snapshots came). The same
+app's CPU per snapshot, then the page's minute tick (which recomputes the figures when snapshots came); on the
+dashboard, once the minute has turned since the tab opened (the first tick of its minute, computing every line),
+then after one more post a second tick in that minute ("tick2": another tab's, sharing the lines). The same
 on a fresh app with `--live-days` of data runs in this checkout and, with `--baseline CHECKOUT`, in another
 checkout (the commit before issue 16's work): this file is copied into it and run there with `--live-only`.
 `--profile` also times the pages' reads and computations in this process, with cProfile's top entries.
@@ -237,6 +242,7 @@ class Step:
     app_cpu_ms: float
     store_cpu_ms: float
     text: str = field(default="", repr=False)
+    minute: int = 0  # the UTC minute it was sent in (the comparison lines are shared for a minute per worker)
 
 
 class Tab:
@@ -261,7 +267,7 @@ class Tab:
         app_cpu, store_cpu = cpu_s([app_pid]), cpu_s([store_pid]) if store_pid else 0.0
         received = RECEIVED[0]
         router = {"pathname": self.path, "asPath": self.path, "query": self._query()}
-        sent = time.perf_counter()
+        minute, sent = int(time.time() // 60), time.perf_counter()
         await self.client.emit("event", {"name": handler, "payload": payload, "router_data": router}, NAMESPACE)
         deadline = sent + 120
         while time.perf_counter() < deadline:
@@ -280,6 +286,7 @@ class Tab:
             (cpu_s([app_pid]) - app_cpu) * 1000,
             ((cpu_s([store_pid]) - store_cpu) * 1000) if store_pid else 0.0,
             "".join(text for _, text in new),
+            minute,
         )
 
     async def open(self) -> Step:
@@ -313,12 +320,27 @@ def summarize(steps: list[Step]) -> dict[str, float]:
         "app_cpu_ms": statistics.median(s.app_cpu_ms for s in steps),
         "store_cpu_ms": statistics.median(s.store_cpu_ms for s in steps),
         "frames": statistics.median(s.frames for s in steps),
+        "n": len(steps),
     }
+
+
+def split_by_minute(steps: list[Step], previous: int) -> tuple[list[Step], list[Step]]:
+    """(the steps sent in the same UTC minute as the page's event before them, those that were the first in a new
+    minute): on the dashboard the latter compute every comparison line again, the former share the minute's."""
+    same, new = [], []
+    for step in steps:
+        (same if step.minute == previous else new).append(step)
+        previous = step.minute
+    return same, new
 
 
 async def measure_page(
     url: str, session: str, path: str, pids: tuple[int, int | None], repeats: int
 ) -> dict[str, dict[str, float]]:
+    """Events: "open 1st", the page's first open on this app (on the dashboard: the first in its minute, which computes
+    every comparison line); "open again": the next `repeats - 1` opens, each a new tab right after the one before
+    (those in the same minute share its lines). Each range `repeats` times on the last tab; on the dashboard, the
+    events that were the first in a new minute (so computed the lines again) apart, as "<range> new minute"."""
     page = "dashboard" if path == "/dashboard" else "strategy"
     opens, tab = [], None
     for _ in range(repeats):
@@ -327,10 +349,22 @@ async def measure_page(
         tab = Tab(url, session, path, *pids)
         opens.append(await tab.open())
     assert tab is not None
-    found = {"open": summarize(opens)}
+    found = {"open 1st": summarize(opens[:1])}
+    again, new = split_by_minute(opens[1:], opens[0].minute) if page == "dashboard" else (opens[1:], [])
+    if again:
+        found["open again"] = summarize(again)
+    if new:
+        found["open new minute"] = summarize(new)
     handler = f"{state_name(page, 'page')}.set_range"
+    previous = opens[-1].minute
     for key in RANGES:
-        found[key] = summarize([await tab.send(handler, {"range_key": key}) for _ in range(repeats)])
+        steps = [await tab.send(handler, {"range_key": key}) for _ in range(repeats)]
+        same, new = split_by_minute(steps, previous) if page == "dashboard" else (steps, [])
+        previous = steps[-1].minute
+        if same:
+            found[key] = summarize(same)
+        if new:
+            found[f"{key} new minute"] = summarize(new)
     await tab.close()
     return found
 
@@ -379,8 +413,19 @@ async def measure_live(
     found["deltas"] = len(deltas)
     found["bytes_per_delta"] = (RECEIVED[0] - received) / max(1, len(deltas))
     page = "dashboard" if path == "/dashboard" else "strategy"
-    tick = await tab.send(f"{state_name(page, 'live')}.tick", {})
+    handler = f"{state_name(page, 'live')}.tick"
+    if page == "dashboard":
+        # The tick as one tab's comes once a minute: the first in its minute (it computes every comparison line).
+        while int(time.time() // 60) == opened.minute:
+            await asyncio.sleep(0.5)
+    tick = await tab.send(handler, {})
     found |= {"tick_ms": tick.server_ms, "tick_kib": tick.kib, "tick_cpu_ms": tick.app_cpu_ms}
+    if page == "dashboard":
+        # Another tab's tick in the same minute (one more snapshot first: a tick recomputes only when some came).
+        await post_live(url, *bot, 1, 0.5)
+        again = await tab.send(handler, {})
+        found |= {"tick2_ms": again.server_ms, "tick2_kib": again.kib, "tick2_cpu_ms": again.app_cpu_ms}
+        found["tick2_same_minute"] = float(again.minute == tick.minute)
     await tab.close()
     return found
 
@@ -531,13 +576,13 @@ def run_baseline(checkout: Path, args: argparse.Namespace) -> dict:
 def print_pages(found: dict) -> None:
     print(f"\n== {found['store']}: seeded {found['seeded']:,} in {found['seed_s']:.0f} s, group {found['group']}")
     print(f"app idle CPU {found['idle_app_cpu_ms_per_s']:.1f} ms/s; app log ERROR lines {found['app_log_errors']}")
-    head = f"{'page':<28} {'event':<6} {'ms p50':>8} {'ms max':>8} {'KiB':>8} {'app CPU ms':>10} {'store CPU ms':>12}"
-    print(head)
+    head = f"{'page':<28} {'event':<16} {'n':>2} {'ms p50':>8} {'ms max':>8} {'KiB':>8} {'app CPU ms':>10}"
+    print(f"{head} {'store CPU ms':>12}")
     for page, rows in found.get("pages", {}).items():
         for event, r in rows.items():
             print(
-                f"{page:<28} {event:<6} {r['ms']:8.1f} {r['ms_max']:8.1f} {r['kib']:8.1f} {r['app_cpu_ms']:10.1f} "
-                f"{r['store_cpu_ms']:12.1f}"
+                f"{page:<28} {event:<16} {r.get('n', 0):>2} {r['ms']:8.1f} {r['ms_max']:8.1f} {r['kib']:8.1f} "
+                f"{r['app_cpu_ms']:10.1f} {r['store_cpu_ms']:12.1f}"
             )
 
 
@@ -545,13 +590,14 @@ def print_live(title: str, live: dict) -> None:
     print(f"\n-- live updates, {title}")
     print(
         f"{'tab':<26} {'app CPU ms/snapshot':>19} {'store CPU ms':>12} {'deltas':>6} {'B/delta':>8} "
-        f"{'tick ms':>8} {'tick KiB':>8} {'tick CPU ms':>11}"
+        f"{'tick ms':>8} {'tick KiB':>8} {'tick CPU ms':>11} {'tick2 ms':>8} {'tick2 KiB':>9} {'tick2 CPU':>9}"
     )
     for name, r in live.items():
         print(
             f"{name:<26} {r['app_cpu_ms']:19.2f} {r['store_cpu_ms']:12.2f} {r.get('deltas', 0):>6.0f} "
             f"{r.get('bytes_per_delta', 0):8.0f} {r.get('tick_ms', 0):8.1f} {r.get('tick_kib', 0):8.1f} "
-            f"{r.get('tick_cpu_ms', 0):11.1f}"
+            f"{r.get('tick_cpu_ms', 0):11.1f} {r.get('tick2_ms', 0):8.1f} {r.get('tick2_kib', 0):9.1f} "
+            f"{r.get('tick2_cpu_ms', 0):9.1f}"
         )
 
 
