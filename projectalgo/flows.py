@@ -176,7 +176,7 @@ def record_flow_points(
             amount = analytics.unexplained_change(before, after, tolerance)
             if amount:
                 _put_point(session, strategy_id, after.at_ms, amount, stated=False)
-            else:
+            elif after.at_ms not in new:  # an interval found again (a late snapshot split it): its old point goes
                 session.execute(
                     delete(FlowPoint).where(
                         col(FlowPoint.strategy_id) == strategy_id,
