@@ -12,7 +12,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Numeric, Row, Select, Table, case, cast, select
+from sqlalchemy import ColumnElement, Connection, Engine, Numeric, Row, Select, Table, bindparam, case, cast, select
 from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -120,6 +120,19 @@ def _merge_statement(insert: UpsertInsert) -> UpsertInsert:
         "margin_max": wider("margin_max", operator.gt),
     }
     return insert.on_conflict_do_update(index_elements=list(_ROLLUP_KEY), set_=last | extremes)
+
+
+# Built once: ingestion reads a strategy's newest snapshots for every batch (flows.record_flow_points), and building
+# the statement cost more than running it.
+_RECENT = (
+    select(SnapshotRecord)
+    .where(
+        col(SnapshotRecord.strategy_id) == bindparam("strategy_id"),
+        col(SnapshotRecord.at_ms) < bindparam("before_ms"),
+    )
+    .order_by(col(SnapshotRecord.at_ms).desc())
+    .limit(bindparam("limit"))
+)
 
 
 class SqlSnapshotStore:
@@ -247,12 +260,7 @@ class SqlSnapshotStore:
         return next(iter(self._read(query)), None)
 
     def recent(self, strategy_id: int, before_ms: int, *, limit: int) -> list[Snapshot]:
-        return self._read(
-            select(SnapshotRecord)
-            .where(col(SnapshotRecord.strategy_id) == strategy_id, col(SnapshotRecord.at_ms) < before_ms)
-            .order_by(col(SnapshotRecord.at_ms).desc())
-            .limit(limit)
-        )
+        return self._read(_RECENT, {"strategy_id": strategy_id, "before_ms": before_ms, "limit": limit})
 
     def between(
         self, strategy_id: int, start_ms: int, end_ms: int, *, limit: int = 1000, cursor: int | None = None
@@ -271,9 +279,9 @@ class SqlSnapshotStore:
         items = rows[:limit]
         return Page(items, items[-1].at_ms if len(rows) > limit else None)
 
-    def _read(self, query: Select[SnapshotRecord]) -> list[Snapshot]:
+    def _read(self, query: Select[SnapshotRecord], values: dict[str, int] | None = None) -> list[Snapshot]:
         try:
             with self._engine.connect() as connection:
-                return [_snapshot(row) for row in connection.execute(query)]
+                return [_snapshot(row) for row in connection.execute(query, values)]
         except UNREACHABLE_ERRORS as error:
             raise _unreachable(error) from error
