@@ -38,6 +38,10 @@ log = logging.getLogger("projectalgo.ingest")
 # snapshot would halve the embedded store's throughput, and a second is far below what anyone reads. A
 # token's newest snapshot held back by that is written a second later, so the last post of a burst counts.
 RECORD_USE_EVERY_SECONDS = 1.0
+# Alert rules are checked at most this often per worker, over every snapshot stored since (alert_checks.on_stored):
+# once per batch cost ingestion a fifth of its rate with 1,000 rules (bench/ingest.py --rules); a second later is
+# still at once for an alert. Posts that stop leave none unchecked: the delayed write checks them.
+CHECK_ALERTS_EVERY_SECONDS = 1.0
 
 
 def _refused_token(owner: strategies.TokenOwner | None, token: str) -> DomainError:
@@ -108,6 +112,7 @@ class Ingestor:
         broadcast: Broadcast | None = None,
         flow_tolerance: FlowTolerance = DEFAULT_TOLERANCE,
         settings: Settings | None = None,
+        check_alerts_every: float = CHECK_ALERTS_EVERY_SECONDS,
     ) -> None:
         self._engine = engine
         self._settings = settings  # alert rules are evaluated with the app's settings (None: not evaluated)
@@ -121,6 +126,10 @@ class Ingestor:
         # ingest thread touches them (a batch, or the delayed write of what a batch held back)
         self._recorded_at: dict[int, float] = {}
         self._unrecorded: dict[int, Stored] = {}
+        # Snapshots stored since the alert rules were last checked, and when that was (the ingest thread's too).
+        self._check_alerts_every = check_alerts_every
+        self._unchecked: list[Snapshot] = []
+        self._checked_at = -math.inf
         self._delayed_write: asyncio.TimerHandle | None = None
         self._waiting: list[tuple[Post, asyncio.Future[Outcome]]] = []
         # One thread stores one batch at a time: the next batch gathers meanwhile, and the store's
@@ -170,6 +179,8 @@ class Ingestor:
     def _record_use_now(self) -> None:
         self._recorded_at.clear()  # nothing is held back any more: every token's newest use is written
         self._record_use([])
+        self._checked_at = -math.inf  # and every snapshot stored is checked against the alert rules
+        self._check_alerts([])
 
     async def count_refusal(self, code: str) -> None:
         """Count a post refused before ingestion could read it (by HTTP's rules)."""
@@ -214,8 +225,9 @@ class Ingestor:
             self._write_held_back_use_later()
 
     def _write_held_back_use_later(self) -> None:
-        """Once the posts stop, write the use a batch held back (a second later, on the ingest thread)."""
-        if self._unrecorded and self._delayed_write is None:
+        """Once the posts stop, write the use a batch held back and check the snapshots not checked yet against the
+        alert rules (a second later, on the ingest thread)."""
+        if (self._unrecorded or self._unchecked) and self._delayed_write is None:
             loop = asyncio.get_running_loop()
             self._delayed_write = loop.call_later(RECORD_USE_EVERY_SECONDS, self._write_held_back_use)
 
@@ -224,8 +236,12 @@ class Ingestor:
         if self._storing:
             return  # a batch is being stored: it writes what is due, and schedules the rest
         loop = asyncio.get_running_loop()
-        written = loop.run_in_executor(self._thread, self._record_use, [])
+        written = loop.run_in_executor(self._thread, self._write_held_back_now)
         written.add_done_callback(lambda _done: self._write_held_back_use_later())
+
+    def _write_held_back_now(self) -> None:
+        self._record_use([])
+        self._check_alerts([])
 
     def process(self, posts: list[Post]) -> list[Outcome]:
         """Resolve the tokens, apply the rate limits, store what is accepted (blocking: a worker thread)."""
@@ -292,14 +308,20 @@ class Ingestor:
 
     def _check_alerts(self, stored: list[Snapshot]) -> None:
         """Evaluate the alert rules of the stored snapshots' strategies (alert_checks.on_stored), after their flow
-        points. The snapshots are stored whatever happens here: a failure is logged."""
-        if not stored or self._settings is None:
+        points: those of every snapshot stored since the last check, once CHECK_ALERTS_EVERY_SECONDS have passed.
+        The snapshots are stored whatever happens here: a failure is logged."""
+        if self._settings is None:
             return
+        self._unchecked.extend(stored)
+        now = self._clock()
+        if not self._unchecked or now - self._checked_at < self._check_alerts_every:
+            return
+        unchecked, self._unchecked, self._checked_at = self._unchecked, [], now
         try:
             with Session(self._engine) as session, session.begin():
-                alert_checks.on_stored(session, self._store, stored, self._settings, utcnow())
+                alert_checks.on_stored(session, self._store, unchecked, self._settings, utcnow())
         except Exception:
-            log.exception("ingest.alerts_failed strategies=%s", sorted({s.strategy_id for s in stored}))
+            log.exception("ingest.alerts_failed strategies=%s", sorted({s.strategy_id for s in unchecked}))
 
     def _count(self, outcome: str) -> None:
         try:
