@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 
 from sqlalchemy import delete, false, func, or_, select, update
@@ -317,15 +317,15 @@ def _day_text(bar: DailyPnl | None, amounts: bool) -> str:
     return f"{bar.day.isoformat()}: {charts.money(bar.pnl) if amounts else flows.percent(bar.day_return)}"
 
 
-def shared_figures(figures: flows.StrategyFigures, *, amounts: bool) -> SharedFigures:
-    """What the shared page shows of a strategy's figures (flows.strategy_figures, in UTC)."""
+def shared_figures(figures: flows.StrategyFigures, *, amounts: bool, zone: tzinfo = UTC) -> SharedFigures:
+    """What the shared page shows of a strategy's figures (flows.strategy_figures, in the viewer's zone)."""
     perf, none = figures.performance, "—"
     hold = tuple((point.at_ms, float(point.value)) for point in figures.hold)
     if perf is None:
         blank = "" if not amounts else none
         return SharedFigures(none, none, "", none, none, none, none, blank, blank, blank, (), (), hold, Decimal(1))
     dd = perf.max_drawdown
-    dates = f"from {flows.zoned_text(dd.peak_at_ms, UTC)} to {flows.zoned_text(dd.trough_at_ms, UTC)}" if dd else ""
+    dates = f"from {flows.zoned_text(dd.peak_at_ms, zone)} to {flows.zoned_text(dd.trough_at_ms, zone)}" if dd else ""
     winning = "—" if perf.winning_day_share is None else f"{perf.winning_day_share * 100:.0f}% of {len(perf.days)} days"
     return SharedFigures(
         twr=flows.percent(perf.time_weighted_return),

@@ -140,6 +140,7 @@ class SharedPageState(rx.State):
     withdrawals: rx.Field[str] = rx.field("")
     figure: rx.Field[dict] = rx.field(default_factory=dict)  # the live chart: returns, or the combined balance
     days_figure: rx.Field[dict] = rx.field(default_factory=dict)
+    zone: rx.Field[str] = rx.field("UTC")  # the browser's time zone (IANA name), once it has said it
 
     async def _empty(self, why: str) -> None:
         """Nothing of the link stays on the page, its live updates stop, and the page says why."""
@@ -194,14 +195,15 @@ class SharedPageState(rx.State):
     async def _show_strategy(self, shown: sharing.Shown, live: SharedLiveState) -> None:
         ((strategy_id, _),) = shown.strategy_accounts
         store, settings, range_key, now = services().snapshot_store, services().settings, self.range_key, utcnow()
+        zone = flows.viewer_zone(self.zone) or UTC
 
         def read() -> tuple[sharing.SharedFigures, list[Snapshot], dict[str, object], dict[str, object]]:
             win = dashboard.range_window(store, range_key, epoch_ms(now), [strategy_id])
             snapshots = dashboard.opening(store, strategy_id, win) + dashboard.snapshots_in(store, strategy_id, win)
             corrections = shown.corrections.get(strategy_id, [])
             points = flows.points_of(services().engine, strategy_id, snapshots)
-            found = flows.strategy_figures(snapshots, corrections, settings, UTC, points, coarse=win.source != "raw")
-            figures = sharing.shared_figures(found, amounts=shown.show_amounts)
+            found = flows.strategy_figures(snapshots, corrections, settings, zone, points, coarse=win.source != "raw")
+            figures = sharing.shared_figures(found, amounts=shown.show_amounts, zone=zone)
             # The symbol is not named: "Holding the symbol".
             returns = charts.returns_figure(figures.curve, figures.hold, "") if len(figures.curve) > 1 else NO_FIGURE
             days = charts.daily_pnl_figure if shown.show_amounts else charts.daily_returns_figure
@@ -273,6 +275,15 @@ class SharedPageState(rx.State):
         await self._load()
         return None
 
+    @event_handler
+    async def set_time_zone(self, name: str) -> EventSpec | None:
+        """The browser says its time zone when the page shows: days and times follow it (an unknown name is
+        ignored: they stay in UTC, as the page says). A load of its own: rate-limited like the others."""
+        if flows.viewer_zone(name) is not None and name != self.zone:
+            self.zone = name
+            await self._load()
+        return None
+
 
 def _figures() -> rx.Component:
     p, live = SharedPageState, SharedLiveState
@@ -324,7 +335,9 @@ def _shown() -> rx.Component:
                 ),
                 rx.text(
                     rx.cond(p.portfolio, "A combined portfolio's performance", "A strategy's performance"),
-                    ", net of deposits and withdrawals, read-only. Days and times in UTC.",
+                    ", net of deposits and withdrawals, read-only. Days and times in ",
+                    p.zone,
+                    ".",
                     size="2",
                     color_scheme="gray",
                 ),
@@ -351,6 +364,8 @@ def _shown() -> rx.Component:
         _chart(p.days_figure, "share-days-chart", NO_FIGURE),
         spacing="4",
         width="100%",
+        # The browser says its time zone (Intl's IANA name): days and times follow it.
+        on_mount=rx.call_script("Intl.DateTimeFormat().resolvedOptions().timeZone", callback=p.set_time_zone),
     )
 
 

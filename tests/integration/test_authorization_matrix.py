@@ -602,6 +602,7 @@ ROWS += [
     Row(SharedPageState.open_share, "/share/[token]", ANYONE, is_load=True, **SHARED_SHOWN),
     Row(SharedPageState.set_range, "/share/[token]", ANYONE, args=lambda w, who: ["All"], **SHARED_SHOWN),
     Row(SharedPageState.resync, "/share/[token]", ANYONE, **SHARED_SHOWN),
+    Row(SharedPageState.set_time_zone, "/share/[token]", ANYONE, args=lambda w, who: ["Asia/Tokyo"], **SHARED_SHOWN),
     Row(SharedLiveState.tick, "/share/[token]", ANYONE, args=lambda w, who: [""]),  # a tab never shown one: nothing
     Row(
         ShareLinksState.open_links,

@@ -2,8 +2,11 @@
 unless the link allows amounts, live updates of the return, and a revoked link empties the page and says so."""
 
 import asyncio
+import json
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -131,3 +134,14 @@ def test_an_unknown_link_and_a_client_over_its_limit_get_a_message(world):
         _open(token, client_ip="203.0.113.5")
     limited, _ = _open(token, client_ip="203.0.113.5")
     assert limited.gone.startswith("Too many views") and not limited.shown
+
+
+def test_days_and_times_follow_the_browsers_time_zone(world):
+    page, _ = _open(_link(world))
+    call(page, SharedPageState.set_time_zone, "Not/A_Zone")  # whatever the browser sends: an unknown name is ignored
+    assert page.zone == "UTC"
+    last = datetime.fromtimestamp((world["now"] - HOUR_MS) / 1000, UTC)
+    name = "Pacific/Pago_Pago" if last.hour < 12 else "Pacific/Kiritimati"  # UTC-11 or +14: another day than UTC's
+    call(page, SharedPageState.set_time_zone, name)
+    there = last.astimezone(ZoneInfo(name)).date()
+    assert page.zone == name and there != last.date() and there.isoformat() in json.dumps(page.days_figure)
