@@ -2,8 +2,8 @@
 
 import reflex as rx
 
+from projectalgo.components.alerts_bell import alert_toasts, bell
 from projectalgo.members import PASSWORD_MAX_BYTES, PASSWORD_MIN_LENGTH
-from projectalgo.pages.alerts_bell import alert_toasts, bell
 from projectalgo.state import AuthState
 
 

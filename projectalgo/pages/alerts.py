@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from projectalgo import alerts, forms, members, notify, strategies
 from projectalgo.clock import utcnow
+from projectalgo.components.alerts_bell import BellState
 from projectalgo.components.dialogs import with_confirmation
 from projectalgo.components.layout import form_error, layout, notice
 from projectalgo.components.status import status_timer
@@ -28,7 +29,6 @@ from projectalgo.live import Notice, Viewer, alerts_topic
 from projectalgo.live_push import live_push
 from projectalgo.members import Actor
 from projectalgo.models import AlertChannels, id_of, max_length
-from projectalgo.pages.alerts_bell import BellState
 from projectalgo.runtime import services
 from projectalgo.snapshots import Snapshot
 from projectalgo.state import (

@@ -34,13 +34,13 @@ import reflex as rx
 from sqlalchemy import Engine
 
 from projectalgo.api import build_api
+from projectalgo.components.alerts_bell import BellState
 from projectalgo.migrations import upgrade_to_head
 from projectalgo.pages.accounts import AccountsState
 from projectalgo.pages.admin import AdminState
 from projectalgo.pages.admin.alerts import AdminAlertsState
 from projectalgo.pages.admin.share_links import AdminShareLinksState
 from projectalgo.pages.alerts import AlertsState
-from projectalgo.pages.alerts_bell import BellState
 from projectalgo.pages.dashboard import DashboardLiveState, DashboardState
 from projectalgo.pages.group import GroupState
 from projectalgo.pages.invite import InviteState

@@ -9,6 +9,7 @@ import pytest
 
 from projectalgo import notify
 from projectalgo.clock import utcnow
+from projectalgo.components.alerts_bell import BELL, BellState
 from projectalgo.db import session_scope
 from projectalgo.live import LocalBroadcast, alerts_topic
 from projectalgo.live_push import live_push
@@ -16,7 +17,6 @@ from projectalgo.members import end_all_sessions
 from projectalgo.models import AlertChannels, AlertRule
 from projectalgo.pages.admin.alerts import AdminAlertsState
 from projectalgo.pages.alerts import AlertsState
-from projectalgo.pages.alerts_bell import BELL, BellState
 from projectalgo.runtime import services
 from tests.factories import grant_membership, strategy_world
 from tests.support.states import browser_view, call, same_tab, signed_in_state, visit
