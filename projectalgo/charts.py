@@ -297,44 +297,36 @@ def money(value: Decimal | float | None) -> str:
     return f"{sign}${abs(value):,.2f}"
 
 
-def daily_pnl_figure(days: Sequence[tuple[str, float]]) -> dict[str, object]:
-    """Each day's PnL net of flows, a bar per day (its date, YYYY-MM-DD): green up, red down."""
+def _daily_bars(
+    days: Sequence[tuple[str, float]], name: str, hover: str, tickformat: str, hoverformat: str
+) -> dict[str, object]:
+    """A bar per day (its date, YYYY-MM-DD): green up, red down."""
     bars = go.Bar(
-        name="Daily PnL",
+        name=name,
         x=[day for day, _ in days],
-        y=[pnl for _, pnl in days],
-        marker={"color": ["rgb(48, 164, 108)" if pnl >= 0 else "rgb(229, 72, 77)" for _, pnl in days]},
-        hovertemplate="%{x}: %{y:$,.2f}<extra></extra>",
+        y=[value for _, value in days],
+        marker={"color": ["rgb(48, 164, 108)" if value >= 0 else "rgb(229, 72, 77)" for _, value in days]},
+        hovertemplate=f"%{{x}}: %{{y:{hover}}}<extra></extra>",
     )
     layout = {
         "height": 260,
         "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
         "xaxis": _axis(type="date", tickformat="%b %d"),
-        "yaxis": _axis(tickformat=MONEY_TICKS, hoverformat=MONEY_HOVER),
+        "yaxis": _axis(tickformat=tickformat, hoverformat=hoverformat),
         "modebar": MODEBAR,
         "bargap": 0.2,
     }
     return _figure([bars], layout, 0)
+
+
+def daily_pnl_figure(days: Sequence[tuple[str, float]]) -> dict[str, object]:
+    """Each day's PnL net of flows."""
+    return _daily_bars(days, "Daily PnL", "$,.2f", MONEY_TICKS, MONEY_HOVER)
 
 
 def daily_returns_figure(days: Sequence[tuple[str, float]]) -> dict[str, object]:
-    """Each day's return net of flows (0.01 = +1 %), a bar per day: a daily PnL chart without amounts."""
-    bars = go.Bar(
-        name="Daily return",
-        x=[day for day, _ in days],
-        y=[ratio for _, ratio in days],
-        marker={"color": ["rgb(48, 164, 108)" if ratio >= 0 else "rgb(229, 72, 77)" for _, ratio in days]},
-        hovertemplate="%{x}: %{y:+.2%}<extra></extra>",
-    )
-    layout = {
-        "height": 260,
-        "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
-        "xaxis": _axis(type="date", tickformat="%b %d"),
-        "yaxis": _axis(tickformat=".1%", hoverformat=".2%"),
-        "modebar": MODEBAR,
-        "bargap": 0.2,
-    }
-    return _figure([bars], layout, 0)
+    """Each day's return net of flows (0.01 = +1 %): a daily PnL chart without amounts."""
+    return _daily_bars(days, "Daily return", "+.2%", ".1%", ".2%")
 
 
 def returns_figure(
