@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 
 import reflex as rx
-from reflex.event import EventSpec
+from reflex.event import EventSpec, EventType
 from reflex.vars import ObjectVar
 from sqlalchemy.orm import Session
 
@@ -143,19 +143,15 @@ def _link_row(link: ObjectVar[LinkRow]) -> rx.Component:
         labelled_cell("Expires", local_minute(link.expires_at, otherwise="—")),
         labelled_cell("Last viewed", local_minute(link.last_viewed_at, otherwise="never")),
         labelled_cell("Status", link.status),
-        labelled_cell(
-            "",
-            rx.cond(
-                link.status == "active",
-                rx.button(
-                    "Revoke",
-                    size="1",
-                    variant="soft",
-                    color_scheme="red",
-                    on_click=ShareLinksState.revoke_link(link.id),
-                ),
-            ),
-        ),
+        revoke_cell(link.status, ShareLinksState.revoke_link(link.id)),
+    )
+
+
+def revoke_cell(status: rx.Var[str], revoke: EventType[()]) -> rx.Component:
+    """A link's Revoke button, while it is active (the owner's list and the admins' alike)."""
+    return labelled_cell(
+        "",
+        rx.cond(status == "active", rx.button("Revoke", size="1", variant="soft", color_scheme="red", on_click=revoke)),
     )
 
 

@@ -18,7 +18,7 @@ from projectalgo.components.status import local_minute
 from projectalgo.components.tables import labelled_cell, stacked_table
 from projectalgo.members import Actor
 from projectalgo.pages.admin.state import AdminState
-from projectalgo.pages.share_links_section import announce_revoked
+from projectalgo.pages.share_links_section import announce_revoked, revoke_cell
 from projectalgo.state import AuthState, event_handler, failure_message, in_session
 
 
@@ -105,19 +105,7 @@ def _link_row(link: ObjectVar[AdminLinkRow]) -> rx.Component:
         labelled_cell("Expires", local_minute(link.expires_at, otherwise="—")),
         labelled_cell("Last viewed", local_minute(link.last_viewed_at, otherwise="never")),
         labelled_cell("Status", link.status),
-        labelled_cell(
-            "",
-            rx.cond(
-                link.status == "active",
-                rx.button(
-                    "Revoke",
-                    size="1",
-                    variant="soft",
-                    color_scheme="red",
-                    on_click=AdminShareLinksState.revoke_link(link.id),
-                ),
-            ),
-        ),
+        revoke_cell(link.status, AdminShareLinksState.revoke_link(link.id)),
     )
 
 
